@@ -1,0 +1,182 @@
+"""The `cgdm` command line: a thin layer over the pipeline.
+
+Only click and the pure-Python container are imported at start-up, so `cgdm --help` and
+`cgdm info` answer instantly; torch and CompressAI load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .container import read_file, summary
+from .errors import FormatError, ImageError
+
+
+class Reporter:
+    """Stage messages with elapsed time on stderr, silenced by --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.t0 = quiet, time.monotonic()
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            click.echo(f"[{time.monotonic() - self.t0:5.1f}s] {msg}", err=True)
+
+
+def fail(msg: str, code: int = 1) -> "NoReturn":  # type: ignore[name-defined]
+    click.echo(f"cgdm: error: {msg}", err=True)
+    sys.exit(code)
+
+
+def run_guarded(fn, *args, **kwargs):
+    """Turn every expected failure into one line on stderr and a non-zero exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except (FormatError, ImageError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except MemoryError:
+        fail("out of memory (try --base-only or a smaller image)")
+    except OSError as e:
+        fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "))
+    except RuntimeError as e:  # WeightsError, device errors
+        fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Never leave a half-written output: write a temp file beside it, then rename."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                      show_default=True, help="Where the networks run (entropy coding always runs on the CPU).")
+QUIET = click.option("--quiet", "-Q", is_flag=True, help="No progress messages on stderr.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="cgdm")
+def main() -> None:
+    """cgdm: a perceptual image codec (learned base codec + diffusion decoder).
+
+    \b
+      cgdm encode img.png -q 3 -o img.cgdm
+      cgdm decode img.cgdm -o out.png
+      cgdm info img.cgdm
+    """
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-q", "--quality", type=click.IntRange(1, 6), default=3, show_default=True,
+              help="Quality level: 1 = smallest file (~0.1 bpp) .. 6 = best (~0.8 bpp).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output .cgdm file [default: INPUT with extension .cgdm].")
+@DEVICE
+@QUIET
+def encode(input: Path, quality: int, output: Path | None, device: str, quiet: bool) -> None:
+    """Compress an image (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm."""
+    out = output or input.with_suffix(".cgdm")
+    if out.resolve() == input.resolve():
+        fail("output would overwrite the input; choose another -o")
+    report = Reporter(quiet)
+
+    def job() -> None:
+        from . import imageio
+
+        img = imageio.load(input)
+        for note in img.notes:
+            report(f"note: {note}")
+        from .pipeline import encode_image
+
+        data = encode_image(img, quality, device=device, progress=report)
+        write_atomic(out, data)
+        bpp = 8 * len(data) / (img.width * img.height)
+        report(f"wrote {out} ({len(data)} bytes, {bpp:.4f} bpp)")
+
+    run_guarded(job)
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output image; the format follows the extension (.png, .webp, .jpg, ...) "
+                   "[default: INPUT with extension .decoded.png].")
+@click.option("--base-only", is_flag=True,
+              help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
+@DEVICE
+@QUIET
+def decode(input: Path, output: Path | None, base_only: bool, device: str, quiet: bool) -> None:
+    """Decode a .cgdm file to an image."""
+    out = output or input.with_suffix(".decoded.png")
+    report = Reporter(quiet)
+
+    def job() -> None:
+        f = read_file(input)
+        from . import imageio
+
+        if out.suffix.lower() not in _image_extensions():
+            raise imageio.ImageError(f"{out}: unknown output format '{out.suffix or '(none)'}'; use e.g. .png")
+        from .pipeline import decode_file
+
+        rgb = decode_file(f, base_only=base_only, device=device, progress=report)
+        alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
+        for note in imageio.save(imageio.to_pil(rgb, f.colour_mode, alpha), out):
+            report(f"note: {note}")
+        report(f"wrote {out} ({f.width}x{f.height})")
+
+    run_guarded(job)
+
+
+def _image_extensions() -> set[str]:
+    from PIL import Image
+
+    Image.init()
+    return set(Image.EXTENSION)
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(input: Path, as_json: bool) -> None:
+    """Describe a .cgdm file without decoding it."""
+
+    def job() -> None:
+        f = read_file(input)
+        s = summary(f, input.stat().st_size)
+        if as_json:
+            click.echo(json.dumps(s))
+            return
+        click.echo(f"{input}: cgdm format {s['format_version']}")
+        click.echo(f"  image      {s['width']}x{s['height']} {s['colour_mode']}")
+        click.echo(f"  quality    {s['quality']}")
+        click.echo(f"  size       {s['bytes']} bytes, {s['bpp']} bpp "
+                   f"({s['framing_bytes']} bytes of framing)")
+        click.echo(f"  base codec {s['base_codec']}, weights {s['weights_id']}")
+        if s.get("diffusion"):
+            click.echo(f"  diffusion  {s['steps']} DDIM steps, seed {s['seed']}")
+        else:
+            click.echo(f"  diffusion  none (base codec only), seed {s['seed']}")
+        click.echo("  sections   " + ", ".join(f"{k} {v} B" for k, v in s["sections"].items()))
+
+    run_guarded(job)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,507 @@
+"""The ``.cgdm`` container: byte layout, serialisation and strict parsing.
+
+This module is deliberately pure standard library (``enum``, ``zlib``, ...): it
+must stay importable without torch, numpy or compressai so that ``cgdm info``
+and format checks are fast and dependency free.  The normative description of
+the format is ``docs/format.md``; keep the two in sync.
+
+Summary of format version 1 (all fixed-size integers little-endian)::
+
+    magic "CGD" | version u8 | packed u8 | base codec u8 | weights id 4 bytes
+    | width varint | height varint | seed varint | [steps u8 if diffusion]
+    | sections: (varint length, bytes) ... | CRC-32 u32 of all preceding bytes
+"""
+
+from __future__ import annotations
+
+import enum
+import operator
+import os
+import stat
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BASE_CODEC_STREAMS",
+    "BASE_CODEC_STREAM_NAMES",
+    "CgdmFile",
+    "ColourMode",
+    "FORMAT_VERSION",
+    "FormatError",
+    "MAGIC",
+    "MAX_DIM",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "MIN_FILE_BYTES",
+    "decode_varint",
+    "encode_varint",
+    "framing_overhead",
+    "parse",
+    "read_file",
+    "serialize",
+    "summary",
+]
+
+MAGIC = b"CGD"
+FORMAT_VERSION = 1
+
+MAX_DIM = 32768
+MAX_PIXELS = 1 << 26
+MAX_U32 = (1 << 32) - 1
+MAX_VARINT_BYTES = 5
+MAX_STEPS = 255
+MIN_QUALITY, MAX_QUALITY = 1, 6
+
+#: Largest file :func:`read_file` accepts.
+MAX_FILE_BYTES = 1 << 30
+
+#: Number of base-codec streams per base codec id.  Codec 1 is the learned
+#: variable-rate hyperprior: first the hyper-latent ``z`` stream, then ``y``.
+BASE_CODEC_STREAMS: dict[int, int] = {1: 2}
+#: Human-readable stream names (used by :func:`summary`).
+BASE_CODEC_STREAM_NAMES: dict[int, tuple[str, ...]] = {1: ("z", "y")}
+
+_FIXED_HEADER_BYTES = 10  # magic(3) + version + packed + base codec + weights id(4)
+_CRC_BYTES = 4
+#: Smallest byte string that can get past the first length check: the fixed
+#: header, three one-byte varints (width, height, seed) and the checksum.
+MIN_FILE_BYTES = _FIXED_HEADER_BYTES + 3 + _CRC_BYTES
+
+# packed byte layout
+_QUALITY_MASK = 0b0000_0111
+_MODE_SHIFT = 3
+_MODE_MASK = 0b0001_1000
+_DIFFUSION_BIT = 0b0010_0000
+_RESERVED_MASK = 0b1100_0000
+
+
+class FormatError(ValueError):
+    """A ``.cgdm`` file (or a :class:`CgdmFile`) violates the format.
+
+    The message is a single user-readable line.
+    """
+
+
+class ColourMode(enum.IntEnum):
+    """Colour mode of the decoded image (bits 3-4 of the packed byte)."""
+
+    RGB = 0
+    L = 1
+    RGBA = 2
+    LA = 3
+
+    @property
+    def has_alpha(self) -> bool:
+        return self in (ColourMode.RGBA, ColourMode.LA)
+
+    @property
+    def channels(self) -> int:
+        return (3, 1, 4, 2)[self]
+
+
+# --------------------------------------------------------------------------
+# varint (unsigned LEB128, canonical, at most 5 bytes, value < 2**32)
+# --------------------------------------------------------------------------
+
+
+def encode_varint(value: int) -> bytes:
+    """Encode ``0 <= value < 2**32`` as a canonical unsigned LEB128 varint."""
+    if isinstance(value, bool):
+        raise FormatError("varint value must be an integer, not bool")
+    value = operator.index(value)
+    if not 0 <= value <= MAX_U32:
+        raise FormatError(f"varint value {value} outside 0..{MAX_U32}")
+    out = bytearray()
+    while True:
+        group = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(group | 0x80)
+        else:
+            out.append(group)
+            return bytes(out)
+
+
+def decode_varint(data: bytes, pos: int = 0, what: str = "varint") -> tuple[int, int]:
+    """Decode a varint at ``data[pos:]``; return ``(value, new_pos)``.
+
+    Raises :class:`FormatError` if it runs past the end of ``data`` (message
+    contains "truncated"), is longer than 5 bytes, is not canonical (a final
+    byte of 0x00 after other bytes), or does not fit in 32 bits.
+    """
+    value = 0
+    shift = 0
+    start = pos
+    n = len(data)
+    for i in range(MAX_VARINT_BYTES):
+        if pos >= n:
+            raise FormatError(f"truncated file: {what} at byte {start} runs past the end")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if byte == 0 and i > 0:
+                raise FormatError(f"invalid {what} at byte {start}: non-canonical varint encoding")
+            if value > MAX_U32:
+                raise FormatError(f"invalid {what} at byte {start}: value does not fit in 32 bits")
+            return value, pos
+    raise FormatError(f"invalid {what} at byte {start}: varint longer than {MAX_VARINT_BYTES} bytes")
+
+
+# --------------------------------------------------------------------------
+# the file object
+# --------------------------------------------------------------------------
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise FormatError(f"{name} must be an integer, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise FormatError(f"{name} must be an integer, got {type(value).__name__}") from None
+
+
+def _as_bytes(name: str, value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise FormatError(f"{name} must be bytes, got {type(value).__name__}")
+
+
+def _check_dims(width: int, height: int) -> None:
+    if not 1 <= width <= MAX_DIM:
+        raise FormatError(f"invalid width {width} (must be 1..{MAX_DIM})")
+    if not 1 <= height <= MAX_DIM:
+        raise FormatError(f"invalid height {height} (must be 1..{MAX_DIM})")
+    if width * height > MAX_PIXELS:
+        raise FormatError(
+            f"image too large: {width}x{height} = {width * height} pixels (limit {MAX_PIXELS})"
+        )
+
+
+def _check_quality(quality: int) -> None:
+    if not MIN_QUALITY <= quality <= MAX_QUALITY:
+        raise FormatError(f"invalid quality {quality} (must be {MIN_QUALITY}..{MAX_QUALITY})")
+
+
+def _check_base_codec(base_codec: int) -> None:
+    if base_codec not in BASE_CODEC_STREAMS:
+        known = ", ".join(str(k) for k in sorted(BASE_CODEC_STREAMS))
+        raise FormatError(f"unknown base codec id {base_codec} (this cgdm knows: {known})")
+
+
+def _check_version(version: int) -> None:
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"unsupported format version {version} (this cgdm reads version {FORMAT_VERSION})"
+        )
+
+
+@dataclass(frozen=True)
+class CgdmFile:
+    """Everything a ``.cgdm`` file stores.
+
+    Construction validates (and normalises: ints via ``__index__``, bytes-like
+    objects to ``bytes``, sequences of streams to a tuple, ints to
+    :class:`ColourMode`) every field and raises :class:`FormatError` when the
+    object could not be written as a valid version-1 file.
+    """
+
+    quality: int
+    width: int
+    height: int
+    weights_id: bytes
+    base_streams: tuple[bytes, ...]
+    colour_mode: ColourMode = ColourMode.RGB
+    base_codec: int = 1
+    seed: int = 0
+    steps: int | None = None
+    syntax: bytes | None = None
+    alpha: bytes | None = None
+    version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        for name in ("quality", "width", "height", "base_codec", "seed", "version"):
+            put(self, name, _as_int(name, getattr(self, name)))
+        put(self, "weights_id", _as_bytes("weights_id", self.weights_id))
+        if isinstance(self.base_streams, (bytes, bytearray, memoryview, str)) or not hasattr(
+            self.base_streams, "__iter__"
+        ):
+            raise FormatError("base_streams must be a sequence of bytes objects")
+        put(
+            self,
+            "base_streams",
+            tuple(_as_bytes(f"base_streams[{i}]", s) for i, s in enumerate(self.base_streams)),
+        )
+        try:
+            put(self, "colour_mode", ColourMode(_as_int("colour_mode", self.colour_mode)))
+        except ValueError as exc:
+            if isinstance(exc, FormatError):
+                raise
+            raise FormatError(f"invalid colour mode {self.colour_mode!r}") from None
+        if self.steps is not None:
+            put(self, "steps", _as_int("steps", self.steps))
+        if self.syntax is not None:
+            put(self, "syntax", _as_bytes("syntax", self.syntax))
+        if self.alpha is not None:
+            put(self, "alpha", _as_bytes("alpha", self.alpha))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`FormatError` unless this object is serialisable."""
+        _check_version(self.version)
+        _check_quality(self.quality)
+        _check_base_codec(self.base_codec)
+        _check_dims(self.width, self.height)
+        if len(self.weights_id) != 4:
+            raise FormatError(f"weights_id must be exactly 4 bytes, got {len(self.weights_id)}")
+        if not 0 <= self.seed <= MAX_U32:
+            raise FormatError(f"invalid seed {self.seed} (must be 0..{MAX_U32})")
+        expected = BASE_CODEC_STREAMS[self.base_codec]
+        if len(self.base_streams) != expected:
+            raise FormatError(
+                f"base codec {self.base_codec} needs {expected} base streams, "
+                f"got {len(self.base_streams)}"
+            )
+        if (self.steps is None) != (self.syntax is None):
+            raise FormatError("steps and syntax must both be set (diffusion) or both be None")
+        if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
+            raise FormatError(f"invalid DDIM step count {self.steps} (must be 1..{MAX_STEPS})")
+        if self.colour_mode.has_alpha and self.alpha is None:
+            raise FormatError(f"colour mode {self.colour_mode.name} requires an alpha section")
+        if not self.colour_mode.has_alpha and self.alpha is not None:
+            raise FormatError(f"colour mode {self.colour_mode.name} must not have an alpha section")
+        for name, section in self.named_sections():
+            if len(section) > MAX_U32:
+                raise FormatError(f"section {name} is too long ({len(section)} bytes)")
+
+    @property
+    def diffusion(self) -> bool:
+        return self.steps is not None
+
+    def named_sections(self) -> list[tuple[str, bytes]]:
+        """The sections in file order, with display names.
+
+        The small optional sections come first and the base streams last, so the final
+        section (the latent stream, by far the largest) needs no length prefix: it runs up
+        to the checksum.
+        """
+        names = BASE_CODEC_STREAM_NAMES.get(self.base_codec) or tuple(
+            f"base{i}" for i in range(len(self.base_streams))
+        )
+        out: list[tuple[str, bytes]] = []
+        if self.syntax is not None:
+            out.append(("syntax", self.syntax))
+        if self.alpha is not None:
+            out.append(("alpha", self.alpha))
+        out.extend(zip(names, self.base_streams))
+        return out
+
+    @property
+    def sections(self) -> tuple[bytes, ...]:
+        """The section payloads in file order."""
+        return tuple(s for _, s in self.named_sections())
+
+    @property
+    def payload_bytes(self) -> int:
+        """Sum of the section contents (excluding their length prefixes)."""
+        return sum(len(s) for s in self.sections)
+
+
+# --------------------------------------------------------------------------
+# serialise / parse
+# --------------------------------------------------------------------------
+
+
+def _header(f: CgdmFile) -> bytes:
+    packed = f.quality | (int(f.colour_mode) << _MODE_SHIFT)
+    if f.diffusion:
+        packed |= _DIFFUSION_BIT
+    out = bytearray(MAGIC)
+    out += bytes((f.version, packed, f.base_codec))
+    out += f.weights_id
+    out += encode_varint(f.width)
+    out += encode_varint(f.height)
+    out += encode_varint(f.seed)
+    if f.diffusion:
+        out.append(f.steps)  # type: ignore[arg-type]
+    return bytes(out)
+
+
+def serialize(f: CgdmFile) -> bytes:
+    """Encode ``f`` as a version-1 ``.cgdm`` byte string."""
+    if not isinstance(f, CgdmFile):
+        raise TypeError(f"expected CgdmFile, got {type(f).__name__}")
+    f.validate()
+    parts = [_header(f)]
+    *prefixed, last = f.sections
+    for section in prefixed:
+        parts.append(encode_varint(len(section)))
+        parts.append(section)
+    parts.append(last)  # the final section runs up to the checksum: no length prefix
+    body = b"".join(parts)
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def parse(data: bytes) -> CgdmFile:
+    """Strictly decode a ``.cgdm`` byte string.
+
+    Every problem raises :class:`FormatError` with a one-line message; the
+    checks run in the order documented in ``docs/format.md``.
+    """
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    n = len(data)
+
+    # 1. magic (only as much of it as is present), 2. minimum length
+    if data[: len(MAGIC)] != MAGIC[: min(n, len(MAGIC))]:
+        raise FormatError("not a .cgdm file (bad magic bytes)")
+    if n < MIN_FILE_BYTES:
+        raise FormatError(f"truncated file: {n} bytes, a .cgdm file has at least {MIN_FILE_BYTES}")
+
+    # 3. fixed header
+    version = data[3]
+    _check_version(version)
+    packed = data[4]
+    if packed & _RESERVED_MASK:
+        raise FormatError(f"invalid header: reserved flag bits set (packed byte 0x{packed:02x})")
+    quality = packed & _QUALITY_MASK
+    _check_quality(quality)
+    colour_mode = ColourMode((packed & _MODE_MASK) >> _MODE_SHIFT)
+    diffusion = bool(packed & _DIFFUSION_BIT)
+    base_codec = data[5]
+    _check_base_codec(base_codec)
+    weights_id = data[6:10]
+    pos = _FIXED_HEADER_BYTES
+
+    # 4. dimensions (validated before anything else uses them), seed, steps
+    width, pos = decode_varint(data, pos, "width")
+    if not 1 <= width <= MAX_DIM:
+        raise FormatError(f"invalid width {width} (must be 1..{MAX_DIM})")
+    height, pos = decode_varint(data, pos, "height")
+    _check_dims(width, height)
+    seed, pos = decode_varint(data, pos, "seed")
+    steps: int | None = None
+    if diffusion:
+        if pos >= n:
+            raise FormatError(f"truncated file: steps field at byte {pos} runs past the end")
+        steps = data[pos]
+        pos += 1
+        if steps == 0:
+            raise FormatError(f"invalid DDIM step count 0 (must be 1..{MAX_STEPS})")
+
+    # 5. sections: every one but the last is length-prefixed; the last fills the
+    #    bytes up to the checksum (appended bytes therefore fail the checksum)
+    names = []
+    if diffusion:
+        names.append("syntax")
+    if colour_mode.has_alpha:
+        names.append("alpha")
+    base_names = list(BASE_CODEC_STREAM_NAMES.get(base_codec, ()))
+    base_names += [f"base{i}" for i in range(len(base_names), BASE_CODEC_STREAMS[base_codec])]
+    names += base_names
+    sections: list[bytes] = []
+    for name in names[:-1]:
+        length, pos = decode_varint(data, pos, f"length of section {name}")
+        available = n - pos - _CRC_BYTES
+        if length > available:
+            raise FormatError(
+                f"truncated file: section {name} ({length} bytes) at byte {pos} "
+                f"runs past the end ({max(available, 0)} bytes left before the checksum)"
+            )
+        sections.append(data[pos : pos + length])
+        pos += length
+    if n - pos < _CRC_BYTES:
+        raise FormatError(f"truncated file: checksum at byte {pos} runs past the end")
+    sections.append(data[pos : n - _CRC_BYTES])
+    pos = n - _CRC_BYTES
+
+    # 6. checksum
+    stored = int.from_bytes(data[pos:], "little")
+    computed = zlib.crc32(memoryview(data)[:pos])
+    if stored != computed:
+        raise FormatError(
+            f"corrupted file (checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x})"
+        )
+
+    k = int(diffusion) + int(colour_mode.has_alpha)
+    return CgdmFile(
+        quality=quality,
+        width=width,
+        height=height,
+        weights_id=weights_id,
+        base_streams=tuple(sections[k:]),
+        colour_mode=colour_mode,
+        base_codec=base_codec,
+        seed=seed,
+        steps=steps,
+        syntax=sections[0] if diffusion else None,
+        alpha=sections[k - 1] if colour_mode.has_alpha else None,
+        version=version,
+    )
+
+
+def read_file(path: str | os.PathLike[str]) -> CgdmFile:
+    """Read and parse a ``.cgdm`` file of at most :data:`MAX_FILE_BYTES` bytes.
+
+    The size is checked with ``stat`` before reading; the read itself is also
+    bounded, so a file growing in between cannot exceed the limit either.
+    ``OSError`` (missing file, permissions, ...) propagates unchanged.
+    """
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"{os.fspath(path)} is a directory")
+        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_FILE_BYTES:
+            raise FormatError(
+                f"file too large: {st.st_size} bytes (limit {MAX_FILE_BYTES} bytes)"
+            )
+        data = fh.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise FormatError(f"file too large: more than {MAX_FILE_BYTES} bytes")
+    return parse(data)
+
+
+# --------------------------------------------------------------------------
+# reporting helpers
+# --------------------------------------------------------------------------
+
+
+def framing_overhead(f: CgdmFile) -> int:
+    """``len(serialize(f)) - f.payload_bytes``, computed without serialising."""
+    f.validate()
+    return (
+        len(_header(f))
+        + sum(len(encode_varint(len(s))) for s in f.sections[:-1])
+        + _CRC_BYTES
+    )
+
+
+def summary(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
+    """JSON-ready description of ``f`` for ``cgdm info --json``.
+
+    ``file_bytes`` is the size of the file on disk (normally
+    ``len(serialize(f))``); ``bytes`` and ``bpp`` are computed from it.
+    """
+    file_bytes = _as_int("file_bytes", file_bytes)
+    return {
+        "width": f.width,
+        "height": f.height,
+        "quality": f.quality,
+        "bytes": file_bytes,
+        "bpp": round(8 * file_bytes / (f.width * f.height), 4),
+        "format_version": f.version,
+        "seed": f.seed,
+        "colour_mode": f.colour_mode.name,
+        "base_codec": f.base_codec,
+        "weights_id": f.weights_id.hex(),
+        "diffusion": f.diffusion,
+        "steps": f.steps,
+        "sections": {name: len(s) for name, s in f.named_sections()},
+        "framing_bytes": framing_overhead(f),
+    }

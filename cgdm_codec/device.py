@@ -1,0 +1,33 @@
+"""Where and in which precision the networks run."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AVX-512 BF16 or AMX: where bfloat16 convolutions beat float32 on the CPU."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and (
+            torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()))
+    except AttributeError:
+        return False
+
+
+def autocast_for(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """bfloat16 autocast where it pays off (CUDA, or CPUs with AMX/AVX-512 BF16)."""
+    use_bf16 = precision == "bf16" or (
+        precision == "auto" and (device.type == "cuda" or cpu_has_fast_bf16()))
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)

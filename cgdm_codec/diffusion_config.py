@@ -1,0 +1,122 @@
+"""Configuration of the CGDM decoder (U-Net, syntax stream, sampler) as plain dataclasses.
+
+Kept free of torch so the container tools can read a weights manifest cheaply. The bundle
+``CgdmConfig`` is written into the weights manifest: everything a decoder must agree on with
+the encoder (architecture, noise schedule, tile geometry, noise period) is fixed by the
+weights, and only the number of DDIM steps and the seed travel in each file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .config import NUM_QUALITIES
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """The consistency-guided U-Net.
+
+    ``unshuffle`` folds r x r pixel blocks into channels before the first convolution, so
+    every feature map is r^2 times smaller: the main lever for CPU speed.
+    """
+
+    inner: int = 64
+    multipliers: tuple[int, ...] = (1, 2, 2, 3)
+    depth: int = 2
+    dropout: float = 0.2
+    unshuffle: int = 1
+    cond_mult: int = 4  # width of the condition vector, in units of ``inner``
+    num_qualities: int = NUM_QUALITIES
+
+    @classmethod
+    def paper(cls) -> "UNetConfig":
+        """The paper's network (supplementary Table 1)."""
+        return cls(inner=64, multipliers=(1, 2, 2, 3), depth=2, dropout=0.2, unshuffle=1)
+
+    @classmethod
+    def small(cls) -> "UNetConfig":
+        """The shipped CPU network: half-resolution features, three levels, one block each."""
+        return cls(inner=32, multipliers=(1, 2, 2), depth=1, dropout=0.0, unshuffle=2)
+
+    @classmethod
+    def tiny(cls) -> "UNetConfig":
+        """A toy network for tests and smoke runs only."""
+        return cls(inner=8, multipliers=(1, 2), depth=1, dropout=0.0, unshuffle=2, cond_mult=2)
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        return tuple(self.inner * m for m in self.multipliers)
+
+    @property
+    def cond_dim(self) -> int:
+        return self.inner * self.cond_mult
+
+    @property
+    def multiple(self) -> int:
+        """Tile sides must be multiples of this (unshuffle times one 2x per extra level)."""
+        return self.unshuffle * 2 ** (len(self.multipliers) - 1)
+
+
+@dataclass(frozen=True)
+class SyntaxConfig:
+    """The neural syntax: a short integer vector sent beside the base bitstream.
+
+    Symbols are clamped to [-symbol_range, symbol_range] before coding; ``widths`` are the
+    channels of the generator's stride-2 stages, each of which is globally pooled.
+    """
+
+    length: int = 24
+    widths: tuple[int, ...] = (32, 64, 96, 128)
+    hidden: int = 128
+    symbol_range: int = 63
+    pool_tile: int = 512  # the encoder pools large images tile by tile to bound memory
+
+    @property
+    def alphabet(self) -> int:
+        return 2 * self.symbol_range + 1
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Noise schedule, DDIM step count and the tile geometry (all sizes in image pixels)."""
+
+    train_timesteps: int = 1000
+    schedule: str = "linear"  # "linear" (DDPM betas) or "cosine"
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    steps: int = 9
+    tile: int = 256
+    overlap: int = 8
+    noise_period: int = 256  # side of the seeded noise patch tiled over the whole image
+
+
+@dataclass(frozen=True)
+class CgdmConfig:
+    unet: UNetConfig = field(default_factory=UNetConfig.small)
+    syntax: SyntaxConfig = field(default_factory=SyntaxConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["unet"]["multipliers"] = list(self.unet.multipliers)
+        d["syntax"]["widths"] = list(self.syntax.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CgdmConfig":
+        unet = dict(d["unet"], multipliers=tuple(d["unet"]["multipliers"]))
+        syntax = dict(d["syntax"], widths=tuple(d["syntax"]["widths"]))
+        return cls(UNetConfig(**unet), SyntaxConfig(**syntax), SamplerConfig(**d["sampler"]))
+
+    @classmethod
+    def preset(cls, name: str) -> "CgdmConfig":
+        """``paper``, ``small`` (shipped) or ``tiny`` (tests only)."""
+        if name == "paper":
+            return cls(unet=UNetConfig.paper())
+        if name == "small":
+            return cls(unet=UNetConfig.small())
+        if name == "tiny":
+            return cls(unet=UNetConfig.tiny(), syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16))
+        raise ValueError(f"unknown preset {name!r}; choose paper, small or tiny")

@@ -1,0 +1,14 @@
+"""User-facing error types, importable without torch or numpy (the CLI catches these)."""
+
+from .container import FormatError
+
+
+class ImageError(ValueError):
+    """A problem with an input or output image, as one line for the user."""
+
+
+class WeightsError(RuntimeError):
+    """The weights a file needs are missing or differ from the installed ones."""
+
+
+__all__ = ["FormatError", "ImageError", "WeightsError"]

@@ -1,0 +1,184 @@
+"""Reading images into the codec's RGB(+alpha) form and writing decoded images.
+
+Everything a user can feed in is mapped deliberately onto 8-bit RGB plus an optional alpha
+plane: EXIF orientation is applied, grayscale is remembered (and restored on decode), alpha is
+kept (coded losslessly beside the image), and 16-bit samples are reduced to 8 bits with a note.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .container import MAX_DIM as MAX_SIDE, MAX_PIXELS, ColourMode
+from .errors import ImageError
+
+
+@dataclass
+class CodecImage:
+    rgb: np.ndarray  # (H, W, 3) uint8
+    mode: ColourMode
+    alpha: np.ndarray | None = None  # (H, W) uint8 when mode has alpha
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageError(
+            f"image is {width}x{height}; cgdm handles up to {MAX_SIDE} px per side and "
+            f"{MAX_PIXELS} pixels")
+
+
+def _to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Scale high-bit-depth samples to 8 bits (rounding), noting it for the user."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind == "f":
+        peak = 1.0 if float(np.nanmax(a, initial=0.0)) <= 1.0 else 255.0
+        notes.append("floating-point input converted to 8 bits per channel")
+        return np.clip(np.nan_to_num(a) * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
+    a = a.astype(np.int64)
+    if int(a.max(initial=0)) <= 255 and int(a.min(initial=0)) >= 0:
+        return a.astype(np.uint8)
+    notes.append("16-bit input reduced to 8 bits per channel")
+    return np.clip((np.clip(a, 0, 65535) * 255 + 32767) // 65535, 0, 255).astype(np.uint8)
+
+
+def from_pil(im) -> CodecImage:
+    """Map any Pillow image onto the codec's RGB + optional alpha form."""
+    from PIL import ImageOps
+
+    check_size(*im.size)
+    im = ImageOps.exif_transpose(im)
+    notes: list[str] = []
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode in ("RGBa", "La"):
+        im = im.convert("RGBA" if mode == "RGBa" else "LA")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    mode = im.mode
+    if mode == "1":
+        im, mode = im.convert("L"), "L"
+
+    alpha = None
+    if mode in ("RGBA", "LA"):
+        arr = np.asarray(im)
+        alpha = arr[..., -1].copy()
+        colour = arr[..., :-1]
+        is_gray = mode == "LA"
+    elif mode == "RGB":
+        colour, is_gray = np.asarray(im), False
+    elif mode == "L" or mode.startswith("I") or mode == "F":
+        colour, is_gray = _to_8bit(np.asarray(im), notes), True
+    else:
+        raise ImageError(f"unsupported image mode {mode}")
+
+    if is_gray:
+        gray = colour if colour.ndim == 2 else colour[..., 0]
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+    else:
+        rgb = colour
+    if alpha is not None and int(alpha.min()) == 255:
+        alpha = None  # fully opaque: nothing to keep
+    if alpha is not None:
+        cmode = ColourMode.LA if is_gray else ColourMode.RGBA
+        notes.append("alpha channel kept (coded losslessly)")
+    else:
+        cmode = ColourMode.L if is_gray else ColourMode.RGB
+    return CodecImage(np.ascontiguousarray(rgb, dtype=np.uint8), cmode, alpha, notes)
+
+
+def load(path: str | Path) -> CodecImage:
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            check_size(*im.size)  # before decoding any pixel data
+            im.load()
+            return from_pil(im)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: not a readable image ({e})") from None
+
+
+def to_pil(rgb: np.ndarray, mode: ColourMode, alpha: np.ndarray | None):
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    if mode in (ColourMode.L, ColourMode.LA):
+        im = im.convert("L")
+    if alpha is not None:
+        im.putalpha(Image.fromarray(alpha, "L"))
+    return im
+
+
+def encode_alpha(alpha: np.ndarray) -> bytes:
+    return zlib.compress(np.ascontiguousarray(alpha, dtype=np.uint8).tobytes(), 9)
+
+
+def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+    """Inflate with a hard output limit, so a hostile section cannot balloon memory."""
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(data, width * height + 1)
+    except zlib.error:
+        raise ImageError("alpha section is corrupted") from None
+    if len(raw) != width * height or d.unconsumed_tail or not d.eof:
+        raise ImageError("alpha section has the wrong size")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(height, width)
+
+
+_NO_ALPHA_FORMATS = {"JPEG", "BMP", "PPM"}
+
+
+def save(im, path: str | Path) -> list[str]:
+    """Write atomically in the format the extension names; returns notes for the user."""
+    from PIL import Image
+
+    path = Path(path)
+    ext = path.suffix.lower()
+    Image.init()
+    fmt = Image.EXTENSION.get(ext)
+    if fmt is None:
+        raise ImageError(f"{path}: unknown output format '{ext or '(no extension)'}'; use e.g. .png")
+    notes = []
+    if fmt in _NO_ALPHA_FORMATS and im.mode in ("RGBA", "LA"):
+        notes.append(f"{fmt} cannot store alpha: alpha dropped in {path.name}")
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ImageError(f"{path}: folder {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=ext, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            im.save(f, format=fmt)
+        os.replace(tmp, path)
+    except Exception as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, (OSError, ValueError, KeyError)):
+            raise ImageError(f"{path}: cannot write ({e})") from None
+        raise
+    return notes

@@ -1,0 +1,3 @@
+from .gain import GainUnit
+
+__all__ = ["GainUnit"]

@@ -1,0 +1,1 @@
+"""Networks. Import the submodules directly; this package imports nothing heavy itself."""

@@ -1,0 +1,80 @@
+"""The syntax generator: a short vector that tells the decoder what x~ lost.
+
+It looks at the original x and the base reconstruction x~ (so it can describe their
+difference), pools every scale of a small stride-2 conv net globally, and maps the
+concatenated pooled features to ``length`` numbers. Global pooling makes the vector
+image-wide and size-independent, which is what lets a few tens of integers steer the
+fusion at every tile. Rounding gives the transmitted integer symbols.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..diffusion_config import SyntaxConfig
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity in the backward pass."""
+    return (torch.round(x) - x).detach() + x
+
+
+class SyntaxGenerator(nn.Module):
+    def __init__(self, cfg: SyntaxConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        stages, prev = [], 6
+        for width in cfg.widths:
+            stages.append(nn.Sequential(nn.Conv2d(prev, width, 3, stride=2, padding=1),
+                                        nn.LeakyReLU(0.1),
+                                        nn.Conv2d(width, width, 3, padding=1),
+                                        nn.LeakyReLU(0.1)))
+            prev = width
+        self.stages = nn.ModuleList(stages)
+        self.mlp = nn.Sequential(nn.Linear(sum(cfg.widths), cfg.hidden), nn.LeakyReLU(0.1),
+                                 nn.Linear(cfg.hidden, cfg.length))
+
+    def pooled(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
+        """Global means of every stage's features, concatenated: (B, sum(widths)), float32."""
+        h, means = torch.cat([x, x_tilde], dim=1), []
+        for stage in self.stages:
+            h = stage(h)
+            means.append(h.float().mean(dim=(-2, -1)))
+        return torch.cat(means, dim=1)
+
+    def pooled_tiled(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
+        """``pooled`` for one large image, tile by tile, as an area-weighted mean of tile means.
+
+        Bounds memory at encode time; it differs from the untiled result only through the
+        convolutions' zero padding at tile borders.
+        """
+        tile = self.cfg.pool_tile
+        _, _, h, w = x.shape
+        if h <= tile and w <= tile:
+            return self.pooled(x, x_tilde)
+        total, area = 0.0, 0
+        for top in range(0, h, tile):
+            for left in range(0, w, tile):
+                sl = (..., slice(top, top + tile), slice(left, left + tile))
+                a = x[sl].shape[-2] * x[sl].shape[-1]
+                total = total + self.pooled(x[sl], x_tilde[sl]) * a
+                area += a
+        return total / area
+
+    def forward(self, x: torch.Tensor, x_tilde: torch.Tensor, tiled: bool = False) -> torch.Tensor:
+        """Continuous syntax values (B, length), float32; images in [-1, 1]."""
+        feats = self.pooled_tiled(x, x_tilde) if tiled else self.pooled(x, x_tilde)
+        return self.mlp(feats)
+
+
+def quantize(values: torch.Tensor, symbol_range: int, straight_through: bool) -> torch.Tensor:
+    """Round (with a straight-through gradient in training) and clamp to the coded range."""
+    rounded = ste_round(values) if straight_through else torch.round(values)
+    return rounded.clamp(-symbol_range, symbol_range)
+
+
+def symbols_of(values: torch.Tensor, symbol_range: int) -> torch.Tensor:
+    """The integer symbols actually transmitted, as a LongTensor."""
+    return quantize(values.detach(), symbol_range, straight_through=False).long()
+

@@ -1,0 +1,1 @@
+"""Decoding-time machinery: seeded noise, the DDIM scheduler, tiling and the restore loop."""

@@ -1,0 +1,147 @@
+"""Overlapping tiles for images of any size, and blending the network's tile predictions.
+
+The network is trained on fixed-size crops and its memory grows with the input, so the
+decoder runs it on tiles (paper: 256 x 256 with 8 pixels of overlap) and blends the
+overlaps with smooth ramps after every denoising step, which keeps neighbouring tiles on
+one shared trajectory instead of letting them drift apart and meet at visible seams.
+
+Geometry, per axis, for an image side L, tile side T, overlap O and network multiple m:
+- L <= T: one tile of side ceil(L / m) * m; the image is padded up to it (reflection where
+  the padding is shorter than the side, edge replication otherwise).
+- L > T: n = ceil((L - O) / (T - O)) tiles of side T, with starts spread evenly,
+  start_k = floor((2 k (L - T) + n - 1) / (2 (n - 1))) (k (L - T) / (n - 1) rounded half
+  up), so every pair of neighbours overlaps by at least O and no padding is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AxisTiles:
+    tile: int
+    canvas: int
+    starts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    height: int
+    width: int
+    rows: AxisTiles
+    cols: AxisTiles
+    overlap: int
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        return self.rows.canvas, self.cols.canvas
+
+    @property
+    def tile(self) -> tuple[int, int]:
+        return self.rows.tile, self.cols.tile
+
+    def positions(self) -> list[tuple[int, int]]:
+        """Top-left corners of all tiles, row-major."""
+        return [(y, x) for y in self.rows.starts for x in self.cols.starts]
+
+    def __len__(self) -> int:
+        return len(self.rows.starts) * len(self.cols.starts)
+
+
+def axis_tiles(length: int, tile: int, overlap: int, multiple: int) -> AxisTiles:
+    """Tile side, padded canvas side and tile starts along one axis (see module doc)."""
+    if length < 1:
+        raise ValueError("image sides must be positive")
+    if tile % multiple or not 0 <= overlap < tile:
+        raise ValueError(f"tile {tile} must be a multiple of {multiple} and exceed overlap {overlap}")
+    if length <= tile:
+        side = -(-length // multiple) * multiple
+        return AxisTiles(side, side, (0,))
+    n = -(-(length - overlap) // (tile - overlap))
+    span = length - tile
+    starts = tuple((2 * k * span + n - 1) // (2 * (n - 1)) for k in range(n))
+    return AxisTiles(tile, length, starts)
+
+
+def make_grid(height: int, width: int, tile: int, overlap: int, multiple: int) -> TileGrid:
+    return TileGrid(height, width, axis_tiles(height, tile, overlap, multiple),
+                    axis_tiles(width, tile, overlap, multiple), overlap)
+
+
+def pad_axis(x: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
+    """Pad one spatial axis at its end: reflection if it is long enough, else replication."""
+    if amount == 0:
+        return x
+    mode = "reflect" if amount < x.shape[dim] else "replicate"
+    return F.pad(x, (0, amount) if dim == -1 else (0, 0, 0, amount), mode=mode)
+
+
+def pad_to_canvas(x: torch.Tensor, grid: TileGrid) -> torch.Tensor:
+    """Pad (B, C, H, W) at the bottom and right to the grid's canvas."""
+    x = pad_axis(x, grid.rows.canvas - x.shape[-2], -2)
+    return pad_axis(x, grid.cols.canvas - x.shape[-1], -1)
+
+
+def ramp(overlap: int) -> torch.Tensor:
+    """A raised-cosine ramp over ``overlap`` pixels, strictly between 0 and 1."""
+    p = (torch.arange(overlap, dtype=torch.float64) + 0.5) / overlap
+    return 0.5 - 0.5 * torch.cos(math.pi * p)
+
+
+def axis_weights(axis: AxisTiles, overlap: int) -> list[torch.Tensor]:
+    """1-D blending weights of every tile: ramps only on sides that have a neighbour."""
+    out = []
+    for k in range(len(axis.starts)):
+        w = torch.ones(axis.tile, dtype=torch.float64)
+        if overlap:
+            if k > 0:
+                w[:overlap] = ramp(overlap)
+            if k < len(axis.starts) - 1:
+                w[-overlap:] = ramp(overlap).flip(0)
+        out.append(w)
+    return out
+
+
+def tile_weights(grid: TileGrid) -> list[torch.Tensor]:
+    """2-D weights (th, tw), float32, one per tile in ``positions()`` order.
+
+    Weights are positive everywhere and the blend divides by their sum, so any overlap
+    pattern (also three tiles meeting where the last tile was pulled back) is a proper
+    weighted average and a constant input comes back unchanged.
+    """
+    wy, wx = axis_weights(grid.rows, grid.overlap), axis_weights(grid.cols, grid.overlap)
+    return [(a[:, None] * b[None, :]).float() for a in wy for b in wx]
+
+
+def run_tiled(fn: Callable[[int, list[torch.Tensor]], torch.Tensor], inputs: Sequence[torch.Tensor],
+              grid: TileGrid, max_batch: int, out_channels: int | None = None) -> torch.Tensor:
+    """Apply a batched tile function over the canvas and blend its outputs.
+
+    ``inputs`` are canvas-sized (1, C_i, H, W) tensors; ``fn(chunk, tiles)`` receives the
+    chunk number (for callers that cache per-chunk work) and, for each input, a batch of at
+    most ``max_batch`` tiles, and returns (n, C_out, th, tw). Only one chunk's activations
+    exist at a time, which bounds memory for any image size.
+    """
+    th, tw = grid.tile
+    positions, weights = grid.positions(), tile_weights(grid)
+    ref = inputs[0]
+    out = wsum = None
+    for chunk, first in enumerate(range(0, len(positions), max(1, max_batch))):
+        pos = positions[first:first + max_batch]
+        tiles = [torch.cat([t[..., y:y + th, x:x + tw] for y, x in pos]) for t in inputs]
+        pred = fn(chunk, tiles).float()
+        if out is None:
+            c = out_channels or pred.shape[1]
+            out = torch.zeros(1, c, *grid.canvas, device=ref.device)
+            wsum = torch.zeros(1, 1, *grid.canvas, device=ref.device)
+        for j, (y, x) in enumerate(pos):
+            w = weights[first + j].to(ref.device)
+            out[0, :, y:y + th, x:x + tw] += pred[j].to(ref.device) * w
+            wsum[0, 0, y:y + th, x:x + tw] += w
+    return out / wsum

@@ -1,0 +1,67 @@
+"""Shipped weights: safetensors tensors plus a JSON manifest beside them.
+
+The manifest holds the architecture config, the file's SHA-256, the training data and steps
+and measured validation figures. The 4-byte weights identifier written into every .cgdm file
+is derived from the SHA-256 of the weight files a decode needs, so a file can only be decoded
+with exactly the weights it was encoded with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BASE_WEIGHTS = "base-hp1"
+
+
+def weights_dir() -> Path:
+    """Installed package data first, then the source checkout's weights/ folder."""
+    pkg = Path(__file__).resolve().parent / "weights"
+    return pkg if pkg.is_dir() else WEIGHTS_DIR
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def read_manifest(weights: str | Path) -> dict[str, Any]:
+    return json.loads(manifest_path(weights).read_text())
+
+
+def weights_id(*sha256_hex: str) -> bytes:
+    """4-byte identifier of a set of weight files (in decode order)."""
+    return hashlib.sha256("".join(sha256_hex).encode()).digest()[:4]
+
+
+def save_weights(path: str | Path, tensors: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write tensors as safetensors and the manifest (with the file's sha256) next to it."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+    manifest = dict(manifest, file=path.name, sha256=sha256_file(path))
+    manifest_path(path).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def load_tensors(path: str | Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def load_base_state(path: str | Path) -> dict[str, Any]:
+    """Base-codec state dict from a .safetensors file (for --init in training)."""
+    return load_tensors(path)

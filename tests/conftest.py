@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth photo-like test card: gradients, an edge, a little texture (deterministic)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 128 + 90 * np.sin(xx / max(w, 1) * 3.1 + 0.5)
+    g = 60 + 150 * yy / max(h - 1, 1)
+    b = np.where(xx + yy > (h + w) / 2, 200.0, 40.0)
+    img = np.stack([r, g, b], axis=-1) + rng.normal(0, 4, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def card():
+    return textured
