@@ -76,6 +76,7 @@ def avif_support() -> str | None:
 
 def available_codecs(names: Iterable[str]) -> list[ClassicalCodec]:
     """The requested classical codecs that this Pillow can write; skipped ones are reported."""
+    Image.init()
     known = {c.name: c for c in (JPEG, WEBP, AVIF)}
     out = []
     for name in names:
@@ -155,10 +156,16 @@ def quality_row(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
     }
 
 
-def load_reference(path: Path) -> Image.Image:
-    """The image as the codecs should see it: EXIF orientation applied, 8-bit RGB."""
+def load_reference(path: Path, downscale: float = 1.0) -> Image.Image:
+    """The image as the codecs should see it: EXIF orientation applied, 8-bit RGB, and
+    optionally downscaled (Lanczos), which hides the 8x8 grid of JPEG-compressed sources so
+    that re-encoding with JPEG gets no head start from matching the original quantisation."""
     with Image.open(path) as im:
-        return ImageOps.exif_transpose(im).convert("RGB")
+        img = ImageOps.exif_transpose(im).convert("RGB")
+    if downscale != 1.0:
+        size = (max(1, round(img.width * downscale)), max(1, round(img.height * downscale)))
+        img = img.resize(size, Image.Resampling.LANCZOS)
+    return img
 
 
 def list_images(folder: Path, limit: int | None) -> list[Path]:
@@ -197,8 +204,8 @@ def classical_row(codec: ClassicalCodec, encode_at: Callable[[int], bytes], ref:
 
 
 def image_rows(path: Path, levels: list[int], codecs: list[ClassicalCodec], diffusion: bool,
-               device: str) -> list[dict]:
-    img = load_reference(path)
+               device: str, downscale: float = 1.0) -> list[dict]:
+    img = load_reference(path, downscale)
     ref = to_rgb_array(img)
     w, h = img.size
     encoders = {c.name: cached(lambda q, c=c: c.encode(img, q)) for c in codecs}
@@ -238,7 +245,22 @@ def level_means(rows: list[dict]) -> list[dict]:
     return out
 
 
-def markdown(means: list[dict], command: str, date: str) -> str:
+def codec_settings(codecs: list[ClassicalCodec]) -> str:
+    """One line naming each classical codec's searched range and fixed options."""
+    parts = []
+    for c in codecs:
+        opts = ", ".join(f"{k}={v}" for k, v in c.options)
+        parts.append(f"{c.name} (quality {c.q_min}..{c.q_max}; {opts})")
+    return "; ".join(parts)
+
+
+JPEG_SOURCE_NOTE = ("note: the sources are JPEG files used at full size; re-encoding them with "
+                    "JPEG near their original quality is unfairly good (same 8x8 grid and "
+                    "quantisation); use --downscale 0.5 for a fair JPEG comparison")
+
+
+def markdown(means: list[dict], command: str, date: str, settings: str,
+             notes: list[str]) -> str:
     lines = [
         "## cgdm rate-distortion vs JPEG / WebP / AVIF (matched bpp per image)",
         "",
@@ -246,6 +268,8 @@ def markdown(means: list[dict], command: str, date: str) -> str:
         f"- date: {date}",
         "- metrics: PSNR (RGB, 8-bit peak), MS-SSIM (RGB channels averaged), HaarPSI (YIQ); "
         "means over images",
+        f"- classical codecs (Pillow): {settings}",
+        *(f"- {n}" for n in notes),
         "",
         "| level | codec | n | bpp | PSNR (dB) | MS-SSIM | HaarPSI |",
         "|---:|---|---:|---:|---:|---:|---:|",
@@ -299,6 +323,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="cgdm quality levels (1..6)")
     p.add_argument("--codecs", nargs="+", default=["jpeg", "webp", "avif"],
                    choices=["jpeg", "webp", "avif"], help="classical codecs to compare")
+    p.add_argument("--downscale", type=float, default=1.0,
+                   help="resize every image by this factor first (e.g. 0.5 for JPEG sources)")
     p.add_argument("--diffusion", action="store_true", help="also score the full decoder")
     p.add_argument("--device", default="auto", help="cgdm device: auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -318,20 +344,25 @@ def main(argv: list[str] | None = None) -> int:
         log(f"no images in {args.images}")
         return 1
     codecs = available_codecs(args.codecs)
+    jpeg_sources = any(p.suffix.lower() in {".jpg", ".jpeg"} for p in files)
+    notes = [JPEG_SOURCE_NOTE] if jpeg_sources and args.downscale == 1.0 else []
+    for n in notes:
+        log(n)
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     date = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     payload = {"command": command, "date": date, "images": str(args.images),
                "levels": args.quality, "diffusion": args.diffusion,
+               "downscale": args.downscale, "notes": notes,
                "codecs": {c.name: asdict(c) for c in codecs},
                "environment": environment(args.device), "rows": [], "means": []}
     started = time.perf_counter()
     for i, path in enumerate(files, 1):
         log(f"[{i}/{len(files)}] {path.name}  ({time.perf_counter() - started:.0f}s)")
         payload["rows"].extend(image_rows(path, args.quality, codecs, args.diffusion,
-                                          args.device))
+                                          args.device, args.downscale))
         payload["means"] = level_means(payload["rows"])
         write_json(args.out, payload)
-    print(markdown(payload["means"], command, date))
+    print(markdown(payload["means"], command, date, codec_settings(codecs), notes))
     log(f"wrote {args.out} ({len(payload['rows'])} rows, {time.perf_counter() - started:.0f}s)")
     return 0
 

@@ -88,9 +88,18 @@ def main() -> None:
               help="Quality level: 1 = smallest file (~0.1 bpp) .. 6 = best (~0.8 bpp).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output .cgdm file [default: INPUT with extension .cgdm].")
+@click.option("--base-only", is_flag=True,
+              help="Write a file without the diffusion stage (smaller, fast to decode, less detail).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Noise seed the decoder's diffusion starts from.")
+@click.option("--steps", type=click.IntRange(1, 255), default=None,
+              help="DDIM steps the decoder should run [default: the weights' setting, 9].")
+@click.option("--optimize", type=click.IntRange(0, 10000), default=0, show_default=True,
+              help="Iterations of per-image syntax optimisation (slow: ~1 s each for 768x512 on a CPU).")
 @DEVICE
 @QUIET
-def encode(input: Path, quality: int, output: Path | None, device: str, quiet: bool) -> None:
+def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed: int,
+           steps: int | None, optimize: int, device: str, quiet: bool) -> None:
     """Compress an image (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm."""
     out = output or input.with_suffix(".cgdm")
     if out.resolve() == input.resolve():
@@ -105,7 +114,8 @@ def encode(input: Path, quality: int, output: Path | None, device: str, quiet: b
             report(f"note: {note}")
         from .pipeline import encode_image
 
-        data = encode_image(img, quality, device=device, progress=report)
+        data = encode_image(img, quality, diffusion=False if base_only else None, seed=seed,
+                            steps=steps, optimize=optimize, device=device, progress=report)
         write_atomic(out, data)
         bpp = 8 * len(data) / (img.width * img.height)
         report(f"wrote {out} ({len(data)} bytes, {bpp:.4f} bpp)")
@@ -120,9 +130,12 @@ def encode(input: Path, quality: int, output: Path | None, device: str, quiet: b
                    "[default: INPUT with extension .decoded.png].")
 @click.option("--base-only", is_flag=True,
               help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
+@click.option("--steps", type=click.IntRange(1, 255), default=None,
+              help="Override the file's number of DDIM steps (fewer is faster).")
 @DEVICE
 @QUIET
-def decode(input: Path, output: Path | None, base_only: bool, device: str, quiet: bool) -> None:
+def decode(input: Path, output: Path | None, base_only: bool, steps: int | None, device: str,
+           quiet: bool) -> None:
     """Decode a .cgdm file to an image."""
     out = output or input.with_suffix(".decoded.png")
     report = Reporter(quiet)
@@ -135,7 +148,7 @@ def decode(input: Path, output: Path | None, base_only: bool, device: str, quiet
             raise imageio.ImageError(f"{out}: unknown output format '{out.suffix or '(none)'}'; use e.g. .png")
         from .pipeline import decode_file
 
-        rgb = decode_file(f, base_only=base_only, device=device, progress=report)
+        rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=report)
         alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
         for note in imageio.save(imageio.to_pil(rgb, f.colour_mode, alpha), out):
             report(f"note: {note}")

@@ -9,7 +9,8 @@ Summary of format version 1 (all fixed-size integers little-endian)::
 
     magic "CGD" | version u8 | packed u8 | base codec u8 | weights id 4 bytes
     | width varint | height varint | seed varint | [steps u8 if diffusion]
-    | sections: (varint length, bytes) ... | CRC-32 u32 of all preceding bytes
+    | [syntax] [alpha] z y: each section but the last as (varint length, bytes),
+      the last one running up to the checksum | CRC-32 u32 of all preceding bytes
 """
 
 from __future__ import annotations

@@ -238,28 +238,37 @@ def _logit(y: float, alpha: float) -> float:
     return math.log(y / (1.0 - y)) / alpha
 
 
-def _haarpsi_maps(x: "torch.Tensor", y: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Local similarity maps and weight maps, each (3, h, w): horizontal, vertical, chroma."""
+def _luma_maps(lx: "torch.Tensor", ly: "torch.Tensor",
+               orient: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """One orientation: similarity of the two finest Haar scales (averaged), and the weight,
+    the larger of the two images' coarsest-scale magnitudes (where structure is visible)."""
     import torch
 
-    c = HAARPSI_C
-    sims, weights = [], []
-    lx, ly = x[:, :1], y[:, :1]
-    coarse = HAARPSI_SCALES
-    for orient in range(2):
-        mags_x, mags_y = [], []
-        for j in range(1, coarse + 1):
-            k = _haar_kernels(j)[orient]
-            mags_x.append(_conv_same_zero(lx, k).abs())
-            mags_y.append(_conv_same_zero(ly, k).abs())
-        sims.append((_similarity(mags_x[0], mags_y[0], c) + _similarity(mags_x[1], mags_y[1], c)) / 2)
-        weights.append(torch.maximum(mags_x[coarse - 1], mags_y[coarse - 1]))
+    mags = [(_conv_same_zero(lx, k).abs(), _conv_same_zero(ly, k).abs())
+            for k in (_haar_kernels(j)[orient] for j in range(1, HAARPSI_SCALES + 1))]
+    sim = (_similarity(*mags[0], HAARPSI_C) + _similarity(*mags[1], HAARPSI_C)) / 2
+    return sim, torch.maximum(*mags[-1])
+
+
+def _chroma_map(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+    """Similarity of the 2x2-mean-filtered I and Q magnitudes, averaged over I and Q."""
+    import torch
+
     box = torch.full((2, 2), 0.25, dtype=torch.float64)
-    cx, cy = _conv_same_zero(x[:, 1:], box).abs(), _conv_same_zero(y[:, 1:], box).abs()
-    chroma = _similarity(cx, cy, c)
-    sims.append((chroma[:, :1] + chroma[:, 1:]) / 2)
-    weights.append((weights[0] + weights[1]) / 2)
-    return torch.cat(sims, dim=1)[0], torch.cat(weights, dim=1)[0]
+    sim = _similarity(_conv_same_zero(x[:, 1:], box).abs(),
+                      _conv_same_zero(y[:, 1:], box).abs(), HAARPSI_C)
+    return (sim[:, :1] + sim[:, 1:]) / 2
+
+
+def _haarpsi_maps(x: "torch.Tensor", y: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Local similarity maps and weight maps, each (3, h, w): horizontal, vertical, chroma
+    (whose weight is the mean of the two luma weights)."""
+    import torch
+
+    (s_h, w_h), (s_v, w_v) = (_luma_maps(x[:, :1], y[:, :1], o) for o in (0, 1))
+    sims = torch.cat([s_h, s_v, _chroma_map(x, y)], dim=1)[0]
+    weights = torch.cat([w_h, w_v, (w_h + w_v) / 2], dim=1)[0]
+    return sims, weights
 
 
 def haarpsi(a: np.ndarray, b: np.ndarray) -> float:

@@ -22,11 +22,11 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=Fu
 
 from . import imageio  # noqa: E402
 from .config import BaseCodecConfig  # noqa: E402
-from .container import CgdmFile, ColourMode, FormatError  # noqa: E402
+from .container import CgdmFile, FormatError, parse, serialize  # noqa: E402
 from .device import autocast_for, pick_device  # noqa: E402
 from .errors import WeightsError  # noqa: E402
 from .models.base_codec import BaseStreams, VariableRateHyperprior  # noqa: E402
-from .weights import BASE_WEIGHTS, load_tensors, read_manifest, weights_dir, weights_id  # noqa: E402
+from .weights import BASE_WEIGHTS, CGDM_WEIGHTS, load_tensors, read_manifest, weights_dir, weights_id  # noqa: E402
 
 BASE_CODEC_ID = 1
 Progress = Callable[[str], None]
@@ -37,30 +37,26 @@ def _quiet(_: str) -> None:
 
 
 @dataclass
-class BaseBackend:
-    model: VariableRateHyperprior
-    sha256: str
+class Bundle:
+    """The installed weights: the base codec, and the diffusion stage when present."""
 
-    @property
-    def weights_id(self) -> bytes:
-        return weights_id(self.sha256)
+    base: VariableRateHyperprior
+    base_sha256: str
+    cgdm: "Cgdm | None" = None
+    cgdm_sha256: str | None = None
 
-
-def _resize_coder_buffers(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """CDF tables vary in size; shape the empty buffers like the stored ones before loading."""
-    for name, module in model.named_modules():
-        for buf in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"):
-            key = f"{name}.{buf}" if name else buf
-            if key in state and hasattr(module, buf):
-                getattr(module, buf).resize_(state[key].shape)
+    def weights_id(self, diffusion: bool) -> bytes:
+        if diffusion:
+            if self.cgdm_sha256 is None:
+                raise WeightsError("the diffusion weights are not installed")
+            return weights_id(self.base_sha256, self.cgdm_sha256)
+        return weights_id(self.base_sha256)
 
 
 def load_base_model(path: str | Path) -> tuple[VariableRateHyperprior, dict]:
     manifest = read_manifest(path)
     model = VariableRateHyperprior(BaseCodecConfig.from_dict(manifest["config"]))
-    state = load_tensors(path)
-    _resize_coder_buffers(model, state)
-    model.load_state_dict(state, strict=True)
+    model.load_exported(load_tensors(path))
     return model.eval(), manifest
 
 
@@ -69,13 +65,30 @@ def base_weights_path() -> Path:
     return Path(override) if override else weights_dir() / f"{BASE_WEIGHTS}.safetensors"
 
 
+def cgdm_weights_path() -> Path | None:
+    """Where the diffusion weights are; CGDM_DIFFUSION_WEIGHTS=none disables the stage."""
+    override = os.environ.get("CGDM_DIFFUSION_WEIGHTS")
+    if override is not None:
+        return None if override.lower() in ("", "none") else Path(override)
+    return weights_dir() / f"{CGDM_WEIGHTS}.safetensors"
+
+
 @functools.lru_cache(maxsize=2)
-def load_base(path: str | None = None) -> BaseBackend:
-    p = Path(path) if path else base_weights_path()
-    if not p.is_file():
-        raise WeightsError(f"base-codec weights not found at {p}")
-    model, manifest = load_base_model(p)
-    return BaseBackend(model, manifest["sha256"])
+def _load_bundle(base_path: Path, cgdm_path: Path | None) -> Bundle:
+    if not base_path.is_file():
+        raise WeightsError(f"base-codec weights not found at {base_path}")
+    model, manifest = load_base_model(base_path)
+    bundle = Bundle(model, manifest["sha256"])
+    if cgdm_path is not None and cgdm_path.is_file():
+        from .models.cgdm import Cgdm
+
+        bundle.cgdm = Cgdm.from_weights(cgdm_path)
+        bundle.cgdm_sha256 = read_manifest(cgdm_path)["sha256"]
+    return bundle
+
+
+def load_bundle() -> Bundle:
+    return _load_bundle(base_weights_path(), cgdm_weights_path())
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -92,74 +105,121 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy())
 
 
-def encode_image(img: imageio.CodecImage, quality: int, *, device: str = "auto",
-                 progress: Progress = _quiet) -> bytes:
-    """Compress a prepared image at quality 1..6 into .cgdm bytes."""
+def _base_reconstruction(model: VariableRateHyperprior, streams: BaseStreams, q_index: int,
+                         width: int, height: int, dev: torch.device) -> torch.Tensor:
+    """x~ (1, 3, H, W) in [0, 1] on the CPU, exactly as a decoder computes it."""
+    try:
+        y_hat = model.decompress_latent(streams, q_index)
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise FormatError(f"base-codec stream is corrupted ({e})") from None
+    model.place(dev)
+    with torch.no_grad(), autocast_for(dev):
+        x_tilde = model.synthesis(y_hat.to(dev).contiguous(memory_format=torch.channels_last))
+    return x_tilde[..., :height, :width].float().cpu()
+
+
+def _step_reporter(progress: Progress, what: str) -> Callable[[int, int], None]:
+    return lambda i, n: progress(f"{what} {i}/{n}")
+
+
+def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | None = None,
+                 seed: int = 0, steps: int | None = None, optimize: int = 0,
+                 device: str = "auto", progress: Progress = _quiet) -> bytes:
+    """Compress a prepared image at quality 1..6 into .cgdm bytes.
+
+    ``diffusion`` None means: use the diffusion stage when its weights are installed.
+    ``optimize`` > 0 runs that many iterations of the per-image syntax optimisation.
+    """
     if not 1 <= quality <= 6:
         raise ValueError("quality must be 1..6")
     dev = pick_device(device)
     progress("loading weights")
-    backend = load_base()
-    model = backend.model.to(dev)
+    bundle = load_bundle()
+    use_diffusion = bundle.cgdm is not None if diffusion is None else diffusion
+    wid = bundle.weights_id(use_diffusion)
+    model = bundle.base.place(dev)
     progress("base codec: analysis and entropy coding")
-    x = _pad_to(_to_tensor(img.rgb), model.MULTIPLE).to(dev)
+    x = _to_tensor(img.rgb)
     with torch.no_grad(), autocast_for(dev):
-        streams = model.compress(x.contiguous(memory_format=torch.channels_last), quality - 1)
+        padded = _pad_to(x, model.MULTIPLE).to(dev).contiguous(memory_format=torch.channels_last)
+        streams = model.compress(padded, quality - 1)
+    syntax, steps_field = None, None
+    if use_diffusion:
+        cgdm = bundle.cgdm
+        assert cgdm is not None
+        progress("syntax: simulating the decoder's base reconstruction")
+        x_tilde = _base_reconstruction(model, streams, quality - 1, img.width, img.height, dev)
+        if optimize > 0:
+            from .sampling.restore import optimize_syntax
+
+            symbols = optimize_syntax(cgdm, x, x_tilde, quality - 1, seed, iterations=optimize,
+                                      device=dev, progress=_step_reporter(progress, "syntax optimisation"))
+        else:
+            from .models.syntax import symbols_of
+
+            cgdm.syntax.to(dev).eval()
+            with torch.no_grad(), autocast_for(dev):
+                values = cgdm.syntax(x.to(dev) * 2 - 1, x_tilde.to(dev) * 2 - 1, tiled=True)
+            symbols = symbols_of(values.float(), cgdm.cfg.syntax.symbol_range).view(-1).cpu()
+        syntax = cgdm.prior.encode_syntax(symbols)
+        steps_field = steps or cgdm.cfg.sampler.steps
     alpha = imageio.encode_alpha(img.alpha) if img.alpha is not None else None
     f = CgdmFile(
-        quality=quality, width=img.width, height=img.height, weights_id=backend.weights_id,
+        quality=quality, width=img.width, height=img.height, weights_id=wid,
         base_streams=(streams.z, streams.y), colour_mode=img.mode, base_codec=BASE_CODEC_ID,
-        seed=0, alpha=alpha,
+        seed=seed, steps=steps_field, syntax=syntax, alpha=alpha,
     )
-    from .container import serialize
-
     return serialize(f)
 
 
-def encode(img, quality: int, device: str = "auto", progress: Progress = _quiet) -> bytes:
+def encode(img, quality: int, device: str = "auto", progress: Progress = _quiet, **options) -> bytes:
     """Compress a Pillow image (or a path) at quality 1..6 into .cgdm bytes."""
     prepared = imageio.load(img) if isinstance(img, (str, Path)) else imageio.from_pil(img)
-    return encode_image(prepared, quality, device=device, progress=progress)
+    return encode_image(prepared, quality, device=device, progress=progress, **options)
 
 
 def _latent_shape(width: int, height: int, multiple: int) -> tuple[int, int]:
     return (-(-height // multiple), -(-width // multiple))
 
 
-def decode_file(f: CgdmFile, *, base_only: bool = False, device: str = "auto",
-                progress: Progress = _quiet) -> np.ndarray:
+def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
+                device: str = "auto", progress: Progress = _quiet) -> np.ndarray:
     """The decoded RGB image (H, W, 3) uint8 of a parsed container."""
     if f.base_codec != BASE_CODEC_ID:
         raise FormatError(f"unknown base codec id {f.base_codec}")
     dev = pick_device(device)
     progress("loading weights")
-    backend = load_base()
-    if f.weights_id != backend.weights_id:
+    bundle = load_bundle()
+    if f.diffusion and bundle.cgdm is None:
+        raise WeightsError("this file needs the diffusion weights, which are not installed")
+    if f.weights_id != bundle.weights_id(f.diffusion):
         raise WeightsError(
             f"this file needs weights {f.weights_id.hex()}, but the installed weights are "
-            f"{backend.weights_id.hex()}; decode it with the cgdm version that wrote it")
-    model = backend.model
-    progress("base codec: entropy decoding")
+            f"{bundle.weights_id(f.diffusion).hex()}; decode it with the cgdm version that wrote it")
+    model = bundle.base
+    progress("base codec: entropy decoding and synthesis")
     streams = BaseStreams(z=f.base_streams[0], y=f.base_streams[1],
                           latent_shape=_latent_shape(f.width, f.height, model.MULTIPLE))
-    try:
-        y_hat = model.decompress_latent(streams, f.quality - 1)
-    except (RuntimeError, ValueError, IndexError) as e:
-        raise FormatError(f"base-codec stream is corrupted ({e})") from None
-    progress("base codec: synthesis")
-    model = model.to(dev)
-    with torch.no_grad(), autocast_for(dev):
-        x_tilde = model.synthesis(y_hat.to(dev).contiguous(memory_format=torch.channels_last))
-    x_tilde = x_tilde[..., : f.height, : f.width].float().cpu()
+    x_tilde = _base_reconstruction(model, streams, f.quality - 1, f.width, f.height, dev)
+    if f.diffusion and not base_only:
+        from .sampling.restore import restore
+
+        cgdm = bundle.cgdm
+        assert cgdm is not None and f.syntax is not None
+        try:
+            symbols = cgdm.prior.decode_syntax(f.syntax)
+        except Exception as e:  # constriction raises assorted errors on garbage
+            raise FormatError(f"syntax section is corrupted ({e})") from None
+        n = steps or f.steps
+        x_tilde = restore(cgdm, x_tilde, symbols, f.quality - 1, f.seed, n, device=dev,
+                          progress=_step_reporter(progress, "diffusion step"))
     return _to_uint8(x_tilde)
 
 
 def decode(data: bytes, base_only: bool = False, device: str = "auto",
-           progress: Progress = _quiet):
+           progress: Progress = _quiet, steps: int | None = None):
     """Decode .cgdm bytes to a Pillow image (mode RGB, L, RGBA or LA as encoded)."""
-    from .container import parse
-
     f = parse(data)
-    rgb = decode_file(f, base_only=base_only, device=device, progress=progress)
+    rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=progress)
     alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
     return imageio.to_pil(rgb, f.colour_mode, alpha)

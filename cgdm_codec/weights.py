@@ -15,6 +15,7 @@ from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BASE_WEIGHTS = "base-hp1"
+CGDM_WEIGHTS = "cgdm-small"
 
 
 def weights_dir() -> Path:

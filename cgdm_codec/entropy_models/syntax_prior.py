@@ -10,7 +10,9 @@ Symbols are clamped to [-R, R] (R = ``SyntaxConfig.symbol_range``); the Gaussian
 beyond the range is folded into the two end symbols. The table of dimension i holds
 1 + floor(p_i(n) * (2^16 - (2R + 1))) for n = -R .. R, and the stream is coded with
 constriction's range coder (``queue.RangeEncoder``, ``Categorical(perfect=False)`` built
-from those integers), words written little-endian with trailing zero bytes removed.
+from those integers), words written little-endian with trailing zero bytes removed; the
+decoder appends zero bytes up to a whole word (the range decoder reads absent words as
+zero, which the tests pin down).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import BaseCodecConfig
 from ..layers import GainUnit
+from .tiled import run_tiled
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
 
@@ -84,6 +85,15 @@ class VariableRateHyperprior(nn.Module):
 
     # The model pads inputs to this multiple (four stride-2 analysis stages, two hyper stages).
     MULTIPLE = 64
+    # Tiles for large images, in latent pixels (x16 in image pixels); the margin exceeds the
+    # receptive field of g_a and g_s (about 2 and 3 latent pixels).
+    TILE_LATENT, MARGIN_LATENT = 64, 4
+
+    def place(self, device: torch.device) -> "VariableRateHyperprior":
+        """Put the transforms on ``device``; the entropy models always stay on the CPU."""
+        for m in (self.g_a, self.h_a, self.g_s):
+            m.to(device)
+        return self
 
     # ----------------------------------------------------------------- training
     def forward(self, x: torch.Tensor, q_index: torch.Tensor) -> BaseForward:
@@ -101,6 +111,17 @@ class VariableRateHyperprior(nn.Module):
         ys_hat = ste_round(ys - means_s) + means_s
         x_hat = self.g_s(ys_hat / g)
         return BaseForward(x_hat.float(), y_likelihoods, z_likelihoods)
+
+    def load_exported(self, state: dict[str, torch.Tensor]) -> "VariableRateHyperprior":
+        """Load shipped weights, whose CDF tables have sizes an empty model cannot know."""
+        for name, module in self.named_modules():
+            for buf in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"):
+                key = f"{name}.{buf}" if name else buf
+                if key in state and hasattr(module, buf):
+                    getattr(module, buf).resize_(state[key].shape)
+        self.load_state_dict(state, strict=True)
+        self._exact.clear()
+        return self
 
     def aux_loss(self) -> torch.Tensor:
         return self.entropy_bottleneck.loss()
@@ -136,7 +157,8 @@ class VariableRateHyperprior(nn.Module):
 
     def analysis(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y, z) for a padded image batch; device and precision are the caller's choice."""
-        y = self.g_a(x).float()
+        y = run_tiled(lambda t: self.g_a(t).float(), x, tile=16 * self.TILE_LATENT,
+                      margin=16 * self.MARGIN_LATENT, scale=1 / 16)
         z = self.h_a(y).float()
         return y, z
 
@@ -168,4 +190,6 @@ class VariableRateHyperprior(nn.Module):
             return (ys_hat.double() / g[None, :, None, None]).float()
 
     def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
-        return self.g_s(y_hat).float().clamp(0.0, 1.0)
+        x = run_tiled(lambda t: self.g_s(t).float(), y_hat, tile=self.TILE_LATENT,
+                      margin=self.MARGIN_LATENT, scale=16)
+        return x.clamp(0.0, 1.0)

@@ -85,7 +85,11 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Deepest level first: SFF-fuse (e_i, d_i), join the upsampled state, run blocks."""
+    """Deepest level first: SFF-fuse (e_i, d_i), join the upsampled state, run blocks.
+
+    The state is narrowed to the next level's width before upsampling (conv at the coarse
+    resolution, then nearest 2x), which keeps the costly full-resolution convolutions small.
+    """
 
     def __init__(self, cfg: UNetConfig, cond_dim: int) -> None:
         super().__init__()
@@ -94,11 +98,11 @@ class Decoder(nn.Module):
         self.levels = nn.ModuleList()
         self.ups = nn.ModuleList()
         for i, c in enumerate(ch):
-            cin = c if i == len(ch) - 1 else c + ch[i + 1]
+            cin = c if i == len(ch) - 1 else 2 * c
             blocks = [ResBlock(cin if j == 0 else c, c, cond_dim, cfg.dropout) for j in range(cfg.depth)]
             self.levels.append(nn.ModuleList(blocks))
-            if i > 0:
-                self.ups.append(nn.Conv2d(c, c, 3, padding=1))
+            if i > 0:  # maps level i to level i-1's width before the 2x upsampling
+                self.ups.append(nn.Conv2d(c, ch[i - 1], 3, padding=1))
 
     def forward(self, e: list[torch.Tensor], d: list[torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
         h = None

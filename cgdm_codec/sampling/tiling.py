@@ -6,8 +6,10 @@ overlaps with smooth ramps after every denoising step, which keeps neighbouring 
 one shared trajectory instead of letting them drift apart and meet at visible seams.
 
 Geometry, per axis, for an image side L, tile side T, overlap O and network multiple m:
-- L <= T: one tile of side ceil(L / m) * m; the image is padded up to it (reflection where
-  the padding is shorter than the side, edge replication otherwise).
+- L <= T: one tile of side max(ceil(L / m) * m, 2 m); the image is padded up to it
+  (reflection where the padding is shorter than the side, edge replication otherwise).
+  The 2 m floor keeps the deepest feature map at least 2 x 2, where group normalisation
+  still has statistics to compute.
 - L > T: n = ceil((L - O) / (T - O)) tiles of side T, with starts spread evenly,
   start_k = floor((2 k (L - T) + n - 1) / (2 (n - 1))) (k (L - T) / (n - 1) rounded half
   up), so every pair of neighbours overlaps by at least O and no padding is needed.
@@ -61,7 +63,7 @@ def axis_tiles(length: int, tile: int, overlap: int, multiple: int) -> AxisTiles
     if tile % multiple or not 0 <= overlap < tile:
         raise ValueError(f"tile {tile} must be a multiple of {multiple} and exceed overlap {overlap}")
     if length <= tile:
-        side = -(-length // multiple) * multiple
+        side = max(-(-length // multiple) * multiple, min(2 * multiple, tile))
         return AxisTiles(side, side, (0,))
     n = -(-(length - overlap) // (tile - overlap))
     span = length - tile
@@ -79,7 +81,7 @@ def pad_axis(x: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
     if amount == 0:
         return x
     mode = "reflect" if amount < x.shape[dim] else "replicate"
-    return F.pad(x, (0, amount) if dim == -1 else (0, 0, 0, amount), mode=mode)
+    return F.pad(x, (0, amount, 0, 0) if dim == -1 else (0, 0, 0, amount), mode=mode)
 
 
 def pad_to_canvas(x: torch.Tensor, grid: TileGrid) -> torch.Tensor:

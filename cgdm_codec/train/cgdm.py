@@ -1,0 +1,270 @@
+"""Train the CGDM decoder: ``python -m cgdm_codec.train.cgdm --data DIR --base W.safetensors``.
+
+Two stages, as in the paper, each in its own output folder:
+  coarse  x0-prediction at a random timestep:  MSE(x0_hat, x) + lambda * R
+  fine    run the fixed-step DDIM and constrain the sample:
+          lambda_d * L1 + lambda_p * perceptual + lambda_f * R   (start it with --init)
+R is the syntax rate in bits per pixel. The paper's lambda values (100, 20) are for loss
+units it does not state; the defaults here put syntax bits at roughly the base codec's
+rate-distortion slope at its middle qualities.
+
+The base codec is frozen; every sample draws its own quality level, so one model serves
+all six. Resumes from ``OUT/last.pt``; keeps an EMA of the weights, which ``--export``
+writes as safetensors + manifest. Runs on CUDA when present, and under ``torchrun`` with
+DistributedDataParallel when WORLD_SIZE > 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import BaseCodecConfig
+from ..diffusion_config import CgdmConfig
+from ..models.base_codec import VariableRateHyperprior
+from ..models.cgdm import Cgdm, export_weights
+from ..models.syntax import quantize
+from ..sampling.ddim import DDIMScheduler
+from ..sampling.unrolled import unrolled_sample
+from .common import CsvLog, Timer, autocast_for, pick_device, save_checkpoint
+from .data import build_pool, sample_crops
+from .losses import fine_loss
+
+CHANNELS_LAST = torch.channels_last
+LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "bpp", "lr"]
+
+
+def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
+    """The frozen base codec (config from its manifest when there is one)."""
+    from ..weights import load_tensors, manifest_path, read_manifest
+
+    cfg = BaseCodecConfig()
+    if manifest_path(path).exists():
+        manifest = read_manifest(path)
+        if "config" in manifest:
+            cfg = BaseCodecConfig.from_dict(manifest["config"])
+    base = VariableRateHyperprior(cfg)
+    base.load_exported(load_tensors(path))
+    return base.to(device, memory_format=CHANNELS_LAST).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def base_reconstruction(base: VariableRateHyperprior, x: torch.Tensor, q_index: torch.Tensor,
+                        precision: str) -> torch.Tensor:
+    """x~ for a batch in [0, 1]: the base codec's rounded reconstruction, float32."""
+    with autocast_for(x.device, precision):
+        return base(x, q_index).x_hat.float().clamp(0.0, 1.0).contiguous(memory_format=CHANNELS_LAST)
+
+
+class Objective(nn.Module):
+    """The stage's loss as a module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: Cgdm, stage: str, args: argparse.Namespace) -> None:
+        super().__init__()
+        self.model, self.stage, self.args = model, stage, args
+        self.scheduler = DDIMScheduler.from_config(model.cfg.sampler)
+
+    def forward(self, x01: torch.Tensor, xt01: torch.Tensor, q: torch.Tensor, t: torch.Tensor,
+                noise: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        m, a = self.model, self.args
+        x, xt = x01 * 2 - 1, xt01 * 2 - 1
+        values = m.syntax(x, xt)
+        bpp = m.prior.bits(values + u) / (x.shape[-2] * x.shape[-1])
+        s_hat = quantize(values, m.cfg.syntax.symbol_range, straight_through=True)
+        if self.stage == "coarse":
+            x0 = m.unet(self.scheduler.add_noise(x, noise, t), t, xt, s_hat, q)
+            dist = (x0 - x).pow(2).flatten(1).mean(1)
+            loss = (dist + a.lambda_rate * bpp).mean()
+            return loss, {"dist": dist.mean().detach(), "bpp": bpp.mean().detach()}
+        steps = a.sample_steps or m.cfg.sampler.steps
+        sample = unrolled_sample(m.unet, self.scheduler, noise, xt, s_hat, q, steps, a.grad_steps)
+        loss, parts = fine_loss((sample + 1) / 2, x01, bpp, a.lambda_d, a.lambda_p, a.lambda_rate)
+        return loss, parts
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p, 1.0 - decay)
+    for be, b in zip(ema.buffers(), model.buffers()):
+        be.copy_(b)
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """Warm-up so that short runs export useful weights instead of the initialisation."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+def read_init(path: str | Path) -> tuple[CgdmConfig, dict[str, torch.Tensor]]:
+    """Config and EMA weights of a checkpoint (.pt) or of exported weights (.safetensors)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from ..weights import load_tensors, read_manifest
+
+        return CgdmConfig.from_dict(read_manifest(path)["config"]), load_tensors(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return CgdmConfig.from_dict(ckpt["config"]), ckpt.get("ema") or ckpt["model"]
+
+
+def export(model: Cgdm, path: str | Path, **meta: Any) -> dict[str, Any]:
+    """Write the (EMA) weights with coding tables and a manifest; returns the manifest."""
+    model = copy.deepcopy(model).cpu().float().eval()
+    return export_weights(model, path, **meta)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="folder of training photos (searched recursively)")
+    ap.add_argument("--base", required=True, help="base-codec weights (.safetensors), kept frozen")
+    ap.add_argument("--stage", choices=["coarse", "fine"], default="coarse")
+    ap.add_argument("--out", default="checkpoints/cgdm", help="checkpoint and log folder")
+    ap.add_argument("--preset", choices=["small", "paper", "tiny"], default="small")
+    ap.add_argument("--init", default=None, help="start from a .pt checkpoint or .safetensors weights")
+    ap.add_argument("--export", default=None, help="write EMA weights here (.safetensors) at the end")
+    ap.add_argument("--steps", type=int, default=40_000, help="stop at this global step")
+    ap.add_argument("--batch", type=int, default=None, help="default: 8 coarse, 1 fine")
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--clip", type=float, default=0.5)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--lambda-rate", type=float, default=None,
+                    help="weight of the syntax bpp (default: 0.02 coarse, 0.05 fine)")
+    ap.add_argument("--lambda-d", type=float, default=1.0)
+    ap.add_argument("--lambda-p", type=float, default=0.3)
+    ap.add_argument("--sample-steps", type=int, default=None, help="fine stage DDIM steps")
+    ap.add_argument("--grad-steps", type=int, default=1, help="fine stage: backprop through the last k")
+    ap.add_argument("--reload-base", action="store_true",
+                    help="re-read --base whenever the file changes (train beside a base-codec run)")
+    ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.batch is None:
+        args.batch = 8 if args.stage == "coarse" else 1
+    if args.lambda_rate is None:
+        args.lambda_rate = 0.02 if args.stage == "coarse" else 0.05
+    return args
+
+
+def setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) under torchrun; (0, 1, device) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    return dist.get_rank(), world, device
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, world, device = setup_distributed(pick_device(args.device))
+    out = Path(args.out)
+    ckpt_path = out / "last.pt"
+    step, seconds = 0, 0.0
+    gen = torch.Generator().manual_seed(args.seed + 1009 * rank)
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
+    init = read_init(args.init) if args.init and state is None else None
+    if state is not None:
+        cfg = CgdmConfig.from_dict(state["config"])
+    else:
+        cfg = init[0] if init else CgdmConfig.preset(args.preset)
+    model = Cgdm(cfg)
+    if state is not None:
+        if state["stage"] != args.stage:
+            raise SystemExit(f"{ckpt_path} is a {state['stage']} checkpoint; use another --out "
+                             f"and --init {ckpt_path} to start the {args.stage} stage")
+        model.load_state_dict(state["model"])
+    elif init:
+        model.load_state_dict(init[1])
+    ema = copy.deepcopy(model).requires_grad_(False)
+    if state is not None:
+        ema.load_state_dict(state["ema"])
+    model.to(device, memory_format=CHANNELS_LAST).train()
+    ema.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
+    if state is not None:
+        opt.load_state_dict(state["opt"])
+        step, seconds = state["step"], state["seconds"]
+        if rank == 0:
+            gen.set_state(state["gen"])
+        else:
+            gen.manual_seed(args.seed + 1009 * rank + step)
+        print(f"resumed from {ckpt_path} at step {step}", flush=True)
+    objective: nn.Module = Objective(model, args.stage, args)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        objective = DistributedDataParallel(objective, device_ids=ids)
+
+    base = load_base(args.base, device)
+    base_mtime = os.stat(args.base).st_mtime
+    pool = build_pool(args.data, min_side=args.crop)
+    if rank == 0:
+        print(f"{len(pool)} training images, device {device}, world {world}, stage {args.stage}, "
+              f"preset {cfg.unet}", flush=True)
+    log = CsvLog(out / "log.csv", LOG_FIELDS) if rank == 0 else None
+    timer, acc, count = Timer(seconds), {}, 0
+    num_q, num_t = cfg.unet.num_qualities, cfg.sampler.train_timesteps
+
+    while step < args.steps:
+        x = sample_crops(pool, args.batch, args.crop, gen).to(device).contiguous(memory_format=CHANNELS_LAST)
+        q = torch.randint(num_q, (args.batch,), generator=gen).to(device)
+        t = torch.randint(num_t, (args.batch,), generator=gen).to(device)
+        noise = torch.randn(x.shape, generator=gen).to(device)
+        u = (torch.rand(args.batch, cfg.syntax.length, generator=gen) - 0.5).to(device)
+        x_tilde = base_reconstruction(base, x, q, args.precision)
+        with autocast_for(device, args.precision):
+            loss, parts = objective(x, x_tilde, q, t, noise, u)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+        ema_update(ema, model, ema_decay(step, args.ema))
+        step += 1
+        for k, v in {"loss": loss.detach(), **parts}.items():
+            acc[k] = acc.get(k, 0.0) + float(v)
+        count += 1
+        if rank == 0 and (step % args.ckpt_every == 0 or step == args.steps):
+            row = {k: v / count for k, v in acc.items()}
+            log.write(step=step, seconds=round(timer.elapsed(), 1), lr=args.lr, **row)
+            print(f"step {step} {timer.elapsed():.0f}s " + " ".join(f"{k}={v:.4g}" for k, v in row.items()),
+                  flush=True)
+            acc, count = {}, 0
+            if args.reload_base and os.stat(args.base).st_mtime != base_mtime:
+                base_mtime = os.stat(args.base).st_mtime
+                base = load_base(args.base, device)
+                print(f"reloaded base codec from {args.base}", flush=True)
+            save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                "step": step, "seconds": timer.elapsed(), "gen": gen.get_state(), "stage": args.stage,
+                "config": cfg.to_dict(), "data": str(args.data), "base": str(args.base),
+            })
+    if rank == 0 and args.export:
+        from ..weights import sha256_file
+
+        manifest = export(ema, args.export, stage=args.stage, steps=step, data=str(args.data),
+                          base_sha256=sha256_file(args.base), ema=args.ema)
+        print(f"exported {args.export} (sha256 {manifest['sha256'][:12]})", flush=True)
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The seeded tiled decode and the encoder's syntax optimisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cgdm_codec.diffusion_config import CgdmConfig, SamplerConfig
+from cgdm_codec.models.cgdm import Cgdm
+from cgdm_codec.sampling.restore import optimize_syntax, restore
+
+SAMPLER = SamplerConfig(tile=32, overlap=8, noise_period=16)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def trained_looking(seed: int = 0) -> Cgdm:
+    """A tiny model whose zero-initialised layers are perturbed, so its output is not x~."""
+    torch.manual_seed(seed)
+    tiny = CgdmConfig.preset("tiny")
+    model = Cgdm(CgdmConfig(unet=tiny.unet, syntax=tiny.syntax, sampler=SAMPLER))
+    with torch.no_grad():
+        model.unet.head[2].weight.normal_(std=0.05)
+        for sff in model.unet.decoder.fuse:
+            sff.w_e.to_params.weight.normal_(std=0.05)
+    model.prior.update_tables()
+    return model.eval()
+
+
+def image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_untrained_network_returns_x_tilde():
+    model = Cgdm(CgdmConfig.preset("tiny"))
+    x_tilde = image(40, 50)
+    out = restore(model.unet, x_tilde, torch.zeros(8, dtype=torch.long), 2, seed=1, steps=3,
+                  precision="fp32", max_batch_tiles=2, sampler=SAMPLER)
+    torch.testing.assert_close(out, x_tilde, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (7, 45), (37, 21)])
+def test_any_size_comes_back_at_its_size(hw):
+    out = restore(trained_looking().unet, image(*hw), torch.zeros(8, dtype=torch.long), 0, seed=0,
+                  steps=2, precision="fp32", sampler=SAMPLER)
+    assert out.shape == (1, 3, *hw) and out.dtype == torch.float32
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_deterministic_and_seed_sensitive():
+    model = trained_looking()
+    x_tilde, syntax = image(40, 50), torch.arange(8) - 4
+    calls = []
+    kwargs = dict(steps=3, precision="fp32", max_batch_tiles=3, sampler=SAMPLER)
+    a = restore(model.unet, x_tilde, syntax, 3, seed=5, progress=lambda i, n: calls.append((i, n)), **kwargs)
+    b = restore(model.unet, x_tilde, syntax, 3, seed=5, **kwargs)
+    c = restore(model.unet, x_tilde, syntax, 3, seed=6, **kwargs)
+    d = restore(model.unet, x_tilde, syntax + 1, 3, seed=5, **kwargs)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c) and not torch.allclose(a, d)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_feature_cache_does_not_change_the_result():
+    model = trained_looking()
+    x_tilde, syntax = image(40, 50), torch.zeros(8, dtype=torch.long)
+    kwargs = dict(steps=2, precision="fp32", max_batch_tiles=2, sampler=SAMPLER)
+    cached = restore(model.unet, x_tilde, syntax, 1, seed=3, **kwargs)
+    uncached = restore(model.unet, x_tilde, syntax, 1, seed=3, feature_cache_bytes=0, **kwargs)
+    assert torch.equal(cached, uncached)
+
+
+def test_bf16_path_runs():
+    out = restore(trained_looking().unet, image(24, 24), torch.zeros(8, dtype=torch.long), 0, seed=0,
+                  steps=1, precision="bf16", sampler=SAMPLER)
+    assert torch.isfinite(out).all()
+
+
+def test_whole_model_brings_its_sampler_settings():
+    model, x_tilde, syntax = trained_looking(), image(40, 50), torch.zeros(8, dtype=torch.long)
+    a = restore(model, x_tilde, syntax, 0, seed=2, steps=2, precision="fp32")
+    b = restore(model.unet, x_tilde, syntax, 0, seed=2, steps=2, precision="fp32", sampler=SAMPLER)
+    assert torch.equal(a, b)
+
+
+def test_optimize_syntax_changes_only_a_copy():
+    model = trained_looking()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = image(30, 40, 1)
+    x_tilde = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    s0 = optimize_syntax(model, x, x_tilde, 2, seed=4, iterations=0, precision="fp32")
+    s2 = optimize_syntax(model, x, x_tilde, 2, seed=4, iterations=2, lr=1e-2, patch=16, steps=2,
+                         precision="fp32")
+    assert s0.dtype == torch.long and s0.shape == (8,) and s2.shape == (8,)
+    assert int(s0.abs().max()) <= 63
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.requires_grad for p in model.parameters())
+    tiny = optimize_syntax(model, image(3, 5), image(3, 5, 1), 0, seed=0, iterations=1, steps=1,
+                           precision="fp32")
+    assert tiny.shape == (8,)
