@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,12 +115,17 @@ def load(path: str | Path) -> CodecImage:
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            check_size(*im.size)  # before decoding any pixel data
-            im.load()
-            return from_pil(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                check_size(*im.size)  # before decoding any pixel data
+                im.load()
+                return from_pil(im)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: image is too large; cgdm handles up to {MAX_SIDE} px "
+                         f"per side and {MAX_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: not a readable image ({e})") from None
 

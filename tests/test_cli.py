@@ -154,3 +154,20 @@ def test_console_script_runs(encoded):
         pytest.skip("console script not installed in this environment")
     res = subprocess.run([str(exe), "info", str(encoded[2])], capture_output=True, text=True)
     assert res.returncode == 0 and "80x48" in res.stdout
+
+
+def test_huge_dimensions_are_refused_before_decoding(tmp_path):
+    """A tiny PNG claiming 40000x40000 pixels must be refused without allocating them."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    p = tmp_path / "bomb.png"
+    p.write_bytes(png)
+    res = CliRunner().invoke(main, ["encode", str(p), "-o", str(tmp_path / "b.cgdm")])
+    assert res.exit_code == 1 and "32768" in _err(res)
+    assert not (tmp_path / "b.cgdm").exists()

@@ -154,3 +154,36 @@ def test_corrupted_stream_with_valid_checksum_does_not_crash():
         except FormatError:
             continue
         assert out.size == (64, 64)  # garbage in, an image of the right size out
+
+
+def test_diffusion_files_carry_syntax_and_decode_deterministically():
+    src = Image.fromarray(textured(70, 90, seed=5))
+    data = encode(src, 2)
+    f = parse(data)
+    assert f.diffusion and f.steps == 9 and f.syntax is not None
+    full1, full2 = np.asarray(decode(data)), np.asarray(decode(data))
+    assert np.array_equal(full1, full2)  # the decode is a function of the file
+    base = np.asarray(decode(data, base_only=True))
+    assert full1.shape == base.shape == (70, 90, 3)
+    assert not np.array_equal(full1, base)  # the trained diffusion stage changes the image
+    fewer = np.asarray(decode(data, steps=2))
+    assert not np.array_equal(fewer, full1)
+
+
+def test_seed_changes_the_diffusion_output_only():
+    src = Image.fromarray(textured(64, 64, seed=6))
+    a, b = encode(src, 3, seed=1), encode(src, 3, seed=2)
+    fa, fb = parse(a), parse(b)
+    assert fa.base_streams == fb.base_streams and fa.syntax == fb.syntax
+    assert (fa.seed, fb.seed) == (1, 2)
+    assert np.array_equal(np.asarray(decode(a, base_only=True)), np.asarray(decode(b, base_only=True)))
+    assert not np.array_equal(np.asarray(decode(a)), np.asarray(decode(b)))
+
+
+def test_base_only_files_are_smaller_and_need_only_the_base_weights():
+    src = Image.fromarray(textured(40, 40, seed=7))
+    full, base = encode(src, 3), encode(src, 3, diffusion=False)
+    fb = parse(base)
+    assert not fb.diffusion and fb.syntax is None and len(base) < len(full)
+    assert fb.weights_id != parse(full).weights_id
+    assert np.array_equal(np.asarray(decode(base)), np.asarray(decode(full, base_only=True)))
