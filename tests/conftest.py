@@ -19,3 +19,12 @@ def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def card():
     return textured
+
+
+@pytest.fixture
+def one_thread():
+    """Keep the small model tests on one thread (they are faster so, and so is CI)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,12 +12,7 @@ from cgdm_codec.models.syntax import SyntaxGenerator, quantize, symbols_of
 from cgdm_codec.models.unet import ConsistencyGuidedUNet, timestep_embedding
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_config_round_trip():

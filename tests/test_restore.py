@@ -12,12 +12,7 @@ from cgdm_codec.sampling.restore import optimize_syntax, restore
 SAMPLER = SamplerConfig(tile=32, overlap=8, noise_period=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def trained_looking(seed: int = 0) -> Cgdm:

@@ -16,12 +16,7 @@ from cgdm_codec.train import cgdm as train_cgdm
 from cgdm_codec.weights import save_weights
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
