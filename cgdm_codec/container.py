@@ -427,7 +427,7 @@ def parse(data: bytes) -> CgdmFile:
     computed = zlib.crc32(memoryview(data)[:pos])
     if stored != computed:
         raise FormatError(
-            f"corrupted file (checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x})"
+            f"corrupted file or trailing bytes (checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x})"
         )
 
     k = int(diffusion) + int(colour_mode.has_alpha)
