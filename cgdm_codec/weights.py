@@ -61,8 +61,3 @@ def load_tensors(path: str | Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     return load_file(str(path))
-
-
-def load_base_state(path: str | Path) -> dict[str, Any]:
-    """Base-codec state dict from a .safetensors file (for --init in training)."""
-    return load_tensors(path)

@@ -79,3 +79,24 @@ def test_training_changes_the_weights(setup):
     state = torch.load(tmp / "c" / "last.pt", weights_only=False)
     head = state["model"]["unet.head.2.weight"]
     assert head.abs().sum() > 0  # the zero-initialised output layer has started to learn
+
+
+def test_base_training_starts_from_shipped_style_weights(tmp_path):
+    """`train.base --init W.safetensors` must accept exported weights (CDF tables included)."""
+    from cgdm_codec.config import BaseCodecConfig
+    from cgdm_codec.models.base_codec import VariableRateHyperprior
+    from cgdm_codec.train.export_base import export
+
+    torch.manual_seed(0)
+    model = VariableRateHyperprior(BaseCodecConfig(N=8, M=12))
+    ckpt = tmp_path / "m.pt"
+    torch.save({"model": model.state_dict(), "config": model.cfg.to_dict(), "step": 0,
+                "seconds": 0.0, "data": "none"}, ckpt)
+    weights = tmp_path / "w.safetensors"
+    export(ckpt, weights)
+    loaded = VariableRateHyperprior(BaseCodecConfig(N=8, M=12))
+    from cgdm_codec.weights import load_tensors
+
+    loaded.load_exported(load_tensors(weights))
+    assert torch.equal(loaded.g_a[0].weight, model.g_a[0].weight)
+    assert loaded.entropy_bottleneck._quantized_cdf.numel() > 0

@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         gen.set_state(state["gen"])
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
     elif args.init:
-        from ..weights import load_base_state
+        from ..weights import load_tensors
 
-        model.load_state_dict(load_base_state(args.init), strict=False)
+        model.load_exported(load_tensors(args.init))
         print(f"initialised from {args.init}", flush=True)
     model.to(device).to(memory_format=torch.channels_last).train()
 
