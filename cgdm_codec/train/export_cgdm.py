@@ -1,0 +1,44 @@
+"""Export a diffusion-stage checkpoint's EMA weights as shipped weights.
+
+``python -m cgdm_codec.train.export_cgdm checkpoints/cgdm-fine/last.pt weights/cgdm-small.safetensors
+--base weights/base-hp1.safetensors``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ..diffusion_config import CgdmConfig
+from ..models.cgdm import Cgdm
+from ..weights import sha256_file
+from .cgdm import export
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("out")
+    ap.add_argument("--base", required=True, help="the base-codec weights this stage was trained on")
+    ap.add_argument("--history", default=None, help="JSON of earlier stages to record (e.g. the coarse run)")
+    args = ap.parse_args(argv)
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model = Cgdm(CgdmConfig.from_dict(state["config"]))
+    model.load_state_dict(state["ema"])
+    history = json.loads(Path(args.history).read_text()) if args.history else []
+    manifest = export(
+        model, args.out, name=Path(args.out).stem, stage=state["stage"], steps=int(state["step"]),
+        seconds=round(float(state["seconds"]), 1), data=state.get("data", ""),
+        base_sha256=sha256_file(args.base), ema=0.999, history=history,
+        training_entry_point="python -m cgdm_codec.train.cgdm",
+        data_note="BSDS500 (non-commercial research/teaching terms), Urban100 (every other "
+                  "image), photographic Debian wallpapers: weights inherit BSDS500's terms",
+    )
+    print(f"wrote {args.out} sha256 {manifest['sha256']}")
+
+
+if __name__ == "__main__":
+    main()
