@@ -112,6 +112,7 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
         img = imageio.load(input)
         for note in img.notes:
             report(f"note: {note}")
+        report("starting the codec (importing torch and CompressAI)")
         from .pipeline import encode_image
 
         data = encode_image(img, quality, diffusion=False if base_only else None, seed=seed,
@@ -146,6 +147,7 @@ def decode(input: Path, output: Path | None, base_only: bool, steps: int | None,
 
         if out.suffix.lower() not in _image_extensions():
             raise imageio.ImageError(f"{out}: unknown output format '{out.suffix or '(none)'}'; use e.g. .png")
+        report("starting the codec (importing torch and CompressAI)")
         from .pipeline import decode_file
 
         rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=report)
