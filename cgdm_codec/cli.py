@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -31,7 +32,7 @@ class Reporter:
             click.echo(f"[{time.monotonic() - self.t0:5.1f}s] {msg}", err=True)
 
 
-def fail(msg: str, code: int = 1) -> "NoReturn":  # type: ignore[name-defined]
+def fail(msg: str, code: int = 1) -> NoReturn:
     click.echo(f"cgdm: error: {msg}", err=True)
     sys.exit(code)
 

@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from .device import autocast_for, pick_device  # noqa: E402
 from .errors import WeightsError  # noqa: E402
 from .models.base_codec import BaseStreams, VariableRateHyperprior  # noqa: E402
 from .weights import BASE_WEIGHTS, CGDM_WEIGHTS, load_tensors, read_manifest, weights_dir, weights_id  # noqa: E402
+
+if TYPE_CHECKING:
+    from .models.cgdm import Cgdm
 
 BASE_CODEC_ID = 1
 Progress = Callable[[str], None]

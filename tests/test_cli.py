@@ -1,12 +1,10 @@
 """The command line: exit codes, one-line errors, no half-written outputs, fast `info`."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image

@@ -1,6 +1,5 @@
 """Round trips through the real pipeline with the shipped weights."""
 
-import io
 
 import numpy as np
 import pytest

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         aux_opt.step()
         step += 1
         for k, v in (("loss", loss), ("mse", mse), ("bpp", bpp), ("aux", aux)):
-            acc[k] += float(v)
+            acc[k] += float(v.detach())
         acc["n"] += 1
         if step % args.ckpt_every == 0 or step == args.steps:
             n = acc.pop("n")
