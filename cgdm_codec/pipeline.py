@@ -21,12 +21,11 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
 from . import imageio  # noqa: E402
-from .config import BaseCodecConfig  # noqa: E402
 from .container import CgdmFile, FormatError, parse, serialize  # noqa: E402
 from .device import autocast_for, pick_device  # noqa: E402
 from .errors import WeightsError  # noqa: E402
 from .models.base_codec import BaseStreams, VariableRateHyperprior  # noqa: E402
-from .weights import BASE_WEIGHTS, CGDM_WEIGHTS, load_tensors, read_manifest, weights_dir, weights_id  # noqa: E402
+from .weights import BASE_WEIGHTS, CGDM_WEIGHTS, read_manifest, weights_dir, weights_id  # noqa: E402
 
 if TYPE_CHECKING:
     from .models.cgdm import Cgdm
@@ -56,13 +55,6 @@ class Bundle:
         return weights_id(self.base_sha256)
 
 
-def load_base_model(path: str | Path) -> tuple[VariableRateHyperprior, dict]:
-    manifest = read_manifest(path)
-    model = VariableRateHyperprior(BaseCodecConfig.from_dict(manifest["config"]))
-    model.load_exported(load_tensors(path))
-    return model.eval(), manifest
-
-
 def base_weights_path() -> Path:
     override = os.environ.get("CGDM_BASE_WEIGHTS")
     return Path(override) if override else weights_dir() / f"{BASE_WEIGHTS}.safetensors"
@@ -80,8 +72,7 @@ def cgdm_weights_path() -> Path | None:
 def _load_bundle(base_path: Path, cgdm_path: Path | None) -> Bundle:
     if not base_path.is_file():
         raise WeightsError(f"base-codec weights not found at {base_path}")
-    model, manifest = load_base_model(base_path)
-    bundle = Bundle(model, manifest["sha256"])
+    bundle = Bundle(VariableRateHyperprior.from_weights(base_path), read_manifest(base_path)["sha256"])
     if cgdm_path is not None and cgdm_path.is_file():
         from .models.cgdm import Cgdm
 

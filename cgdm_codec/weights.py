@@ -19,9 +19,8 @@ CGDM_WEIGHTS = "cgdm-small"
 
 
 def weights_dir() -> Path:
-    """Installed package data first, then the source checkout's weights/ folder."""
-    pkg = Path(__file__).resolve().parent / "weights"
-    return pkg if pkg.is_dir() else WEIGHTS_DIR
+    """The checkout's weights/ folder (the README installs the project in editable mode)."""
+    return WEIGHTS_DIR
 
 
 def sha256_file(path: str | Path) -> str:

@@ -112,6 +112,14 @@ class VariableRateHyperprior(nn.Module):
         x_hat = self.g_s(ys_hat / g)
         return BaseForward(x_hat.float(), y_likelihoods, z_likelihoods)
 
+    @classmethod
+    def from_weights(cls, path) -> "VariableRateHyperprior":
+        """The model a weights file describes (config from the manifest beside it), in eval mode."""
+        from ..weights import load_tensors, read_manifest
+
+        model = cls(BaseCodecConfig.from_dict(read_manifest(path)["config"]))
+        return model.load_exported(load_tensors(path)).eval()
+
     def load_exported(self, state: dict[str, torch.Tensor]) -> "VariableRateHyperprior":
         """Load shipped weights, whose CDF tables have sizes an empty model cannot know."""
         for name, module in self.named_modules():

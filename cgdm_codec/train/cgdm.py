@@ -25,7 +25,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import BaseCodecConfig
 from ..diffusion_config import CgdmConfig
 from ..models.base_codec import VariableRateHyperprior
 from ..models.cgdm import Cgdm, export_weights
@@ -41,16 +40,8 @@ LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "bpp", "lr"
 
 
 def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
-    """The frozen base codec (config from its manifest when there is one)."""
-    from ..weights import load_tensors, manifest_path, read_manifest
-
-    cfg = BaseCodecConfig()
-    if manifest_path(path).exists():
-        manifest = read_manifest(path)
-        if "config" in manifest:
-            cfg = BaseCodecConfig.from_dict(manifest["config"])
-    base = VariableRateHyperprior(cfg)
-    base.load_exported(load_tensors(path))
+    """The frozen base codec."""
+    base = VariableRateHyperprior.from_weights(path)
     return base.to(device, memory_format=CHANNELS_LAST).eval().requires_grad_(False)
 
 
