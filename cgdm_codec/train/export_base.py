@@ -40,7 +40,8 @@ def export(ckpt: str | Path, out: str | Path, figures: dict | None = None) -> di
             "steps": int(state["step"]),
             "seconds": round(float(state["seconds"]), 1),
             "batch": "8 crops of 128x128, one random quality level per crop",
-            "precision": "bfloat16 autocast, channels_last",
+            "precision": "train.base --precision auto: bfloat16 autocast on CUDA and AMX CPUs, "
+                         "float32 otherwise; channels_last",
             "machine": platform.processor() or platform.machine(),
         },
         "validation": figures or {},
