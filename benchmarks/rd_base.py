@@ -15,136 +15,30 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import io
 import json
-import math
 import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cgdm_codec import metrics  # noqa: E402
+from cgdm_codec.evaluation.anchors import (  # noqa: E402
+    ClassicalCodec, available_anchors, avif_support, bpp_of, cached, match_bpp)
+from cgdm_codec.evaluation.images import (  # noqa: E402
+    JPEG_SOURCE_NOTE, decode_pil_bytes, has_jpeg_sources, list_images, load_reference,
+    to_rgb_array)
+from cgdm_codec.evaluation.store import json_safe  # noqa: E402
 
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "val" / "sunhays80"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
-
-
-# ------------------------------------------------------------------------- classical codecs
-
-
-@dataclass(frozen=True)
-class ClassicalCodec:
-    """A Pillow format driven by one integer quality parameter (higher = more bytes)."""
-
-    name: str
-    pil_format: str
-    q_min: int
-    q_max: int
-    options: tuple[tuple[str, object], ...] = ()
-
-    def encode(self, img: Image.Image, q: int) -> bytes:
-        buf = io.BytesIO()
-        img.save(buf, self.pil_format, quality=q, **dict(self.options))
-        return buf.getvalue()
-
-
-JPEG = ClassicalCodec("jpeg", "JPEG", 1, 100, (("optimize", True), ("subsampling", "4:2:0")))
-WEBP = ClassicalCodec("webp", "WEBP", 0, 100, (("method", 6),))
-AVIF = ClassicalCodec("avif", "AVIF", 0, 100, (("speed", 6), ("subsampling", "4:2:0")))
-
-
-def avif_support() -> str | None:
-    """Where AVIF encoding comes from ("pillow" or "pillow-avif-plugin"), or None if absent."""
-    Image.init()
-    if "AVIF" in Image.SAVE:
-        return "pillow"
-    try:
-        import pillow_avif  # noqa: F401  (registers the plugin)
-    except ImportError:
-        return None
-    return "pillow-avif-plugin" if "AVIF" in Image.SAVE else None
-
-
-def available_codecs(names: Iterable[str]) -> list[ClassicalCodec]:
-    """The requested classical codecs that this Pillow can write; skipped ones are reported."""
-    Image.init()
-    known = {c.name: c for c in (JPEG, WEBP, AVIF)}
-    out = []
-    for name in names:
-        codec = known[name]
-        if name == "avif" and avif_support() is None:
-            log("AVIF: no encoder (needs Pillow >= 11.2 built with libavif, or "
-                "pillow-avif-plugin); skipping AVIF")
-            continue
-        if name == "webp" and "WEBP" not in Image.SAVE:
-            log("WebP: Pillow was built without WebP; skipping WebP")
-            continue
-        out.append(codec)
-    return out
-
-
-def bpp_of(data: bytes, width: int, height: int) -> float:
-    """Bits per pixel of a complete file."""
-    return 8.0 * len(data) / (width * height)
-
-
-def match_bpp(encode_at: Callable[[int], bytes], q_min: int, q_max: int, target: float,
-              pixels: int) -> tuple[int, bytes]:
-    """The quality setting (and its bytes) whose bpp is closest to ``target``.
-
-    Bisection for the smallest setting reaching the target, assuming size grows with the
-    setting, then the better of it and its lower neighbour. ``encode_at`` should cache.
-    """
-    def bpp(q: int) -> float:
-        return 8.0 * len(encode_at(q)) / pixels
-
-    lo, hi = q_min, q_max
-    if bpp(hi) <= target:
-        return hi, encode_at(hi)
-    if bpp(lo) >= target:
-        return lo, encode_at(lo)
-    while hi - lo > 1:  # invariant: bpp(lo) < target <= bpp(hi)
-        mid = (lo + hi) // 2
-        if bpp(mid) < target:
-            lo = mid
-        else:
-            hi = mid
-    best = min((lo, hi), key=lambda q: (abs(bpp(q) - target), q))
-    return best, encode_at(best)
-
-
-def cached(fn: Callable[[int], bytes]) -> Callable[[int], bytes]:
-    """Memoise an encoder over its quality setting (bisections for several levels share it)."""
-    store: dict[int, bytes] = {}
-
-    def wrapper(q: int) -> bytes:
-        if q not in store:
-            store[q] = fn(q)
-        return store[q]
-
-    return wrapper
-
-
-# ---------------------------------------------------------------------------------- rows
-
-
-def to_rgb_array(img: Image.Image) -> np.ndarray:
-    """uint8 (H, W, 3) of any Pillow image (alpha dropped, grey expanded)."""
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
-def decode_pil_bytes(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        return to_rgb_array(im)
 
 
 def quality_row(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
@@ -154,23 +48,6 @@ def quality_row(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
         "ms_ssim": metrics.ms_ssim(ref, out),
         "haarpsi": metrics.haarpsi(ref, out),
     }
-
-
-def load_reference(path: Path, downscale: float = 1.0) -> Image.Image:
-    """The image as the codecs should see it: EXIF orientation applied, 8-bit RGB, and
-    optionally downscaled (Lanczos), which hides the 8x8 grid of JPEG-compressed sources so
-    that re-encoding with JPEG gets no head start from matching the original quantisation."""
-    with Image.open(path) as im:
-        img = ImageOps.exif_transpose(im).convert("RGB")
-    if downscale != 1.0:
-        size = (max(1, round(img.width * downscale)), max(1, round(img.height * downscale)))
-        img = img.resize(size, Image.Resampling.LANCZOS)
-    return img
-
-
-def list_images(folder: Path, limit: int | None) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return files[:limit] if limit else files
 
 
 def cgdm_rows(img: Image.Image, ref: np.ndarray, level: int, diffusion: bool,
@@ -189,7 +66,7 @@ def cgdm_rows(img: Image.Image, ref: np.ndarray, level: int, diffusion: bool,
         out = to_rgb_array(decode(data, base_only=base_only, device=device))
         t_dec = time.perf_counter() - t0
         rows.append({"codec": name, "level": level, "setting": level, "bytes": len(data),
-                     "bpp": bpp_of(data, w, h), "encode_s": t_enc, "decode_s": t_dec,
+                     "bpp": bpp_of(len(data), w, h), "encode_s": t_enc, "decode_s": t_dec,
                      **quality_row(ref, out)})
     return rows
 
@@ -200,7 +77,7 @@ def classical_row(codec: ClassicalCodec, encode_at: Callable[[int], bytes], ref:
     q, data = match_bpp(encode_at, codec.q_min, codec.q_max, target, w * h)
     out = decode_pil_bytes(data)
     return {"codec": codec.name, "level": level, "setting": q, "bytes": len(data),
-            "bpp": bpp_of(data, w, h), "target_bpp": target, **quality_row(ref, out)}
+            "bpp": bpp_of(len(data), w, h), "target_bpp": target, **quality_row(ref, out)}
 
 
 def image_rows(path: Path, levels: list[int], codecs: list[ClassicalCodec], diffusion: bool,
@@ -254,11 +131,6 @@ def codec_settings(codecs: list[ClassicalCodec]) -> str:
     return "; ".join(parts)
 
 
-JPEG_SOURCE_NOTE = ("note: the sources are JPEG files used at full size; re-encoding them with "
-                    "JPEG near their original quality is unfairly good (same 8x8 grid and "
-                    "quantisation); use --downscale 0.5 for a fair JPEG comparison")
-
-
 def markdown(means: list[dict], command: str, date: str, settings: str,
              notes: list[str]) -> str:
     lines = [
@@ -288,17 +160,6 @@ def environment(device: str) -> dict:
             "pillow": PIL.__version__, "threads": torch.get_num_threads(), "device": device,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "avif": avif_support(), "machine": platform.machine()}
-
-
-def json_safe(x: object) -> object:
-    """inf PSNR (identical images) is written as null: JSON has no infinity."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [json_safe(v) for v in x]
-    return x
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -343,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         log(f"no images in {args.images}")
         return 1
-    codecs = available_codecs(args.codecs)
-    jpeg_sources = any(p.suffix.lower() in {".jpg", ".jpeg"} for p in files)
-    notes = [JPEG_SOURCE_NOTE] if jpeg_sources and args.downscale == 1.0 else []
+    codecs, skipped = available_anchors(args.codecs)
+    for n in skipped:
+        log(n)
+    notes = [f"note: {JPEG_SOURCE_NOTE}"] if has_jpeg_sources(files) and args.downscale == 1.0 else []
     for n in notes:
         log(n)
     command = shlex.join([Path(sys.executable).name, *sys.argv])

@@ -194,5 +194,87 @@ def info(input: Path, as_json: bool) -> None:
     run_guarded(job)
 
 
+def _levels(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[int, ...]:
+    """-q accepts repeats and comma lists (-q 1 -q 3, -q 1,3,5); default all six levels."""
+    levels: list[int] = []
+    for v in values:
+        for part in v.split(","):
+            if not part.strip().isdigit() or not 1 <= int(part) <= 6:
+                raise click.BadParameter(f"'{part}' is not a quality level 1..6", ctx, param)
+            if int(part) not in levels:
+                levels.append(int(part))
+    return tuple(sorted(levels)) or (1, 2, 3, 4, 5, 6)
+
+
+def _eval_command(a: dict) -> str:
+    """The command line that reproduces a run's numbers (resume/quiet/keep-files left out)."""
+    import shlex
+
+    words = ["cgdm", "eval", str(a["folder"]), "-q", ",".join(map(str, a["levels"])), "--out", str(a["outdir"])]
+    if a["downscale"] != 1.0:
+        words += ["--downscale", f"{a['downscale']:g}"]
+    if a["limit"]:
+        words += ["--limit", str(a["limit"])]
+    if not a["anchors"]:
+        words.append("--no-anchors")
+    if tuple(a["ablations"]) != ("base-only",):
+        for name in a["ablations"]:
+            words += ["--ablation", name]
+    if a["effort"]:
+        words += ["--effort", a["effort"]]
+    if a["device"] != "auto":
+        words += ["--device", a["device"]]
+    if a["threads"]:
+        words += ["--threads", str(a["threads"])]
+    return shlex.join(words)
+
+
+@main.command("eval")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-q", "--quality", "levels", multiple=True, callback=_levels, metavar="Q[,Q...]",
+              help="cgdm quality levels, repeatable or comma-separated [default: 1..6].")
+@click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for results.jsonl/.csv, summary.json, results.md and rd.png.")
+@click.option("--downscale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Resize every image by this factor first (0.5 for JPEG-sourced sets such as sunhays80).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images (by name).")
+@click.option("--anchors/--no-anchors", default=True, show_default=True,
+              help="Also run Pillow's JPEG, WebP and AVIF over quality sweeps.")
+@click.option("--ablation", "ablations", multiple=True, default=("base-only",), show_default=True,
+              type=click.Choice(["base-only", "no-finetune", "none"]),
+              help="Extra cgdm curves (repeatable; 'none' for none).")
+@click.option("--effort", type=click.Choice(["fast", "default", "max"]), default=None,
+              help="Encoder effort [default: fast, where the encoder has efforts].")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip (image, codec, setting) rows already in OUT; --no-resume starts again.")
+@click.option("--keep-files", is_flag=True, help="Keep every coded file under OUT/files.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads for the codec [default: torch's]; metrics always use one.")
+@DEVICE
+@QUIET
+def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float, limit: int | None,
+          anchors: bool, ablations: tuple[str, ...], effort: str | None, resume: bool,
+          keep_files: bool, threads: int | None, device: str, quiet: bool) -> None:
+    """Rate-distortion-perception evaluation of every image in FOLDER, with anchors and plots."""
+    cfg_args = dict(folder=folder, levels=levels, outdir=outdir, downscale=downscale, limit=limit,
+                    anchors=anchors, ablations=ablations, effort=effort, device=device, threads=threads)
+
+    def job() -> None:
+        if not folder.is_dir():
+            raise OSError(2, "not a folder", str(folder))
+        from .evaluation.runner import EvalConfig, run_eval
+
+        cfg = EvalConfig(images=folder, outdir=outdir, levels=levels, downscale=downscale, limit=limit,
+                         anchors=anchors, ablations=tuple(a for a in ablations if a != "none"),
+                         effort=effort, device=device, resume=resume, keep_files=keep_files,
+                         quiet=quiet, threads=threads, command=_eval_command(cfg_args))
+        result = run_eval(cfg)
+        if not quiet:
+            click.echo(f"wrote {outdir}/results.md, summary.json, results.csv, results.jsonl, rd.png "
+                       f"({result['images_complete']} images)", err=True)
+
+    run_guarded(job)
+
+
 if __name__ == "__main__":
     main()
