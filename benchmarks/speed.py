@@ -228,6 +228,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=None,
                    help="OMP/MKL threads for the children [default: torch's own choice]")
+    p.add_argument("--effort", nargs="+", default=["default"], choices=["fast", "default", "max"],
+                   help="encoder effort level(s) to time; decodes use the first one's file")
     p.add_argument("--no-full-decode", action="store_true", help="skip the diffusion decode")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "speed.json", help="JSON output")
     return p.parse_args(argv)
@@ -242,10 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     dev = ["--device", args.device]
     with tempfile.TemporaryDirectory(prefix="cgdm-speed-") as tmp:
         png = prepare_image(src, args.size, Path(tmp) / f"input-{w}x{h}.png")
-        enc_out, dec_out = Path(tmp) / "img.cgdm", Path(tmp) / "out.png"
-        steps = [
-            Step("encode", cgdm + ["encode", str(png), "-q", str(args.quality),
-                                   "-o", str(enc_out), "-Q", *dev]),
+        enc_out, dec_out = Path(tmp) / f"img-{args.effort[0]}.cgdm", Path(tmp) / "out.png"
+        steps = [Step(f"encode --effort {e}", cgdm + ["encode", str(png), "-q", str(args.quality),
+                                                       "-o", str(Path(tmp) / f"img-{e}.cgdm"),
+                                                       "--effort", e, "-Q", *dev])
+                 for e in args.effort]
+        steps += [
             Step("info", cgdm + ["info", str(enc_out)]),
             Step("decode --base-only", cgdm + ["decode", str(enc_out), "-o", str(dec_out),
                                                "--base-only", "-Q", *dev]),
@@ -257,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         for step in steps:
             n = args.info_repeat if step.name == "info" else args.repeat
             measure(step, n, env)
-            if step.name == "encode" and not step.ok:
+            if step.name.startswith("encode") and not step.ok:
                 log("encode failed; the remaining steps need its output")
                 break
         size = enc_out.stat().st_size if enc_out.exists() else 0

@@ -22,14 +22,50 @@ from .errors import FormatError, ImageError
 
 
 class Reporter:
-    """Stage messages with elapsed time on stderr, silenced by --quiet."""
+    """Stage messages with elapsed time on stderr, and progress bars with an ETA for
+    counted work (diffusion steps, fine-tuning iterations); silenced by --quiet."""
+
+    BAR = 24
 
     def __init__(self, quiet: bool) -> None:
         self.quiet, self.t0 = quiet, time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.last_event = self.t0
+        self.stage: tuple[str, float, int] | None = None  # what, start time, last count
+        self.last_line = 0.0
 
     def __call__(self, msg: str) -> None:
+        self.last_event = time.monotonic()
         if not self.quiet:
-            click.echo(f"[{time.monotonic() - self.t0:5.1f}s] {msg}", err=True)
+            click.echo(f"[{self.last_event - self.t0:5.1f}s] {msg}", err=True)
+
+    def step(self, what: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.stage is None or self.stage[0] != what or done <= self.stage[2]:
+            self.stage = (what, self.last_event, 0)
+        start = self.stage[1]
+        self.stage = (what, start, done)
+        self.last_event = now
+        if self.quiet:
+            return
+        line = progress_line(what, done, total, now - start, now - self.t0, self.BAR)
+        if self.tty:
+            click.echo("\r" + line + ("\n" if done >= total else ""), err=True, nl=False)
+        elif done >= total or now - self.last_line >= 5.0:
+            click.echo(line, err=True)
+            self.last_line = now
+
+
+def progress_line(what: str, done: int, total: int, stage_seconds: float, clock: float,
+                  width: int) -> str:
+    """``[ 12.0s] what [#####.....] 5/10 ETA 12s``: the remaining time assumes the pace so far."""
+    filled = width * done // max(total, 1)
+    bar = "#" * filled + "." * (width - filled)
+    if done >= total:
+        tail = f"done in {stage_seconds:.1f}s"
+    else:
+        tail = f"ETA {stage_seconds / max(done, 1) * (total - done):.0f}s"
+    return f"[{clock:5.1f}s] {what} [{bar}] {done}/{total} {tail}"
 
 
 def fail(msg: str, code: int = 1) -> NoReturn:
@@ -92,15 +128,26 @@ def main() -> None:
 @click.option("--base-only", is_flag=True,
               help="Write a file without the diffusion stage (smaller, fast to decode, less detail).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
-              help="Noise seed the decoder's diffusion starts from.")
+              help="Noise seed the decoder's diffusion starts from (the first one tried when "
+                   "searching seeds).")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="DDIM steps the decoder should run [default: the weights' setting, 9].")
-@click.option("--optimize", type=click.IntRange(0, 10000), default=0, show_default=True,
-              help="Iterations of per-image syntax optimisation (slow: ~1 s each for 768x512 on a CPU).")
+@click.option("--effort", type=click.Choice(["fast", "default", "max"]), default="default",
+              show_default=True,
+              help="How hard the encoder searches for the syntax and seed it writes: fast = one "
+                   "pass of the syntax encoder; default = a short per-image fine-tuning and 2 seeds "
+                   "(~1 min for 768x512 on a 2-core CPU); max = the paper's 250 iterations.")
+@click.option("--finetune-iters", type=click.IntRange(0, 100000), default=None,
+              help="Override the effort's number of per-image fine-tuning iterations.")
+@click.option("--seeds", type=click.IntRange(1, 1024), default=None,
+              help="Override the effort's number of noise seeds tried (each costs one decode).")
+@click.option("--no-finetune", is_flag=True,
+              help="Skip the per-image fine-tuning (seeds are still searched).")
 @DEVICE
 @QUIET
 def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed: int,
-           steps: int | None, optimize: int, device: str, quiet: bool) -> None:
+           steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
+           no_finetune: bool, device: str, quiet: bool) -> None:
     """Compress an image (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm."""
     out = output or input.with_suffix(".cgdm")
     if out.resolve() == input.resolve():
@@ -117,7 +164,9 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
         from .pipeline import encode_image
 
         data = encode_image(img, quality, diffusion=False if base_only else None, seed=seed,
-                            steps=steps, optimize=optimize, device=device, progress=report)
+                            steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
+                            finetune=not no_finetune, device=device, progress=report,
+                            step_progress=report.step)
         write_atomic(out, data)
         bpp = 8 * len(data) / (img.width * img.height)
         report(f"wrote {out} ({len(data)} bytes, {bpp:.4f} bpp)")
@@ -151,7 +200,8 @@ def decode(input: Path, output: Path | None, base_only: bool, steps: int | None,
         report("starting the codec (importing torch and CompressAI)")
         from .pipeline import decode_file
 
-        rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=report)
+        rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=report,
+                          step_progress=report.step)
         alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
         for note in imageio.save(imageio.to_pil(rgb, f.colour_mode, alpha), out):
             report(f"note: {note}")

@@ -112,21 +112,32 @@ def _base_reconstruction(model: VariableRateHyperprior, streams: BaseStreams, q_
     return x_tilde[..., :height, :width].float().cpu()
 
 
-def _step_reporter(progress: Progress, what: str) -> Callable[[int, int], None]:
-    return lambda i, n: progress(f"{what} {i}/{n}")
+StepProgress = Callable[[str, int, int], None]
+
+
+def _steps_to(progress: Progress, step_progress: StepProgress | None) -> StepProgress:
+    """Step counts go to ``step_progress`` when given, else become messages."""
+    return step_progress or (lambda what, i, n: progress(f"{what} {i}/{n}"))
 
 
 def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | None = None,
-                 seed: int = 0, steps: int | None = None, optimize: int = 0,
-                 device: str = "auto", progress: Progress = _quiet) -> bytes:
+                 seed: int = 0, steps: int | None = None, effort: str = "default",
+                 finetune_iters: int | None = None, seeds: int | None = None,
+                 finetune: bool = True, device: str = "auto", progress: Progress = _quiet,
+                 step_progress: StepProgress | None = None) -> bytes:
     """Compress a prepared image at quality 1..6 into .cgdm bytes.
 
     ``diffusion`` None means: use the diffusion stage when its weights are installed.
-    ``optimize`` > 0 runs that many iterations of the per-image syntax optimisation.
+    ``effort`` ("fast", "default", "max") sets how hard the encoder searches for the
+    syntax and seed it writes; ``finetune_iters``, ``seeds`` and ``finetune=False``
+    override the preset (see ``cgdm_codec.tuning``). ``seed`` is the first seed tried.
     """
     if not 1 <= quality <= 6:
         raise ValueError("quality must be 1..6")
     dev = pick_device(device)
+    from .tuning import resolve_effort
+
+    plan = resolve_effort(effort, dev.type, finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
     progress("loading weights")
     bundle = load_bundle()
     use_diffusion = bundle.cgdm is not None if diffusion is None else diffusion
@@ -143,20 +154,19 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
         assert cgdm is not None
         progress("syntax: simulating the decoder's base reconstruction")
         x_tilde = _base_reconstruction(model, streams, quality - 1, img.width, img.height, dev)
-        if optimize > 0:
-            from .sampling.restore import optimize_syntax
+        from .tuning import search
 
-            symbols = optimize_syntax(cgdm, x, x_tilde, quality - 1, seed, iterations=optimize,
-                                      device=dev, progress=_step_reporter(progress, "syntax optimisation"))
-        else:
-            from .models.syntax import symbols_of
-
-            cgdm.syntax.to(dev).eval()
-            with torch.no_grad(), autocast_for(dev):
-                values = cgdm.syntax(x.to(dev) * 2 - 1, x_tilde.to(dev) * 2 - 1, tiled=True)
-            symbols = symbols_of(values.float(), cgdm.cfg.syntax.symbol_range).view(-1).cpu()
-        syntax = cgdm.prior.encode_syntax(symbols)
         steps_field = steps or cgdm.cfg.sampler.steps
+        if plan.searches:
+            progress(f"searching syntax and seed ({plan.finetune_iters} fine-tuning iterations, "
+                     f"{plan.seeds} seed{'s' if plan.seeds > 1 else ''})")
+        found = search(cgdm, x, x_tilde, quality - 1, seed, plan, steps_field, device=dev,
+                       progress=_steps_to(progress, step_progress))
+        if found.scores:
+            progress(f"chose the {found.best.source} syntax with seed {found.best.seed} "
+                     f"(scored {len(found.scores)} candidates on the {found.scored_on})")
+        seed = found.best.seed
+        syntax = cgdm.prior.encode_syntax(found.best.symbols)
     alpha = imageio.encode_alpha(img.alpha) if img.alpha is not None else None
     f = CgdmFile(
         quality=quality, width=img.width, height=img.height, weights_id=wid,
@@ -177,7 +187,8 @@ def _latent_shape(width: int, height: int, multiple: int) -> tuple[int, int]:
 
 
 def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
-                device: str = "auto", progress: Progress = _quiet) -> np.ndarray:
+                device: str = "auto", progress: Progress = _quiet,
+                step_progress: StepProgress | None = None) -> np.ndarray:
     """The decoded RGB image (H, W, 3) uint8 of a parsed container."""
     if f.base_codec != BASE_CODEC_ID:
         raise FormatError(f"unknown base codec id {f.base_codec}")
@@ -204,9 +215,9 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
             symbols = cgdm.prior.decode_syntax(f.syntax)
         except Exception as e:  # constriction raises assorted errors on garbage
             raise FormatError(f"syntax section is corrupted ({e})") from None
-        n = steps or f.steps
-        x_tilde = restore(cgdm, x_tilde, symbols, f.quality - 1, f.seed, n, device=dev,
-                          progress=_step_reporter(progress, "diffusion step"))
+        report = _steps_to(progress, step_progress)
+        x_tilde = restore(cgdm, x_tilde, symbols, f.quality - 1, f.seed, steps or f.steps, device=dev,
+                          progress=lambda i, n: report("diffusion steps", i, n))
     return _to_uint8(x_tilde)
 
 

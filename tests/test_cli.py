@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cgdm_codec.cli import main
+from cgdm_codec.cli import main, progress_line
 from conftest import textured
 
 
@@ -22,7 +22,7 @@ def encoded(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     src = d / "card.png"
     Image.fromarray(textured(48, 80)).save(src)
-    res = run("encode", str(src), "-q", "2", "--quiet")
+    res = run("encode", str(src), "-q", "2", "--quiet", "--effort", "fast")
     assert res.exit_code == 0, res.output
     return d, src, d / "card.cgdm"
 
@@ -65,10 +65,27 @@ def test_info_human_readable(encoded):
 
 def test_progress_on_stderr_and_quiet(encoded):
     d, src, _ = encoded
-    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm")])
+    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"),
+                                    "--finetune-iters", "2", "--seeds", "2"])
     assert res.exit_code == 0 and "wrote" in res.stderr
-    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--quiet"])
+    assert "fine-tuning the syntax encoder [" in res.stderr and "2/2 done in" in res.stderr
+    assert "scoring candidate decodes" in res.stderr and "chose the" in res.stderr
+    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--quiet",
+                                    "--no-finetune", "--seeds", "2"])
     assert res.exit_code == 0 and res.stderr == ""
+    res = CliRunner().invoke(main, ["decode", str(d / "p.cgdm"), "-o", str(d / "p.png")])
+    assert res.exit_code == 0 and "diffusion steps [" in res.stderr and "9/9 done in" in res.stderr
+
+
+def test_progress_line_and_eta():
+    assert progress_line("x", 1, 4, 3.0, 10.0, 8) == "[ 10.0s] x [##......] 1/4 ETA 9s"
+    assert progress_line("x", 4, 4, 12.5, 20.0, 8) == "[ 20.0s] x [########] 4/4 done in 12.5s"
+
+
+@pytest.mark.parametrize("args", [["--effort", "huge"], ["--seeds", "0"], ["--finetune-iters", "-1"]])
+def test_bad_effort_options_are_usage_errors(encoded, args):
+    res = CliRunner().invoke(main, ["encode", str(encoded[1]), "-o", "never.cgdm", *args])
+    assert res.exit_code == 2 and not Path("never.cgdm").exists()
 
 
 def _err(res) -> str:

@@ -8,8 +8,14 @@ from PIL import Image
 
 from cgdm_codec import imageio
 from cgdm_codec.container import ColourMode, parse, serialize
-from cgdm_codec.pipeline import decode, encode, load_bundle
+from cgdm_codec import pipeline
+from cgdm_codec.pipeline import decode, load_bundle
 from conftest import textured
+
+
+def encode(img, quality: int, **options) -> bytes:
+    """The one-pass encode: these tests are about the codec, not the encoder's search."""
+    return pipeline.encode(img, quality, **{"effort": "fast", **options})
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -186,3 +192,16 @@ def test_base_only_files_are_smaller_and_need_only_the_base_weights():
     assert not fb.diffusion and fb.syntax is None and len(base) < len(full)
     assert fb.weights_id != parse(full).weights_id
     assert np.array_equal(np.asarray(decode(base)), np.asarray(decode(full, base_only=True)))
+
+
+def test_search_writes_the_chosen_seed_and_syntax():
+    src = Image.fromarray(textured(48, 64, seed=8))
+    fast = encode(src, 2)
+    assert encode(src, 2, effort="default", finetune=False, seeds=1) == fast
+    searched = encode(src, 2, effort="default", finetune_iters=2, seeds=2, seed=40)
+    f, g = parse(searched), parse(fast)
+    assert f.base_streams == g.base_streams and f.seed in (40, 41)
+    out = np.asarray(decode(searched))
+    assert out.shape == (48, 64, 3)
+    assert np.array_equal(out, np.asarray(decode(searched)))
+

@@ -1,4 +1,4 @@
-"""The seeded tiled decode and the encoder's syntax optimisation."""
+"""The seeded tiled decode."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from cgdm_codec.diffusion_config import CgdmConfig, SamplerConfig
 from cgdm_codec.models.cgdm import Cgdm
-from cgdm_codec.sampling.restore import optimize_syntax, restore
+from cgdm_codec.sampling.restore import restore
 
 SAMPLER = SamplerConfig(tile=32, overlap=8, noise_period=16)
 
@@ -82,21 +82,3 @@ def test_whole_model_brings_its_sampler_settings():
     a = restore(model, x_tilde, syntax, 0, seed=2, steps=2, precision="fp32")
     b = restore(model.unet, x_tilde, syntax, 0, seed=2, steps=2, precision="fp32", sampler=SAMPLER)
     assert torch.equal(a, b)
-
-
-def test_optimize_syntax_changes_only_a_copy():
-    model = trained_looking()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = image(30, 40, 1)
-    x_tilde = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
-    s0 = optimize_syntax(model, x, x_tilde, 2, seed=4, iterations=0, precision="fp32")
-    s2 = optimize_syntax(model, x, x_tilde, 2, seed=4, iterations=2, lr=1e-2, patch=16, steps=2,
-                         precision="fp32")
-    assert s0.dtype == torch.long and s0.shape == (8,) and s2.shape == (8,)
-    assert int(s0.abs().max()) <= 63
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k]), k
-    assert all(p.requires_grad for p in model.parameters())
-    tiny = optimize_syntax(model, image(3, 5), image(3, 5, 1), 0, seed=0, iterations=1, steps=1,
-                           precision="fp32")
-    assert tiny.shape == (8,)

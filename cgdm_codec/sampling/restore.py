@@ -1,4 +1,4 @@
-"""The decoder's diffusion post-processing, and the encoder's per-image syntax optimisation.
+"""The decoder's diffusion post-processing.
 
 ``restore`` is a pure function of (x~, syntax symbols, quality, seed, steps, weights): it
 starts from the format's periodic seeded noise, runs the tiled DDIM, and blends the tiles'
@@ -8,20 +8,17 @@ will produce (up to floating-point differences between machines).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
 
 from ..diffusion_config import SamplerConfig
 from ..models.cgdm import Cgdm
-from ..models.syntax import quantize, symbols_of
 from ..models.unet import ConsistencyGuidedUNet
 from ..train.common import autocast_for
 from .ddim import DDIMScheduler
 from .noise import noise_patch, tiled_noise
 from .tiling import make_grid, pad_to_canvas, run_tiled
-from .unrolled import unrolled_sample
 
 CHANNELS_LAST = torch.channels_last
 
@@ -99,88 +96,3 @@ def restore(net: Cgdm | ConsistencyGuidedUNet, x_tilde: torch.Tensor, syntax: to
             progress(i + 1, len(scheduler.timesteps))
     out = (sample[..., :height, :width] + 1.0) / 2.0
     return out.clamp(0.0, 1.0).cpu()
-
-
-class _FrozenParameters:
-    """Temporarily stop gradients into a module's parameters (restored on exit)."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.params = list(module.parameters())
-        self.flags = [p.requires_grad for p in self.params]
-
-    def __enter__(self) -> None:
-        for p in self.params:
-            p.requires_grad_(False)
-
-    def __exit__(self, *exc: object) -> None:
-        for p, flag in zip(self.params, self.flags):
-            p.requires_grad_(flag)
-
-
-def random_patch(height: int, width: int, size: int, gen: torch.Generator) -> tuple[slice, slice]:
-    """A random window of at most ``size`` x ``size`` inside the image."""
-    ph, pw = min(size, height), min(size, width)
-    top = int(torch.randint(height - ph + 1, (1,), generator=gen))
-    left = int(torch.randint(width - pw + 1, (1,), generator=gen))
-    return slice(top, top + ph), slice(left, left + pw)
-
-
-def optimize_syntax(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, seed: int,
-                    iterations: int = 8, lr: float = 5e-5, patch: int = 256,
-                    steps: int | None = None, grad_steps: int = 1,
-                    lambda_d: float = 1.0, lambda_p: float = 0.3, lambda_f: float = 0.05,
-                    device: torch.device | str = "cpu", precision: str = "auto",
-                    rng_seed: int = 0,
-                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """The encoder's per-image syntax: fine-tune a copy of the generator, return its symbols.
-
-    Each iteration decodes one random patch with the fixed-step DDIM, starting from the
-    very noise the decoder will use there (the seeded periodic x_T), and descends the
-    fine-stage loss. The syntax is always computed from the whole image, as it will be
-    transmitted. The paper uses 250 iterations; each costs one unrolled sampling run, so
-    the default here is small. Returns the LongTensor (S,) of symbols to transmit.
-    """
-    from ..train.losses import fine_loss
-
-    device = torch.device(device)
-    sampler = model.cfg.sampler
-    r = model.cfg.syntax.symbol_range
-    x = _batched(x).to(device, torch.float32) * 2.0 - 1.0
-    xt = _batched(x_tilde).to(device, torch.float32) * 2.0 - 1.0
-    height, width = x.shape[-2:]
-    generator = copy.deepcopy(model.syntax).to(device).train()
-    if iterations > 0:
-        unet = model.unet.to(device).eval()
-        prior = model.prior.to(device)
-        m = unet.multiple
-        patch = max(m, patch // m * m)
-        grid = make_grid(height, width, sampler.tile, sampler.overlap, m)
-        noise = seeded_noise(seed, *grid.canvas, sampler).to(device)
-        scheduler = DDIMScheduler.from_config(sampler)
-        opt = torch.optim.Adam(generator.parameters(), lr=lr)
-        gen = torch.Generator().manual_seed(rng_seed)
-        q = torch.tensor([quality], device=device)
-        with _FrozenParameters(unet), _FrozenParameters(prior):
-            for it in range(iterations):
-                rows, cols = random_patch(height, width, patch, gen)
-                pgrid = make_grid(rows.stop - rows.start, cols.stop - cols.start, patch, 0, m)
-                xp = pad_to_canvas(x[..., rows, cols], pgrid)
-                xtp = pad_to_canvas(xt[..., rows, cols], pgrid)
-                x_T = noise[..., rows.start:rows.start + xp.shape[-2], cols.start:cols.start + xp.shape[-1]]
-                x_T = pad_to_canvas(x_T, pgrid)
-                with autocast_for(device, precision):
-                    values = generator(x, xt, tiled=True)
-                    bpp = prior.bits(prior.add_noise(values, gen)) / (height * width)
-                    s_hat = quantize(values, r, straight_through=True)
-                    sample = unrolled_sample(unet, scheduler, x_T, xtp, s_hat, q,
-                                             steps or sampler.steps, grad_steps)
-                    loss, _ = fine_loss((sample + 1) / 2, (xp + 1) / 2, bpp,
-                                        lambda_d, lambda_p, lambda_f)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if progress is not None:
-                    progress(it + 1, iterations)
-    with torch.no_grad(), autocast_for(device, precision):
-        values = generator.eval()(x, xt, tiled=True)
-    return symbols_of(values.float(), r).view(-1).cpu()

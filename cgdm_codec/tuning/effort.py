@@ -1,0 +1,66 @@
+"""Effort levels: how much encoder time buys how much search.
+
+The paper fine-tunes for 250 Adam iterations at lr 5e-5 on a GPU. One iteration here is
+one 9-step decode of a 256 x 256 decoder tile plus a backward pass through its last step,
+about 0.5 s on a 2-core CPU, so the CPU levels run far fewer iterations with a larger
+step size, and score every candidate with the real decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Effort:
+    """Search settings of one encode.
+
+    ``score_tiles``: candidates are scored on a full decode when the image has at most this
+    many decoder tiles, otherwise on this many decoder tiles spread over the image.
+    """
+
+    finetune_iters: int = 0
+    tiles_per_iter: int = 1
+    lr: float = 5e-5
+    seeds: int = 1
+    score_tiles: int = 12
+
+    @property
+    def searches(self) -> bool:
+        return self.finetune_iters > 0 or self.seeds > 1
+
+
+PAPER_LR = 5e-5
+
+EFFORTS_CPU: dict[str, Effort] = {
+    "fast": Effort(),
+    "default": Effort(finetune_iters=24, tiles_per_iter=1, lr=1e-3, seeds=2, score_tiles=12),
+    "max": Effort(finetune_iters=250, tiles_per_iter=2, lr=PAPER_LR, seeds=4, score_tiles=24),
+}
+EFFORTS_CUDA: dict[str, Effort] = {
+    "fast": Effort(),
+    "default": Effort(finetune_iters=250, tiles_per_iter=4, lr=PAPER_LR, seeds=4, score_tiles=48),
+    "max": Effort(finetune_iters=250, tiles_per_iter=8, lr=PAPER_LR, seeds=8, score_tiles=96),
+}
+EFFORTS = {"cpu": EFFORTS_CPU, "cuda": EFFORTS_CUDA}
+
+
+def resolve_effort(name: str = "default", device_type: str = "cpu", *,
+                   finetune_iters: int | None = None, seeds: int | None = None,
+                   finetune: bool = True) -> Effort:
+    """The preset for ``name`` on this kind of device, with explicit overrides applied."""
+    presets = EFFORTS.get(device_type, EFFORTS_CPU)
+    if name not in presets:
+        raise ValueError(f"unknown effort '{name}' (choose from {', '.join(presets)})")
+    effort = presets[name]
+    if finetune_iters is not None:
+        if finetune_iters < 0:
+            raise ValueError("finetune_iters must be >= 0")
+        effort = replace(effort, finetune_iters=finetune_iters)
+    if not finetune:
+        effort = replace(effort, finetune_iters=0)
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError("seeds must be >= 1")
+        effort = replace(effort, seeds=seeds)
+    return effort
