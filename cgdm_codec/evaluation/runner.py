@@ -131,6 +131,9 @@ class Runner:
         self.encode_kwargs = encode_options(cfg.effort, accepted)
         check_ablations(cfg.ablations, accepted)
         self.notes: list[str] = []
+        if "no-finetune" in cfg.ablations and self.encode_kwargs.get("effort") == "fast":
+            self.notes.append("effort 'fast' does no online fine-tuning, so cgdm:no-finetune repeats "
+                              "cgdm; give --effort default or max to see what fine-tuning adds")
         if has_jpeg_sources(self.files) and cfg.downscale == 1.0:
             self.notes.append(JPEG_SOURCE_NOTE)
         self.anchors: list[ClassicalCodec] = []
