@@ -288,3 +288,20 @@ def test_anchor_bytes_decode_back():
     assert decode_pil_bytes(data).shape == (32, 40, 3)
     codecs, notes = available_anchors(["jpeg", "webp", "avif"])
     assert len(codecs) + len(notes) == 3 and codecs[0].name == "jpeg"
+
+
+def test_our_haarpsi_agrees_with_piq():
+    """Cross-check: the project's HaarPSI (used by cgdm eval) and piq's on the same pair."""
+    import piq
+    import torch
+
+    from cgdm_codec import metrics
+
+    ref, out = textured(64, 96, 0), textured(64, 96, 3)
+
+    def t(a):
+        return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].double() / 255
+
+    ours = metrics.haarpsi(ref, out)
+    theirs = float(piq.haarpsi(t(out), t(ref), data_range=1.0))
+    assert 0.3 < ours < 0.99 and ours == pytest.approx(theirs, abs=1e-3)
