@@ -268,7 +268,8 @@ def test_cli_runs_and_prints_progress(images, tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert list(s["curves"]) == ["cgdm"]
     assert s["command"].startswith("cgdm eval ") and "-q 2" in s["command"] and "--limit 1" in s["command"]
-    assert not (out / "files" / "cgdm").exists() or not any((out / "files" / "cgdm").iterdir())
+    assert sorted(p.name for p in out.iterdir()) == [
+        "rd.png", "results.csv", "results.jsonl", "results.md", "run.json", "summary.json"]
 
 
 def test_eval_help_does_not_import_torch():

@@ -22,7 +22,7 @@ def rd_plot(summary: dict, path: Path) -> None:
     names, curves = summary["bd_metrics"], summary["curves"]
     if not names or not curves:
         return
-    cols = min(3, len(names))
+    cols = 2 if len(names) in (2, 4) else min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     ours = [p["bpp"] for c, pts in curves.items() if c.startswith("cgdm") for p in pts]

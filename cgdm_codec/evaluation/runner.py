@@ -7,6 +7,7 @@ import datetime as _dt
 import inspect
 import json
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,8 @@ class Runner:
         self.identity = identity
         self.scorer = Scorer.create("cpu", cfg.networks)
         self.notes += self.scorer.notes
-        self.files_dir = cfg.outdir / "files"
+        # coded files go to OUT/files when kept, else to a scratch folder removed at the end
+        self.files_dir = cfg.outdir / ("files" if cfg.keep_files else ".files-scratch")
         self.warm = False
 
     # ----------------------------------------------------------------------------- tasks
@@ -274,14 +276,16 @@ class Runner:
             if img is not None:
                 self.write_reports()
         progress.close()
-        return self.write_reports(plot=True)
+        if not cfg.keep_files:
+            shutil.rmtree(self.files_dir, ignore_errors=True)
+        return self.write_reports()
 
     def _has_work(self, image: str, kind: str, what) -> bool:
         if kind == "cgdm":
             return any(self.pending(image, c, [what]) for c, _, _ in self.cgdm_codecs())
         return bool(self.pending(image, what.name, self.sweep(what)))
 
-    def write_reports(self, plot: bool = True) -> dict:
+    def write_reports(self) -> dict:
         from .plot import rd_plot
         from .report import markdown, summary
 
@@ -297,7 +301,7 @@ class Runner:
         write_csv(self.cfg.outdir / "results.csv", rows)
         write_text_atomic(self.cfg.outdir / "summary.json", json.dumps(json_safe(result), indent=1) + "\n")
         write_text_atomic(self.cfg.outdir / "results.md", markdown(result))
-        if plot and rows:
+        if rows:
             rd_plot(result, self.cfg.outdir / "rd.png")
         return result
 
