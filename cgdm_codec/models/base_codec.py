@@ -16,13 +16,12 @@ import copy
 from dataclasses import dataclass
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN
-from compressai.models.utils import conv, deconv
 from torch import nn
 
 from ..config import BaseCodecConfig
 from ..layers import GainUnit
+from ..layers.conv import conv, deconv
+from .compressai_parts import GDN, EntropyBottleneck, GaussianConditional
 from .tiled import run_tiled
 
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64

@@ -35,7 +35,7 @@ PAPER_LR = 5e-5
 EFFORTS_CPU: dict[str, Effort] = {
     "fast": Effort(),
     "default": Effort(finetune_iters=24, tiles_per_iter=1, lr=1e-3, seeds=2, score_tiles=12),
-    "max": Effort(finetune_iters=250, tiles_per_iter=2, lr=PAPER_LR, seeds=4, score_tiles=24),
+    "max": Effort(finetune_iters=250, tiles_per_iter=1, lr=PAPER_LR, seeds=4, score_tiles=24),
 }
 EFFORTS_CUDA: dict[str, Effort] = {
     "fast": Effort(),
