@@ -259,6 +259,18 @@ def test_cli_bad_quality_is_usage_error(images, tmp_path, q):
     assert not (tmp_path / "o").exists()
 
 
+def test_unreadable_image_is_skipped_with_a_note(images, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes((images / "a.png").read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    out = tmp_path / "run"
+    result = run_eval(config(folder, out, levels=(2,), anchors=False, ablations=()))
+    assert {r["image"] for r in rows_of(out)} == {"a.png"}
+    assert any("broken.png skipped" in n for n in result["notes"])
+    assert "broken.png skipped" in (out / "results.md").read_text()
+
+
 def test_cli_runs_and_prints_progress(images, tmp_path):
     out = tmp_path / "o"
     res = CliRunner().invoke(main, ["eval", str(images), "-q", "2", "--limit", "1", "--no-anchors",

@@ -115,15 +115,15 @@ class Runner:
     """One evaluation: builds rows into a ResultStore and rewrites the reports as it goes."""
 
     def __init__(self, cfg: EvalConfig) -> None:
-        from ..device import pick_device
-        from ..pipeline import load_bundle
-
         self.cfg = cfg
         if not cfg.images.is_dir():
             raise EvalError(f"{cfg.images}: not a folder")
         self.files = list_images(cfg.images, cfg.limit)
         if not self.files:
             raise EvalError(f"{cfg.images}: no images (looked for .png, .jpg, .webp, ...)")
+        from ..device import pick_device  # torch: only once the inputs are known to be usable
+        from ..pipeline import load_bundle
+
         if cfg.threads:
             import torch
 
@@ -260,13 +260,19 @@ class Runner:
         for note in self.notes:
             progress.message(f"note: {note}")
         for path in self.files:
-            image, img, ref = path.name, None, None
+            image, img, ref, unreadable = path.name, None, None, False
             tasks = [("cgdm", lv, f"{image} q{lv}") for lv in cfg.levels]
             tasks += [("anchor", a, f"{image} {a.name}") for a in self.anchors]
             for kind, what, label in tasks:
-                if img is None and self._has_work(image, kind, what):
-                    img = load_reference(path, cfg.downscale)
-                    ref = to_rgb_array(img)
+                if img is None and not unreadable and self._has_work(image, kind, what):
+                    try:
+                        img = load_reference(path, cfg.downscale)
+                    except (OSError, ValueError) as e:  # one bad file must not end a long run
+                        unreadable = True
+                        self.notes.append(f"{image} skipped: not a readable image ({e})")
+                        progress.message(f"note: {self.notes[-1]}")
+                    else:
+                        ref = to_rgb_array(img)
                 t0 = time.perf_counter()
                 if kind == "cgdm":
                     worked = img is not None and self.run_cgdm(image, img, ref, what)
