@@ -205,3 +205,14 @@ def test_search_writes_the_chosen_seed_and_syntax():
     assert out.shape == (48, 64, 3)
     assert np.array_equal(out, np.asarray(decode(searched)))
 
+
+
+def test_pipeline_start_up_skips_compressai_models_and_torch_geometric():
+    import subprocess
+    import sys
+
+    code = ("import sys, cgdm_codec.pipeline\n"
+            "print([m for m in ('torch_geometric', 'compressai.models', 'compressai.datasets') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
