@@ -67,7 +67,7 @@ def test_progress_on_stderr_and_quiet(encoded):
     d, src, _ = encoded
     res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm")])
     assert res.exit_code == 0 and "wrote" in res.stderr
-    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--quiet"])
+    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--quiet", "--force"])
     assert res.exit_code == 0 and res.stderr == ""
 
 

@@ -200,4 +200,4 @@ class VariableRateHyperprior(nn.Module):
     def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
         x = run_tiled(lambda t: self.g_s(t).float(), y_hat, tile=self.TILE_LATENT,
                       margin=self.MARGIN_LATENT, scale=16)
-        return x.clamp(0.0, 1.0)
+        return x.clamp_(0.0, 1.0)  # in place: x is ours, and image-sized
