@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quality", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="OMP threads for the children")
     p.add_argument("--no-full-decode", action="store_true", help="skip the diffusion decode")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="work in this folder and keep the image, .cgdm and decoded files")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "big-image.json")
     args = p.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     cgdm = [sys.executable, "-m", "cgdm_codec.cli"]
     steps: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="cgdm-big-") as tmp:
-        t = Path(tmp)
+        t = Path(tmp) if args.keep is None else args.keep
+        t.mkdir(parents=True, exist_ok=True)
         src = mosaic(args.images, (w, h), cols, rows, t / "big.png")
         log(f"test image {w}x{h} ({w * h / 1e6:.1f} MP), {src.stat().st_size} bytes PNG")
         plan = [("encode", ["encode", str(src), "-q", str(args.quality), "-o", str(t / "big.cgdm")]),
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_full_decode:
             plan.append(("decode", ["decode", str(t / "big.cgdm"), "-o", str(t / "full.png")]))
         for name, cmd in plan:
-            r = run_measured(cgdm + cmd + ["-Q"], env)
+            r = run_measured(cgdm + cmd + ["-Q", "--force"], env)
             r["name"] = name
             steps.append(r)
             log(f"{name}: rc {r['returncode']}, {r['wall_s']} s wall, {r['cpu_s']} s CPU, "
