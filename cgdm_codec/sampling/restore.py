@@ -97,7 +97,11 @@ def restore(net: Cgdm | ConsistencyGuidedUNet, x_tilde: torch.Tensor, syntax: to
     q = torch.tensor([quality], device=device)
     scheduler = DDIMScheduler.from_config(sampler)
     scheduler.set_timesteps(steps or sampler.steps)
-    denoiser = TileDenoiser(net, device, precision, -(-len(grid) // max_batch_tiles), feature_cache_bytes)
+    # The cache trades memory for speed; it gives way as the canvas grows, so that cache
+    # plus the image-sized state stays near what the largest images need without it.
+    canvas_bytes = 3 * 4 * grid.canvas[0] * grid.canvas[1]
+    cache_budget = max(0, feature_cache_bytes - 2 * canvas_bytes)
+    denoiser = TileDenoiser(net, device, precision, -(-len(grid) // max_batch_tiles), cache_budget)
     for i, t in enumerate(scheduler.timesteps):
         denoiser.cond = net.condition(torch.tensor([t], device=device), syn, q)
         x0 = run_tiled(denoiser, [sample, canvas_tilde], grid, max_batch_tiles)
