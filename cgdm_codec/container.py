@@ -142,7 +142,7 @@ class Limits:
             raise FormatError(
                 f"{what} is {width}x{height} = {width * height} pixels; the limit is "
                 f"{self.max_side} px per side and {self.max_pixels} pixels "
-                f"(see {ENV_MAX_SIDE}/{ENV_MAX_PIXELS})")
+                f"(--max-side/--max-pixels, {ENV_MAX_SIDE}/{ENV_MAX_PIXELS})")
 
     @property
     def max_file_bytes(self) -> int:
