@@ -5,7 +5,7 @@ inflate to exactly width x height bytes or raise ``ImageError``. Anything else (
 exception type, a hang, memory beyond libFuzzer's -rss_limit_mb) is a finding.
 
     pip install atheris
-    python fuzz/fuzz_container.py -max_total_time=600 -rss_limit_mb=512 -timeout=5 CORPUS_DIR
+    python fuzz/fuzz_container.py -max_total_time=720 -rss_limit_mb=512 -timeout=5 CORPUS_DIR
 
 CORPUS_DIR (any empty folder outside the repository) is seeded with valid files of every
 layout on start. libFuzzer prints ``Done N runs in T second(s)`` at the end.
