@@ -7,9 +7,8 @@ Only click and the pure-Python container are imported at start-up, so `cgdm --he
 from __future__ import annotations
 
 import json
-import os
+import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -17,8 +16,9 @@ from typing import NoReturn
 import click
 
 from . import __version__
-from .container import read_file, summary
-from .errors import FormatError, ImageError
+from .atomic import OutputExistsError, check_output, write_atomic
+from .container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, read_file, summary
+from .errors import ConfigError, FormatError, ImageError
 
 
 class Reporter:
@@ -73,11 +73,25 @@ def fail(msg: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
 def run_guarded(fn, *args, **kwargs):
-    """Turn every expected failure into one line on stderr and a non-zero exit code."""
+    """Turn every expected failure into one line on stderr and a non-zero exit code.
+
+    SIGTERM is turned into KeyboardInterrupt so that a killed run, too, removes its
+    temporary output file on the way out.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         return fn(*args, **kwargs)
-    except (FormatError, ImageError) as e:
+    except ConfigError as e:
+        fail(str(e), 2)
+    except (FormatError, ImageError, OutputExistsError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted", 130)
@@ -87,36 +101,45 @@ def run_guarded(fn, *args, **kwargs):
         fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "))
     except RuntimeError as e:  # WeightsError, device errors
         fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Never leave a half-written output: write a temp file beside it, then rename."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def limits() -> Limits:
+    """The size limits the group options (or their environment variables) set."""
+    ctx = click.get_current_context(silent=True)
+    found = ctx.find_object(Limits) if ctx is not None else None
+    return found if found is not None else Limits.from_env()
 
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                       show_default=True, help="Where the networks run (entropy coding always runs on the CPU).")
 QUIET = click.option("--quiet", "-Q", is_flag=True, help="No progress messages on stderr.")
+FORCE = click.option("--force", "-f", is_flag=True,
+                     help="Overwrite the output file if it exists (never the input).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="cgdm")
-def main() -> None:
+@click.option("--max-side", type=click.IntRange(1, MAX_DIM), envvar=ENV_MAX_SIDE, default=MAX_DIM,
+              show_default=True, metavar="PX",
+              help=f"Refuse images (input or .cgdm) wider or taller than this [env {ENV_MAX_SIDE}].")
+@click.option("--max-pixels", type=click.IntRange(1, MAX_PIXELS), envvar=ENV_MAX_PIXELS,
+              default=MAX_PIXELS, show_default=True, metavar="N",
+              help=f"Refuse images with more pixels than this; bounds memory [env {ENV_MAX_PIXELS}].")
+@click.pass_context
+def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
     """cgdm: a perceptual image codec (learned base codec + diffusion decoder).
 
     \b
       cgdm encode img.png -q 3 -o img.cgdm
       cgdm decode img.cgdm -o out.png
       cgdm info img.cgdm
+
+    An existing output file is never replaced without -f/--force, the input never.
     """
+    ctx.obj = Limits(max_side, max_pixels)
 
 
 @main.command()
@@ -143,21 +166,21 @@ def main() -> None:
               help="Override the effort's number of noise seeds tried (each costs one decode).")
 @click.option("--no-finetune", is_flag=True,
               help="Skip the per-image fine-tuning (seeds are still searched).")
+@FORCE
 @DEVICE
 @QUIET
 def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed: int,
            steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
-           no_finetune: bool, device: str, quiet: bool) -> None:
+           no_finetune: bool, force: bool, device: str, quiet: bool) -> None:
     """Compress an image (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm."""
     out = output or input.with_suffix(".cgdm")
-    if out.resolve() == input.resolve():
-        fail("output would overwrite the input; choose another -o")
     report = Reporter(quiet)
 
     def job() -> None:
+        check_output(out, force, (input,))
         from . import imageio
 
-        img = imageio.load(input)
+        img = imageio.load(input, limits())
         for note in img.notes:
             report(f"note: {note}")
         report("starting the codec (importing torch and CompressAI)")
@@ -167,7 +190,7 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
                             steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
                             finetune=not no_finetune, device=device, progress=report,
                             step_progress=report.step)
-        write_atomic(out, data)
+        write_atomic(out, data, overwrite=force)
         bpp = 8 * len(data) / (img.width * img.height)
         report(f"wrote {out} ({len(data)} bytes, {bpp:.4f} bpp)")
 
@@ -183,16 +206,18 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
               help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="Override the file's number of DDIM steps (fewer is faster).")
+@FORCE
 @DEVICE
 @QUIET
-def decode(input: Path, output: Path | None, base_only: bool, steps: int | None, device: str,
-           quiet: bool) -> None:
+def decode(input: Path, output: Path | None, base_only: bool, steps: int | None, force: bool,
+           device: str, quiet: bool) -> None:
     """Decode a .cgdm file to an image."""
     out = output or input.with_suffix(".decoded.png")
     report = Reporter(quiet)
 
     def job() -> None:
-        f = read_file(input)
+        check_output(out, force, (input,))
+        f = read_file(input, limits())
         from . import imageio
 
         if out.suffix.lower() not in _image_extensions():
@@ -203,7 +228,7 @@ def decode(input: Path, output: Path | None, base_only: bool, steps: int | None,
         rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=report,
                           step_progress=report.step)
         alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-        for note in imageio.save(imageio.to_pil(rgb, f.colour_mode, alpha), out):
+        for note in imageio.save(imageio.to_pil(rgb, f.colour_mode, alpha), out, overwrite=force):
             report(f"note: {note}")
         report(f"wrote {out} ({f.width}x{f.height})")
 
@@ -224,7 +249,7 @@ def info(input: Path, as_json: bool) -> None:
     """Describe a .cgdm file without decoding it."""
 
     def job() -> None:
-        f = read_file(input)
+        f = read_file(input, limits())
         s = summary(f, input.stat().st_size)
         if as_json:
             click.echo(json.dumps(s))

@@ -20,6 +20,7 @@ import operator
 import os
 import stat
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,9 @@ __all__ = [
     "CgdmFile",
     "ColourMode",
     "FORMAT_VERSION",
+    "ConfigError",
     "FormatError",
+    "Limits",
     "MAGIC",
     "MAX_DIM",
     "MAX_FILE_BYTES",
@@ -56,6 +59,15 @@ MIN_QUALITY, MAX_QUALITY = 1, 6
 
 #: Largest file :func:`read_file` accepts.
 MAX_FILE_BYTES = 1 << 30
+#: With a lowered pixel limit, files are also capped at this many bytes per allowed pixel
+#: (plus :data:`FILE_BYTES_SLACK`): far above what the codec writes (< 2 bytes per pixel
+#: at the best quality), yet it keeps the read proportional to the configured limit.
+FILE_BYTES_PER_PIXEL = 16
+FILE_BYTES_SLACK = 1 << 20
+
+#: Environment variables that lower the image size limits (see :class:`Limits`).
+ENV_MAX_SIDE = "CGDM_MAX_SIDE"
+ENV_MAX_PIXELS = "CGDM_MAX_PIXELS"
 
 #: Number of base-codec streams per base codec id.  Codec 1 is the learned
 #: variable-rate hyperprior: first the hyper-latent ``z`` stream, then ``y``.
@@ -82,6 +94,60 @@ class FormatError(ValueError):
 
     The message is a single user-readable line.
     """
+
+
+class ConfigError(ValueError):
+    """A user setting (option or environment variable) is invalid; one line for the user."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large an image this process agrees to handle, checked before any allocation.
+
+    The defaults are the format's own limits; a user (or a service decoding files from
+    strangers) can only lower them, via ``CGDM_MAX_SIDE`` / ``CGDM_MAX_PIXELS`` or the
+    CLI's ``--max-side`` / ``--max-pixels``. Decoder memory grows linearly with the pixel
+    count, so ``max_pixels`` is the knob that bounds it.
+    """
+
+    max_side: int = MAX_DIM
+    max_pixels: int = MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        for name, value, top in (("max side", self.max_side, MAX_DIM),
+                                 ("max pixels", self.max_pixels, MAX_PIXELS)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise ConfigError(f"{name} must be an integer in 1..{top} (the format's limit), got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Limits":
+        """Limits from CGDM_MAX_SIDE / CGDM_MAX_PIXELS (unset or empty: the format's limits)."""
+        env = os.environ if environ is None else environ
+        values = {}
+        for field_name, var in (("max_side", ENV_MAX_SIDE), ("max_pixels", ENV_MAX_PIXELS)):
+            text = env.get(var, "").strip()
+            if text:
+                try:
+                    values[field_name] = int(text.replace("_", ""))
+                except ValueError:
+                    raise ConfigError(f"{var}={text!r} is not an integer") from None
+        try:
+            return cls(**values)
+        except ConfigError as e:
+            raise ConfigError(f"{ENV_MAX_SIDE}/{ENV_MAX_PIXELS}: {e}") from None
+
+    def check(self, width: int, height: int, what: str = "image") -> None:
+        """Raise :class:`FormatError` if a width x height image exceeds these limits."""
+        if width > self.max_side or height > self.max_side or width * height > self.max_pixels:
+            raise FormatError(
+                f"{what} is {width}x{height} = {width * height} pixels; the limit is "
+                f"{self.max_side} px per side and {self.max_pixels} pixels "
+                f"(--max-side/--max-pixels, {ENV_MAX_SIDE}/{ENV_MAX_PIXELS})")
+
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest .cgdm file worth reading under these limits."""
+        return min(MAX_FILE_BYTES, FILE_BYTES_SLACK + FILE_BYTES_PER_PIXEL * self.max_pixels)
 
 
 class ColourMode(enum.IntEnum):
@@ -347,11 +413,12 @@ def serialize(f: CgdmFile) -> bytes:
     return body + zlib.crc32(body).to_bytes(4, "little")
 
 
-def parse(data: bytes) -> CgdmFile:
+def parse(data: bytes, limits: Limits | None = None) -> CgdmFile:
     """Strictly decode a ``.cgdm`` byte string.
 
     Every problem raises :class:`FormatError` with a one-line message; the
-    checks run in the order documented in ``docs/format.md``.
+    checks run in the order documented in ``docs/format.md``. ``limits`` (default:
+    the format's own) are applied to the dimensions as soon as they are read.
     """
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
@@ -386,6 +453,8 @@ def parse(data: bytes) -> CgdmFile:
         raise FormatError(f"invalid width {width} (must be 1..{MAX_DIM})")
     height, pos = decode_varint(data, pos, "height")
     _check_dims(width, height)
+    if limits is not None:
+        limits.check(width, height, "the file's image")
     seed, pos = decode_varint(data, pos, "seed")
     steps: int | None = None
     if diffusion:
@@ -447,25 +516,29 @@ def parse(data: bytes) -> CgdmFile:
     )
 
 
-def read_file(path: str | os.PathLike[str]) -> CgdmFile:
+def read_file(path: str | os.PathLike[str], limits: Limits | None = None) -> CgdmFile:
     """Read and parse a ``.cgdm`` file of at most :data:`MAX_FILE_BYTES` bytes.
 
-    The size is checked with ``stat`` before reading; the read itself is also
-    bounded, so a file growing in between cannot exceed the limit either.
-    ``OSError`` (missing file, permissions, ...) propagates unchanged.
+    ``limits`` defaults to :meth:`Limits.from_env`; a lowered pixel limit also lowers
+    the file-size cap (:attr:`Limits.max_file_bytes`). The size is checked with ``stat``
+    before reading; the read itself is also bounded, so a file growing in between
+    cannot exceed the limit either. ``OSError`` (missing file, permissions, ...)
+    propagates unchanged.
     """
+    limits = Limits.from_env() if limits is None else limits
+    cap = min(MAX_FILE_BYTES, limits.max_file_bytes)
     with open(path, "rb") as fh:
         st = os.fstat(fh.fileno())
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(f"{os.fspath(path)} is a directory")
-        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_FILE_BYTES:
+        if stat.S_ISREG(st.st_mode) and st.st_size > cap:
             raise FormatError(
-                f"file too large: {st.st_size} bytes (limit {MAX_FILE_BYTES} bytes)"
+                f"file too large: {st.st_size} bytes (limit {cap} bytes)"
             )
-        data = fh.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise FormatError(f"file too large: more than {MAX_FILE_BYTES} bytes")
-    return parse(data)
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise FormatError(f"file too large: more than {cap} bytes")
+    return parse(data, limits)
 
 
 # --------------------------------------------------------------------------

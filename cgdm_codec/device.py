@@ -9,9 +9,14 @@ import torch
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    if name == "cuda":
+        # cuDNN may otherwise pick (or benchmark its way to) a different convolution
+        # algorithm from run to run; the decoder promises the same pixels every time.
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     return torch.device(name)
 
 

@@ -1,6 +1,6 @@
 """User-facing error types, importable without torch or numpy (the CLI catches these)."""
 
-from .container import FormatError
+from .container import ConfigError, FormatError
 
 
 class ImageError(ValueError):
@@ -11,4 +11,4 @@ class WeightsError(RuntimeError):
     """The weights a file needs are missing or differ from the installed ones."""
 
 
-__all__ = ["FormatError", "ImageError", "WeightsError"]
+__all__ = ["ConfigError", "FormatError", "ImageError", "WeightsError"]

@@ -7,8 +7,6 @@ kept (coded losslessly beside the image), and 16-bit samples are reduced to 8 bi
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -16,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .container import MAX_DIM as MAX_SIDE, MAX_PIXELS, ColourMode
+from .atomic import OutputExistsError, write_with
+from .container import ColourMode, FormatError, Limits
 from .errors import ImageError
 
 
@@ -36,13 +35,14 @@ class CodecImage:
         return int(self.rgb.shape[1])
 
 
-def check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int, limits: Limits | None = None) -> None:
+    """Refuse an image before its pixels are decoded (limits default to the environment's)."""
     if width < 1 or height < 1:
         raise ImageError(f"image has no pixels ({width}x{height})")
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise ImageError(
-            f"image is {width}x{height}; cgdm handles up to {MAX_SIDE} px per side and "
-            f"{MAX_PIXELS} pixels")
+    try:
+        (Limits.from_env() if limits is None else limits).check(width, height)
+    except FormatError as e:
+        raise ImageError(str(e)) from None
 
 
 def _to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
@@ -60,11 +60,11 @@ def _to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
     return np.clip((np.clip(a, 0, 65535) * 255 + 32767) // 65535, 0, 255).astype(np.uint8)
 
 
-def from_pil(im) -> CodecImage:
+def from_pil(im, limits: Limits | None = None) -> CodecImage:
     """Map any Pillow image onto the codec's RGB + optional alpha form."""
     from PIL import ImageOps
 
-    check_size(*im.size)
+    check_size(*im.size, limits=limits)
     im = ImageOps.exif_transpose(im)
     notes: list[str] = []
     mode = im.mode
@@ -108,24 +108,30 @@ def from_pil(im) -> CodecImage:
     return CodecImage(np.ascontiguousarray(rgb, dtype=np.uint8), cmode, alpha, notes)
 
 
-def load(path: str | Path) -> CodecImage:
+def load(path: str | Path, limits: Limits | None = None) -> CodecImage:
+    """Read an image file, refusing oversized ones from their header, before decoding.
+
+    Pillow's own decompression-bomb guard (which trips at twice ``Image.MAX_IMAGE_PIXELS``,
+    on open) also ends in an ``ImageError`` naming cgdm's limit.
+    """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    limits = Limits.from_env() if limits is None else limits
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                check_size(*im.size)  # before decoding any pixel data
+                check_size(*im.size, limits=limits)  # before decoding any pixel data
                 im.load()
-                return from_pil(im)
+                return from_pil(im, limits)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"{path}: image is too large; cgdm handles up to {MAX_SIDE} px "
-                         f"per side and {MAX_PIXELS} pixels") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: image is too large ({e}); cgdm handles up to "
+                         f"{limits.max_side} px per side and {limits.max_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: not a readable image ({e})") from None
 
@@ -160,8 +166,11 @@ def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
 _NO_ALPHA_FORMATS = {"JPEG", "BMP", "PPM"}
 
 
-def save(im, path: str | Path) -> list[str]:
-    """Write atomically in the format the extension names; returns notes for the user."""
+def save(im, path: str | Path, overwrite: bool = True) -> list[str]:
+    """Write atomically in the format the extension names; returns notes for the user.
+
+    With ``overwrite`` False an existing file is left alone (``OutputExistsError``).
+    """
     from PIL import Image
 
     path = Path(path)
@@ -177,14 +186,10 @@ def save(im, path: str | Path) -> list[str]:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ImageError(f"{path}: folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=ext, dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            im.save(f, format=fmt)
-        os.replace(tmp, path)
-    except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, (OSError, ValueError, KeyError)):
-            raise ImageError(f"{path}: cannot write ({e})") from None
+        write_with(path, lambda f: im.save(f, format=fmt), overwrite, suffix=ext)
+    except OutputExistsError:
         raise
+    except (OSError, ValueError, KeyError) as e:
+        raise ImageError(f"{path}: cannot write ({e})") from None
     return notes

@@ -25,7 +25,7 @@ from .container import CgdmFile, FormatError, parse, serialize  # noqa: E402
 from .device import autocast_for, pick_device  # noqa: E402
 from .errors import WeightsError  # noqa: E402
 from .models.base_codec import BaseStreams, VariableRateHyperprior  # noqa: E402
-from .weights import BASE_WEIGHTS, CGDM_WEIGHTS, read_manifest, weights_dir, weights_id  # noqa: E402
+from .weights import BASE_WEIGHTS, CGDM_WEIGHTS, verified_manifest, weights_dir, weights_id  # noqa: E402
 
 if TYPE_CHECKING:
     from .models.cgdm import Cgdm
@@ -70,14 +70,17 @@ def cgdm_weights_path() -> Path | None:
 
 @functools.lru_cache(maxsize=2)
 def _load_bundle(base_path: Path, cgdm_path: Path | None) -> Bundle:
+    """Load (once per process) the weights after checking each file against its manifest."""
     if not base_path.is_file():
         raise WeightsError(f"base-codec weights not found at {base_path}")
-    bundle = Bundle(VariableRateHyperprior.from_weights(base_path), read_manifest(base_path)["sha256"])
+    base_sha = verified_manifest(base_path)["sha256"]
+    bundle = Bundle(VariableRateHyperprior.from_weights(base_path), base_sha)
     if cgdm_path is not None and cgdm_path.is_file():
         from .models.cgdm import Cgdm
 
+        cgdm_sha = verified_manifest(cgdm_path)["sha256"]
         bundle.cgdm = Cgdm.from_weights(cgdm_path)
-        bundle.cgdm_sha256 = read_manifest(cgdm_path)["sha256"]
+        bundle.cgdm_sha256 = cgdm_sha
     return bundle
 
 
@@ -96,7 +99,8 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy())
+    # clamp makes the one copy; the rest works in place (same values, less peak memory).
+    return (x[0].clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy())
 
 
 def _base_reconstruction(model: VariableRateHyperprior, streams: BaseStreams, q_index: int,
@@ -217,7 +221,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
             raise FormatError(f"syntax section is corrupted ({e})") from None
         report = _steps_to(progress, step_progress)
         x_tilde = restore(cgdm, x_tilde, symbols, f.quality - 1, f.seed, steps or f.steps, device=dev,
-                          progress=lambda i, n: report("diffusion steps", i, n))
+                          progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
     return _to_uint8(x_tilde)
 
 

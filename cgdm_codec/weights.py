@@ -39,6 +39,31 @@ def read_manifest(weights: str | Path) -> dict[str, Any]:
     return json.loads(manifest_path(weights).read_text())
 
 
+def verified_manifest(weights: str | Path) -> dict[str, Any]:
+    """The manifest of a weights file whose bytes match the SHA-256 the manifest records.
+
+    Checked on every load (hashing the shipped files takes a fraction of a second, and
+    the loaded bundle is cached per process), so a truncated download, a disk error or
+    a swapped file is reported before it can decode a file into garbage.
+    """
+    from .errors import WeightsError
+
+    path = Path(weights)
+    try:
+        manifest = read_manifest(path)
+        expected = str(manifest["sha256"]).lower()
+    except FileNotFoundError:
+        raise WeightsError(f"the manifest {manifest_path(path)} of {path.name} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"the manifest {manifest_path(path)} is unreadable ({e})") from None
+    actual = sha256_file(path)
+    if actual != expected:
+        raise WeightsError(
+            f"{path} is damaged or not the file its manifest describes: sha256 {actual[:16]}..., "
+            f"manifest {expected[:16]}...")
+    return manifest
+
+
 def weights_id(*sha256_hex: str) -> bytes:
     """4-byte identifier of a set of weight files (in decode order)."""
     return hashlib.sha256("".join(sha256_hex).encode()).digest()[:4]

@@ -70,7 +70,7 @@ def test_progress_on_stderr_and_quiet(encoded):
     assert res.exit_code == 0 and "wrote" in res.stderr
     assert "fine-tuning the syntax encoder [" in res.stderr and "2/2 done in" in res.stderr
     assert "scoring candidate decodes" in res.stderr and "chose the" in res.stderr
-    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--quiet",
+    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--quiet", "--force",
                                     "--no-finetune", "--seeds", "2"])
     assert res.exit_code == 0 and res.stderr == ""
     res = CliRunner().invoke(main, ["decode", str(d / "p.cgdm"), "-o", str(d / "p.png")])

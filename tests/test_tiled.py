@@ -31,3 +31,22 @@ def test_base_codec_tiling_is_exact(monkeypatch):
         x_tiled = model.synthesis(y_whole)
     assert torch.allclose(y_whole, y_tiled, atol=1e-4)
     assert torch.allclose(x_whole, x_tiled, atol=1e-4)
+
+
+def test_entropy_parameters_tiled_are_bit_identical(monkeypatch):
+    """The float64 h_s runs in tiles to bound memory; the range coder's inputs must not move."""
+    torch.manual_seed(1)
+    model = VariableRateHyperprior(BaseCodecConfig(N=16, M=24)).eval()
+    with torch.no_grad():
+        for p in model.h_s.parameters():
+            p.normal_(std=0.3)
+    zs_hat = torch.randint(-6, 7, (1, 16, 13, 17)).float()
+    whole = model.entropy_parameters(zs_hat, 2)  # 13 x 17 fits one tile: untiled
+    monkeypatch.setattr(VariableRateHyperprior, "HS_TILE", 4)
+    for margin in (3, 5):
+        monkeypatch.setattr(VariableRateHyperprior, "HS_MARGIN", margin)
+        tiled = model.entropy_parameters(zs_hat, 2)
+        assert all(torch.equal(a, b) for a, b in zip(whole, tiled))
+    # a margin below the receptive field (1.75 z pixels) must show up
+    monkeypatch.setattr(VariableRateHyperprior, "HS_MARGIN", 1)
+    assert not torch.equal(whole[1], model.entropy_parameters(zs_hat, 2)[1])

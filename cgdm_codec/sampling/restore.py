@@ -65,34 +65,49 @@ def restore(net: Cgdm | ConsistencyGuidedUNet, x_tilde: torch.Tensor, syntax: to
             precision: str = "auto", max_batch_tiles: int = 8,
             progress: Callable[[int, int], None] | None = None,
             sampler: SamplerConfig | None = None,
-            feature_cache_bytes: int = 1 << 30) -> torch.Tensor:
+            feature_cache_bytes: int = 1 << 30, consume_input: bool = False) -> torch.Tensor:
     """Seeded, tiled DDIM decode of x~ ((1, 3, H, W) or (3, H, W) in [0, 1]).
 
     ``net`` is a whole ``Cgdm`` (its sampler settings are then the default) or its U-Net.
     ``syntax`` holds the integer symbols (S,), ``quality`` is zero-based. Returns the
     restored image (1, 3, H, W), float32 in [0, 1], on the CPU. Moves the U-Net to
-    ``device`` in channels-last layout.
+    ``device`` in channels-last layout. ``consume_input`` lets it reuse a float32 x~'s
+    memory (the caller must not use x~ afterwards): one image-sized tensor less.
+
+    Memory: besides one chunk of tiles, the loop holds three canvas-sized float32
+    tensors (x~, the sample, the blended x0) plus one temporary in the DDIM step.
     """
     if isinstance(net, Cgdm):
         sampler, net = sampler or net.cfg.sampler, net.unet
     sampler = sampler or SamplerConfig()
     device = torch.device(device)
     net = net.to(device, memory_format=CHANNELS_LAST).eval()
-    x_tilde = _batched(x_tilde).to(device, torch.float32) * 2.0 - 1.0
+    x_tilde = _batched(x_tilde).to(device, torch.float32)
+    # Same float32 operations either way; in place only when the caller hands x~ over.
+    x_tilde = x_tilde.mul_(2.0).sub_(1.0) if consume_input else x_tilde * 2.0 - 1.0
     height, width = x_tilde.shape[-2:]
     grid = make_grid(height, width, sampler.tile, sampler.overlap, net.multiple)
     canvas_tilde = pad_to_canvas(x_tilde, grid)
+    del x_tilde  # the canvas is the same tensor when no padding was needed
     sample = seeded_noise(seed, *grid.canvas, sampler).to(device)
     syn = syntax.to(device).float().view(1, -1)
     q = torch.tensor([quality], device=device)
     scheduler = DDIMScheduler.from_config(sampler)
     scheduler.set_timesteps(steps or sampler.steps)
-    denoiser = TileDenoiser(net, device, precision, -(-len(grid) // max_batch_tiles), feature_cache_bytes)
+    # The cache trades memory for speed; it gives way as the canvas grows, so that cache
+    # plus the image-sized state stays near what the largest images need without it.
+    canvas_bytes = 3 * 4 * grid.canvas[0] * grid.canvas[1]
+    cache_budget = max(0, feature_cache_bytes - 2 * canvas_bytes)
+    denoiser = TileDenoiser(net, device, precision, -(-len(grid) // max_batch_tiles), cache_budget)
     for i, t in enumerate(scheduler.timesteps):
         denoiser.cond = net.condition(torch.tensor([t], device=device), syn, q)
         x0 = run_tiled(denoiser, [sample, canvas_tilde], grid, max_batch_tiles)
-        sample = scheduler.step(x0, t, sample)
+        sample = scheduler.step_(x0, t, sample)
+        del x0
         if progress is not None:
             progress(i + 1, len(scheduler.timesteps))
-    out = (sample[..., :height, :width] + 1.0) / 2.0
-    return out.clamp(0.0, 1.0).cpu()
+    del canvas_tilde, denoiser
+    # The same operations as (sample + 1) / 2 then clamp, in the sample's own memory.
+    out = sample[..., :height, :width].add_(1.0).div_(2.0)
+    return out.clamp_(0.0, 1.0).cpu()
+

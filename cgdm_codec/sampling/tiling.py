@@ -146,4 +146,4 @@ def run_tiled(fn: Callable[[int, list[torch.Tensor]], torch.Tensor], inputs: Seq
             w = weights[first + j].to(ref.device)
             out[0, :, y:y + th, x:x + tw] += pred[j].to(ref.device) * w
             wsum[0, 0, y:y + th, x:x + tw] += w
-    return out / wsum
+    return out.div_(wsum)  # in place: one image-sized tensor less at the peak
