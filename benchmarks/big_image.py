@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
               "cpu_count": os.cpu_count(), "threads": args.threads, "steps": steps}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"| step | wall s | CPU s | peak RSS (MiB) |\n|---|---:|---:|---:|")
+    print("| step | wall s | CPU s | peak RSS (MiB) |\n|---|---:|---:|---:|")
     for s in steps:
         print(f"| `{s['name']}` | {s['wall_s']} | {s['cpu_s']} | {s['peak_rss_mib']} |")
     return 0 if all(s["returncode"] == 0 for s in steps) else 1

@@ -12,7 +12,6 @@ import shutil
 import stat
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
