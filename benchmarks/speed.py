@@ -247,16 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         enc_out, dec_out = Path(tmp) / f"img-{args.effort[0]}.cgdm", Path(tmp) / "out.png"
         steps = [Step(f"encode --effort {e}", cgdm + ["encode", str(png), "-q", str(args.quality),
                                                        "-o", str(Path(tmp) / f"img-{e}.cgdm"),
-                                                       "--effort", e, "-Q", *dev])
+                                                       "--effort", e, "-Q", "-f", *dev])
                  for e in args.effort]
         steps += [
             Step("info", cgdm + ["info", str(enc_out)]),
             Step("decode --base-only", cgdm + ["decode", str(enc_out), "-o", str(dec_out),
-                                               "--base-only", "-Q", *dev]),
+                                               "--base-only", "-Q", "-f", *dev]),
         ]
         if not args.no_full_decode:
             steps.append(Step("decode", cgdm + ["decode", str(enc_out), "-o", str(dec_out),
-                                                "-Q", *dev]))
+                                                "-Q", "-f", *dev]))
         log(f"{src.name} -> {w}x{h}; cgdm = {shlex.join(cgdm)}")
         for step in steps:
             n = args.info_repeat if step.name == "info" else args.repeat

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..diffusion_config import SyntaxConfig
 
@@ -47,7 +48,9 @@ class SyntaxGenerator(nn.Module):
         """``pooled`` for one large image, tile by tile, as an area-weighted mean of tile means.
 
         Bounds memory at encode time; it differs from the untiled result only through the
-        convolutions' zero padding at tile borders.
+        convolutions' zero padding at tile borders. When gradients are needed (per-image
+        fine-tuning), each tile's activations are recomputed in the backward pass instead
+        of being kept, so memory stays at one tile's worth for any image size.
         """
         tile = self.cfg.pool_tile
         _, _, h, w = x.shape
@@ -58,7 +61,11 @@ class SyntaxGenerator(nn.Module):
             for left in range(0, w, tile):
                 sl = (..., slice(top, top + tile), slice(left, left + tile))
                 a = x[sl].shape[-2] * x[sl].shape[-1]
-                total = total + self.pooled(x[sl], x_tilde[sl]) * a
+                if torch.is_grad_enabled():
+                    feats = checkpoint(self.pooled, x[sl], x_tilde[sl], use_reentrant=False)
+                else:
+                    feats = self.pooled(x[sl], x_tilde[sl])
+                total = total + feats * a
                 area += a
         return total / area
 
