@@ -17,7 +17,7 @@ from ..models.cgdm import Cgdm
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.restore import restore
 from .effort import Effort
-from .finetune import finetune_generator, generator_symbols, image_of
+from .finetune import finetune_generator, generator_symbols
 from .objective import Objective
 from .simulate import DecoderView, decoder_view, sample_tiles, spread, with_seed
 
@@ -60,10 +60,9 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: 
     pixels = view.grid.height * view.grid.width
     bpp = syntax_bpp(model, cand.symbols, pixels)
     if len(view.grid) <= score_tiles:
-        x, xt = image_of(view)
-        decoded = restore(model, (xt + 1) / 2, cand.symbols, quality, cand.seed, steps,
+        decoded = restore(model, view.base, cand.symbols, quality, cand.seed, steps,
                           device=device, precision=precision).to(device)
-        return float(objective(decoded, (x + 1) / 2, bpp))
+        return float(objective(decoded, view.original.to(device, torch.float32), bpp))
     positions = view.grid.positions()
     chosen = [positions[i] for i in spread(len(positions), score_tiles)]
     scheduler = DDIMScheduler.from_config(sampler)

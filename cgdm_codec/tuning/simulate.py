@@ -22,12 +22,18 @@ from ..sampling.unrolled import unrolled_sample
 
 @dataclass
 class DecoderView:
-    """One image as the decoder lays it out: tile grid, x_T, x~ and (for losses) x."""
+    """One image as the decoder lays it out: tile grid, x_T, x~ and (for losses) x.
+
+    ``original`` and ``base`` are the caller's x and x~ as given, in [0, 1]: a full decode
+    for scoring must start from exactly the x~ the decoder will have.
+    """
 
     grid: TileGrid
     noise: torch.Tensor  # (1, 3, H', W') x_T on the canvas, [-1, 1] scale
     x_tilde: torch.Tensor  # (1, 3, H', W') in [-1, 1]
     x: torch.Tensor  # (1, 3, H', W') in [-1, 1]
+    original: torch.Tensor  # (1, 3, H, W) in [0, 1]
+    base: torch.Tensor  # (1, 3, H, W) in [0, 1]
 
     @property
     def valid(self) -> tuple[int, int]:
@@ -43,12 +49,12 @@ def decoder_view(x: torch.Tensor, x_tilde: torch.Tensor, seed: int, sampler: Sam
     grid = make_grid(height, width, sampler.tile, sampler.overlap, multiple)
     noise = seeded_noise(seed, *grid.canvas, sampler).to(device)
     to_canvas = lambda im: pad_to_canvas(im.to(device, torch.float32) * 2.0 - 1.0, grid)  # noqa: E731
-    return DecoderView(grid, noise, to_canvas(x_tilde), to_canvas(x))
+    return DecoderView(grid, noise, to_canvas(x_tilde), to_canvas(x), x, x_tilde)
 
 
 def with_seed(view: DecoderView, seed: int, sampler: SamplerConfig) -> DecoderView:
     return DecoderView(view.grid, seeded_noise(seed, *view.grid.canvas, sampler).to(view.noise.device),
-                       view.x_tilde, view.x)
+                       view.x_tilde, view.x, view.original, view.base)
 
 
 def crop_tiles(canvas: torch.Tensor, positions: list[tuple[int, int]], tile: tuple[int, int]) -> torch.Tensor:
