@@ -145,7 +145,7 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
 @main.command()
 @click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-q", "--quality", type=click.IntRange(1, 6), default=3, show_default=True,
-              help="Quality level: 1 = smallest file (~0.1 bpp) .. 6 = best (~0.8 bpp).")
+              help="Quality level: 1 = smallest file (~0.05 bpp) .. 6 = best (~1 bpp).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output .cgdm file [default: INPUT with extension .cgdm].")
 @click.option("--base-only", is_flag=True,
@@ -166,12 +166,17 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
               help="Override the effort's number of noise seeds tried (each costs one decode).")
 @click.option("--no-finetune", is_flag=True,
               help="Skip the per-image fine-tuning (seeds are still searched).")
+@click.option("--base", "base", type=click.Choice(["av1", "hyperprior"]), default=None,
+              help="Base codec: av1 (AV1 intra, the default) or hyperprior (the learned codec).")
+@click.option("--av1-quality", type=click.IntRange(0, 100), default=None,
+              help="AV1 base: Pillow's AVIF quality 0..100 instead of -q (a fine-grained rate).")
 @FORCE
 @DEVICE
 @QUIET
 def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed: int,
            steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
-           no_finetune: bool, force: bool, device: str, quiet: bool) -> None:
+           no_finetune: bool, base: str | None, av1_quality: int | None, force: bool, device: str,
+           quiet: bool) -> None:
     """Compress an image (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm."""
     out = output or input.with_suffix(".cgdm")
     report = Reporter(quiet)
@@ -183,13 +188,15 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
         img = imageio.load(input, limits())
         for note in img.notes:
             report(f"note: {note}")
+        if av1_quality is not None and base == "hyperprior":
+            raise click.UsageError("--av1-quality needs the AV1 base")
         report("starting the codec (importing torch and CompressAI)")
         from .pipeline import encode_image
 
         data = encode_image(img, quality, diffusion=False if base_only else None, seed=seed,
                             steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
                             finetune=not no_finetune, device=device, progress=report,
-                            step_progress=report.step)
+                            step_progress=report.step, base=base, fine=av1_quality)
         write_atomic(out, data, overwrite=force)
         bpp = 8 * len(data) / (img.width * img.height)
         report(f"wrote {out} ({len(data)} bytes, {bpp:.4f} bpp)")

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .base.registry import BACKENDS as _BACKENDS
+
 __all__ = [
     "BASE_CODEC_STREAMS",
     "BASE_CODEC_STREAM_NAMES",
@@ -69,11 +71,11 @@ FILE_BYTES_SLACK = 1 << 20
 ENV_MAX_SIDE = "CGDM_MAX_SIDE"
 ENV_MAX_PIXELS = "CGDM_MAX_PIXELS"
 
-#: Number of base-codec streams per base codec id.  Codec 1 is the learned
-#: variable-rate hyperprior: first the hyper-latent ``z`` stream, then ``y``.
-BASE_CODEC_STREAMS: dict[int, int] = {1: 2}
+#: Number of base-codec streams per base codec id, from the registry of base codecs:
+#: codec 1 is the learned hyperprior (``z`` then ``y``), codec 2 AV1 intra (``av1``).
+BASE_CODEC_STREAMS: dict[int, int] = {b.codec_id: len(b.streams) for b in _BACKENDS}
 #: Human-readable stream names (used by :func:`summary`).
-BASE_CODEC_STREAM_NAMES: dict[int, tuple[str, ...]] = {1: ("z", "y")}
+BASE_CODEC_STREAM_NAMES: dict[int, tuple[str, ...]] = {b.codec_id: b.streams for b in _BACKENDS}
 
 _FIXED_HEADER_BYTES = 10  # magic(3) + version + packed + base codec + weights id(4)
 _CRC_BYTES = 4

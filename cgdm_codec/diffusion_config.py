@@ -8,7 +8,7 @@ weights, and only the number of DDIM steps and the seed travel in each file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .config import NUM_QUALITIES
@@ -29,6 +29,10 @@ class UNetConfig:
     unshuffle: int = 1
     cond_mult: int = 4  # width of the condition vector, in units of ``inner``
     num_qualities: int = NUM_QUALITIES
+    # What the base codec's condition is: "level" (a learned embedding of the level index,
+    # the hyperprior base) or "qindex" (a smooth embedding of the AV1 quantiser 0..255, so
+    # one network serves every fine-grained quality).
+    condition: str = "level"
 
     @classmethod
     def paper(cls) -> "UNetConfig":
@@ -39,6 +43,11 @@ class UNetConfig:
     def small(cls) -> "UNetConfig":
         """The shipped CPU network: half-resolution features, three levels, one block each."""
         return cls(inner=32, multipliers=(1, 2, 2), depth=1, dropout=0.0, unshuffle=2)
+
+    @classmethod
+    def small_av1(cls) -> "UNetConfig":
+        """The shipped network for the AV1 base: ``small`` conditioned on the quantiser."""
+        return cls(inner=32, multipliers=(1, 2, 2), depth=1, dropout=0.0, unshuffle=2, condition="qindex")
 
     @classmethod
     def tiny(cls) -> "UNetConfig":
@@ -112,11 +121,16 @@ class CgdmConfig:
 
     @classmethod
     def preset(cls, name: str) -> "CgdmConfig":
-        """``paper``, ``small`` (shipped) or ``tiny`` (tests only)."""
+        """``paper``, ``small`` / ``small-av1`` (shipped) or ``tiny`` / ``tiny-av1`` (tests only)."""
         if name == "paper":
             return cls(unet=UNetConfig.paper())
         if name == "small":
             return cls(unet=UNetConfig.small())
+        if name == "small-av1":
+            return cls(unet=UNetConfig.small_av1())
+        if name == "tiny-av1":
+            return cls(unet=replace(UNetConfig.tiny(), condition="qindex"),
+                       syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16))
         if name == "tiny":
             return cls(unet=UNetConfig.tiny(), syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16))
-        raise ValueError(f"unknown preset {name!r}; choose paper, small or tiny")
+        raise ValueError(f"unknown preset {name!r}; choose paper, small, small-av1, tiny or tiny-av1")

@@ -64,6 +64,21 @@ def verified_manifest(weights: str | Path) -> dict[str, Any]:
     return manifest
 
 
+#: Manifests of weights exported from now on say ``"id_scheme": 2``: their identity covers the
+#: decoder settings in the manifest's config (tile, overlap, noise period, schedule...) as well
+#: as the tensors. Manifests without the field (scheme 1) keep the tensor-only identity, so
+#: the ids written into existing files keep resolving to the same weights.
+ID_SCHEME = 2
+
+
+def decoder_identity(manifest: dict[str, Any]) -> str:
+    """The hex string a weights file contributes to a file's weights id (docs/format.md, 9.1)."""
+    if manifest.get("id_scheme", 1) == 1:
+        return str(manifest["sha256"]).lower()
+    config = json.dumps(manifest["config"], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((str(manifest["sha256"]).lower() + config).encode()).hexdigest()
+
+
 def weights_id(*sha256_hex: str) -> bytes:
     """4-byte identifier of a set of weight files (in decode order)."""
     return hashlib.sha256("".join(sha256_hex).encode()).digest()[:4]

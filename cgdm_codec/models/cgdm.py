@@ -43,8 +43,10 @@ def export_weights(model: Cgdm, path: str | Path, **manifest: Any) -> dict[str, 
     """Build the coding tables and write safetensors + manifest (config, sha256, extras)."""
     from ..weights import save_weights
 
+    from ..weights import ID_SCHEME
+
     model.prior.update_tables()
-    return save_weights(path, dict(model.state_dict()), model.manifest(**manifest))
+    return save_weights(path, dict(model.state_dict()), model.manifest(id_scheme=ID_SCHEME, **manifest))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -23,6 +23,9 @@ from ..diffusion_config import UNetConfig
 from ..layers.sff import SyntaxFeatureFusion
 
 
+QINDEX_SCALE = 4  # qindex 0..255 spans about the range of the 1000 diffusion timesteps
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps (B,) -> (B, dim), as in the Transformer."""
     half = dim // 2
@@ -126,7 +129,12 @@ class ConsistencyGuidedUNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         dim = cfg.cond_dim
-        self.quality_embed = nn.Embedding(cfg.num_qualities, dim)
+        if cfg.condition == "level":
+            self.quality_embed = nn.Embedding(cfg.num_qualities, dim)
+        elif cfg.condition == "qindex":
+            self.qindex_embed = nn.Linear(cfg.inner, dim)
+        else:
+            raise ValueError(f"unknown condition kind {cfg.condition!r}")
         self.cond_mlp = nn.Sequential(
             nn.Linear(cfg.inner + dim + syntax_length, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.diffusion_encoder = Encoder(cfg, dim)
@@ -144,8 +152,15 @@ class ConsistencyGuidedUNet(nn.Module):
         return self.cfg.multiple
 
     def condition(self, t: torch.Tensor, syntax: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-        """The condition vector from timesteps (B,), syntax values (B, S) and qualities (B,)."""
-        parts = [timestep_embedding(t, self.cfg.inner), self.quality_embed(quality), syntax.float()]
+        """The condition vector from timesteps (B,), syntax values (B, S) and base conditions (B,).
+
+        A base condition is the level index (hyperprior) or the AV1 quantiser 0..255.
+        """
+        if self.cfg.condition == "level":
+            base = self.quality_embed(quality)
+        else:  # quantiser steps spread like timesteps so neighbouring qindex values embed alike
+            base = self.qindex_embed(timestep_embedding(quality * QINDEX_SCALE, self.cfg.inner))
+        parts = [timestep_embedding(t, self.cfg.inner), base, syntax.float()]
         return self.cond_mlp(torch.cat(parts, dim=1))
 
     def consistency(self, x_tilde: torch.Tensor) -> list[torch.Tensor]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..diffusion_config import CgdmConfig
@@ -66,16 +67,27 @@ class Objective(nn.Module):
         m, a = self.model, self.args
         x, xt = x01 * 2 - 1, xt01 * 2 - 1
         values = m.syntax(x, xt)
-        bpp = m.prior.bits(values + u) / (x.shape[-2] * x.shape[-1])
+        pixels = x.shape[-2] * x.shape[-1]
+        bits = m.prior.bits(values + u)
+        bpp = bits / pixels
+        rate = bpp
+        if a.syntax_bits_target is not None:
+            # A rate target instead of a pure penalty: the generator pays only for bits above
+            # the target, so the syntax is not pushed to all-zero symbols (the shipped
+            # hyperprior model's generator collapsed); the prior still learns the symbols'
+            # distribution from the detached values.
+            prior_bpp = m.prior.bits(values.detach() + u) / pixels
+            rate = prior_bpp + F.relu(bits - a.syntax_bits_target) / pixels
         s_hat = quantize(values, m.cfg.syntax.symbol_range, straight_through=True)
         if self.stage == "coarse":
             x0 = m.unet(self.scheduler.add_noise(x, noise, t), t, xt, s_hat, q)
             dist = (x0 - x).pow(2).flatten(1).mean(1)
-            loss = (dist + a.lambda_rate * bpp).mean()
+            loss = (dist + a.lambda_rate * rate).mean()
             return loss, {"dist": dist.mean().detach(), "bpp": bpp.mean().detach()}
         steps = a.sample_steps or m.cfg.sampler.steps
         sample = unrolled_sample(m.unet, self.scheduler, noise, xt, s_hat, q, steps, a.grad_steps)
-        loss, parts = fine_loss((sample + 1) / 2, x01, bpp, a.lambda_d, a.lambda_p, a.lambda_rate)
+        loss, parts = fine_loss((sample + 1) / 2, x01, rate, a.lambda_d, a.lambda_p, a.lambda_rate)
+        parts["bpp"] = bpp.mean().detach()
         return loss, parts
 
 
@@ -112,10 +124,20 @@ def export(model: Cgdm, path: str | Path, **meta: Any) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder of training photos (searched recursively)")
-    ap.add_argument("--base", required=True, help="base-codec weights (.safetensors), kept frozen")
+    ap.add_argument("--base", default=None,
+                    help="hyperprior base-codec weights (.safetensors), kept frozen; or 'av1' for "
+                         "pairs of whole-image AV1 decodes (train.av1_pairs)")
+    ap.add_argument("--av1-pairs-per-image", type=int, default=2,
+                    help="AV1 base: qualities drawn per pool image")
+    ap.add_argument("--syntax-bits-target", type=float, default=None,
+                    help="syntax bits per crop the generator may spend for free (rate target)")
+    ap.add_argument("--init-unet-only", action="store_true",
+                    help="with --init: take only the U-Net weights whose shapes match; the "
+                         "syntax generator and prior start fresh")
     ap.add_argument("--stage", choices=["coarse", "fine"], default="coarse")
     ap.add_argument("--out", default="checkpoints/cgdm", help="checkpoint and log folder")
-    ap.add_argument("--preset", choices=["small", "paper", "tiny"], default="small")
+    ap.add_argument("--preset", choices=["small", "small-av1", "paper", "tiny", "tiny-av1"], default=None,
+                    help="network (default: small, or small-av1 with --base av1)")
     ap.add_argument("--init", default=None, help="start from a .pt checkpoint or .safetensors weights")
     ap.add_argument("--export", default=None, help="write EMA weights here (.safetensors) at the end")
     ap.add_argument("--steps", type=int, default=40_000, help="stop at this global step")
@@ -138,6 +160,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.base is None:
+        ap.error("--base is required (weights of the hyperprior, or 'av1')")
+    if args.preset is None:
+        args.preset = "small-av1" if args.base == "av1" else "small"
     if args.batch is None:
         args.batch = 8 if args.stage == "coarse" else 1
     if args.lambda_rate is None:
@@ -173,14 +199,23 @@ def main(argv: list[str] | None = None) -> None:
     init = read_init(args.init) if args.init and state is None else None
     if state is not None:
         cfg = CgdmConfig.from_dict(state["config"])
+    elif init and not args.init_unet_only:
+        cfg = init[0]
     else:
-        cfg = init[0] if init else CgdmConfig.preset(args.preset)
+        cfg = CgdmConfig.preset(args.preset)
     model = Cgdm(cfg)
     if state is not None:
         if state["stage"] != args.stage:
             raise SystemExit(f"{ckpt_path} is a {state['stage']} checkpoint; use another --out "
                              f"and --init {ckpt_path} to start the {args.stage} stage")
         model.load_state_dict(state["model"])
+    elif init and args.init_unet_only:
+        own = model.state_dict()
+        taken = {k: v for k, v in init[1].items()
+                 if k.startswith("unet.") and k in own and own[k].shape == v.shape}
+        model.load_state_dict(taken, strict=False)
+        print(f"initialised {len(taken)} of {sum(k.startswith('unet.') for k in own)} U-Net tensors "
+              f"from {args.init}", flush=True)
     elif init:
         model.load_state_dict(init[1])
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -204,9 +239,16 @@ def main(argv: list[str] | None = None) -> None:
         ids = [device.index] if device.type == "cuda" else None
         objective = DistributedDataParallel(objective, device_ids=ids)
 
-    base = load_base(args.base, device)
-    base_mtime = os.stat(args.base).st_mtime
-    pool = build_pool(args.data, min_side=args.crop)
+    av1 = args.base == "av1"
+    if av1:
+        from .av1_pairs import build_pairs, sample_pair_crops
+
+        pairs = build_pairs(args.data, min_side=args.crop, per_image=args.av1_pairs_per_image)
+        pool = pairs.decodes
+    else:
+        base = load_base(args.base, device)
+        base_mtime = os.stat(args.base).st_mtime
+        pool = build_pool(args.data, min_side=args.crop)
     if rank == 0:
         print(f"{len(pool)} training images, device {device}, world {world}, stage {args.stage}, "
               f"preset {cfg.unet}", flush=True)
@@ -215,12 +257,18 @@ def main(argv: list[str] | None = None) -> None:
     num_q, num_t = cfg.unet.num_qualities, cfg.sampler.train_timesteps
 
     while step < args.steps:
-        x = sample_crops(pool, args.batch, args.crop, gen).to(device).contiguous(memory_format=CHANNELS_LAST)
-        q = torch.randint(num_q, (args.batch,), generator=gen).to(device)
+        if av1:
+            x, x_tilde, q = (v.to(device) for v in sample_pair_crops(pairs, args.batch, args.crop, gen))
+            x = x.contiguous(memory_format=CHANNELS_LAST)
+            x_tilde = x_tilde.contiguous(memory_format=CHANNELS_LAST)
+        else:
+            x = sample_crops(pool, args.batch, args.crop, gen).to(device).contiguous(memory_format=CHANNELS_LAST)
+            q = torch.randint(num_q, (args.batch,), generator=gen).to(device)
         t = torch.randint(num_t, (args.batch,), generator=gen).to(device)
         noise = torch.randn(x.shape, generator=gen).to(device)
         u = (torch.rand(args.batch, cfg.syntax.length, generator=gen) - 0.5).to(device)
-        x_tilde = base_reconstruction(base, x, q, args.precision)
+        if not av1:
+            x_tilde = base_reconstruction(base, x, q, args.precision)
         with autocast_for(device, args.precision):
             loss, parts = objective(x, x_tilde, q, t, noise, u)
         opt.zero_grad(set_to_none=True)
@@ -238,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step} {timer.elapsed():.0f}s " + " ".join(f"{k}={v:.4g}" for k, v in row.items()),
                   flush=True)
             acc, count = {}, 0
-            if args.reload_base and os.stat(args.base).st_mtime != base_mtime:
+            if not av1 and args.reload_base and os.stat(args.base).st_mtime != base_mtime:
                 base_mtime = os.stat(args.base).st_mtime
                 base = load_base(args.base, device)
                 print(f"reloaded base codec from {args.base}", flush=True)
@@ -250,8 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     if rank == 0 and args.export:
         from ..weights import sha256_file
 
+        base_meta = {"base_codec": "av1"} if av1 else {"base_sha256": sha256_file(args.base)}
         manifest = export(ema, args.export, stage=args.stage, steps=step, data=str(args.data),
-                          base_sha256=sha256_file(args.base), ema=args.ema)
+                          ema=args.ema, **base_meta)
         print(f"exported {args.export} (sha256 {manifest['sha256'][:12]})", flush=True)
     if world > 1:
         torch.distributed.destroy_process_group()

@@ -19,7 +19,7 @@ from ..sampling.restore import restore
 from .effort import Effort
 from .finetune import finetune_generator, generator_symbols
 from .objective import Objective
-from .simulate import DecoderView, decoder_view, sample_tiles, spread, with_seed
+from .simulate import DecoderView, crop_tiles, decoder_view, sample_tiles, spread, with_seed
 
 StepProgress = Callable[[str, int, int], None]
 SEED_SPACE = 1 << 32
@@ -37,6 +37,13 @@ class SearchResult:
     best: Candidate
     scores: list[tuple[Candidate, float]] = field(default_factory=list)
     scored_on: str = "nothing"  # "image", "N tiles" or "nothing" (a single candidate)
+    best_score: float | None = None
+    base_score: float | None = None  # the same objective on the base-only decode x~
+
+    @property
+    def base_only_wins(self) -> bool:
+        """The diffusion stage would make this image worse on the encoder's objective."""
+        return self.best_score is not None and self.base_score is not None and self.base_score <= self.best_score
 
 
 def candidates(base: torch.Tensor, tuned: torch.Tensor | None, seed: int, seeds: int) -> list[Candidate]:
@@ -78,6 +85,18 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: 
     return total / len(chosen)
 
 
+def base_score(view: DecoderView, objective: Objective, score_tiles: int, device: torch.device) -> float:
+    """The objective of a base-only file (no syntax bytes) on what ``score`` looks at."""
+    if len(view.grid) <= score_tiles:
+        return float(objective(view.base.to(device, torch.float32), view.original.to(device, torch.float32), 0.0))
+    positions = view.grid.positions()
+    chosen = [positions[i] for i in spread(len(positions), score_tiles)]
+    tile, (vh, vw) = view.grid.tile, view.valid
+    base = (crop_tiles(view.x_tilde, chosen, tile)[..., :vh, :vw] + 1) / 2
+    target = (crop_tiles(view.x, chosen, tile)[..., :vh, :vw] + 1) / 2
+    return float(objective(base, target, 0.0))
+
+
 def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, seed: int,
            effort: Effort, steps: int | None = None, objective: Objective = Objective(),
            device: torch.device | str = "cpu", precision: str = "auto",
@@ -93,7 +112,11 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
     r = model.cfg.syntax.symbol_range
     base = generator_symbols(model.syntax.to(device), view, r, device, precision)
     if not effort.searches:
-        return SearchResult(Candidate(base, seed, "generator"))
+        result = SearchResult(Candidate(base, seed, "generator"))
+        result.best_score = score(model, view, result.best, quality, steps, objective, effort.score_tiles,
+                                  device, precision)
+        result.base_score = base_score(view, objective, effort.score_tiles, device)
+        return result
     tuned = None
     if effort.finetune_iters > 0:
         report = (lambda i, n: progress("fine-tuning the syntax encoder", i, n)) if progress else None
@@ -103,7 +126,10 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
         tuned = generator_symbols(generator, view, r, device, precision)
     cands = candidates(base, tuned, seed, effort.seeds)
     result = SearchResult(cands[0])
+    result.base_score = base_score(view, objective, effort.score_tiles, device)
     if len(cands) == 1:
+        result.best_score = score(model, view, cands[0], quality, steps, objective, effort.score_tiles,
+                                  device, precision)
         return result
     result.scored_on = "image" if len(view.grid) <= effort.score_tiles else f"{effort.score_tiles} tiles"
     for i, cand in enumerate(cands):
@@ -111,5 +137,5 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
         result.scores.append((cand, s))
         if progress is not None:
             progress("scoring candidate decodes", i + 1, len(cands))
-    result.best = min(result.scores, key=lambda cs: cs[1])[0]
+    result.best, result.best_score = min(result.scores, key=lambda cs: cs[1])
     return result

@@ -1,0 +1,42 @@
+"""The seam between the codec pipeline and a base codec.
+
+A base codec turns an 8-bit RGB image into one or more byte streams (the container's base
+sections) and back into x~, the degraded image the diffusion stage restores. It also says
+what the diffusion stage is conditioned on: a value a decoder can read from the streams
+(and the header's quality level), so encoder and decoder always agree on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class BaseEncoding:
+    streams: tuple[bytes, ...]
+    condition: int  # what the diffusion stage is conditioned on (see BaseCodec.condition)
+    level: int  # the quality level 1..6 written into the container's header
+
+
+class BaseCodec(Protocol):
+    codec_id: ClassVar[int]  # the container's base codec id (docs/format.md, 3.2)
+    name: ClassVar[str]  # what --base calls it
+    stream_names: ClassVar[tuple[str, ...]]
+    needs_weights: ClassVar[bool]
+
+    def encode(self, rgb: np.ndarray, level: int, *, fine: int | None = None, effort: str = "default",
+               grayscale: bool = False) -> BaseEncoding:
+        """Compress (H, W, 3) uint8 at level 1..6, or at a backend-specific fine quality."""
+
+    def condition(self, streams: tuple[bytes, ...], level: int) -> int:
+        """The integer the diffusion stage is conditioned on, as a decoder derives it."""
+
+    def reconstruct(self, streams: tuple[bytes, ...], width: int, height: int, level: int,
+                    device: "torch.device | None" = None) -> "torch.Tensor":
+        """x~ as a float32 (1, 3, H, W) tensor in [0, 1] on the CPU, exactly as decoded."""

@@ -1,0 +1,49 @@
+"""The base codecs a ``.cgdm`` file can name (docs/format.md, 3.2): one line per backend.
+
+Standard library only: the container reads the stream counts from here, and ``cgdm info``
+must not import torch. A backend's module is imported only when a file needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Backend:
+    codec_id: int
+    name: str
+    streams: tuple[str, ...]  # the base sections, in file order
+    implementation: str  # "module:Class"
+    diffusion_weights: str  # the CGDM weights trained on this base's decodes
+    levels: str  # what -q 1..6 mean, for --help and docs
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", "cgdm-small",
+            "learned variable-rate hyperprior, one gain vector per level"),
+    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", "cgdm-av1",
+            "AV1 intra (libaom through Pillow's AVIF); levels are Pillow AVIF qualities"),
+)
+BY_ID = {b.codec_id: b for b in BACKENDS}
+BY_NAME = {b.name: b for b in BACKENDS}
+#: Chosen by BD-rate on sunhays80 (docs/results.md).
+DEFAULT_BACKEND = "av1"
+
+
+def backend(key: int | str) -> Backend:
+    table: dict[Any, Backend] = BY_ID if isinstance(key, int) else BY_NAME
+    if key not in table:
+        known = ", ".join(str(k) for k in table)
+        raise ValueError(f"unknown base codec {key!r} (known: {known})")
+    return table[key]
+
+
+@lru_cache(maxsize=None)
+def implementation(key: int | str) -> Any:
+    """The backend object (weights loaded once per process)."""
+    module, cls = backend(key).implementation.split(":")
+    return getattr(importlib.import_module(module), cls).create()
