@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 #: The weights id of a file that needs no network at all (AV1 base, no diffusion stage).
 NO_WEIGHTS_ID = bytes(4)
+ENV_BASE = "CGDM_BASE"
 
 
 def _quiet(_: str) -> None:
@@ -55,6 +56,11 @@ class Bundle:
             parts.append(self.cgdm_identity)
         parts = [p for p in parts if p]
         return weights_id(*parts) if parts else NO_WEIGHTS_ID
+
+
+def default_base() -> str:
+    """The base codec an encode uses unless told: env CGDM_BASE, else the registry's default."""
+    return os.environ.get(ENV_BASE) or DEFAULT_BACKEND
 
 
 def base_weights_path() -> Path:
@@ -132,7 +138,7 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
 
     plan = resolve_effort(effort, dev.type, finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
     progress("loading weights")
-    bundle = load_bundle(base or DEFAULT_BACKEND)
+    bundle = load_bundle(base or default_base())
     use_diffusion = bundle.cgdm is not None if diffusion is None else diffusion
     if use_diffusion and bundle.cgdm is None:
         raise WeightsError("the diffusion weights are not installed")

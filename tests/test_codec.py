@@ -101,7 +101,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 def test_entropy_decoding_is_identical_across_thread_counts():
     """The hyperprior path must give the same CDF indices whatever the thread count."""
-    model = load_bundle().base
+    model = load_bundle().base.model
     x = torch.from_numpy(textured(128, 192, seed=9)).permute(2, 0, 1)[None].float() / 255
     old = torch.get_num_threads()
     try:
@@ -120,7 +120,7 @@ def test_entropy_decoding_is_identical_across_thread_counts():
 
 
 def test_decoded_latent_matches_the_encoder():
-    model = load_bundle().base
+    model = load_bundle().base.model
     x = torch.from_numpy(textured(64, 128, seed=4)).permute(2, 0, 1)[None].float() / 255
     q = 5
     streams = model.compress(x, q)

@@ -33,7 +33,7 @@ def test_presets_and_overrides():
     assert resolve_effort("default", "cuda").finetune_iters == 250
     assert resolve_effort("default", finetune=False).finetune_iters == 0
     assert resolve_effort("default", finetune=False).seeds == default.seeds
-    assert resolve_effort("fast", finetune_iters=3, seeds=5) == Effort(3, 1, Effort().lr, 5, 12)
+    assert resolve_effort("fast", finetune_iters=3, seeds=5) == Effort(3, 1, Effort().lr, 5, 4)
     for bad in ({"finetune_iters": -1}, {"seeds": 0}):
         with pytest.raises(ValueError):
             resolve_effort("default", **bad)

@@ -126,7 +126,7 @@ class Av1Base:
         inspect_payload(payload, width, height)
         try:
             rgb = decode_avif(build_avif(payload, width, height))
-        except (OSError, ValueError, SyntaxError) as e:
+        except (OSError, ValueError, SyntaxError, RuntimeError) as e:  # libavif/dav1d refusals
             raise Av1Error(f"the AV1 payload does not decode ({e})") from None
         if rgb.shape[:2] != (height, width):
             raise Av1Error("the AV1 decode has the wrong size")

@@ -1,0 +1,140 @@
+"""The AV1 base: the AVIF wrapper rebuild, the bitstream checks, the pipeline and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cgdm_codec import pipeline
+from cgdm_codec.base.av1 import Av1Base, encode_avif, inspect_payload
+from cgdm_codec.base.av1_bitstream import Av1Error
+from cgdm_codec.base.avif_file import build_avif, split_avif
+from cgdm_codec.cli import main
+from cgdm_codec.container import FormatError, parse, serialize
+from conftest import textured
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def pillow_avif(rgb: np.ndarray, **opts) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "AVIF", **opts)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (33, 17), (64, 64), (300, 200)])
+@pytest.mark.parametrize("quality", [0, 30, 90, 100])
+def test_rebuilt_wrapper_is_byte_identical(size, quality):
+    w, h = size
+    rgb = textured(h, w, seed=w + quality)
+    for im in (Image.fromarray(rgb), Image.fromarray(rgb[..., 0], "L")):
+        buf = io.BytesIO()
+        im.save(buf, "AVIF", quality=quality, speed=8)
+        avif = buf.getvalue()
+        payload = split_avif(avif)
+        assert build_avif(payload, w, h) == avif
+        assert len(avif) - len(payload) in (271, 277)  # what the container no longer stores
+
+
+def test_quantiser_follows_the_quality():
+    rgb = textured(64, 96)
+    q = [inspect_payload(split_avif(pillow_avif(rgb, quality=k, speed=8))) for k in (0, 25, 50, 75, 100)]
+    assert q[0] == 255 and q[-1] == 0 and q == sorted(q, reverse=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "size", "empty"])
+def test_hostile_payloads_are_refused(damage):
+    rgb = textured(40, 48)
+    payload = split_avif(pillow_avif(rgb, quality=40, speed=8))
+    bad = {"truncate": payload[: len(payload) // 2], "garbage": bytes(range(256)) * 3,
+           "size": payload, "empty": b""}[damage]
+    w = 47 if damage == "size" else 48
+    with pytest.raises(Av1Error):
+        Av1Base().decode_rgb((bad,), w, 40)
+
+
+def test_flipped_bits_never_crash():
+    rng = np.random.default_rng(1)
+    payload = split_avif(pillow_avif(textured(32, 32), quality=40, speed=8))
+    for _ in range(40):
+        bad = bytearray(payload)
+        bad[int(rng.integers(len(bad)))] ^= 1 << int(rng.integers(8))
+        try:
+            Av1Base().decode_rgb((bytes(bad),), 32, 32)
+        except Av1Error:
+            pass
+
+
+def test_encoder_sees_the_decoders_x_tilde():
+    """The x~ the encoder simulates is what `decode --base-only` writes, byte for byte."""
+    img = Image.fromarray(textured(70, 90, seed=2))
+    data = pipeline.encode(img, 2, base="av1", device="cpu", effort="fast")
+    f = parse(data)
+    assert f.base_codec == 2 and f.quality == 2
+    decoded = pipeline.decode_file(f, base_only=True, device="cpu")
+    backend = Av1Base()
+    enc = backend.encode(np.asarray(img), 2, effort="fast")
+    simulated = backend.reconstruct(enc.streams, 90, 70, 2)
+    assert enc.streams == f.base_streams
+    assert np.array_equal((simulated[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), decoded)
+
+
+def test_modes_sizes_and_fine_quality():
+    for mode, shape in (("RGB", (1, 1, 3)), ("L", (17, 33)), ("RGBA", (20, 31, 4)), ("LA", (9, 5, 2))):
+        arr = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+        img = Image.fromarray(arr, mode)
+        out = pipeline.decode(pipeline.encode(img, 3, base="av1", device="cpu", effort="fast"))
+        assert out.mode == mode and out.size == img.size
+        if "A" in mode:
+            assert np.array_equal(np.asarray(out)[..., -1], arr[..., -1])
+    img = Image.fromarray(textured(64, 64))
+    sizes = [len(pipeline.encode(img, 3, base="av1", fine=q, device="cpu", effort="fast")) for q in (10, 40, 80)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_framing_beyond_the_av1_payload():
+    img = Image.fromarray(textured(512, 768))
+    data = pipeline.encode(img, 3, base="av1", device="cpu", effort="fast", diffusion=False)
+    assert len(data) - len(parse(data).base_streams[0]) <= 32
+
+
+def test_cli_av1_round_trip_and_damaged_file(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(textured(48, 64)).save(src)
+    run = CliRunner()
+    res = run.invoke(main, ["encode", str(src), "-o", str(tmp_path / "a.cgdm"), "--base", "av1",
+                            "--av1-quality", "30", "-Q"])
+    assert res.exit_code == 0, res.output
+    f = parse((tmp_path / "a.cgdm").read_bytes())
+    damaged = serialize(type(f)(**{**f.__dict__, "base_streams": (f.base_streams[0][:20],)}))
+    (tmp_path / "b.cgdm").write_bytes(damaged)
+    res = run.invoke(main, ["decode", str(tmp_path / "b.cgdm"), "-o", str(tmp_path / "b.png"), "-Q"])
+    assert res.exit_code == 1 and "corrupted" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_golden_av1_file_decodes_as_it_always_did():
+    """A committed AV1 file: the base-only decode is pinned by SHA-256 (AV1 decoding and
+    libavif's YUV->RGB are integer arithmetic), so any change in how it decodes fails here."""
+    data = (GOLDEN / "av1-q3.cgdm").read_bytes()
+    expected = (GOLDEN / "av1-q3.base.sha256").read_text().split()[0]
+    rgb = pipeline.decode_file(parse(data), base_only=True, device="cpu")
+    assert hashlib.sha256(rgb.tobytes()).hexdigest() == expected
+
+
+def test_golden_hyperprior_file_decodes_as_it_always_did():
+    """The learned base's float math may differ in the last bit between CPUs: a tolerance."""
+    data = (GOLDEN / "hyperprior-q3.cgdm").read_bytes()
+    f = parse(data)
+    with np.load(GOLDEN / "hyperprior-q3.npz") as ref:
+        base, full = ref["base"], ref["full"]
+    got_base = pipeline.decode_file(f, base_only=True, device="cpu")
+    got_full = pipeline.decode_file(f, device="cpu")
+    assert np.abs(got_base.astype(int) - base).max() <= 1
+    assert np.abs(got_full.astype(int) - full).mean() <= 0.5 and np.abs(got_full.astype(int) - full).max() <= 8
