@@ -138,3 +138,11 @@ def test_golden_hyperprior_file_decodes_as_it_always_did():
     got_full = pipeline.decode_file(f, device="cpu")
     assert np.abs(got_base.astype(int) - base).max() <= 1
     assert np.abs(got_full.astype(int) - full).mean() <= 0.5 and np.abs(got_full.astype(int) - full).max() <= 8
+
+
+def test_worked_example_in_format_doc():
+    doc = (Path(__file__).parent.parent / "docs" / "format.md").read_text()
+    block = doc.split("<!-- avif-wrapper-hex -->", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    wrapper = bytes.fromhex(block.replace("\n", " "))
+    f = parse((GOLDEN / "av1-q3.cgdm").read_bytes())
+    assert build_avif(f.base_streams[0], f.width, f.height) == wrapper + f.base_streams[0]

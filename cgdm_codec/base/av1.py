@@ -29,8 +29,9 @@ COLOUR_RANGE = "full"
 #: libaom speed per encoder effort (BD-rate vs speed 6 on 8 half-size sunhays80 photos:
 #: speed 8 +13 % PSNR at 2.7x less time, speed 4 -6.5 % at 6.5x more, speed 2 -9.4 % at 19x).
 SPEED_FOR_EFFORT = {"fast": 8, "default": 6, "max": 4}
-#: Pillow AVIF quality for levels 1..6 (≈ 0.05 .. 1.0 bpp on full-size sunhays80 photos).
-LEVEL_QUALITY = (2, 14, 26, 38, 50, 62)
+#: Pillow AVIF quality for levels 1..6: ≈ 0.064, 0.11, 0.20, 0.35, 0.62, 1.00 bpp on full-size
+#: sunhays80 photos (benchmarks/av1_levels.py, 12 images; docs/base-codec.md).
+LEVEL_QUALITY = (5, 16, 28, 40, 52, 68)
 FINE_QUALITY_RANGE = (0, 100)
 
 
