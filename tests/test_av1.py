@@ -146,3 +146,41 @@ def test_worked_example_in_format_doc():
     wrapper = bytes.fromhex(block.replace("\n", " "))
     f = parse((GOLDEN / "av1-q3.cgdm").read_bytes())
     assert build_avif(f.base_streams[0], f.width, f.height) == wrapper + f.base_streams[0]
+
+
+def test_decoding_layers_never_import_training_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, cgdm_codec.pipeline, cgdm_codec.tuning, cgdm_codec.sampling.restore, "
+            "cgdm_codec.base.av1, cgdm_codec.base.hyperprior; "
+            "print(sorted(m for m in sys.modules if m.startswith('cgdm_codec.train')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_av1_training_pairs_and_a_training_step(tmp_path, monkeypatch):
+    from cgdm_codec.train import cgdm as train_cgdm
+    from cgdm_codec.train.av1_pairs import build_pairs, sample_pair_crops
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(textured(200, 260, seed=i)).save(data / f"p{i}.png")
+    monkeypatch.setenv("CGDM_CACHE", str(tmp_path / "cache"))
+    pairs = build_pairs(data, min_side=64, per_image=2, workers=1)
+    assert len(pairs.decodes) == 2 * len(pairs.originals) and all(0 <= q <= 255 for q in pairs.qindex)
+    import torch
+
+    x, xt, q = sample_pair_crops(pairs, 3, 64, torch.Generator().manual_seed(0))
+    assert x.shape == xt.shape == (3, 3, 64, 64) and q.shape == (3,)
+    assert 0 < float((x - xt).abs().mean()) < 0.2  # a real, mild degradation at the same place
+    out = tmp_path / "run"
+    train_cgdm.main(["--data", str(data), "--base", "av1", "--preset", "tiny-av1", "--crop", "64",
+                     "--batch", "2", "--steps", "2", "--ckpt-every", "1", "--out", str(out),
+                     "--syntax-bits-target", "16", "--threads", "1",
+                     "--export", str(tmp_path / "w.safetensors")])
+    from cgdm_codec.weights import read_manifest
+
+    manifest = read_manifest(tmp_path / "w.safetensors")
+    assert manifest["config"]["unet"]["condition"] == "qindex" and manifest["id_scheme"] == 2

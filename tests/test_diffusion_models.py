@@ -114,7 +114,7 @@ def test_cgdm_bundle_has_all_parts():
 
 
 def test_offline_perceptual_loss():
-    from cgdm_codec.train.losses import band_energy_loss, fine_loss, ms_ssim, perceptual_loss
+    from cgdm_codec.losses import band_energy_loss, fine_loss, ms_ssim, perceptual_loss
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 64, 64, generator=gen)

@@ -15,7 +15,7 @@ import torch
 from ..diffusion_config import SamplerConfig
 from ..models.cgdm import Cgdm
 from ..models.unet import ConsistencyGuidedUNet
-from ..train.common import autocast_for
+from ..device import autocast_for
 from .ddim import DDIMScheduler
 from .noise import noise_patch, tiled_noise
 from .tiling import make_grid, pad_to_canvas, run_tiled

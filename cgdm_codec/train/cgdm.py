@@ -34,7 +34,7 @@ from ..sampling.ddim import DDIMScheduler
 from ..sampling.unrolled import unrolled_sample
 from .common import CsvLog, Timer, autocast_for, pick_device, save_checkpoint
 from .data import build_pool, sample_crops
-from .losses import fine_loss
+from ..losses import fine_loss
 
 CHANNELS_LAST = torch.channels_last
 LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "bpp", "lr"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..train.losses import fine_loss
+from ..losses import fine_loss
 
 
 @dataclass(frozen=True)
