@@ -266,9 +266,14 @@ def doc_hex(marker: str) -> bytes:
 def test_worked_example_in_the_format_doc():
     if not (REPO / "docs" / "format.md").exists():
         pytest.skip("docs/format.md not present")
-    payload, wrapper = doc_hex("av1-payload-hex"), doc_hex("av1-wrapper-hex")
-    assert len(payload) == 43 and len(wrapper) == 277
-    rebuilt = build_avif(payload, 16, 16)
+    payload, wrapper = doc_hex("avif-payload-hex"), doc_hex("avif-wrapper-hex")
+    assert len(payload) == 162 and len(wrapper) == 277
+    rebuilt = build_avif(payload, 80, 48)
     assert rebuilt == wrapper + payload
     assert split_avif(rebuilt) == payload
-    assert pixels(rebuilt).shape == (16, 16, 3)
+    # the fields the table of section 9.6 names
+    assert struct.unpack_from(">II", rebuilt, 113) == (275, 164)  # iloc extent offset, length
+    assert struct.unpack_from(">II", rebuilt, 189) == (80, 48)  # ispe
+    assert rebuilt[221:225] == bytes.fromhex("81000c00")  # av1C
+    assert struct.unpack_from(">I4s", rebuilt, 267) == (172, b"mdat")
+    assert pixels(rebuilt).shape == (48, 80, 3)
