@@ -9,7 +9,8 @@ units it does not state; the defaults here put syntax bits at roughly the base c
 rate-distortion slope at its middle qualities.
 
 The base codec is frozen; every sample draws its own quality level, so one model serves
-all six. Resumes from ``OUT/last.pt``; keeps an EMA of the weights, which ``--export``
+all six. With ``--base av1`` the pairs come from whole-image AV1 decodes
+(``train.av1_pairs``) and the network is conditioned on each decode's AV1 quantiser. Resumes from ``OUT/last.pt``; keeps an EMA of the weights, which ``--export``
 writes as safetensors + manifest. Runs on CUDA when present, and under ``torchrun`` with
 DistributedDataParallel when WORLD_SIZE > 1.
 """
