@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from cgdm_codec import metrics  # noqa: E402
 from cgdm_codec.evaluation.anchors import (  # noqa: E402
-    ClassicalCodec, available_anchors, avif_support, bpp_of, cached, match_bpp)
+    ALL, ClassicalCodec, available_anchors, avif_support, bpp_of, cached, match_bpp)
 from cgdm_codec.evaluation.images import (  # noqa: E402
     JPEG_SOURCE_NOTE, decode_pil_bytes, has_jpeg_sources, list_images, load_reference,
     to_rgb_array)
@@ -183,7 +183,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("-q", "--quality", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6],
                    help="cgdm quality levels (1..6)")
     p.add_argument("--codecs", nargs="+", default=["jpeg", "webp", "avif"],
-                   choices=["jpeg", "webp", "avif"], help="classical codecs to compare")
+                   choices=[c.name for c in ALL], help="classical codecs to compare")
     p.add_argument("--downscale", type=float, default=1.0,
                    help="resize every image by this factor first (e.g. 0.5 for JPEG sources)")
     p.add_argument("--diffusion", action="store_true", help="also score the full decoder")

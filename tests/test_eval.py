@@ -120,7 +120,7 @@ def test_means_use_only_complete_images():
 
 # ---------------------------------------------------------------------------- end to end
 
-SWEEPS = {"jpeg": (10, 60), "webp": (10, 60), "avif": (20, 60)}
+SWEEPS = {"jpeg": (10, 60), "webp": (10, 60), "avif": (20, 60), "avif-s2": (20, 60), "jxl": (20, 60)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -170,7 +170,7 @@ def test_runner_writes_every_row_from_real_files(evaluated):
     assert len(rows) == 2 * (2 * 2 + n_anchor)
     assert {"jpeg", "webp"} <= set(anchors)
     for r in rows:
-        ext = "cgdm" if r["codec"].startswith("cgdm") else {"jpeg": "jpg"}.get(r["codec"], r["codec"])
+        ext = "cgdm" if r["codec"].startswith("cgdm") else {"jpeg": "jpg", "avif-s2": "avif"}.get(r["codec"], r["codec"])
         folder = "cgdm" if r["codec"].startswith("cgdm") else r["codec"]
         f = out / "files" / folder / f"{r['image']}.{r['setting']}.{ext}"
         assert f.stat().st_size == r["bytes"]
@@ -318,3 +318,171 @@ def test_our_haarpsi_agrees_with_piq():
     ours = metrics.haarpsi(ref, out)
     theirs = float(piq.haarpsi(t(out), t(ref), data_range=1.0))
     assert 0.3 < ours < 0.99 and ours == pytest.approx(theirs, abs=1e-3)
+
+
+# ------------------------------------------------------------------------- the anchors
+
+
+def test_default_anchors_names_speeds_and_sweeps():
+    from cgdm_codec.evaluation.anchors import ALL, AVIF, AVIF_S2, avif_anchor, default_anchors
+
+    assert [c.name for c in ALL] == ["jpeg", "webp", "avif", "avif-s2", "jxl"]
+    assert dict(AVIF.options) == {"speed": 6, "subsampling": "4:2:0"}
+    assert dict(AVIF_S2.options) == {"speed": 2, "subsampling": "4:2:0"}
+    assert len(AVIF_S2.sweep) < len(AVIF.sweep)  # the slow speed runs a shorter sweep
+    assert (min(AVIF_S2.sweep), max(AVIF_S2.sweep)) == (min(AVIF.sweep), max(AVIF.sweep))
+    # the main AVIF anchor at another speed (e.g. that of cgdm's AV1 base): its own name
+    names = [c.name for c in default_anchors(avif_speed=8)]
+    assert names == ["jpeg", "webp", "avif-s8", "avif-s2", "jxl"]
+    assert dict(default_anchors(8)[2].options)["speed"] == 8
+    assert [c.name for c in default_anchors(avif_speed=2)] == ["jpeg", "webp", "avif-s2", "jxl"]
+    assert avif_anchor(6) == AVIF and avif_anchor(2) == AVIF_S2
+    assert avif_anchor(4, "avif-base").name == "avif-base"
+    assert avif_anchor(1, sweep=(5, 50)).sweep == (5, 50)
+    with pytest.raises(ValueError):
+        avif_anchor(11)
+
+
+class _SaveRecorder:
+    """Stands in for a Pillow image: records what ClassicalCodec.encode asks it to save."""
+
+    def __init__(self):
+        self.calls = []
+
+    def save(self, fp, fmt, **kwargs):
+        self.calls.append((fmt, kwargs))
+        fp.write(b"coded")
+
+
+def test_avif_s2_encodes_at_speed_2():
+    from cgdm_codec.evaluation.anchors import AVIF, AVIF_S2, avif_support
+    from cgdm_codec.evaluation.images import decode_pil_bytes
+
+    rec = _SaveRecorder()
+    assert AVIF_S2.encode(rec, 30) == b"coded" and AVIF.encode(rec, 30) == b"coded"
+    assert rec.calls == [("AVIF", {"quality": 30, "speed": 2, "subsampling": "4:2:0"}),
+                         ("AVIF", {"quality": 30, "speed": 6, "subsampling": "4:2:0"})]
+    if avif_support() is None:
+        pytest.skip("no AVIF encoder in this Pillow")
+    img = Image.fromarray(textured(32, 40))
+    assert decode_pil_bytes(AVIF_S2.encode(img, 40)).shape == (32, 40, 3)
+
+
+def test_missing_encoders_are_notes_one_per_format(monkeypatch):
+    from cgdm_codec.evaluation import anchors
+
+    monkeypatch.setattr(anchors, "avif_support", lambda: None)
+    monkeypatch.setattr(anchors, "jxl_support", lambda: None)
+    codecs, notes = anchors.available_anchors(anchors.default_anchors(8))
+    assert [c.name for c in codecs] == ["jpeg", "webp"]
+    assert len(notes) == 2
+    assert notes[0].startswith("AVIF: no encoder") and notes[0].endswith("avif-s8, avif-s2 skipped")
+    assert notes[1].startswith("JPEG XL: no encoder") and "pillow-jxl-plugin" in notes[1]
+    # names and codecs both accepted, duplicates dropped
+    monkeypatch.undo()
+    codecs, _ = anchors.available_anchors(["jpeg", anchors.JPEG, anchors.avif_anchor(8)])
+    assert [c.name for c in codecs][:1] == ["jpeg"] and len(codecs) <= 2
+
+
+def test_jxl_anchor_round_trips_when_the_plugin_is_installed():
+    from cgdm_codec.evaluation.anchors import JXL, jxl_support
+    from cgdm_codec.evaluation.images import decode_pil_bytes
+
+    rec = _SaveRecorder()
+    JXL.encode(rec, 50)
+    assert rec.calls == [("JXL", {"quality": 50, "effort": 7, "lossless_jpeg": False})]
+    if jxl_support() is None:
+        pytest.skip("no JPEG XL plugin (pip install pillow-jxl-plugin)")
+    img = Image.fromarray(textured(32, 40))
+    small, large = JXL.encode(img, 10), JXL.encode(img, 90)
+    assert len(small) < len(large)
+    out = decode_pil_bytes(large)
+    assert out.shape == (32, 40, 3)
+    assert abs(out.astype(int) - textured(32, 40).astype(int)).mean() < 8
+
+
+def test_reports_and_plot_carry_the_extra_anchors(evaluated):
+    from cgdm_codec.evaluation.anchors import avif_support
+    from cgdm_codec.evaluation.plot import style_of
+
+    out, result = evaluated
+    if avif_support() is None:
+        pytest.skip("no AVIF encoder in this Pillow")
+    assert result["anchors"]["avif-s2"]["options"]["speed"] == 2
+    assert result["anchors"]["avif"]["options"]["speed"] == 6
+    assert result["anchors"]["avif-s2"]["format"] == "AVIF"
+    assert {"avif", "avif-s2"} <= set(result["curves"])
+    pairs = {(e["test"], e["anchor"]) for e in result["bd_rates"]}
+    assert {("cgdm", "avif"), ("cgdm", "avif-s2"), ("cgdm:base-only", "avif-s2")} <= pairs
+    md = (out / "results.md").read_text()
+    assert "- anchor `avif-s2` (Pillow AVIF; speed=2, subsampling=4:2:0): quality 20, 60" in md
+    assert "| cgdm | avif-s2 |" in md and "| avif-s2 | 20 | 2 |" in md
+    styles = [style_of(c) for c in ("avif", "avif-s2", "jxl", "avif-s8", "jpeg")]
+    assert len({(s["color"], s.get("ls", "-")) for s in styles}) == len(styles)
+
+
+def test_runner_takes_the_main_avif_speed(images, tmp_path):
+    from cgdm_codec.evaluation.anchors import avif_support
+
+    if avif_support() is None:
+        pytest.skip("no AVIF encoder in this Pillow")
+    out = tmp_path / "run"
+    result = run_eval(config(images, out, levels=(2,), ablations=(), limit=1, avif_speed=8,
+                             sweeps={**SWEEPS, "avif-s8": (30,), "avif-s2": (30,)}))
+    assert "avif" not in result["anchors"]
+    assert result["anchors"]["avif-s8"]["options"]["speed"] == 8
+    assert {r["codec"] for r in rows_of(out) if r["codec"].startswith("avif")} == {"avif-s8", "avif-s2"}
+
+
+# ------------------------------------------------------------------------------ crops
+
+
+def test_detail_box_finds_the_textured_patch_not_the_big_edge():
+    import numpy as np
+
+    from cgdm_codec.evaluation.crops import detail_box
+
+    img = np.full((300, 400, 3), 128, np.uint8)
+    img[:, 330:] = 255  # one big edge: a large plain variance, but little fine detail
+    img[100:192, 200:292] = (np.indices((92, 92)).sum(0) % 2 * 255)[..., None]  # a checkerboard
+    left, top, right, bottom = detail_box(img, 192)
+    assert (right - left, bottom - top) == (192, 192)
+    assert left <= 200 and right >= 292 and top <= 100 and bottom >= 192
+    assert detail_box(img[:50, :60], 192) == (0, 0, 60, 50)  # smaller than the crop: all of it
+
+
+def test_crop_grid_layout_crops_and_labels():
+    import numpy as np
+
+    from cgdm_codec.evaluation.crops import (BACKGROUND, GAP, PAD, codec_label, crop_grid,
+                                             label_height)
+
+    h, w = 240, 320
+    ref = textured(h, w, 0)
+    panels = [(ref, "original"), (textured(h, w, 1), codec_label("AVIF q40", 4321, w, h)),
+              (textured(h, w, 2), codec_label("cgdm -q 3", 4400, w, h))]
+    assert codec_label("AVIF q40", 4321, w, h) == "AVIF q40\n4,321 B, 0.450 bpp"
+    box = (10, 20, 202, 212)
+    grid = crop_grid([panels, panels], [box, None])
+    strip = label_height([lab for _, lab in panels])
+    assert strip > 2 * PAD + 10  # two lines of text
+    assert grid.size == (3 * 192 + 4 * GAP, 2 * (192 + strip) + 3 * GAP)
+    a = np.asarray(grid)
+    # the first row's crops are the given window of each panel, pixel for pixel
+    for j, (px, _) in enumerate(panels):
+        x = GAP + j * (192 + GAP)
+        assert np.array_equal(a[GAP:GAP + 192, x:x + 192], px[20:212, 10:202])
+        label = a[GAP + 192:GAP + 192 + strip, x:x + 192]
+        ink = (label.astype(int).sum(-1) < 3 * 128).sum()
+        assert ink > 20, f"label of panel {j} is empty"
+        assert (a[GAP + 192:GAP + 192 + strip, x + 150:x + 192] == BACKGROUND).all()  # short text
+    # zoom enlarges without smoothing
+    z = np.asarray(crop_grid([panels[:1]], [box], zoom=2))
+    assert z.shape[1] == 2 * 192 + 2 * GAP
+    assert np.array_equal(z[GAP:GAP + 384:2, GAP:GAP + 384:2], ref[20:212, 10:202])
+    long = crop_grid([[(ref, "a label far wider than the one-hundred-and-ninety-two pixel crop")]], [box])
+    assert long.width > 192 + 2 * GAP  # the cell widens: labels never run into the next crop
+    with pytest.raises(ValueError):
+        crop_grid([[(ref, "a"), (ref[:100], "b")]])
+    with pytest.raises(ValueError):
+        crop_grid([])

@@ -8,7 +8,20 @@ from pathlib import Path
 from .quality import METRICS
 
 STYLE = {"cgdm": dict(color="black", lw=2.2, marker="o"), "jpeg": dict(color="tab:red", marker="s"),
-         "webp": dict(color="tab:green", marker="^"), "avif": dict(color="tab:blue", marker="D")}
+         "webp": dict(color="tab:green", marker="^"), "avif": dict(color="tab:blue", marker="D"),
+         "avif-s2": dict(color="navy", marker="D", ls="--", mfc="none"),
+         "jxl": dict(color="tab:purple", marker="v")}
+OTHER = dict(color="0.4", marker="o", ls="--")
+
+
+def style_of(codec: str) -> dict:
+    """Line style of a curve: fixed ones above; AVIF at another speed (``avif-sN``) in a
+    light blue, dotted; cgdm's ablations and anything else grey, dashed."""
+    if codec in STYLE:
+        return dict(STYLE[codec])
+    if codec.startswith("avif-s"):
+        return dict(color="tab:cyan", marker="D", ls=":")
+    return dict(OTHER)
 
 
 def rd_plot(summary: dict, path: Path) -> None:
@@ -32,7 +45,7 @@ def rd_plot(summary: dict, path: Path) -> None:
             xy = [(p["bpp"], p[m]) for p in pts if p.get(m) is not None and p.get("bpp") is not None]
             if not xy:
                 continue
-            style = dict(STYLE.get(codec, dict(color="0.4", marker="o", ls="--")), ms=3.5, lw=1.3)
+            style = dict(style_of(codec), ms=3.5, lw=1.3)
             if codec == "cgdm":
                 style["lw"] = 2.2
             ax.plot(*zip(*xy), label=codec, **style)
@@ -45,7 +58,7 @@ def rd_plot(summary: dict, path: Path) -> None:
             _fit_y(ax, curves, m, x_max)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    axes.flat[0].legend(fontsize=8 if len(curves) <= 5 else 7, ncol=1 if len(curves) <= 5 else 2)
     n = summary.get("images_complete", 0)
     fig.suptitle(f"cgdm eval: means over {n} image{'s' if n != 1 else ''}", fontsize=11)
     fig.tight_layout()

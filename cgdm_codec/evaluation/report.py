@@ -38,13 +38,15 @@ def markdown(s: dict) -> str:
         f"weights id {run.get('weights', '?')}",
         f"- machine: {env.get('cpu') or '?'}, {env.get('threads')} torch threads, device {env.get('device')}"
         f"{', ' + env['cuda'] if env.get('cuda') else ''}; torch {env.get('torch')}, Pillow {env.get('pillow')}, "
-        f"piq {env.get('piq')}",
+        f"piq {env.get('piq')}"
+        + "".join(f", {fmt.upper()} by {src}" for fmt, src in (env.get("anchor_plugins") or {}).items()),
     ]
     for name, about in s.get("ablations", {}).items():
         lines.append(f"- ablation `{name}`: {about}")
     for name, a in s.get("anchors", {}).items():
         opts = ", ".join(f"{k}={v}" for k, v in a["options"].items())
-        lines.append(f"- anchor `{name}` (Pillow; {opts}): quality {', '.join(map(str, a['sweep']))}")
+        fmt = f" {a['format']}" if a.get("format") else ""
+        lines.append(f"- anchor `{name}` (Pillow{fmt}; {opts}): quality {', '.join(map(str, a['sweep']))}")
     lines += [f"- note: {n}" for n in s.get("notes", [])]
     lines += ["", "## Means over images", "",
               "bpp from the files' sizes on disk; seconds per megapixel and peak RSS (MiB) per "

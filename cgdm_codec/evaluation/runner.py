@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 
 from . import EvalError
-from .anchors import ALL as ALL_ANCHORS, ClassicalCodec, available_anchors, bpp_of
+from .anchors import (AVIF_DEFAULT_SPEED, ClassicalCodec, available_anchors, avif_support, bpp_of,
+                      default_anchors, jxl_support)
 from .images import JPEG_SOURCE_NOTE, has_jpeg_sources, list_images, load_reference, to_rgb_array
 from .memory import PeakMemory
 from .progress import Progress
@@ -64,6 +65,8 @@ class EvalConfig:
     threads: int | None = None  # torch threads for the codec (None: torch's default)
     command: str = ""
     sweeps: dict[str, tuple[int, ...]] | None = None  # override the anchors' sweeps (tests)
+    # speed of the main AVIF anchor (e.g. the AV1 speed of cgdm's effort); avif-s2 runs besides
+    avif_speed: int = AVIF_DEFAULT_SPEED
 
 
 def encoder_keywords() -> set[str]:
@@ -107,8 +110,24 @@ def environment(device: str) -> dict:
     except ImportError:
         piq_version = None
     return {"python": platform.python_version(), "torch": torch.__version__, "pillow": PIL.__version__,
-            "piq": piq_version, "threads": torch.get_num_threads(), "device": device, "cpu": cpu,
+            "piq": piq_version, "anchor_plugins": anchor_plugins(), "threads": torch.get_num_threads(),
+            "device": device, "cpu": cpu,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def anchor_plugins() -> dict[str, str]:
+    """Which package writes AVIF and JPEG XL, with its version where it is a plugin."""
+    from importlib import metadata
+
+    out = {}
+    for fmt, source in (("avif", avif_support()), ("jxl", jxl_support())):
+        if source is None:
+            continue
+        try:
+            out[fmt] = source if source == "pillow" else f"{source} {metadata.version(source)}"
+        except metadata.PackageNotFoundError:
+            out[fmt] = source
+    return out
 
 
 class Runner:
@@ -139,7 +158,11 @@ class Runner:
             self.notes.append(JPEG_SOURCE_NOTE)
         self.anchors: list[ClassicalCodec] = []
         if cfg.anchors:
-            self.anchors, notes = available_anchors(c.name for c in ALL_ANCHORS)
+            try:
+                wanted = default_anchors(cfg.avif_speed)
+            except ValueError as e:
+                raise EvalError(str(e)) from None
+            self.anchors, notes = available_anchors(wanted)
             self.notes += notes
         self.dev = pick_device(cfg.device)
         bundle = load_bundle()
@@ -300,8 +323,8 @@ class Runner:
                 "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "run": self.identity, "notes": self.notes,
                 "ablations": {f"{CGDM}:{n}": ABLATIONS[n].about for n in self.cfg.ablations},
-                "anchors": {a.name: {"options": dict(a.options), "sweep": list(self.sweep(a))}
-                            for a in self.anchors},
+                "anchors": {a.name: {"format": a.pil_format, "options": dict(a.options),
+                                     "sweep": list(self.sweep(a))} for a in self.anchors},
                 "metrics": self.scorer.names, "environment": environment(str(self.dev))}
         result = summary(rows, info)
         write_csv(self.cfg.outdir / "results.csv", rows)
