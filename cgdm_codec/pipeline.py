@@ -23,7 +23,8 @@ from . import imageio  # noqa: E402
 from .container import CgdmFile, ColourMode, FormatError, parse, serialize  # noqa: E402
 from .device import autocast_for, pick_device  # noqa: E402
 from .errors import WeightsError  # noqa: E402
-from .base.registry import DEFAULT_BACKEND, backend  # noqa: E402
+from .base.interface import rgb_to_tensor  # noqa: E402
+from .base.registry import DEFAULT_BACKEND, backend, create  # noqa: E402
 from .weights import decoder_identity, verified_manifest, weights_dir, weights_id  # noqa: E402
 
 if TYPE_CHECKING:
@@ -80,10 +81,7 @@ def cgdm_weights_path(base: str = "hyperprior") -> Path | None:
 @functools.lru_cache(maxsize=4)
 def _load_bundle(base: str, base_path: Path, cgdm_path: Path | None) -> Bundle:
     """Load (once per process) the weights after checking each file against its manifest."""
-    module, cls = backend(base).implementation.split(":")
-    import importlib
-
-    bundle = Bundle(getattr(importlib.import_module(module), cls).create())
+    bundle = Bundle(create(base))
     if cgdm_path is not None and cgdm_path.is_file():
         from .models.cgdm import Cgdm
 
@@ -96,10 +94,6 @@ def _load_bundle(base: str, base_path: Path, cgdm_path: Path | None) -> Bundle:
 def load_bundle(base: str | int = "hyperprior") -> Bundle:
     name = backend(base).name
     return _load_bundle(name, base_weights_path(), cgdm_weights_path(name))
-
-
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -150,7 +144,7 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
         cgdm = bundle.cgdm
         assert cgdm is not None
         progress("syntax: simulating the decoder's base reconstruction")
-        x = _to_tensor(img.rgb)
+        x = rgb_to_tensor(img.rgb)
         x_tilde = bundle.base.reconstruct(enc.streams, img.width, img.height, enc.level, dev)
         from .tuning import search
 
@@ -159,13 +153,13 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
             progress(f"searching syntax and seed ({plan.finetune_iters} fine-tuning iterations, "
                      f"{plan.seeds} seed{'s' if plan.seeds > 1 else ''})")
         found = search(cgdm, x, x_tilde, enc.condition, seed, plan, steps_field, device=dev,
-                       progress=_steps_to(progress, step_progress))
+                       progress=_steps_to(progress, step_progress), decide=diffusion is None)
         if found.scores:
             progress(f"chose the {found.best.source} syntax with seed {found.best.seed} "
                      f"(scored {len(found.scores)} candidates on the {found.scored_on})")
         seed = found.best.seed
         syntax = cgdm.prior.encode_syntax(found.best.symbols)
-        if diffusion is None and found.base_only_wins:
+        if found.base_only_wins:
             progress("the base-only decode scores better: writing a file without the diffusion stage")
             syntax, steps_field = None, None
     alpha = imageio.encode_alpha(img.alpha) if img.alpha is not None else None

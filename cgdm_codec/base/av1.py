@@ -20,9 +20,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from .av1_bitstream import (OBU_FRAME, OBU_FRAME_HEADER, OBU_SEQUENCE_HEADER, Av1Error,
-                            parse_frame_header, parse_sequence_header, split_obus)
-from .interface import BaseEncoding
+from .av1_bitstream import Av1Error
+from .avif_file import build_avif, check_payload, sequence_header, split_avif
+from .interface import BaseEncoding, rgb_to_tensor
 
 SUBSAMPLING = "4:2:0"
 COLOUR_RANGE = "full"
@@ -68,25 +68,11 @@ def decode_avif(data: bytes) -> np.ndarray:
 
 
 def inspect_payload(payload: bytes, width: int | None = None, height: int | None = None) -> int:
-    """Check a payload is one sequence header + one intra frame (of the given size); its base_q_idx."""
-    obus = split_obus(payload)
-    if not obus or obus[0].type != OBU_SEQUENCE_HEADER:
-        raise Av1Error("the AV1 payload does not start with a sequence header")
-    seq = parse_sequence_header(obus[0].payload)
-    if not seq.still_picture:
-        raise Av1Error("the AV1 payload is not a still picture")
-    if width is not None and (seq.max_frame_width, seq.max_frame_height) != (width, height):
-        raise Av1Error(f"the AV1 frame is {seq.max_frame_width}x{seq.max_frame_height}, "
-                       f"the file says {width}x{height}")
-    frames = [o for o in obus if o.type in (OBU_FRAME, OBU_FRAME_HEADER)]
-    if len(frames) != 1 and not all(o.type == OBU_FRAME_HEADER for o in frames):
-        raise Av1Error("the AV1 payload holds more than one frame")
-    if not frames:
-        raise Av1Error("the AV1 payload holds no frame")
-    info = parse_frame_header(frames[0].payload, seq, frames[0].temporal_id, frames[0].spatial_id)
-    if (info.width, info.height) != (seq.max_frame_width, seq.max_frame_height):
-        raise Av1Error("the AV1 frame size differs from its sequence header")
-    return info.base_q_idx
+    """Check a payload is one intra still picture (of the given size, else its own); its base_q_idx."""
+    if width is None or height is None:
+        seq = sequence_header(payload)
+        width, height = seq.max_frame_width, seq.max_frame_height
+    return check_payload(payload, width, height)[1].base_q_idx
 
 
 class Av1Base:
@@ -95,7 +81,6 @@ class Av1Base:
     codec_id: ClassVar[int] = 2
     name: ClassVar[str] = "av1"
     stream_names: ClassVar[tuple[str, ...]] = ("av1",)
-    needs_weights: ClassVar[bool] = False
 
     @classmethod
     def create(cls) -> "Av1Base":
@@ -106,8 +91,6 @@ class Av1Base:
         return ""
 
     def encode_rgb(self, rgb: np.ndarray, quality: int, speed: int, grayscale: bool = False) -> tuple[bytes]:
-        from .avif_file import split_avif
-
         return (split_avif(encode_avif(rgb, quality, speed, grayscale)),)
 
     def encode(self, rgb: np.ndarray, level: int, *, fine: int | None = None, effort: str = "default",
@@ -120,13 +103,10 @@ class Av1Base:
         return inspect_payload(streams[0])
 
     def decode_rgb(self, streams: tuple[bytes, ...], width: int, height: int) -> np.ndarray:
-        """x~ as (H, W, 3) uint8, after checking the payload against the header's size."""
-        from .avif_file import build_avif
-
-        payload = streams[0]
-        inspect_payload(payload, width, height)
+        """x~ as (H, W, 3) uint8; ``build_avif`` checks the payload against the header's size first."""
+        avif = build_avif(streams[0], width, height)
         try:
-            rgb = decode_avif(build_avif(payload, width, height))
+            rgb = decode_avif(avif)
         except (OSError, ValueError, SyntaxError, RuntimeError) as e:  # libavif/dav1d refusals
             raise Av1Error(f"the AV1 payload does not decode ({e})") from None
         if rgb.shape[:2] != (height, width):
@@ -136,7 +116,4 @@ class Av1Base:
     def reconstruct(self, streams: tuple[bytes, ...], width: int, height: int, level: int,
                     device=None):
         """x~ as a float (1, 3, H, W) tensor in [0, 1] on the CPU."""
-        import torch
-
-        rgb = self.decode_rgb(streams, width, height)
-        return torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float().div_(255.0)
+        return rgb_to_tensor(self.decode_rgb(streams, width, height))

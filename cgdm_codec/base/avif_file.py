@@ -25,6 +25,7 @@ from .av1_bitstream import (
     OBU_SEQUENCE_HEADER,
     OBU_TILE_GROUP,
     Av1Error,
+    FrameInfo,
     SequenceHeader,
     parse_frame_header,
     parse_sequence_header,
@@ -87,8 +88,8 @@ def _colour(seq: SequenceHeader) -> tuple[int, int, int, int]:
     return cp, tc, mc, seq.color_range
 
 
-def _check_payload(payload: bytes, width: int, height: int) -> SequenceHeader:
-    """The sequence header of a payload that is one AV1 still picture of width x height."""
+def check_payload(payload: bytes, width: int, height: int) -> tuple[SequenceHeader, FrameInfo]:
+    """The sequence and frame headers of a payload that is one AV1 still picture of width x height."""
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise Av1Error("the AV1 payload must be bytes")
     for name, value in (("width", width), ("height", height)):
@@ -108,13 +109,15 @@ def _check_payload(payload: bytes, width: int, height: int) -> SequenceHeader:
         raise Av1Error("the sequence header is not followed by exactly one frame "
                        f"(OBU types {[o.type for o in obus]})")
     seq = parse_sequence_header(obus[0].payload)
+    if not seq.still_picture:
+        raise Av1Error("the AV1 payload is not a still picture")
     if (seq.max_frame_width, seq.max_frame_height) != (width, height):
         raise Av1Error(f"the sequence header is for {seq.max_frame_width}x{seq.max_frame_height}, "
                        f"not {width}x{height}")
     info = parse_frame_header(frame.payload, seq)
     if (info.width, info.height) != (width, height):
         raise Av1Error(f"the AV1 frame is {info.width}x{info.height}, not {width}x{height}")
-    return seq
+    return seq, info
 
 
 def sequence_header(payload: bytes) -> SequenceHeader:
@@ -127,13 +130,13 @@ def sequence_header(payload: bytes) -> SequenceHeader:
 
 def wrapper_size(payload: bytes, width: int, height: int) -> int:
     """len(build_avif(payload, width, height)) - len(payload): 277 (4:2:0, 4:4:4), 271 (4:0:0)."""
-    seq = _check_payload(payload, width, height)
+    seq, _ = check_payload(payload, width, height)
     return 271 + len(_profile_brand(seq)) + (0 if seq.mono_chrome else 2)
 
 
 def build_avif(payload: bytes, width: int, height: int) -> bytes:
     """The AVIF file libavif 1.4 writes around these AV1 OBUs (the temporal delimiter is added)."""
-    seq = _check_payload(payload, width, height)
+    seq, _ = check_payload(payload, width, height)
     payload = bytes(payload)
     ftyp = _box(b"ftyp", b"avif" + b"\0\0\0\0" + b"".join(_FTYP_BASE) + _profile_brand(seq))
 

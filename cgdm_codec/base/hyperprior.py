@@ -19,7 +19,7 @@ from ..device import autocast_for
 from ..errors import WeightsError
 from ..models.base_codec import BaseStreams, VariableRateHyperprior
 from ..weights import BASE_WEIGHTS, verified_manifest, weights_dir
-from .interface import BaseEncoding
+from .interface import BaseEncoding, rgb_to_tensor
 
 
 def weights_path() -> Path:
@@ -33,15 +33,10 @@ def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
-
-
 class HyperpriorBase:
     codec_id: ClassVar[int] = 1
     name: ClassVar[str] = "hyperprior"
     stream_names: ClassVar[tuple[str, ...]] = ("z", "y")
-    needs_weights: ClassVar[bool] = True
 
     def __init__(self, model: VariableRateHyperprior, sha256: str) -> None:
         self.model, self.sha256 = model, sha256
@@ -65,7 +60,7 @@ class HyperpriorBase:
         dev = device or torch.device("cpu")
         model = self.model.place(dev)
         with torch.no_grad(), autocast_for(dev):
-            x = pad_to(to_tensor(rgb), model.MULTIPLE).to(dev).contiguous(memory_format=torch.channels_last)
+            x = pad_to(rgb_to_tensor(rgb), model.MULTIPLE).to(dev).contiguous(memory_format=torch.channels_last)
             s = model.compress(x, level - 1)
         return BaseEncoding((s.z, s.y), level - 1, level)
 

@@ -24,11 +24,17 @@ class BaseEncoding:
     level: int  # the quality level 1..6 written into the container's header
 
 
+def rgb_to_tensor(rgb: np.ndarray) -> "torch.Tensor":
+    """(H, W, 3) uint8 -> the float32 (1, 3, H, W) tensor in [0, 1] that x and x~ travel as."""
+    import torch
+
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
+
+
 class BaseCodec(Protocol):
     codec_id: ClassVar[int]  # the container's base codec id (docs/format.md, 3.2)
     name: ClassVar[str]  # what --base calls it
     stream_names: ClassVar[tuple[str, ...]]
-    needs_weights: ClassVar[bool]
 
     def encode(self, rgb: np.ndarray, level: int, *, fine: int | None = None, effort: str = "default",
                grayscale: bool = False) -> BaseEncoding:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 
@@ -19,14 +18,11 @@ class Backend:
     streams: tuple[str, ...]  # the base sections, in file order
     implementation: str  # "module:Class"
     diffusion_weights: str  # the CGDM weights trained on this base's decodes
-    levels: str  # what -q 1..6 mean, for --help and docs
 
 
 BACKENDS: tuple[Backend, ...] = (
-    Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", "cgdm-small",
-            "learned variable-rate hyperprior, one gain vector per level"),
-    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", "cgdm-av1",
-            "AV1 intra (libaom through Pillow's AVIF); levels are Pillow AVIF qualities"),
+    Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", "cgdm-small"),
+    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", "cgdm-av1"),
 )
 BY_ID = {b.codec_id: b for b in BACKENDS}
 BY_NAME = {b.name: b for b in BACKENDS}
@@ -42,8 +38,7 @@ def backend(key: int | str) -> Backend:
     return table[key]
 
 
-@lru_cache(maxsize=None)
-def implementation(key: int | str) -> Any:
-    """The backend object (weights loaded once per process)."""
+def create(key: int | str) -> Any:
+    """A new backend object (the pipeline caches it per weights path)."""
     module, cls = backend(key).implementation.split(":")
     return getattr(importlib.import_module(module), cls).create()

@@ -32,20 +32,15 @@ class PairPool:
     qindex: list[int]  # AV1 base_q_idx of each decode
 
 
-def _temporal_units(avif: bytes) -> bytes:
-    """The OBUs after the temporal delimiter in the mdat box, which Pillow writes last."""
-    at = avif.rindex(b"mdat") + 4
-    return avif[at + 2:] if avif[at:at + 2] == b"\x12\x00" else avif[at:]
-
-
 def _encode_one(job: tuple[np.ndarray, int, int]) -> tuple[np.ndarray, int]:
     from ..base.av1 import decode_avif, encode_avif, inspect_payload
+    from ..base.avif_file import split_avif
 
     rgb, quality, speed = job
     avif = encode_avif(rgb, quality, speed)
     # Pillow decoding Pillow's own file is what the decoder does with the rebuilt wrapper,
     # which is byte-identical to it (tests/test_avif_file.py).
-    return decode_avif(avif), inspect_payload(_temporal_units(avif))
+    return decode_avif(avif), inspect_payload(split_avif(avif))
 
 
 def build_pairs(root: str | Path, min_side: int = 128, per_image: int = 2,

@@ -100,11 +100,12 @@ def base_score(view: DecoderView, objective: Objective, score_tiles: int, device
 def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, seed: int,
            effort: Effort, steps: int | None = None, objective: Objective = Objective(),
            device: torch.device | str = "cpu", precision: str = "auto",
-           progress: StepProgress | None = None) -> SearchResult:
+           progress: StepProgress | None = None, decide: bool = True) -> SearchResult:
     """The best candidate for an image ``x`` (1, 3, H, W) in [0, 1] with base decode ``x_tilde``.
 
     ``quality`` is zero-based. With an effort that does not search this is one pass of the
-    syntax generator.
+    syntax generator. ``decide`` also scores the base-only decode (``base_only_wins``);
+    without it a single candidate is not scored at all.
     """
     device = torch.device(device)
     steps = steps or model.cfg.sampler.steps
@@ -113,9 +114,10 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
     base = generator_symbols(model.syntax.to(device), view, r, device, precision)
     if not effort.searches:
         result = SearchResult(Candidate(base, seed, "generator"))
-        result.best_score = score(model, view, result.best, quality, steps, objective, effort.score_tiles,
-                                  device, precision)
-        result.base_score = base_score(view, objective, effort.score_tiles, device)
+        if decide:
+            result.best_score = score(model, view, result.best, quality, steps, objective,
+                                      effort.score_tiles, device, precision)
+            result.base_score = base_score(view, objective, effort.score_tiles, device)
         return result
     tuned = None
     if effort.finetune_iters > 0:
@@ -126,8 +128,11 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
         tuned = generator_symbols(generator, view, r, device, precision)
     cands = candidates(base, tuned, seed, effort.seeds)
     result = SearchResult(cands[0])
-    result.base_score = base_score(view, objective, effort.score_tiles, device)
+    if decide:
+        result.base_score = base_score(view, objective, effort.score_tiles, device)
     if len(cands) == 1:
+        if not decide:
+            return result
         result.best_score = score(model, view, cands[0], quality, steps, objective, effort.score_tiles,
                                   device, precision)
         return result
