@@ -190,7 +190,7 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
             report(f"note: {note}")
         if av1_quality is not None and base == "hyperprior":
             raise click.UsageError("--av1-quality needs the AV1 base")
-        report("starting the codec (importing torch and CompressAI)")
+        report("starting the codec")
         from .pipeline import encode_image
 
         data = encode_image(img, quality, diffusion=False if base_only else None, seed=seed,
@@ -229,13 +229,12 @@ def decode(input: Path, output: Path | None, base_only: bool, steps: int | None,
 
         if out.suffix.lower() not in _image_extensions():
             raise imageio.ImageError(f"{out}: unknown output format '{out.suffix or '(none)'}'; use e.g. .png")
-        report("starting the codec (importing torch and CompressAI)")
-        from .pipeline import decode_file
+        report("starting the codec")
+        from .pipeline import decode_image
 
-        rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=report,
+        im = decode_image(f, base_only=base_only, steps=steps, device=device, progress=report,
                           step_progress=report.step)
-        alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-        for note in imageio.save(imageio.to_pil(rgb, f.colour_mode, alpha), out, overwrite=force):
+        for note in imageio.save(im, out, overwrite=force):
             report(f"note: {note}")
         report(f"wrote {out} ({f.width}x{f.height})")
 

@@ -137,13 +137,25 @@ def load(path: str | Path, limits: Limits | None = None) -> CodecImage:
 
 
 def to_pil(rgb: np.ndarray, mode: ColourMode, alpha: np.ndarray | None):
+    return finish(rgb_image(rgb), mode, None if alpha is None else np.ascontiguousarray(alpha).tobytes())
+
+
+def rgb_image(rgb: "np.ndarray"):
+    """(H, W, 3) uint8 -> a Pillow RGB image."""
     from PIL import Image
 
-    im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
-    if mode in (ColourMode.L, ColourMode.LA):
-        im = im.convert("L")
+    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+
+
+def finish(im, mode: ColourMode, alpha: bytes | None):
+    """The decoded picture in the file's colour mode, with its alpha plane (row-major bytes)."""
+    from PIL import Image
+
+    want = "L" if mode in (ColourMode.L, ColourMode.LA) else "RGB"
+    if im.mode != want:
+        im = im.convert(want)
     if alpha is not None:
-        im.putalpha(Image.fromarray(alpha, "L"))
+        im.putalpha(Image.frombytes("L", im.size, alpha))
     return im
 
 
@@ -151,7 +163,7 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
     return zlib.compress(np.ascontiguousarray(alpha, dtype=np.uint8).tobytes(), 9)
 
 
-def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+def inflate_alpha(data: bytes, width: int, height: int) -> bytes:
     """Inflate with a hard output limit, so a hostile section cannot balloon memory."""
     d = zlib.decompressobj()
     try:
@@ -160,7 +172,11 @@ def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
         raise ImageError("alpha section is corrupted") from None
     if len(raw) != width * height or d.unconsumed_tail or not d.eof:
         raise ImageError("alpha section has the wrong size")
-    return np.frombuffer(raw, dtype=np.uint8).reshape(height, width)
+    return raw
+
+
+def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+    return np.frombuffer(inflate_alpha(data, width, height), dtype=np.uint8).reshape(height, width)
 
 
 _NO_ALPHA_FORMATS = {"JPEG", "BMP", "PPM"}

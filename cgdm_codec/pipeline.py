@@ -1,33 +1,31 @@
 """The codec pipeline: image <-> base codec (<-> diffusion post-processor) <-> container bytes.
 
-This is the only module that ties the models to the file format. Torch and CompressAI are
-imported here, never by the container or the CLI's fast paths.
+This is the only module that ties the models to the file format. Torch (and numpy) are
+imported only by the paths that need them: a base-only decode of an AV1 file runs on
+Pillow alone, and an AV1 encode without the diffusion stage on Pillow and numpy, so both
+start in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-import torch
-
-# CompressAI still decorates helpers with torch.jit.script, which newer torch warns about.
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
-
-from . import imageio  # noqa: E402
-from .container import CgdmFile, ColourMode, FormatError, parse, serialize  # noqa: E402
-from .device import autocast_for, pick_device  # noqa: E402
-from .errors import WeightsError  # noqa: E402
-from .base.interface import rgb_to_tensor  # noqa: E402
-from .base.registry import DEFAULT_BACKEND, backend, create  # noqa: E402
-from .weights import decoder_identity, verified_manifest, weights_dir, weights_id  # noqa: E402
+from .container import CgdmFile, ColourMode, FormatError, parse, serialize
+from .errors import WeightsError
+from .base.registry import DEFAULT_BACKEND, backend, create
+from .weights import decoder_identity, verified_manifest, weights_dir, weights_id
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from . import imageio
+
     from .base.interface import BaseCodec
     from .models.cgdm import Cgdm
 
@@ -43,7 +41,11 @@ def _quiet(_: str) -> None:
 
 @dataclass
 class Bundle:
-    """One base codec and the diffusion stage trained on its decodes (when installed)."""
+    """One base codec and the diffusion stage trained on its decodes (when installed).
+
+    ``cgdm`` is loaded only when asked for (it needs torch); ``cgdm_identity`` is read from
+    the verified manifest either way, so a base-only decode still checks a file's weights id.
+    """
 
     base: "BaseCodec"
     cgdm: "Cgdm | None" = None
@@ -65,9 +67,10 @@ def default_base() -> str:
 
 
 def base_weights_path() -> Path:
-    from .base.hyperprior import weights_path
+    override = os.environ.get("CGDM_BASE_WEIGHTS")  # read here too: hyperprior.py imports torch
+    from .weights import BASE_WEIGHTS
 
-    return weights_path()
+    return Path(override) if override else weights_dir() / f"{BASE_WEIGHTS}.safetensors"
 
 
 def cgdm_weights_path(base: str = "hyperprior") -> Path | None:
@@ -79,26 +82,47 @@ def cgdm_weights_path(base: str = "hyperprior") -> Path | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_bundle(base: str, base_path: Path, cgdm_path: Path | None) -> Bundle:
-    """Load (once per process) the weights after checking each file against its manifest."""
-    bundle = Bundle(create(base))
-    if cgdm_path is not None and cgdm_path.is_file():
-        from .models.cgdm import Cgdm
+def _load_base(base: str, base_path: Path) -> "BaseCodec":
+    return create(base)
 
-        manifest = verified_manifest(cgdm_path)
-        bundle.cgdm = Cgdm.from_weights(cgdm_path)
-        bundle.cgdm_identity = decoder_identity(manifest)
+
+@functools.lru_cache(maxsize=4)
+def _diffusion_identity(cgdm_path: Path | None) -> str | None:
+    """The installed diffusion weights' identity, after checking the file against its manifest."""
+    if cgdm_path is None or not cgdm_path.is_file():
+        return None
+    return decoder_identity(verified_manifest(cgdm_path))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cgdm(cgdm_path: Path) -> "Cgdm":
+    from .models.cgdm import Cgdm
+
+    return Cgdm.from_weights(cgdm_path)
+
+
+def clear_cache() -> None:
+    """Forget the loaded weights (tests swap weight files within one process)."""
+    for cached in (_load_base, _diffusion_identity, _load_cgdm):
+        cached.cache_clear()
+
+
+def load_bundle(base: str | int = "hyperprior", diffusion: bool = True) -> Bundle:
+    """The base codec and, with ``diffusion``, its CGDM; loaded once per process."""
+    name = backend(base).name
+    bundle = Bundle(_load_base(name, base_weights_path()))
+    path = cgdm_weights_path(name)
+    bundle.cgdm_identity = _diffusion_identity(path)
+    if diffusion and bundle.cgdm_identity is not None:
+        assert path is not None
+        bundle.cgdm = _load_cgdm(path)
     return bundle
 
 
-def load_bundle(base: str | int = "hyperprior") -> Bundle:
-    name = backend(base).name
-    return _load_bundle(name, base_weights_path(), cgdm_weights_path(name))
+def _device(name: str) -> "torch.device":
+    from .device import pick_device
 
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    # clamp makes the one copy; the rest works in place (same values, less peak memory).
-    return (x[0].clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy())
+    return pick_device(name)
 
 
 StepProgress = Callable[[str, int, int], None]
@@ -109,7 +133,7 @@ def _steps_to(progress: Progress, step_progress: StepProgress | None) -> StepPro
     return step_progress or (lambda what, i, n: progress(f"{what} {i}/{n}"))
 
 
-def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | None = None,
+def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | None = None,
                  seed: int = 0, steps: int | None = None, effort: str = "default",
                  finetune_iters: int | None = None, seeds: int | None = None,
                  finetune: bool = True, device: str = "auto", progress: Progress = _quiet,
@@ -127,27 +151,27 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
     """
     if not 1 <= quality <= 6:
         raise ValueError("quality must be 1..6")
-    dev = pick_device(device)
-    from .tuning import resolve_effort
-
-    plan = resolve_effort(effort, dev.type, finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
+    name = backend(base or default_base()).name
     progress("loading weights")
-    bundle = load_bundle(base or default_base())
+    bundle = load_bundle(name, diffusion=diffusion is not False)
     use_diffusion = bundle.cgdm is not None if diffusion is None else diffusion
     if use_diffusion and bundle.cgdm is None:
         raise WeightsError("the diffusion weights are not installed")
+    dev = _device(device) if use_diffusion or backend(name).network else None
     progress(f"base codec ({bundle.base.name}): analysis and entropy coding")
     grayscale = img.mode in (ColourMode.L, ColourMode.LA)
     enc = bundle.base.encode(img.rgb, quality, fine=fine, effort=effort, grayscale=grayscale, device=dev)
     syntax, steps_field = None, None
     if use_diffusion:
+        from .base.interface import rgb_to_tensor
+        from .tuning import resolve_effort, search
+
         cgdm = bundle.cgdm
-        assert cgdm is not None
+        assert cgdm is not None and dev is not None
+        plan = resolve_effort(effort, dev.type, finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
         progress("syntax: simulating the decoder's base reconstruction")
         x = rgb_to_tensor(img.rgb)
         x_tilde = bundle.base.reconstruct(enc.streams, img.width, img.height, enc.level, dev)
-        from .tuning import search
-
         steps_field = steps or cgdm.cfg.sampler.steps
         if plan.searches:
             progress(f"searching syntax and seed ({plan.finetune_iters} fine-tuning iterations, "
@@ -162,6 +186,8 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
         if found.base_only_wins:
             progress("the base-only decode scores better: writing a file without the diffusion stage")
             syntax, steps_field = None, None
+    from . import imageio
+
     alpha = imageio.encode_alpha(img.alpha) if img.alpha is not None else None
     f = CgdmFile(
         quality=enc.level, width=img.width, height=img.height,
@@ -174,54 +200,86 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
 
 def encode(img, quality: int, device: str = "auto", progress: Progress = _quiet, **options) -> bytes:
     """Compress a Pillow image (or a path) at quality 1..6 into .cgdm bytes."""
+    from . import imageio
+
     prepared = imageio.load(img) if isinstance(img, (str, Path)) else imageio.from_pil(img)
     return encode_image(prepared, quality, device=device, progress=progress, **options)
 
 
 def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
                 device: str = "auto", progress: Progress = _quiet,
-                step_progress: StepProgress | None = None) -> np.ndarray:
+                step_progress: StepProgress | None = None) -> "np.ndarray":
     """The decoded RGB image (H, W, 3) uint8 of a parsed container."""
-    try:
-        name = backend(f.base_codec).name
-    except ValueError:
-        raise FormatError(f"unknown base codec id {f.base_codec}") from None
-    dev = pick_device(device)
-    progress("loading weights")
-    bundle = load_bundle(name)
-    if f.diffusion and bundle.cgdm is None:
-        raise WeightsError("this file needs the diffusion weights, which are not installed")
-    if f.weights_id != bundle.weights_id(f.diffusion):
-        raise WeightsError(
-            f"this file needs weights {f.weights_id.hex()}, but the installed weights are "
-            f"{bundle.weights_id(f.diffusion).hex()}; decode it with the cgdm version that wrote it")
+    restoring = f.diffusion and not base_only
+    bundle = _checked_bundle(f, restoring, progress)
+    name = bundle.base.name
+    dev = _device(device) if restoring or backend(name).network else None
     progress(f"base codec ({name}): decoding")
     try:
+        if not restoring:
+            return bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality, dev)
         x_tilde = bundle.base.reconstruct(f.base_streams, f.width, f.height, f.quality, dev)
     except ValueError as e:  # Av1Error and friends: a damaged base stream
         if isinstance(e, FormatError):
             raise
         raise FormatError(f"base-codec stream is corrupted ({e})") from None
-    if f.diffusion and not base_only:
-        from .sampling.restore import restore
+    from .base.interface import tensor_to_rgb
+    from .sampling.restore import restore
 
-        cgdm = bundle.cgdm
-        assert cgdm is not None and f.syntax is not None
-        try:
-            symbols = cgdm.prior.decode_syntax(f.syntax)
-        except Exception as e:  # constriction raises assorted errors on garbage
-            raise FormatError(f"syntax section is corrupted ({e})") from None
-        report = _steps_to(progress, step_progress)
-        condition = bundle.base.condition(f.base_streams, f.quality)
-        x_tilde = restore(cgdm, x_tilde, symbols, condition, f.seed, steps or f.steps, device=dev,
-                          progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
-    return _to_uint8(x_tilde)
+    cgdm = bundle.cgdm
+    assert cgdm is not None and f.syntax is not None
+    try:
+        symbols = cgdm.prior.decode_syntax(f.syntax)
+    except Exception as e:  # constriction raises assorted errors on garbage
+        raise FormatError(f"syntax section is corrupted ({e})") from None
+    report = _steps_to(progress, step_progress)
+    condition = bundle.base.condition(f.base_streams, f.quality)
+    x_tilde = restore(cgdm, x_tilde, symbols, condition, f.seed, steps or f.steps, device=dev,
+                      progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
+    return tensor_to_rgb(x_tilde)
+
+
+def decode_image(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
+                 device: str = "auto", progress: Progress = _quiet,
+                 step_progress: StepProgress | None = None) -> "Image.Image":
+    """The decoded Pillow image of a parsed container: mode RGB, L, RGBA or LA as encoded."""
+    from . import imageio
+
+    if not backend(f.base_codec).network and (base_only or not f.diffusion):
+        rgb = _weightless_base_only(f, progress)  # no numpy, no torch
+    else:
+        rgb = imageio.rgb_image(decode_file(f, base_only=base_only, steps=steps, device=device,
+                                            progress=progress, step_progress=step_progress))
+    alpha = imageio.inflate_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
+    return imageio.finish(rgb, f.colour_mode, alpha)
+
+
+def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> Bundle:
+    """The installed weights, after checking they are the ones the file was written with."""
+    progress("loading weights")
+    bundle = load_bundle(f.base_codec, diffusion=restoring)
+    if f.diffusion and bundle.cgdm_identity is None:
+        raise WeightsError("this file needs the diffusion weights, which are not installed")
+    if f.weights_id != bundle.weights_id(f.diffusion):
+        raise WeightsError(
+            f"this file needs weights {f.weights_id.hex()}, but the installed weights are "
+            f"{bundle.weights_id(f.diffusion).hex()}; decode it with the cgdm version that wrote it")
+    return bundle
+
+
+def _weightless_base_only(f: CgdmFile, progress: Progress) -> "Image.Image":
+    """A base-only decode by a backend without a network: Pillow alone, no numpy or torch."""
+    bundle = _checked_bundle(f, False, progress)
+    progress(f"base codec ({bundle.base.name}): decoding")
+    try:
+        return bundle.base.decode_image(f.base_streams, f.width, f.height)
+    except ValueError as e:  # Av1Error: a damaged base stream
+        if isinstance(e, FormatError):
+            raise
+        raise FormatError(f"base-codec stream is corrupted ({e})") from None
 
 
 def decode(data: bytes, base_only: bool = False, device: str = "auto",
-           progress: Progress = _quiet, steps: int | None = None):
+           progress: Progress = _quiet, steps: int | None = None) -> "Image.Image":
     """Decode .cgdm bytes to a Pillow image (mode RGB, L, RGBA or LA as encoded)."""
-    f = parse(data)
-    rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=progress)
-    alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-    return imageio.to_pil(rgb, f.colour_mode, alpha)
+    return decode_image(parse(data), base_only=base_only, steps=steps, device=device, progress=progress)

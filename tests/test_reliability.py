@@ -280,7 +280,7 @@ def test_damaged_weights_are_refused(coded, tmp_path, monkeypatch):
     assert "sha256" in err and "manifest" in err
     copy.with_suffix(".json").unlink()
     monkeypatch.setenv("CGDM_BASE_WEIGHTS", str(copy))
-    pipeline._load_bundle.cache_clear()
+    pipeline.clear_cache()
     assert "manifest" in one_line_error(cli("decode", str(coded[1]), "-o", str(tmp_path / "o.png"), "-Q"))
     assert not (tmp_path / "o.png").exists()
 

@@ -16,13 +16,15 @@ asked for directly (``fine``). The diffusion stage is conditioned on the frame's
 from __future__ import annotations
 
 import io
-from typing import ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar
 
 from .av1_bitstream import Av1Error
 from .avif_file import build_avif, check_payload, sequence_header, split_avif
 from .interface import BaseEncoding, rgb_to_tensor
+
+if TYPE_CHECKING:  # numpy loads for encoding only: a base-only decode runs on Pillow alone
+    import numpy as np
+    from PIL import Image
 
 SUBSAMPLING = "4:2:0"
 COLOUR_RANGE = "full"
@@ -49,8 +51,9 @@ def level_for(quality: int) -> int:
     return 1 + min(range(len(LEVEL_QUALITY)), key=lambda i: (abs(LEVEL_QUALITY[i] - quality), i))
 
 
-def encode_avif(rgb: np.ndarray, quality: int, speed: int, grayscale: bool = False) -> bytes:
+def encode_avif(rgb: "np.ndarray", quality: int, speed: int, grayscale: bool = False) -> bytes:
     """An AVIF file of an (H, W, 3) uint8 image; grayscale images are coded as 4:0:0."""
+    import numpy as np
     from PIL import Image
 
     im = Image.fromarray(np.ascontiguousarray(rgb[..., 0]), "L") if grayscale else Image.fromarray(rgb, "RGB")
@@ -60,11 +63,13 @@ def encode_avif(rgb: np.ndarray, quality: int, speed: int, grayscale: bool = Fal
     return buf.getvalue()
 
 
-def decode_avif(data: bytes) -> np.ndarray:
+def decode_avif(data: bytes) -> "Image.Image":
+    """The decoded picture: mode RGB, or L for a 4:0:0 (grayscale) payload."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+        im.load()
+        return im if im.mode in ("RGB", "L") else im.convert("RGB")
 
 
 def inspect_payload(payload: bytes, width: int | None = None, height: int | None = None) -> int:
@@ -90,10 +95,10 @@ class Av1Base:
         """No weights: the base adds nothing to a file's weights id."""
         return ""
 
-    def encode_rgb(self, rgb: np.ndarray, quality: int, speed: int, grayscale: bool = False) -> tuple[bytes]:
+    def encode_rgb(self, rgb: "np.ndarray", quality: int, speed: int, grayscale: bool = False) -> tuple[bytes]:
         return (split_avif(encode_avif(rgb, quality, speed, grayscale)),)
 
-    def encode(self, rgb: np.ndarray, level: int, *, fine: int | None = None, effort: str = "default",
+    def encode(self, rgb: "np.ndarray", level: int, *, fine: int | None = None, effort: str = "default",
                grayscale: bool = False, device=None) -> BaseEncoding:
         streams = self.encode_rgb(rgb, quality_for(level, fine), SPEED_FOR_EFFORT[effort], grayscale)
         return BaseEncoding(streams, self.condition(streams), level if fine is None else level_for(fine))
@@ -102,16 +107,26 @@ class Av1Base:
         """The diffusion stage's condition: the AV1 frame's base_q_idx (0..255)."""
         return inspect_payload(streams[0])
 
-    def decode_rgb(self, streams: tuple[bytes, ...], width: int, height: int) -> np.ndarray:
-        """x~ as (H, W, 3) uint8; ``build_avif`` checks the payload against the header's size first."""
+    def decode_image(self, streams: tuple[bytes, ...], width: int, height: int) -> "Image.Image":
+        """x~ as a Pillow image (RGB, or L when coded as 4:0:0), without numpy or torch.
+
+        ``build_avif`` checks the payload against the header's size first.
+        """
         avif = build_avif(streams[0], width, height)
         try:
-            rgb = decode_avif(avif)
+            im = decode_avif(avif)
         except (OSError, ValueError, SyntaxError, RuntimeError) as e:  # libavif/dav1d refusals
             raise Av1Error(f"the AV1 payload does not decode ({e})") from None
-        if rgb.shape[:2] != (height, width):
+        if im.size != (width, height):
             raise Av1Error("the AV1 decode has the wrong size")
-        return rgb
+        return im
+
+    def decode_rgb(self, streams: tuple[bytes, ...], width: int, height: int, level: int | None = None,
+                   device=None) -> "np.ndarray":
+        """x~ as (H, W, 3) uint8."""
+        import numpy as np
+
+        return np.asarray(self.decode_image(streams, width, height).convert("RGB"))
 
     def reconstruct(self, streams: tuple[bytes, ...], width: int, height: int, level: int,
                     device=None):

@@ -19,7 +19,7 @@ from ..device import autocast_for
 from ..errors import WeightsError
 from ..models.base_codec import BaseStreams, VariableRateHyperprior
 from ..weights import BASE_WEIGHTS, verified_manifest, weights_dir
-from .interface import BaseEncoding, rgb_to_tensor
+from .interface import BaseEncoding, rgb_to_tensor, tensor_to_rgb
 
 
 def weights_path() -> Path:
@@ -80,3 +80,7 @@ class HyperpriorBase:
         with torch.no_grad(), autocast_for(dev):
             x_tilde = self.model.synthesis(y_hat.to(dev).contiguous(memory_format=torch.channels_last))
         return x_tilde[..., :height, :width].float().cpu()
+
+    def decode_rgb(self, streams: tuple[bytes, ...], width: int, height: int, level: int,
+                   device: torch.device | None = None) -> np.ndarray:
+        return tensor_to_rgb(self.reconstruct(streams, width, height, level, device))

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -26,9 +25,18 @@ class BaseEncoding:
 
 def rgb_to_tensor(rgb: np.ndarray) -> "torch.Tensor":
     """(H, W, 3) uint8 -> the float32 (1, 3, H, W) tensor in [0, 1] that x and x~ travel as."""
+    import numpy as np
     import torch
 
     return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
+
+
+def tensor_to_rgb(x: "torch.Tensor") -> "np.ndarray":
+    """A float (1, 3, H, W) tensor in [0, 1] -> (H, W, 3) uint8, rounding to nearest."""
+    import torch
+
+    # clamp makes the one copy; the rest works in place (same values, less peak memory).
+    return x[0].clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 class BaseCodec(Protocol):
@@ -46,3 +54,11 @@ class BaseCodec(Protocol):
     def reconstruct(self, streams: tuple[bytes, ...], width: int, height: int, level: int,
                     device: "torch.device | None" = None) -> "torch.Tensor":
         """x~ as a float32 (1, 3, H, W) tensor in [0, 1] on the CPU, exactly as decoded."""
+
+    def decode_rgb(self, streams: tuple[bytes, ...], width: int, height: int, level: int,
+                   device: "torch.device | None" = None) -> np.ndarray:
+        """x~ as the (H, W, 3) uint8 image a base-only decode writes.
+
+        Separate from ``reconstruct`` so that a backend without a network (AV1) can serve a
+        base-only decode without importing torch.
+        """

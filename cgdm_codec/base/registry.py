@@ -18,11 +18,12 @@ class Backend:
     streams: tuple[str, ...]  # the base sections, in file order
     implementation: str  # "module:Class"
     diffusion_weights: str  # the CGDM weights trained on this base's decodes
+    network: bool  # whether coding with it needs torch (a base-only AV1 decode does not)
 
 
 BACKENDS: tuple[Backend, ...] = (
-    Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", "cgdm-small"),
-    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", "cgdm-av1"),
+    Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", "cgdm-small", True),
+    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", "cgdm-av1", False),
 )
 BY_ID = {b.codec_id: b for b in BACKENDS}
 BY_NAME = {b.name: b for b in BACKENDS}

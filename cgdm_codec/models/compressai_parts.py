@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import warnings
+
+# CompressAI still decorates helpers with torch.jit.script, which newer torch warns about.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
 
 def _register_package() -> None:

@@ -40,7 +40,7 @@ def _encode_one(job: tuple[np.ndarray, int, int]) -> tuple[np.ndarray, int]:
     avif = encode_avif(rgb, quality, speed)
     # Pillow decoding Pillow's own file is what the decoder does with the rebuilt wrapper,
     # which is byte-identical to it (tests/test_avif_file.py).
-    return decode_avif(avif), inspect_payload(split_avif(avif))
+    return np.asarray(decode_avif(avif).convert("RGB")), inspect_payload(split_avif(avif))
 
 
 def build_pairs(root: str | Path, min_side: int = 128, per_image: int = 2,
