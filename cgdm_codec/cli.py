@@ -10,14 +10,18 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from . import __version__
 from .atomic import OutputExistsError, check_output, write_atomic
-from .container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, read_file, summary
+from .batch import Outcome
+from .container import (ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_FILE_BYTES, MAX_PIXELS, Limits, parse,
+                        read_file, summary)
 from .errors import ConfigError, FormatError, ImageError
 
 
@@ -77,6 +81,25 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def describe_error(e: BaseException) -> tuple[str, int] | None:
+    """The one-line message and exit code of an expected failure; None for a bug."""
+    from .target import TargetError
+
+    if isinstance(e, ConfigError):
+        return str(e), 2
+    if isinstance(e, (FormatError, ImageError, OutputExistsError, TargetError)):
+        return str(e), 1
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(e, MemoryError):
+        return "out of memory (try --base-only or a smaller image)", 1
+    if isinstance(e, OSError):
+        return f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "), 1
+    if isinstance(e, RuntimeError):  # WeightsError, device errors
+        return (str(e).splitlines()[0] if str(e) else type(e).__name__), 1
+    return None
+
+
 def run_guarded(fn, *args, **kwargs):
     """Turn every expected failure into one line on stderr and a non-zero exit code.
 
@@ -89,18 +112,13 @@ def run_guarded(fn, *args, **kwargs):
         previous = None
     try:
         return fn(*args, **kwargs)
-    except ConfigError as e:
-        fail(str(e), 2)
-    except (FormatError, ImageError, OutputExistsError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-    except MemoryError:
-        fail("out of memory (try --base-only or a smaller image)")
-    except OSError as e:
-        fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "))
-    except RuntimeError as e:  # WeightsError, device errors
-        fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except (Exception, KeyboardInterrupt) as e:
+        if isinstance(e, click.ClickException):
+            raise
+        described = describe_error(e)
+        if described is None:
+            raise
+        fail(*described)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -142,12 +160,236 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
     ctx.obj = Limits(max_side, max_pixels)
 
 
+# ------------------------------------------------------------------ files, pipes, batches
+
+STDIO = "-"
+
+
+def is_stdio(p: Path | str | None) -> bool:
+    return p is not None and str(p) == STDIO
+
+
+def plan_outputs(inputs: tuple[Path, ...], output: Path | None, default: Callable[[Path], Path],
+                 in_folder: Callable[[Path], str]) -> list[Path]:
+    """Where each input goes: -o FILE or - for one input, -o FOLDER/ for any number of them.
+
+    A folder is an existing directory or a name ending in "/"; with several inputs -o always
+    names a folder (created if missing). Without -o each output lies beside its input, and
+    standard input goes to standard output.
+    """
+    if any(is_stdio(p) for p in inputs) and len(inputs) > 1:
+        raise click.UsageError("'-' (standard input) must be the only input")
+    if output is None:
+        return [Path(STDIO) if is_stdio(p) else default(p) for p in inputs]
+    if is_stdio(output):
+        if len(inputs) > 1:
+            raise click.UsageError("-o - (standard output) takes one input")
+        return [Path(STDIO)]
+    folder = len(inputs) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
+    if not folder:
+        return [output]
+    if any(is_stdio(p) for p in inputs):
+        raise click.UsageError("standard input has no name to put in a folder; give -o FILE")
+    outs = [output / in_folder(p) for p in inputs]
+    seen: dict[Path, Path] = {}
+    for src, out in zip(inputs, outs):
+        if out in seen:
+            raise click.UsageError(f"{seen[out]} and {src} would both be written to {out}")
+        seen[out] = src
+    return outs
+
+
+def read_stdin() -> bytes:
+    """All of standard input, refusing more than a .cgdm file or an image may hold."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("no input on standard input (pipe a file in, or give a file name)")
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"standard input: more than {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def check_stdout() -> None:
+    if sys.stdout.isatty():
+        raise ConfigError("refusing to write binary data to a terminal; use -o FILE or redirect")
+
+
+def write_stdout(data: bytes) -> None:
+    """The whole output in one write, after it is complete: a failed run writes nothing."""
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """Everything one ``cgdm encode`` of one file needs (picklable, for the workers)."""
+
+    src: Path
+    out: Path
+    quality: int
+    limits: Limits
+    force: bool = False
+    size: int | None = None  # target bytes
+    bpp: float | None = None  # target bits per pixel
+    options: dict = field(default_factory=dict)  # the rest, as pipeline.encode_image takes them
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    src: Path
+    out: Path
+    fmt: str  # Pillow format name
+    limits: Limits
+    force: bool = False
+    base_only: bool = False
+    steps: int | None = None
+    device: str = "auto"
+
+
+def _open_output(src: Path, out: Path, force: bool) -> None:
+    """Fail before any work: no binary data to a terminal, no file replaced without -f."""
+    if is_stdio(out):
+        check_stdout()
+    else:
+        check_output(out, force, () if is_stdio(src) else (src,))
+
+
+def encode_one(job: EncodeJob, report: Reporter) -> str:
+    """Encode one file; returns the line that says what was written."""
+    _open_output(job.src, job.out, job.force)
+    from . import imageio
+
+    if is_stdio(job.src):
+        img = imageio.load_bytes(read_stdin(), job.limits)
+    else:
+        img = imageio.load(job.src, job.limits)
+    for note in img.notes:
+        report(f"note: {note}")
+    report("starting the codec")
+    opts = dict(job.options, progress=report, step_progress=report.step)
+    if job.size is not None or job.bpp is not None:
+        from .target import encode_to_size
+
+        budget = job.size if job.size is not None else int(job.bpp * img.width * img.height / 8)
+        fitted = encode_to_size(img, budget, **opts)
+        data = fitted.data
+        report(f"chose {fitted.setting.describe(fitted.base)}: {len(data)} bytes for a target of "
+               f"{budget} ({100 * fitted.miss:.1f} % under)")
+    else:
+        from .pipeline import encode_image
+
+        data = encode_image(img, job.quality, **opts)
+    if is_stdio(job.out):
+        write_stdout(data)
+    else:
+        write_atomic(job.out, data, overwrite=job.force)
+    name = "standard output" if is_stdio(job.out) else str(job.out)
+    return f"wrote {name} ({len(data)} bytes, {8 * len(data) / (img.width * img.height):.4f} bpp)"
+
+
+def decode_one(job: DecodeJob, report: Reporter) -> str:
+    """Decode one file; returns the line that says what was written."""
+    _open_output(job.src, job.out, job.force)
+    f = parse(read_stdin(), job.limits) if is_stdio(job.src) else read_file(job.src, job.limits)
+    from . import imageio
+    from .pipeline import decode_image
+
+    report("starting the codec")
+    im = decode_image(f, base_only=job.base_only, steps=job.steps, device=job.device, progress=report,
+                      step_progress=report.step)
+    if is_stdio(job.out):
+        import io
+
+        buf = io.BytesIO()
+        notes = imageio.write_image(im, buf, job.fmt)
+        write_stdout(buf.getvalue())
+    else:
+        notes = imageio.save(im, job.out, overwrite=job.force)
+    for note in notes:
+        report(f"note: {note}")
+    return f"wrote {'standard output' if is_stdio(job.out) else job.out} ({f.width}x{f.height})"
+
+
+def _guarded(run_one: Callable[[Any, Reporter], str], job: Any) -> Outcome:
+    """One file of a batch, its expected failures turned into an Outcome."""
+    try:
+        return Outcome(job, message=run_one(job, Reporter(quiet=True)))
+    except Exception as e:
+        if isinstance(e, click.ClickException):
+            return Outcome(job, error=e.format_message(), code=e.exit_code)
+        described = describe_error(e) or (f"internal error ({type(e).__name__}: {e})", 1)
+        msg = described[0] if str(job.src) in described[0] else f"{job.src}: {described[0]}"
+        return Outcome(job, error=msg, code=described[1])
+
+
+def encode_job(job: EncodeJob) -> Outcome:
+    return _guarded(encode_one, job)
+
+
+def decode_job(job: DecodeJob) -> Outcome:
+    return _guarded(decode_one, job)
+
+
+def run_batch(work: list, run_one: Callable[[Any], Outcome], jobs: int | None, quiet: bool,
+              verb: str) -> None:
+    """Every file, then one summary line; the exit code is the worst file's (like gzip)."""
+    from . import batch
+
+    report = Reporter(quiet)
+    n = len(work)
+    workers = min(jobs or batch.default_jobs(n), n)
+    report(f"{n} files, {workers} worker{'s' if workers > 1 else ''}")
+    failed, code = 0, 0
+    report.step("files", 0, n)
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        for i, outcome in enumerate(batch.run(work, run_one, workers), 1):
+            if outcome.ok:
+                report(outcome.message)
+            else:
+                failed += 1
+                code = max(code, outcome.code)
+                click.echo(f"cgdm: error: {outcome.error}", err=True)
+            report.step("files", i, n)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if not quiet or failed:
+        elapsed = time.monotonic() - report.t0
+        click.echo(f"cgdm: {verb} {n - failed} of {n} files in {elapsed:.1f}s"
+                   + (f"; {failed} failed" if failed else ""), err=True)
+    if code:
+        sys.exit(code)
+
+
+def _make_folder(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+INPUTS = click.argument("inputs", nargs=-1, required=True, metavar="INPUT...",
+                        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
+                    help="Files coded at once, each in its own process [default: one per core, "
+                         "as far as free memory allows].")
+
+
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-q", "--quality", type=click.IntRange(1, 6), default=3, show_default=True,
-              help="Quality level: 1 = smallest file (~0.05 bpp) .. 6 = best (~1 bpp).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output .cgdm file [default: INPUT with extension .cgdm].")
+@INPUTS
+@click.option("-q", "--quality", type=click.IntRange(1, 6), default=None,
+              help="Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp)  [default: 3].")
+@click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=Path), default=None,
+              help="Output .cgdm file, '-' (standard output) or a folder [default: INPUT with "
+                   "extension .cgdm; standard output for '-' as INPUT].")
+@click.option("--size", "target_size", type=click.IntRange(1, None), default=None, metavar="BYTES",
+              help="Choose the quality whose file is the largest not over BYTES (instead of -q).")
+@click.option("--bpp", "target_bpp", type=click.FloatRange(0, None, min_open=True), default=None,
+              metavar="X", help="As --size, for a target of X bits per pixel.")
 @click.option("--base-only", is_flag=True,
               help="Write a file without the diffusion stage (smaller, fast to decode, less detail).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
@@ -157,9 +399,10 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
               help="DDIM steps the decoder should run [default: the weights' setting, 9].")
 @click.option("--effort", type=click.Choice(["fast", "default", "max"]), default="default",
               show_default=True,
-              help="How hard the encoder searches for the syntax and seed it writes: fast = one "
-                   "pass of the syntax encoder; default = a short per-image fine-tuning and 2 seeds "
-                   "(~1 min for 768x512 on a 2-core CPU); max = the paper's 250 iterations.")
+              help="How hard the encoder works: the AV1 speed (8, 6, 4) and, for the diffusion "
+                   "stage, its search for the syntax and seed: fast = one pass of the syntax "
+                   "encoder; default = a short per-image fine-tuning and 2 seeds; max = the "
+                   "paper's 250 iterations.")
 @click.option("--finetune-iters", type=click.IntRange(0, 100000), default=None,
               help="Override the effort's number of per-image fine-tuning iterations.")
 @click.option("--seeds", type=click.IntRange(1, 1024), default=None,
@@ -170,82 +413,89 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
               help="Base codec: av1 (AV1 intra, the default) or hyperprior (the learned codec).")
 @click.option("--av1-quality", type=click.IntRange(0, 100), default=None,
               help="AV1 base: Pillow's AVIF quality 0..100 instead of -q (a fine-grained rate).")
+@JOBS
 @FORCE
 @DEVICE
 @QUIET
-def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed: int,
+def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
+           target_size: int | None, target_bpp: float | None, base_only: bool, seed: int,
            steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
-           no_finetune: bool, base: str | None, av1_quality: int | None, force: bool, device: str,
-           quiet: bool) -> None:
-    """Compress an image (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm."""
-    out = output or input.with_suffix(".cgdm")
-    report = Reporter(quiet)
+           no_finetune: bool, base: str | None, av1_quality: int | None, jobs: int | None,
+           force: bool, device: str, quiet: bool) -> None:
+    """Compress images (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm.
 
-    def job() -> None:
-        check_output(out, force, (input,))
-        from . import imageio
-
-        img = imageio.load(input, limits())
-        for note in img.notes:
-            report(f"note: {note}")
-        if av1_quality is not None and base == "hyperprior":
-            raise click.UsageError("--av1-quality needs the AV1 base")
-        report("starting the codec")
-        from .pipeline import encode_image
-
-        data = encode_image(img, quality, diffusion=False if base_only else None, seed=seed,
-                            steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
-                            finetune=not no_finetune, device=device, progress=report,
-                            step_progress=report.step, base=base, fine=av1_quality)
-        write_atomic(out, data, overwrite=force)
-        bpp = 8 * len(data) / (img.width * img.height)
-        report(f"wrote {out} ({len(data)} bytes, {bpp:.4f} bpp)")
-
-    run_guarded(job)
+    \b
+      cgdm encode photo.jpg                 -> photo.cgdm
+      cgdm encode *.png -o coded/ -j 2      -> coded/NAME.cgdm, two at a time
+      cgdm encode photo.jpg --size 20000    -> the best file of at most 20000 bytes
+      cat photo.png | cgdm encode - > photo.cgdm
+    """
+    given = [name for name, v in (("-q", quality), ("--size", target_size), ("--bpp", target_bpp),
+                                  ("--av1-quality", av1_quality)) if v is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} each choose the quality: give one")
+    if av1_quality is not None and base == "hyperprior":
+        raise click.UsageError("--av1-quality needs the AV1 base")
+    outs = plan_outputs(inputs, output, lambda p: p.with_suffix(".cgdm"), lambda p: p.stem + ".cgdm")
+    options = dict(diffusion=False if base_only else None, seed=seed, steps=steps, effort=effort,
+                   finetune_iters=finetune_iters, seeds=seeds, finetune=not no_finetune,
+                   device=device, base=base, fine=av1_quality)
+    work = [EncodeJob(src, out, quality or 3, limits(), force, target_size, target_bpp, options)
+            for src, out in zip(inputs, outs)]
+    if len(work) == 1:
+        report = Reporter(quiet)
+        report(run_guarded(encode_one, work[0], report))
+        return
+    run_guarded(_make_folder, output)
+    run_batch(work, encode_job, jobs, quiet, "encoded")
 
 
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output image; the format follows the extension (.png, .webp, .jpg, ...) "
-                   "[default: INPUT with extension .decoded.png].")
+@INPUTS
+@click.option("-o", "--output", type=click.Path(allow_dash=True, path_type=Path), default=None,
+              help="Output image, '-' (standard output) or a folder; the format follows the "
+                   "extension (.png, .webp, .jpg, ...) [default: INPUT with extension .decoded.png; "
+                   "standard output for '-' as INPUT].")
+@click.option("--format", "fmt", default=None, metavar="EXT",
+              help="Output format for standard output and folders (png, webp, jpg, tiff, ...) "
+                   "[default: png].")
 @click.option("--base-only", is_flag=True,
               help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="Override the file's number of DDIM steps (fewer is faster).")
+@JOBS
 @FORCE
 @DEVICE
 @QUIET
-def decode(input: Path, output: Path | None, base_only: bool, steps: int | None, force: bool,
-           device: str, quiet: bool) -> None:
-    """Decode a .cgdm file to an image."""
-    out = output or input.with_suffix(".decoded.png")
-    report = Reporter(quiet)
+def decode(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, base_only: bool,
+           steps: int | None, jobs: int | None, force: bool, device: str, quiet: bool) -> None:
+    """Decode .cgdm files to images.
 
-    def job() -> None:
-        check_output(out, force, (input,))
-        f = read_file(input, limits())
+    \b
+      cgdm decode photo.cgdm                    -> photo.decoded.png
+      cgdm decode *.cgdm -o out/ --format webp  -> out/NAME.webp
+      cgdm decode photo.cgdm -o - > photo.png
+    """
+    ext = "." + (fmt or "png").lower().lstrip(".")
+    outs = plan_outputs(inputs, output, lambda p: p.with_suffix(".decoded" + ext), lambda p: p.stem + ext)
+
+    def pick_format(out: Path) -> str:
         from . import imageio
 
-        if out.suffix.lower() not in _image_extensions():
-            raise imageio.ImageError(f"{out}: unknown output format '{out.suffix or '(none)'}'; use e.g. .png")
-        report("starting the codec")
-        from .pipeline import decode_image
+        try:
+            return imageio.format_for(ext if is_stdio(out) or fmt else (out.suffix or "."))
+        except ImageError as e:
+            raise ImageError(f"{out}: {e}" if not is_stdio(out) else str(e)) from None
 
-        im = decode_image(f, base_only=base_only, steps=steps, device=device, progress=report,
-                          step_progress=report.step)
-        for note in imageio.save(im, out, overwrite=force):
-            report(f"note: {note}")
-        report(f"wrote {out} ({f.width}x{f.height})")
-
-    run_guarded(job)
-
-
-def _image_extensions() -> set[str]:
-    from PIL import Image
-
-    Image.init()
-    return set(Image.EXTENSION)
+    formats = run_guarded(lambda: [pick_format(out) for out in outs])
+    work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device)
+            for src, out, fm in zip(inputs, outs, formats)]
+    if len(work) == 1:
+        report = Reporter(quiet)
+        report(run_guarded(decode_one, work[0], report))
+        return
+    run_guarded(_make_folder, output)
+    run_batch(work, decode_job, jobs, quiet, "decoded")
 
 
 @main.command()

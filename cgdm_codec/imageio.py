@@ -7,10 +7,12 @@ kept (coded losslessly beside the image), and 16-bit samples are reduced to 8 bi
 
 from __future__ import annotations
 
+import io
 import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -109,31 +111,38 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
 
 
 def load(path: str | Path, limits: Limits | None = None) -> CodecImage:
-    """Read an image file, refusing oversized ones from their header, before decoding.
-
-    Pillow's own decompression-bomb guard (which trips at twice ``Image.MAX_IMAGE_PIXELS``,
-    on open) also ends in an ``ImageError`` naming cgdm's limit.
-    """
-    from PIL import Image, UnidentifiedImageError
-
+    """Read an image file, refusing oversized ones from their header, before decoding."""
     path = Path(path)
-    limits = Limits.from_env() if limits is None else limits
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
+    return _load(path, str(path), limits)
+
+
+def load_bytes(data: bytes, limits: Limits | None = None, name: str = "standard input") -> CodecImage:
+    """Read an image from memory (a pipe), with the same checks as :func:`load`."""
+    return _load(io.BytesIO(data), name, limits)
+
+
+def _load(source: Path | BinaryIO, name: str, limits: Limits | None) -> CodecImage:
+    """Pillow's own decompression-bomb guard (which trips at twice ``Image.MAX_IMAGE_PIXELS``,
+    on open) also ends in an ``ImageError`` naming cgdm's limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    limits = Limits.from_env() if limits is None else limits
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 check_size(*im.size, limits=limits)  # before decoding any pixel data
                 im.load()
                 return from_pil(im, limits)
     except ImageError as e:
-        raise ImageError(f"{path}: {e}") from None
+        raise ImageError(f"{name}: {e}") from None
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: image is too large ({e}); cgdm handles up to "
+        raise ImageError(f"{name}: image is too large ({e}); cgdm handles up to "
                          f"{limits.max_side} px per side and {limits.max_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: not a readable image ({e})") from None
+        raise ImageError(f"{name}: not a readable image ({e})") from None
 
 
 def to_pil(rgb: np.ndarray, mode: ColourMode, alpha: np.ndarray | None):
@@ -182,28 +191,47 @@ def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
 _NO_ALPHA_FORMATS = {"JPEG", "BMP", "PPM"}
 
 
+def format_for(ext: str) -> str:
+    """Pillow's format name for a file extension ("png", ".JPG", ...); ImageError if none."""
+    from PIL import Image
+
+    ext = "." + ext.lower().lstrip(".")
+    fmt = Image.EXTENSION.get(ext)
+    if fmt is None:  # the common formats register on preinit; the rest on init
+        Image.init()
+        fmt = Image.EXTENSION.get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageError(f"unknown output format '{ext if ext != '.' else '(none)'}'; use e.g. .png")
+    return fmt
+
+
+def write_image(im, f: BinaryIO, fmt: str, name: str = "output") -> list[str]:
+    """Encode ``im`` into the open file ``f`` as ``fmt``; returns notes for the user."""
+    notes = []
+    if fmt in _NO_ALPHA_FORMATS and im.mode in ("RGBA", "LA"):
+        notes.append(f"{fmt} cannot store alpha: alpha dropped in {name}")
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    im.save(f, format=fmt)
+    return notes
+
+
 def save(im, path: str | Path, overwrite: bool = True) -> list[str]:
     """Write atomically in the format the extension names; returns notes for the user.
 
     With ``overwrite`` False an existing file is left alone (``OutputExistsError``).
     """
-    from PIL import Image
-
     path = Path(path)
-    ext = path.suffix.lower()
-    Image.init()
-    fmt = Image.EXTENSION.get(ext)
-    if fmt is None:
-        raise ImageError(f"{path}: unknown output format '{ext or '(no extension)'}'; use e.g. .png")
-    notes = []
-    if fmt in _NO_ALPHA_FORMATS and im.mode in ("RGBA", "LA"):
-        notes.append(f"{fmt} cannot store alpha: alpha dropped in {path.name}")
-        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    try:
+        fmt = format_for(path.suffix or ".")
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ImageError(f"{path}: folder {directory} does not exist")
+    notes: list[str] = []
     try:
-        write_with(path, lambda f: im.save(f, format=fmt), overwrite, suffix=ext)
+        write_with(path, lambda f: notes.extend(write_image(im, f, fmt, path.name)), overwrite,
+                   suffix=path.suffix.lower())
     except OutputExistsError:
         raise
     except (OSError, ValueError, KeyError) as e:

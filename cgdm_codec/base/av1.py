@@ -86,6 +86,8 @@ class Av1Base:
     codec_id: ClassVar[int] = 2
     name: ClassVar[str] = "av1"
     stream_names: ClassVar[tuple[str, ...]] = ("av1",)
+    fine_range: ClassVar[tuple[int, int] | None] = FINE_QUALITY_RANGE
+    fine_level = staticmethod(level_for)
 
     @classmethod
     def create(cls) -> "Av1Base":

@@ -37,6 +37,7 @@ class HyperpriorBase:
     codec_id: ClassVar[int] = 1
     name: ClassVar[str] = "hyperprior"
     stream_names: ClassVar[tuple[str, ...]] = ("z", "y")
+    fine_range: ClassVar[tuple[int, int] | None] = None  # levels 1..6 only
 
     def __init__(self, model: VariableRateHyperprior, sha256: str) -> None:
         self.model, self.sha256 = model, sha256

@@ -43,6 +43,8 @@ class BaseCodec(Protocol):
     codec_id: ClassVar[int]  # the container's base codec id (docs/format.md, 3.2)
     name: ClassVar[str]  # what --base calls it
     stream_names: ClassVar[tuple[str, ...]]
+    #: The backend's fine quality scale (``encode(fine=...)``), or None when it has levels only.
+    fine_range: ClassVar[tuple[int, int] | None]
 
     def encode(self, rgb: np.ndarray, level: int, *, fine: int | None = None, effort: str = "default",
                grayscale: bool = False) -> BaseEncoding:

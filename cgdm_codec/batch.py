@@ -1,0 +1,95 @@
+"""Running one command over many files: in this process, or in N worker processes.
+
+Standard library only. With one worker the files run one after another in this process,
+so the weights load once for all of them (the pipeline caches them per process). With
+N workers each process loads them once, and torch in each gets cores / N threads, so the
+workers do not fight over the cores. A failure is a value (the file's one-line error),
+never an exception that stops the other files, like gzip over several files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+#: Peak resident memory one worker may need: a 768x512 ``--effort default`` encode with the
+#: learned base peaks at 1.36 GiB (docs/benchmarks.md); the default worker count keeps
+#: this much free memory per worker.
+WORKER_MEMORY_BYTES = 3 << 29  # 1.5 GiB
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """What became of one task: ``message`` (what was written) or ``error`` with its exit code."""
+
+    task: T
+    message: str = ""
+    error: str | None = None
+    code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container or taskset may grant fewer than exist)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_jobs(n_tasks: int) -> int:
+    """As many workers as cores, no more than tasks, and no more than the free memory holds."""
+    jobs = min(n_tasks, available_cores())
+    memory = available_memory()
+    if memory is not None:
+        jobs = min(jobs, max(1, memory // WORKER_MEMORY_BYTES))
+    return max(1, jobs)
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, available_cores() // max(1, jobs))
+
+
+def _start_worker(threads: int) -> None:
+    """Before torch loads in the worker: its share of the cores."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def run(tasks: Sequence[T], work: Callable[[T], Outcome[T]], jobs: int) -> Iterator[Outcome[T]]:
+    """Each task's outcome, in the order they finish. ``work`` must be a module-level function
+    (it is pickled for the workers) that turns every expected failure into an ``Outcome``."""
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield work(task)
+        return
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                               initializer=_start_worker, initargs=(threads_per_job(jobs),))
+    try:
+        owner: dict[Future[Any], T] = {pool.submit(work, t): t for t in tasks}
+        pending = set(owner)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                try:
+                    yield f.result()
+                except Exception as e:  # a worker died (killed, out of memory): that file failed
+                    yield Outcome(owner[f], error=f"worker failed ({type(e).__name__}: {e})", code=1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,117 @@
+"""Encoding to a byte budget (``--size``, ``--bpp``): the best quality whose file fits.
+
+The encoder knows the exact size of every candidate, so the search is over real files:
+a bisection over the base codec's qualities (AV1: Pillow's AVIF quality 0..100; the learned
+base: levels 1..6), each candidate coded without the diffusion stage, which is cheap. The
+final file is then coded as asked; the diffusion stage adds a few bytes (syntax, steps),
+so when that pushes it over the budget the next lower quality is taken. File sizes grow
+with quality almost always, not strictly: of every candidate coded, the largest that
+fits is kept, so the answer is never over the budget and never worse than the bisection's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .imageio import CodecImage
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of a base codec's rate scale, as ``encode_image`` takes it."""
+
+    level: int  # the container's quality level 1..6
+    fine: int | None  # the backend's fine quality (AV1), else None
+
+    def describe(self, base: str) -> str:
+        return f"quality {self.level}" if self.fine is None else f"{base} quality {self.fine} (level {self.level})"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    data: bytes
+    setting: Setting
+    budget: int
+    base: str
+
+    @property
+    def miss(self) -> float:
+        """How far under the budget the file landed, as a fraction of the budget."""
+        return (self.budget - len(self.data)) / self.budget
+
+
+class TargetError(ValueError):
+    """No setting gives a file within the budget."""
+
+
+def settings_for(fine_range: tuple[int, int] | None,
+                 level_of: Callable[[int], int] | None) -> list[Setting]:
+    """The candidate settings, from the smallest file to the largest."""
+    if fine_range is None or level_of is None:
+        return [Setting(level, None) for level in range(1, 7)]
+    lo, hi = fine_range
+    return [Setting(level_of(q), q) for q in range(lo, hi + 1)]
+
+
+def largest_fitting(n: int, size_at: Callable[[int], int], budget: int) -> int | None:
+    """The index whose size is the largest not over ``budget``, by bisection over 0..n-1.
+
+    ``size_at`` is called O(log n) times and should grow with the index; every index it is
+    called on is considered, so a non-monotone step cannot make the answer exceed the budget.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(i: int) -> int:
+        if i not in sizes:
+            sizes[i] = size_at(i)
+        return sizes[i]
+
+    lo, hi = 0, n - 1
+    if size(lo) > budget:
+        return None
+    while lo < hi:  # invariant: size(lo) <= budget
+        mid = (lo + hi + 1) // 2
+        if size(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    fitting = [i for i, s in sizes.items() if s <= budget]
+    return max(fitting, key=lambda i: (sizes[i], i))
+
+
+def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
+                   diffusion: bool | None = None, **options: Any) -> Fitted:
+    """The file of ``img`` coded at the best setting whose size is at most ``budget`` bytes."""
+    from .pipeline import default_base, encode_image, load_bundle
+
+    name = base or default_base()
+    options.pop("fine", None)  # the budget chooses the quality
+    quiet = {k: v for k, v in options.items() if k not in ("progress", "step_progress")}
+    progress = options.get("progress") or (lambda _: None)
+    bundle = load_bundle(name, diffusion=False)
+    codec = bundle.base
+    candidates = settings_for(codec.fine_range, getattr(codec, "fine_level", None))
+    coded: dict[int, bytes] = {}
+
+    def size_at(i: int) -> int:
+        s = candidates[i]
+        coded[i] = encode_image(img, s.level, fine=s.fine, base=name, diffusion=False, **quiet)
+        progress(f"target {budget} bytes: {s.describe(name)} gives {len(coded[i])} bytes")
+        return len(coded[i])
+
+    best = largest_fitting(len(candidates), size_at, budget)
+    if best is None:
+        raise TargetError(f"cannot reach {budget} bytes: the smallest file is {len(coded[0])} bytes "
+                          f"({candidates[0].describe(name)})")
+    if diffusion is False or (diffusion is None and bundle.cgdm_identity is None):  # already final
+        return Fitted(coded[best], candidates[best], budget, name)
+    for i in range(best, -1, -1):  # the diffusion stage adds a few bytes: step down if needed
+        s = candidates[i]
+        data = encode_image(img, s.level, fine=s.fine, base=name, diffusion=diffusion, **options)
+        if len(data) <= budget:
+            return Fitted(data, s, budget, name)
+        progress(f"{s.describe(name)} with the diffusion stage is {len(data)} bytes: one step down")
+    raise TargetError(f"cannot reach {budget} bytes with the diffusion stage")
