@@ -13,14 +13,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BASE_WEIGHTS = "base-hp1"
 CGDM_WEIGHTS = "cgdm-small"
 
 
 def weights_dir() -> Path:
-    """The checkout's weights/ folder (the README installs the project in editable mode)."""
-    return WEIGHTS_DIR
+    """The package's ``weights/`` data folder, wherever the package is installed.
+
+    Found through ``importlib.resources`` so that an editable install, a built wheel and a
+    ``--target`` install all read the same shipped files; the package is never zipped, so
+    the resource is a real folder (the loaders memory-map the files from a path).
+    """
+    from importlib.resources import files
+
+    return Path(str(files("cgdm_codec") / "weights"))
 
 
 def sha256_file(path: str | Path) -> str:

@@ -1,6 +1,6 @@
 """Export a base-codec training checkpoint as shipped weights.
 
-``python -m cgdm_codec.train.export_base checkpoints/base/last.pt weights/base-hp1.safetensors``
+``python -m cgdm_codec.train.export_base checkpoints/base/last.pt cgdm_codec/weights/base-hp1.safetensors``
 
 Builds the range coder's CDF tables once, here, and stores them in the file: the tables are
 then part of the weights, so encoder and decoder can never compute different ones.

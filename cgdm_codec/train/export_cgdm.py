@@ -1,7 +1,7 @@
 """Export a diffusion-stage checkpoint's EMA weights as shipped weights.
 
-``python -m cgdm_codec.train.export_cgdm checkpoints/cgdm-fine/last.pt weights/cgdm-small.safetensors
---base weights/base-hp1.safetensors``
+``python -m cgdm_codec.train.export_cgdm checkpoints/cgdm-fine/last.pt cgdm_codec/weights/cgdm-small.safetensors
+--base cgdm_codec/weights/base-hp1.safetensors``
 """
 
 from __future__ import annotations

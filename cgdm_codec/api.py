@@ -1,0 +1,217 @@
+"""The Python API: ``cgdm_codec.encode``, ``decode`` and ``info``.
+
+A thin layer over :mod:`cgdm_codec.pipeline` and :mod:`cgdm_codec.container` that accepts
+what a caller has at hand (a path, the bytes of a file, a Pillow image), checks the
+settings up front so that mistakes end in one of the project's one-line exceptions
+(:mod:`cgdm_codec.errors`), and imports torch only when pixels are actually coded:
+``info`` reads headers with the standard library alone.
+
+The weights are loaded once per process and cached by the pipeline, so calling ``encode``
+or ``decode`` in a loop (or in a long-lived worker) pays the loading cost only once.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from .container import CgdmFile, Limits, parse, read_file, summary
+from .errors import ConfigError, FormatError, ImageError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+    from .imageio import CodecImage
+
+#: A ``.cgdm`` file: its bytes, or a path to it.
+CgdmSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+#: An image to compress: a Pillow image, a path to an image file, or an image file's bytes.
+ImageSource = Union["PILImage.Image", bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+Progress = Callable[[str], None]
+
+EFFORTS = ("fast", "default", "max")
+BASES = ("av1", "hyperprior")
+
+__all__ = ["encode", "decode", "info", "EFFORTS", "BASES"]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _int_in(name: str, value: Any, low: int, high: int) -> int:
+    """An integer setting in low..high, or a ConfigError naming it (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _check_device(device: Any) -> str:
+    """The CLI's choices; whether CUDA is present is checked once torch is loaded."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _limits(limits: Limits | None) -> Limits:
+    """The caller's limits, else those the environment sets (CGDM_MAX_SIDE / CGDM_MAX_PIXELS)."""
+    if limits is None:
+        return Limits.from_env()
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a cgdm_codec.container.Limits, got {type(limits).__name__}")
+    return limits
+
+
+def _read(source: CgdmSource, limits: Limits) -> tuple[CgdmFile, int]:
+    """The parsed file and its size in bytes, from bytes or a path."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if len(data) > limits.max_file_bytes:
+            raise FormatError(f"file too large: {len(data)} bytes (limit {limits.max_file_bytes} bytes)")
+        return parse(data, limits), len(data)
+    if _is_path(source):
+        path = Path(source)
+        try:
+            f = read_file(path, limits)
+        except FormatError as e:
+            raise FormatError(f"{path}: {e}") from None
+        return f, path.stat().st_size
+    raise TypeError(f"expected .cgdm bytes or a path, got {type(source).__name__}")
+
+
+def _prepare(image: ImageSource, limits: Limits) -> "CodecImage":
+    """Map any accepted image source onto the codec's RGB(+alpha) form, with ImageError on trouble."""
+    from . import imageio
+
+    if _is_path(image):
+        return imageio.load(Path(image), limits)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _load_bytes(bytes(image), limits)
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        try:
+            return imageio.from_pil(image, limits)
+        except ImageError:
+            raise
+        except (OSError, SyntaxError, ValueError) as e:  # a lazily loaded, truncated image
+            raise ImageError(f"image cannot be read ({e})") from None
+    raise TypeError(f"expected a Pillow image, a path or an image file's bytes, got {type(image).__name__}")
+
+
+def _load_bytes(data: bytes, limits: Limits) -> "CodecImage":
+    """Like ``imageio.load`` for an image file held in memory: sizes are checked before decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    from . import imageio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                imageio.check_size(*im.size, limits=limits)
+                im.load()
+                return imageio.from_pil(im, limits)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"image is too large ({e}); cgdm handles up to {limits.max_side} px "
+                         f"per side and {limits.max_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"not a readable image ({e})") from None
+
+
+def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
+           base_only: bool = False, effort: str = "default", seed: int = 0,
+           steps: int | None = None, av1_quality: int | None = None,
+           finetune_iters: int | None = None, seeds: int | None = None, finetune: bool = True,
+           device: str = "auto", limits: Limits | None = None,
+           progress: Progress | None = None) -> bytes:
+    """Compress an image into the bytes of a ``.cgdm`` file.
+
+    ``image`` is a Pillow image, a path to any image Pillow reads, or such a file's bytes.
+    ``quality`` 1..6 (1 = smallest). ``base`` is ``"av1"`` or ``"hyperprior"`` (default: env
+    ``CGDM_BASE``, else AV1). ``base_only`` writes no diffusion stage (fast to decode); without
+    it the encoder adds the stage only when its weights are installed and it scores better.
+    ``effort`` (``"fast"``, ``"default"``, ``"max"``), ``finetune_iters``, ``seeds`` and
+    ``finetune`` set how hard the encoder searches; ``seed`` is the first noise seed tried,
+    ``steps`` the DDIM steps written for the decoder, ``av1_quality`` Pillow's AVIF quality
+    0..100 instead of the level (AV1 base only). ``progress`` receives stage messages.
+
+    Raises ``ConfigError`` (a bad setting), ``ImageError`` (an unreadable or oversized
+    image), ``WeightsError`` (weights missing or damaged).
+    """
+    _int_in("quality", quality, 1, 6)
+    if base is not None and base not in BASES:
+        raise ConfigError(f"base must be one of {', '.join(BASES)}, got {base!r}")
+    if effort not in EFFORTS:
+        raise ConfigError(f"effort must be one of {', '.join(EFFORTS)}, got {effort!r}")
+    _int_in("seed", seed, 0, 2**32 - 1)
+    if steps is not None:
+        _int_in("steps", steps, 1, 255)
+    if av1_quality is not None:
+        _int_in("av1_quality", av1_quality, 0, 100)
+    if finetune_iters is not None:
+        _int_in("finetune_iters", finetune_iters, 0, 100000)
+    if seeds is not None:
+        _int_in("seeds", seeds, 1, 1024)
+    _check_device(device)
+    lim = _limits(limits)
+    prepared = _prepare(image, lim)
+
+    from .pipeline import default_base, encode_image
+
+    chosen = base or default_base()
+    if av1_quality is not None and chosen != "av1":
+        raise ConfigError("av1_quality needs the AV1 base (base='av1')")
+    return encode_image(prepared, quality, diffusion=False if base_only else None, seed=seed,
+                        steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
+                        finetune=finetune, device=device, progress=progress or _quiet,
+                        base=chosen, fine=av1_quality)
+
+
+def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = None,
+           device: str = "auto", limits: Limits | None = None,
+           progress: Progress | None = None) -> "PILImage.Image":
+    """Decode a ``.cgdm`` file (its bytes or a path) to a Pillow image.
+
+    The image has the mode it was encoded from: RGB, L, RGBA or LA. ``base_only`` skips the
+    diffusion stage (a fast preview); ``steps`` overrides the file's DDIM step count.
+    ``limits`` bound the image size accepted (default: env ``CGDM_MAX_SIDE``/``CGDM_MAX_PIXELS``).
+
+    Raises ``FormatError`` (not a valid .cgdm file), ``WeightsError`` (the file needs other
+    weights than the installed ones), ``ConfigError`` (a bad setting), ``OSError`` (a path
+    that cannot be read).
+    """
+    if steps is not None:
+        _int_in("steps", steps, 1, 255)
+    _check_device(device)
+    f, _ = _read(data, _limits(limits))
+    return decode_parsed(f, base_only=base_only, steps=steps, device=device, progress=progress)
+
+
+def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
+                  device: str = "auto", progress: Progress | None = None) -> "PILImage.Image":
+    """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
+    from . import imageio
+    from .pipeline import decode_file
+
+    rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet)
+    alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
+    return imageio.to_pil(rgb, f.colour_mode, alpha)
+
+
+def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:
+    """Describe a ``.cgdm`` file without decoding it: the dict ``cgdm info --json`` prints.
+
+    Needs neither torch nor the weights. Raises ``FormatError`` for a file that is not valid.
+    """
+    f, size = _read(data, _limits(limits))
+    return summary(f, size)

@@ -1,0 +1,104 @@
+"""A Pillow plugin for ``.cgdm`` files: ``import cgdm_codec.pillow`` and Pillow knows the format.
+
+    from PIL import Image
+    import cgdm_codec.pillow
+
+    with Image.open("photo.cgdm") as im:    # reads and checks the header only
+        print(im.size, im.mode)             # no pixel decoded yet, torch not imported
+        im.save("photo.png")                # decodes now
+    Image.open("photo.png").save("small.cgdm", quality=2, base="av1", base_only=True)
+
+Opening parses the whole container (the checksum sits at its end, and files are small),
+so a damaged file fails at ``Image.open`` with a ``FormatError``; the pixels, which need
+torch and the weights, are decoded on first use (``load()``, or any pixel access).
+
+Decode settings: ``im.decode_options`` (per image, before the pixels are used) starts as a
+copy of :data:`DECODE_OPTIONS` (per process): ``base_only``, ``steps``, ``device``.
+Save options (``im.save(..., **options)``): ``quality`` 1..6 (default 3), ``base``,
+``base_only``, ``effort``, ``seed``, ``steps``, ``av1_quality``, ``device`` — the keyword
+arguments of :func:`cgdm_codec.encode`.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from PIL import Image, ImageFile
+
+from .container import MAGIC, CgdmFile, Limits, parse, summary
+from .errors import FormatError
+
+FORMAT = "CGDM"
+EXTENSION = ".cgdm"
+MIME = "image/x-cgdm"  # no registered media type exists; the x- prefix says so
+
+#: Defaults for decoding opened files; change them to affect every later ``Image.open``.
+DECODE_OPTIONS: dict[str, Any] = {"base_only": False, "steps": None, "device": "auto"}
+
+#: The ``im.save`` keywords passed on to :func:`cgdm_codec.encode` (Pillow adds its own keys
+#: to ``encoderinfo``, which are not ours to reject).
+SAVE_OPTIONS = ("base", "base_only", "effort", "seed", "steps", "av1_quality",
+                "finetune_iters", "seeds", "finetune", "device")
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[: len(MAGIC)] == MAGIC
+
+
+class CgdmImageFile(ImageFile.ImageFile):
+    """An opened ``.cgdm`` file: size and mode from the header, pixels decoded lazily."""
+
+    format = FORMAT
+    format_description = "cgdm perceptual image codec"
+
+    def _open(self) -> None:
+        assert self.fp is not None
+        limits = Limits.from_env()
+        data = self.fp.read(limits.max_file_bytes + 1)
+        if len(data) > limits.max_file_bytes:
+            raise FormatError(f"file too large: more than {limits.max_file_bytes} bytes")
+        # A damaged file with the right magic is reported as such (a FormatError passes
+        # through Image.open), not as "cannot identify image file".
+        self._cgdm: CgdmFile | None = parse(data, limits)
+        f = self._cgdm
+        self._size = (f.width, f.height)
+        self._mode = f.colour_mode.name  # RGB, L, RGBA, LA: Pillow's names too
+        self.info["cgdm"] = summary(f, len(data))
+        self.decode_options: dict[str, Any] = dict(DECODE_OPTIONS)
+        self.tile = []
+
+    def load(self) -> Any:
+        """Decode the pixels on first use (the pipeline, torch and the weights load here)."""
+        if self._cgdm is not None:
+            from .api import decode_parsed
+
+            opts = self.decode_options
+            decoded = decode_parsed(self._cgdm, base_only=bool(opts.get("base_only", False)),
+                                    steps=opts.get("steps"), device=opts.get("device", "auto"))
+            self.im = decoded.im
+            self._cgdm = None
+            self.readonly = 0
+            if self._exclusive_fp and self.fp is not None:
+                self.fp.close()
+            self.fp = None
+        return Image.Image.load(self)
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    """Encode ``im`` with the options given to ``im.save`` (see the module docstring)."""
+    from .api import encode
+
+    info = getattr(im, "encoderinfo", {}) or {}
+    options = {k: info[k] for k in SAVE_OPTIONS if k in info}
+    fp.write(encode(im, info.get("quality", 3), **options))
+
+
+def register() -> None:
+    """Tell Pillow about the format (done on import; calling it again is harmless)."""
+    Image.register_open(FORMAT, CgdmImageFile, _accept)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, EXTENSION)
+    Image.register_mime(FORMAT, MIME)
+
+
+register()

@@ -1,0 +1,77 @@
+"""A built wheel carries the weights: a non-editable install decodes like the checkout.
+
+Builds offline with the environment's own setuptools (no build isolation, no index), from a
+copy of the sources so the checkout gets no build/ or egg-info folders.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = ("base-hp1", "cgdm-small")
+
+
+def _pip(*args: str, cwd: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "pip", *args, "--no-deps", "--no-index",
+                          "--disable-pip-version-check", "-q"],
+                         cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", src)
+    shutil.copy2(REPO / "README.md", src)
+    shutil.copytree(REPO / "cgdm_codec", src / "cgdm_codec",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _pip("wheel", ".", "--no-build-isolation", "-w", str(tmp / "dist"), cwd=src)
+    (found,) = (tmp / "dist").glob("cgdm_codec-*.whl")
+    return found
+
+
+def test_wheel_holds_the_weights_and_manifests(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for stem in SHIPPED:
+        for ext in (".safetensors", ".json"):
+            assert f"cgdm_codec/weights/{stem}{ext}" in names
+    for stem in SHIPPED:  # the very bytes of the checkout: every weights id keeps resolving
+        packed = zipfile.ZipFile(wheel).read(f"cgdm_codec/weights/{stem}.safetensors")
+        assert packed == (REPO / "cgdm_codec" / "weights" / f"{stem}.safetensors").read_bytes()
+
+
+def test_installed_wheel_finds_and_verifies_its_own_weights(wheel, tmp_path):
+    target = tmp_path / "site"
+    _pip("install", "--target", str(target), str(wheel), cwd=tmp_path)
+    code = (
+        "import json, sys, cgdm_codec\n"
+        "from cgdm_codec import weights as w\n"
+        "d = w.weights_dir()\n"
+        "ids = {n: w.verified_manifest(d / (n + '.safetensors'))['sha256'] for n in sys.argv[1:]}\n"
+        "print(json.dumps({'package': cgdm_codec.__file__, 'dir': str(d), 'ids': ids,\n"
+        "                  'torch': 'torch' in sys.modules}))\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # -S: no site-packages at all, so only the installed wheel (not the editable checkout) can answer
+    res = subprocess.run([sys.executable, "-S", "-c", code, *SHIPPED], cwd=elsewhere,
+                         env={"PYTHONPATH": str(target), "PATH": ""}, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert Path(out["package"]).resolve().is_relative_to(target.resolve())
+    assert Path(out["dir"]).resolve().is_relative_to(target.resolve())
+    for stem in SHIPPED:
+        manifest = json.loads((REPO / "cgdm_codec" / "weights" / f"{stem}.json").read_text())
+        assert out["ids"][stem] == manifest["sha256"]
+    assert not out["torch"]
