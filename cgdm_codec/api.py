@@ -12,9 +12,7 @@ or ``decode`` in a loop (or in a long-lived worker) pays the loading cost only o
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -93,7 +91,7 @@ def _prepare(image: ImageSource, limits: Limits) -> "CodecImage":
     if _is_path(image):
         return imageio.load(Path(image), limits)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return _load_bytes(bytes(image), limits)
+        return imageio.load_bytes(bytes(image), limits, name="image")
     from PIL import Image
 
     if isinstance(image, Image.Image):
@@ -104,28 +102,6 @@ def _prepare(image: ImageSource, limits: Limits) -> "CodecImage":
         except (OSError, SyntaxError, ValueError) as e:  # a lazily loaded, truncated image
             raise ImageError(f"image cannot be read ({e})") from None
     raise TypeError(f"expected a Pillow image, a path or an image file's bytes, got {type(image).__name__}")
-
-
-def _load_bytes(data: bytes, limits: Limits) -> "CodecImage":
-    """Like ``imageio.load`` for an image file held in memory: sizes are checked before decoding."""
-    from PIL import Image, UnidentifiedImageError
-
-    from . import imageio
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                imageio.check_size(*im.size, limits=limits)
-                im.load()
-                return imageio.from_pil(im, limits)
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"image is too large ({e}); cgdm handles up to {limits.max_side} px "
-                         f"per side and {limits.max_pixels} pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"not a readable image ({e})") from None
 
 
 def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
@@ -200,12 +176,9 @@ def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = Non
 def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
                   device: str = "auto", progress: Progress | None = None) -> "PILImage.Image":
     """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
-    from . import imageio
-    from .pipeline import decode_file
+    from .pipeline import decode_image
 
-    rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet)
-    alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-    return imageio.to_pil(rgb, f.colour_mode, alpha)
+    return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet)
 
 
 def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:
