@@ -99,6 +99,9 @@ class SamplerConfig:
     tile: int = 256
     overlap: int = 8
     noise_period: int = 256  # side of the seeded noise patch tiled over the whole image
+    #: "fixed": every tile is ``tile`` px; "fitted": as few tiles of at most ``tile`` px as
+    #: the overlap allows, each no larger than needed (sampling/tiling.py)
+    tiling: str = "fixed"
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def restore(net: Cgdm | ConsistencyGuidedUNet, x_tilde: torch.Tensor, syntax: to
     # Same float32 operations either way; in place only when the caller hands x~ over.
     x_tilde = x_tilde.mul_(2.0).sub_(1.0) if consume_input else x_tilde * 2.0 - 1.0
     height, width = x_tilde.shape[-2:]
-    grid = make_grid(height, width, sampler.tile, sampler.overlap, net.multiple)
+    grid = make_grid(height, width, sampler.tile, sampler.overlap, net.multiple, sampler.tiling)
     canvas_tilde = pad_to_canvas(x_tilde, grid)
     del x_tilde  # the canvas is the same tensor when no padding was needed
     sample = seeded_noise(seed, *grid.canvas, sampler).to(device)

@@ -13,6 +13,13 @@ Geometry, per axis, for an image side L, tile side T, overlap O and network mult
 - L > T: n = ceil((L - O) / (T - O)) tiles of side T, with starts spread evenly,
   start_k = floor((2 k (L - T) + n - 1) / (2 (n - 1))) (k (L - T) / (n - 1) rounded half
   up), so every pair of neighbours overlaps by at least O and no padding is needed.
+
+That is the "fixed" tiling of the first weights, and it wastes work: 768 px need four
+tiles of 256 (1024 px of tiles), because three would leave no room for the overlap.
+The "fitted" tiling (``SamplerConfig.tiling``) reads T as the largest tile side and uses
+the same n tiles, each only as large as covering L with overlap O needs:
+side = ceil((L + (n - 1) O) / n / m) m, starts spread as above. With T = 320, 768 px
+take three tiles of 264; a 768 x 512 image 6 tiles (1.06x its pixels) instead of 12 (2x).
 """
 
 from __future__ import annotations
@@ -56,8 +63,14 @@ class TileGrid:
         return len(self.rows.starts) * len(self.cols.starts)
 
 
-def axis_tiles(length: int, tile: int, overlap: int, multiple: int) -> AxisTiles:
+FIXED, FITTED = "fixed", "fitted"
+TILINGS = (FIXED, FITTED)
+
+
+def axis_tiles(length: int, tile: int, overlap: int, multiple: int, tiling: str = FIXED) -> AxisTiles:
     """Tile side, padded canvas side and tile starts along one axis (see module doc)."""
+    if tiling not in TILINGS:
+        raise ValueError(f"unknown tiling {tiling!r}")
     if length < 1:
         raise ValueError("image sides must be positive")
     if tile % multiple or not 0 <= overlap < tile:
@@ -66,14 +79,17 @@ def axis_tiles(length: int, tile: int, overlap: int, multiple: int) -> AxisTiles
         side = max(-(-length // multiple) * multiple, min(2 * multiple, tile))
         return AxisTiles(side, side, (0,))
     n = -(-(length - overlap) // (tile - overlap))
+    if tiling == FITTED:
+        tile = min(tile, -(-(length + (n - 1) * overlap) // (n * multiple)) * multiple)
     span = length - tile
     starts = tuple((2 * k * span + n - 1) // (2 * (n - 1)) for k in range(n))
     return AxisTiles(tile, length, starts)
 
 
-def make_grid(height: int, width: int, tile: int, overlap: int, multiple: int) -> TileGrid:
-    return TileGrid(height, width, axis_tiles(height, tile, overlap, multiple),
-                    axis_tiles(width, tile, overlap, multiple), overlap)
+def make_grid(height: int, width: int, tile: int, overlap: int, multiple: int,
+              tiling: str = FIXED) -> TileGrid:
+    return TileGrid(height, width, axis_tiles(height, tile, overlap, multiple, tiling),
+                    axis_tiles(width, tile, overlap, multiple, tiling), overlap)
 
 
 def pad_axis(x: torch.Tensor, amount: int, dim: int) -> torch.Tensor:

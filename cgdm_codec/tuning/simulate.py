@@ -46,7 +46,7 @@ def decoder_view(x: torch.Tensor, x_tilde: torch.Tensor, seed: int, sampler: Sam
                  multiple: int, device: torch.device) -> DecoderView:
     """``x`` and ``x_tilde`` are (1, 3, H, W) in [0, 1]."""
     height, width = x.shape[-2:]
-    grid = make_grid(height, width, sampler.tile, sampler.overlap, multiple)
+    grid = make_grid(height, width, sampler.tile, sampler.overlap, multiple, sampler.tiling)
     noise = seeded_noise(seed, *grid.canvas, sampler).to(device)
     to_canvas = lambda im: pad_to_canvas(im.to(device, torch.float32) * 2.0 - 1.0, grid)  # noqa: E731
     return DecoderView(grid, noise, to_canvas(x_tilde), to_canvas(x), x, x_tilde)
