@@ -170,13 +170,16 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
               help="Base codec: av1 (AV1 intra, the default) or hyperprior (the learned codec).")
 @click.option("--av1-quality", type=click.IntRange(0, 100), default=None,
               help="AV1 base: Pillow's AVIF quality 0..100 instead of -q (a fine-grained rate).")
+@click.option("--metadata", default="all", show_default=True, metavar="all|none|icc,exif,xmp",
+              help="Which of the input's ICC profile, EXIF and XMP the file carries.")
+@click.option("--strip", is_flag=True, help="Carry no metadata (same as --metadata none).")
 @FORCE
 @DEVICE
 @QUIET
 def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed: int,
            steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
            no_finetune: bool, base: str | None, av1_quality: int | None, force: bool, device: str,
-           quiet: bool) -> None:
+           quiet: bool, metadata: str = "all", strip: bool = False) -> None:
     """Compress an image (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm."""
     out = output or input.with_suffix(".cgdm")
     report = Reporter(quiet)
@@ -186,6 +189,7 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
         from . import imageio
 
         img = imageio.load(input, limits())
+        img.metadata = imageio.select_metadata(img.metadata, "none" if strip else metadata)
         for note in img.notes:
             report(f"note: {note}")
         if av1_quality is not None and base == "hyperprior":
@@ -213,11 +217,12 @@ def encode(input: Path, quality: int, output: Path | None, base_only: bool, seed
               help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="Override the file's number of DDIM steps (fewer is faster).")
+@click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
 @FORCE
 @DEVICE
 @QUIET
 def decode(input: Path, output: Path | None, base_only: bool, steps: int | None, force: bool,
-           device: str, quiet: bool) -> None:
+           device: str, quiet: bool, strip: bool = False) -> None:
     """Decode a .cgdm file to an image."""
     out = output or input.with_suffix(".decoded.png")
     report = Reporter(quiet)
@@ -235,7 +240,8 @@ def decode(input: Path, output: Path | None, base_only: bool, steps: int | None,
         rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=report,
                           step_progress=report.step)
         alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-        for note in imageio.save(imageio.to_pil(rgb, f.colour_mode, alpha), out, overwrite=force):
+        im = imageio.to_pil(rgb, f.colour_mode, alpha, None if strip else f.metadata)
+        for note in imageio.save(im, out, overwrite=force):
             report(f"note: {note}")
         report(f"wrote {out} ({f.width}x{f.height})")
 
@@ -272,6 +278,7 @@ def info(input: Path, as_json: bool) -> None:
         else:
             click.echo(f"  diffusion  none (base codec only), seed {s['seed']}")
         click.echo("  sections   " + ", ".join(f"{k} {v} B" for k, v in s["sections"].items()))
+        click.echo("  metadata   " + (", ".join(f"{k} {v} B" for k, v in s["metadata"].items()) or "none"))
 
     run_guarded(job)
 

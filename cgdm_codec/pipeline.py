@@ -167,7 +167,7 @@ def encode_image(img: imageio.CodecImage, quality: int, *, diffusion: bool | Non
         quality=enc.level, width=img.width, height=img.height,
         weights_id=bundle.weights_id(syntax is not None),
         base_streams=enc.streams, colour_mode=img.mode, base_codec=bundle.base.codec_id,
-        seed=seed, steps=steps_field, syntax=syntax, alpha=alpha,
+        seed=seed, steps=steps_field, syntax=syntax, alpha=alpha, metadata=img.metadata,
     )
     return serialize(f)
 
@@ -220,8 +220,12 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
 
 def decode(data: bytes, base_only: bool = False, device: str = "auto",
            progress: Progress = _quiet, steps: int | None = None):
-    """Decode .cgdm bytes to a Pillow image (mode RGB, L, RGBA or LA as encoded)."""
+    """Decode .cgdm bytes to a Pillow image (mode RGB, L, RGBA or LA as encoded).
+
+    The file's ICC profile, EXIF and XMP are in ``im.info`` (``icc_profile``, ``exif``,
+    ``xmp``), where Pillow's own readers put them; ``imageio.save`` writes them out.
+    """
     f = parse(data)
     rgb = decode_file(f, base_only=base_only, steps=steps, device=device, progress=progress)
     alpha = imageio.decode_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-    return imageio.to_pil(rgb, f.colour_mode, alpha)
+    return imageio.to_pil(rgb, f.colour_mode, alpha, f.metadata)
