@@ -109,14 +109,16 @@ def _exif_from_tiff(im) -> bytes | None:
     try:
         src = im.getexif()
         out = Image.Exif()
+        found = False
         for tag in _TIFF_EXIF_TAGS:
             if tag in src:
-                out[tag] = src[tag]
+                out[tag], found = src[tag], True
         for tag in _TIFF_EXIF_IFDS:
             sub = src.get_ifd(tag)
             if sub:
                 out.get_ifd(tag).update(sub)
-        return out.tobytes()[len(EXIF_PREFIX):] if len(out) or out._ifds else None
+                found = True
+        return out.tobytes()[len(EXIF_PREFIX):] if found else None
     except Exception:  # a damaged directory: no EXIF rather than no image
         return None
 

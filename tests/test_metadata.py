@@ -420,3 +420,14 @@ def test_pipeline_decode_puts_metadata_in_info(encoded, tmp_path):
     im.save(tmp_path / "plain.png")  # Pillow's own PNG writer takes the profile from im.info
     with Image.open(tmp_path / "plain.png") as back:
         assert back.info["icc_profile"] == ICC
+
+
+def test_eval_measures_pixels_without_metadata(tmp_path):
+    """cgdm eval's rates must not include the source's profile and EXIF (nor the anchors')."""
+    from cgdm_codec.evaluation.images import load_reference
+
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(textured(16, 16)).save(src, icc_profile=ICC, exif=exif_bytes(), xmp=XMP)
+    assert imageio.from_pil(load_reference(src)).metadata is None
+    assert imageio.from_pil(load_reference(src, 0.5)).metadata is None
+    assert imageio.from_pil(Image.open(src)).metadata == MD
