@@ -40,6 +40,7 @@ def halved(path: Path, downscale: float) -> Image.Image:
     """8-bit RGB, EXIF-oriented, Lanczos-downscaled (sunhays80 sources are decoded JPEGs)."""
     with Image.open(path) as im:
         img = ImageOps.exif_transpose(im).convert("RGB")
+    img.info = {}  # rates of the pixels alone, not of the source's ICC profile and EXIF
     size = (max(1, round(img.width * downscale)), max(1, round(img.height * downscale)))
     return img.resize(size, Image.Resampling.LANCZOS) if downscale != 1 else img
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -232,6 +232,7 @@ class EncodeJob:
     force: bool = False
     size: int | None = None  # target bytes
     bpp: float | None = None  # target bits per pixel
+    metadata: str = "all"  # which of ICC, EXIF, XMP to carry (imageio.select_metadata)
     options: dict = field(default_factory=dict)  # the rest, as pipeline.encode_image takes them
 
 
@@ -245,6 +246,7 @@ class DecodeJob:
     base_only: bool = False
     steps: int | None = None
     device: str = "auto"
+    strip: bool = False  # write no metadata
 
 
 def _open_output(src: Path, out: Path, force: bool) -> None:
@@ -264,6 +266,7 @@ def encode_one(job: EncodeJob, report: Reporter) -> str:
         img = imageio.load_bytes(read_stdin(), job.limits)
     else:
         img = imageio.load(job.src, job.limits)
+    img.metadata = imageio.select_metadata(img.metadata, job.metadata)
     for note in img.notes:
         report(f"note: {note}")
     report("starting the codec")
@@ -292,6 +295,8 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
     """Decode one file; returns the line that says what was written."""
     _open_output(job.src, job.out, job.force)
     f = parse(read_stdin(), job.limits) if is_stdio(job.src) else read_file(job.src, job.limits)
+    if job.strip:
+        f = replace(f, metadata=None)
     from . import imageio
     from .pipeline import decode_image
 
@@ -413,6 +418,9 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
               help="Base codec: av1 (AV1 intra, the default) or hyperprior (the learned codec).")
 @click.option("--av1-quality", type=click.IntRange(0, 100), default=None,
               help="AV1 base: Pillow's AVIF quality 0..100 instead of -q (a fine-grained rate).")
+@click.option("--metadata", default="all", show_default=True, metavar="all|none|icc,exif,xmp",
+              help="Which of the input's ICC profile, EXIF and XMP the file carries.")
+@click.option("--strip", is_flag=True, help="Carry no metadata (same as --metadata none).")
 @JOBS
 @FORCE
 @DEVICE
@@ -420,8 +428,8 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
 def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
            target_size: int | None, target_bpp: float | None, base_only: bool, seed: int,
            steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
-           no_finetune: bool, base: str | None, av1_quality: int | None, jobs: int | None,
-           force: bool, device: str, quiet: bool) -> None:
+           no_finetune: bool, base: str | None, av1_quality: int | None, metadata: str, strip: bool,
+           jobs: int | None, force: bool, device: str, quiet: bool) -> None:
     """Compress images (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm.
 
     \b
@@ -436,11 +444,15 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
         raise click.UsageError(f"{' and '.join(given)} each choose the quality: give one")
     if av1_quality is not None and base == "hyperprior":
         raise click.UsageError("--av1-quality needs the AV1 base")
+    keep = "none" if strip else metadata
+    from .imageio import select_metadata
+
+    run_guarded(select_metadata, None, keep)  # a bad choice: one line, exit 2
     outs = plan_outputs(inputs, output, lambda p: p.with_suffix(".cgdm"), lambda p: p.stem + ".cgdm")
     options = dict(diffusion=False if base_only else None, seed=seed, steps=steps, effort=effort,
                    finetune_iters=finetune_iters, seeds=seeds, finetune=not no_finetune,
                    device=device, base=base, fine=av1_quality)
-    work = [EncodeJob(src, out, quality or 3, limits(), force, target_size, target_bpp, options)
+    work = [EncodeJob(src, out, quality or 3, limits(), force, target_size, target_bpp, keep, options)
             for src, out in zip(inputs, outs)]
     if len(work) == 1:
         report = Reporter(quiet)
@@ -463,12 +475,14 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
               help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="Override the file's number of DDIM steps (fewer is faster).")
+@click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
 @JOBS
 @FORCE
 @DEVICE
 @QUIET
 def decode(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, base_only: bool,
-           steps: int | None, jobs: int | None, force: bool, device: str, quiet: bool) -> None:
+           steps: int | None, strip: bool, jobs: int | None, force: bool, device: str,
+           quiet: bool) -> None:
     """Decode .cgdm files to images.
 
     \b
@@ -488,7 +502,7 @@ def decode(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, base_
             raise ImageError(f"{out}: {e}" if not is_stdio(out) else str(e)) from None
 
     formats = run_guarded(lambda: [pick_format(out) for out in outs])
-    work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device)
+    work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device, strip)
             for src, out, fm in zip(inputs, outs, formats)]
     if len(work) == 1:
         report = Reporter(quiet)
@@ -521,6 +535,7 @@ def info(input: Path, as_json: bool) -> None:
         else:
             click.echo(f"  diffusion  none (base codec only), seed {s['seed']}")
         click.echo("  sections   " + ", ".join(f"{k} {v} B" for k, v in s["sections"].items()))
+        click.echo("  metadata   " + (", ".join(f"{k} {v} B" for k, v in s["metadata"].items()) or "none"))
 
     run_guarded(job)
 

@@ -9,8 +9,11 @@ Summary of format version 1 (all fixed-size integers little-endian)::
 
     magic "CGD" | version u8 | packed u8 | base codec u8 | weights id 4 bytes
     | width varint | height varint | seed varint | [steps u8 if diffusion]
-    | [syntax] [alpha] z y: each section but the last as (varint length, bytes),
-      the last one running up to the checksum | CRC-32 u32 of all preceding bytes
+    | [syntax] [alpha] [metadata] z y: each section but the last as (varint length,
+      bytes), the last one running up to the checksum | CRC-32 u32 of all preceding bytes
+
+The optional metadata section (ICC profile, EXIF, XMP; packed bit 6) holds records
+``kind u8 | varint size | varint zlib length | zlib data`` in kind order.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import stat
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .base.registry import BACKENDS as _BACKENDS
@@ -38,9 +41,14 @@ __all__ = [
     "MAGIC",
     "MAX_DIM",
     "MAX_FILE_BYTES",
+    "MAX_METADATA_RECORD_BYTES",
     "MAX_PIXELS",
+    "METADATA_KINDS",
     "MIN_FILE_BYTES",
+    "Metadata",
+    "decode_metadata",
     "decode_varint",
+    "encode_metadata",
     "encode_varint",
     "framing_overhead",
     "parse",
@@ -88,7 +96,16 @@ _QUALITY_MASK = 0b0000_0111
 _MODE_SHIFT = 3
 _MODE_MASK = 0b0001_1000
 _DIFFUSION_BIT = 0b0010_0000
-_RESERVED_MASK = 0b1100_0000
+_METADATA_BIT = 0b0100_0000
+_RESERVED_MASK = 0b1000_0000
+
+#: Metadata record kinds (the record's first byte), in the order records must appear.
+METADATA_KINDS: dict[int, str] = {1: "icc", 2: "exif", 3: "xmp"}
+#: Largest (uncompressed) metadata record; also the inflate cap, so a small hostile
+#: section cannot balloon memory.
+MAX_METADATA_RECORD_BYTES = 16 << 20
+#: The two byte orders a TIFF-structured EXIF block can start with.
+_EXIF_MAGICS = (b"II*\x00", b"MM\x00*")
 
 
 class FormatError(ValueError):
@@ -220,6 +237,126 @@ def decode_varint(data: bytes, pos: int = 0, what: str = "varint") -> tuple[int,
 
 
 # --------------------------------------------------------------------------
+# metadata (ICC profile, EXIF, XMP)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Colour profile and descriptive metadata carried beside the pixels.
+
+    The codec never interprets them: the ICC profile is kept so viewers show wide-gamut
+    images in the right colours, EXIF and XMP so camera data and captions survive.
+    ``exif`` is in the container's canonical form, the TIFF structure itself starting
+    with ``II*\\0`` or ``MM\\0*`` (no ``Exif\\0\\0`` prefix as in JPEG's APP1).
+    Empty values are normalised to None; each value is at most
+    :data:`MAX_METADATA_RECORD_BYTES` bytes.
+    """
+
+    icc: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+    # The section bytes this object was parsed from (or last serialised to): re-used by
+    # serialize, so that serialize(parse(x)) == x even for another writer's deflate.
+    _section: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in METADATA_KINDS.values():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = _as_bytes(f"metadata {name}", value) or None
+            if value is not None and len(value) > MAX_METADATA_RECORD_BYTES:
+                raise FormatError(f"metadata {name} is too large ({len(value)} bytes, "
+                                  f"limit {MAX_METADATA_RECORD_BYTES})")
+            object.__setattr__(self, name, value)
+        if self.exif is not None and self.exif[:4] not in _EXIF_MAGICS:
+            raise FormatError("metadata exif must be a TIFF structure starting with II*\\0 or "
+                              "MM\\0* (without the Exif\\0\\0 prefix)")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}=<{len(v)} bytes>" for n, v in self.items())
+        return f"Metadata({inner})"
+
+    def items(self) -> list[tuple[str, bytes]]:
+        """The present fields as (name, bytes), in record order (icc, exif, xmp)."""
+        return [(n, v) for n in METADATA_KINDS.values() if (v := getattr(self, n)) is not None]
+
+    def __bool__(self) -> bool:
+        return bool(self.items())
+
+
+def encode_metadata(md: Metadata) -> bytes:
+    """The metadata section: one record per present field, in kind order."""
+    if md._section is not None:
+        return md._section
+    out = bytearray()
+    for kind, name in METADATA_KINDS.items():
+        value = getattr(md, name)
+        if value is None:
+            continue
+        packed = zlib.compress(value, 9)
+        out.append(kind)
+        out += encode_varint(len(value))
+        out += encode_varint(len(packed))
+        out += packed
+    section = bytes(out)
+    object.__setattr__(md, "_section", section)  # a cache: the fields are immutable
+    return section
+
+
+def _inflate_record(data: bytes, size: int, name: str) -> bytes:
+    """Inflate one record, never producing more than its declared size + 1 bytes."""
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(data, size + 1)
+    except zlib.error:
+        raise FormatError(f"metadata record {name} is corrupted (bad zlib data)") from None
+    if len(raw) != size or d.unconsumed_tail or not d.eof or d.unused_data:
+        raise FormatError(f"metadata record {name} does not inflate to exactly its declared "
+                          f"{size} bytes")
+    return raw
+
+
+def decode_metadata(section: bytes) -> Metadata:
+    """Strictly parse a metadata section (records in kind order, each once, nothing after).
+
+    Raises :class:`FormatError` with one line for unknown kinds, duplicates, wrong order,
+    empty or oversized records, truncation, bad zlib data, a size mismatch, an EXIF
+    record that is not a TIFF structure, or an empty section.
+    """
+    if not section:
+        raise FormatError("invalid metadata section: the metadata flag is set but it has no record")
+    values: dict[str, bytes] = {}
+    pos, previous, n = 0, 0, len(section)
+    while pos < n:
+        kind = section[pos]
+        if kind not in METADATA_KINDS:
+            raise FormatError(f"invalid metadata section: unknown record kind {kind} at byte {pos}")
+        name = METADATA_KINDS[kind]
+        if kind <= previous:
+            raise FormatError(f"invalid metadata section: record {name} is repeated or out of "
+                              "order (icc, exif, xmp, each at most once)")
+        previous = kind
+        try:
+            size, pos = decode_varint(section, pos + 1, f"size of metadata record {name}")
+            zlen, pos = decode_varint(section, pos, f"zlib length of metadata record {name}")
+        except FormatError as e:
+            raise FormatError(f"invalid metadata section: {e}") from None
+        if not 1 <= size <= MAX_METADATA_RECORD_BYTES:
+            raise FormatError(f"invalid metadata section: record {name} declares {size} bytes "
+                              f"(must be 1..{MAX_METADATA_RECORD_BYTES})")
+        if zlen > n - pos:
+            raise FormatError(f"invalid metadata section: record {name} ({zlen} bytes) runs "
+                              f"past the end of the section ({n - pos} bytes left)")
+        values[name] = _inflate_record(section[pos : pos + zlen], size, name)
+        pos += zlen
+    md = Metadata(**values)
+    object.__setattr__(md, "_section", bytes(section))
+    return md
+
+
+# --------------------------------------------------------------------------
 # the file object
 # --------------------------------------------------------------------------
 
@@ -290,6 +427,7 @@ class CgdmFile:
     syntax: bytes | None = None
     alpha: bytes | None = None
     version: int = FORMAT_VERSION
+    metadata: Metadata | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -317,6 +455,11 @@ class CgdmFile:
             put(self, "syntax", _as_bytes("syntax", self.syntax))
         if self.alpha is not None:
             put(self, "alpha", _as_bytes("alpha", self.alpha))
+        if self.metadata is not None:
+            if not isinstance(self.metadata, Metadata):
+                raise FormatError(f"metadata must be a Metadata object, got {type(self.metadata).__name__}")
+            if not self.metadata:
+                put(self, "metadata", None)  # nothing to carry: the file stays metadata-free
         self.validate()
 
     def validate(self) -> None:
@@ -366,6 +509,8 @@ class CgdmFile:
             out.append(("syntax", self.syntax))
         if self.alpha is not None:
             out.append(("alpha", self.alpha))
+        if self.metadata is not None:
+            out.append(("metadata", encode_metadata(self.metadata)))
         out.extend(zip(names, self.base_streams))
         return out
 
@@ -389,6 +534,8 @@ def _header(f: CgdmFile) -> bytes:
     packed = f.quality | (int(f.colour_mode) << _MODE_SHIFT)
     if f.diffusion:
         packed |= _DIFFUSION_BIT
+    if f.metadata is not None:
+        packed |= _METADATA_BIT
     out = bytearray(MAGIC)
     out += bytes((f.version, packed, f.base_codec))
     out += f.weights_id
@@ -439,11 +586,13 @@ def parse(data: bytes, limits: Limits | None = None) -> CgdmFile:
     _check_version(version)
     packed = data[4]
     if packed & _RESERVED_MASK:
-        raise FormatError(f"invalid header: reserved flag bits set (packed byte 0x{packed:02x})")
+        raise FormatError(f"invalid header: reserved flag bits set (packed byte 0x{packed:02x}; "
+                          "written by a newer cgdm?)")
     quality = packed & _QUALITY_MASK
     _check_quality(quality)
     colour_mode = ColourMode((packed & _MODE_MASK) >> _MODE_SHIFT)
     diffusion = bool(packed & _DIFFUSION_BIT)
+    has_metadata = bool(packed & _METADATA_BIT)
     base_codec = data[5]
     _check_base_codec(base_codec)
     weights_id = data[6:10]
@@ -474,6 +623,8 @@ def parse(data: bytes, limits: Limits | None = None) -> CgdmFile:
         names.append("syntax")
     if colour_mode.has_alpha:
         names.append("alpha")
+    if has_metadata:
+        names.append("metadata")
     base_names = list(BASE_CODEC_STREAM_NAMES.get(base_codec, ()))
     base_names += [f"base{i}" for i in range(len(base_names), BASE_CODEC_STREAMS[base_codec])]
     names += base_names
@@ -501,7 +652,10 @@ def parse(data: bytes, limits: Limits | None = None) -> CgdmFile:
             f"corrupted file or trailing bytes (checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x})"
         )
 
+    # 7. metadata records (after the checksum: a damaged file is never inflated)
     k = int(diffusion) + int(colour_mode.has_alpha)
+    metadata = decode_metadata(sections[k]) if has_metadata else None
+    k += int(has_metadata)
     return CgdmFile(
         quality=quality,
         width=width,
@@ -513,8 +667,9 @@ def parse(data: bytes, limits: Limits | None = None) -> CgdmFile:
         seed=seed,
         steps=steps,
         syntax=sections[0] if diffusion else None,
-        alpha=sections[k - 1] if colour_mode.has_alpha else None,
+        alpha=sections[int(diffusion)] if colour_mode.has_alpha else None,
         version=version,
+        metadata=metadata,
     )
 
 
@@ -580,4 +735,5 @@ def summary(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
         "steps": f.steps,
         "sections": {name: len(s) for name, s in f.named_sections()},
         "framing_bytes": framing_overhead(f),
+        "metadata": {name: len(v) for name, v in f.metadata.items()} if f.metadata else {},
     }

@@ -3,6 +3,8 @@
 Everything a user can feed in is mapped deliberately onto 8-bit RGB plus an optional alpha
 plane: EXIF orientation is applied, grayscale is remembered (and restored on decode), alpha is
 kept (coded losslessly beside the image), and 16-bit samples are reduced to 8 bits with a note.
+The ICC profile, EXIF and XMP are carried along untouched (no colour management: the pixels
+are coded as their RGB numbers) and written back into outputs that can hold them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import BinaryIO
 import numpy as np
 
 from .atomic import OutputExistsError, write_with
-from .container import ColourMode, FormatError, Limits
+from .container import (MAX_METADATA_RECORD_BYTES, METADATA_KINDS, ColourMode, ConfigError,
+                        FormatError, Limits, Metadata)
 from .errors import ImageError
 
 
@@ -27,6 +30,7 @@ class CodecImage:
     mode: ColourMode
     alpha: np.ndarray | None = None  # (H, W) uint8 when mode has alpha
     notes: list[str] = field(default_factory=list)
+    metadata: Metadata | None = None  # ICC profile, EXIF (orientation 1 or none), XMP
 
     @property
     def height(self) -> int:
@@ -62,13 +66,134 @@ def _to_8bit(a: np.ndarray, notes: list[str]) -> np.ndarray:
     return np.clip((np.clip(a, 0, 65535) * 255 + 32767) // 65535, 0, 255).astype(np.uint8)
 
 
+EXIF_PREFIX = b"Exif\x00\x00"
+_ORIENTATION = 0x0112
+_LABELS = {"icc": "ICC profile", "exif": "EXIF", "xmp": "XMP"}
+
+
+def _canonical_exif(raw: bytes, notes: list[str]) -> bytes | None:
+    """The container's EXIF form (TIFF structure, no ``Exif\\0\\0``), orientation 1 or absent.
+
+    Called after the orientation was applied to the pixels, so a remaining tag other than
+    1 (Pillow leaves out-of-range values such as 0 or 9 alone) would rotate them twice.
+    """
+    from PIL import Image
+
+    if raw.startswith(EXIF_PREFIX):
+        raw = raw[len(EXIF_PREFIX):]
+    if raw[:4] not in (b"II*\x00", b"MM\x00*"):
+        notes.append("EXIF block is not a TIFF structure: dropped")
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        orientation = exif.get(_ORIENTATION)
+    except Exception:  # Pillow raises assorted errors on a damaged IFD
+        notes.append("EXIF block is unreadable: dropped")
+        return None
+    if orientation not in (None, 1):
+        del exif[_ORIENTATION]
+        raw = exif.tobytes()[len(EXIF_PREFIX):]
+    return raw
+
+
+#: The descriptive tags of a TIFF's own directory that are EXIF (description, make, model,
+#: software, date, artist, copyright), and its Exif and GPS sub-directories.
+_TIFF_EXIF_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+_TIFF_EXIF_IFDS = (0x8769, 0x8825)
+
+
+def _exif_from_tiff(im) -> bytes | None:
+    """A TIFF keeps EXIF as tags of its own image directory: gather the descriptive ones
+    (never the layout tags, which describe the TIFF's strips, not the image)."""
+    from PIL import Image
+
+    try:
+        src = im.getexif()
+        out = Image.Exif()
+        found = False
+        for tag in _TIFF_EXIF_TAGS:
+            if tag in src:
+                out[tag], found = src[tag], True
+        for tag in _TIFF_EXIF_IFDS:
+            sub = src.get_ifd(tag)
+            if sub:
+                out.get_ifd(tag).update(sub)
+                found = True
+        return out.tobytes()[len(EXIF_PREFIX):] if found else None
+    except Exception:  # a damaged directory: no EXIF rather than no image
+        return None
+
+
+def _icc_fits(icc: bytes, gray: bool, source_mode: str, notes: list[str]) -> bool:
+    """An ICC profile is kept only if it describes the pixels coded (RGB, or gray for L)."""
+    space = icc[16:20] if len(icc) >= 128 else b""
+    if space == (b"GRAY" if gray else b"RGB "):
+        return True
+    what = space.decode("latin-1").strip() or "malformed"
+    notes.append(f"ICC profile ({what}) does not describe the {'gray' if gray else 'RGB'} pixels "
+                 f"coded from a {source_mode} image: dropped")
+    return False
+
+
+def metadata_from_info(info: dict, gray: bool = False, source_mode: str = "RGB",
+                       notes: list[str] | None = None) -> Metadata | None:
+    """ICC profile, EXIF and XMP from a Pillow ``info`` dict, in the container's form.
+
+    Pillow puts XMP under ``xmp`` (JPEG, WebP, AVIF, TIFF, PNG) or, for PNG's iTXt chunk,
+    ``XML:com.adobe.xmp`` (a str). Fields the container cannot hold are dropped with a note.
+    """
+    notes = [] if notes is None else notes
+    icc = info.get("icc_profile") or None
+    exif = info.get("exif") or None
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp") or None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    values = {}
+    for name, value in (("icc", icc), ("exif", exif), ("xmp", xmp)):
+        if not isinstance(value, (bytes, bytearray)):
+            continue
+        value = bytes(value)
+        if len(value) > MAX_METADATA_RECORD_BYTES:
+            notes.append(f"{_LABELS[name]} ({len(value)} bytes) exceeds the "
+                         f"{MAX_METADATA_RECORD_BYTES >> 20} MiB limit: dropped")
+            continue
+        if name == "icc" and not _icc_fits(value, gray, source_mode, notes):
+            continue
+        if name == "exif" and (value := _canonical_exif(value, notes)) is None:
+            continue
+        values[name] = value
+    md = Metadata(**values)
+    return md if md else None
+
+
+def select_metadata(md: Metadata | None, spec: str) -> Metadata | None:
+    """Keep the fields ``spec`` names: ``all``, ``none`` or a comma list of icc, exif, xmp."""
+    words = {w.strip().lower() for w in spec.split(",") if w.strip()}
+    known = set(METADATA_KINDS.values())
+    if words == {"all"}:
+        words = known
+    elif words == {"none"}:
+        words = set()
+    elif not words or not words <= known:
+        raise ConfigError(f"--metadata {spec!r}: use all, none or a comma list of icc, exif, xmp")
+    if md is None:
+        return None
+    kept = Metadata(**{n: v for n, v in md.items() if n in words})
+    return kept if kept else None
+
+
 def from_pil(im, limits: Limits | None = None) -> CodecImage:
-    """Map any Pillow image onto the codec's RGB + optional alpha form."""
+    """Map any Pillow image onto the codec's RGB + optional alpha form (metadata included)."""
     from PIL import ImageOps
 
     check_size(*im.size, limits=limits)
-    im = ImageOps.exif_transpose(im)
+    tiff_exif = _exif_from_tiff(im) if im.format == "TIFF" and "exif" not in im.info else None
+    im = ImageOps.exif_transpose(im)  # also drops the orientation from its EXIF and XMP
     notes: list[str] = []
+    source_mode, info = im.mode, dict(im.info)
+    if tiff_exif is not None:
+        info["exif"] = tiff_exif
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -107,7 +232,8 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
         notes.append("alpha channel kept (coded losslessly)")
     else:
         cmode = ColourMode.L if is_gray else ColourMode.RGB
-    return CodecImage(np.ascontiguousarray(rgb, dtype=np.uint8), cmode, alpha, notes)
+    metadata = metadata_from_info(info, is_gray, source_mode, notes)
+    return CodecImage(np.ascontiguousarray(rgb, dtype=np.uint8), cmode, alpha, notes, metadata)
 
 
 def load(path: str | Path, limits: Limits | None = None) -> CodecImage:
@@ -145,8 +271,12 @@ def _load(source: Path | BinaryIO, name: str, limits: Limits | None) -> CodecIma
         raise ImageError(f"{name}: not a readable image ({e})") from None
 
 
-def to_pil(rgb: np.ndarray, mode: ColourMode, alpha: np.ndarray | None):
-    return finish(rgb_image(rgb), mode, None if alpha is None else np.ascontiguousarray(alpha).tobytes())
+def to_pil(rgb: np.ndarray, mode: ColourMode, alpha: np.ndarray | None,
+           metadata: Metadata | None = None):
+    """A Pillow image of the decoded pixels, the metadata in ``im.info`` where Pillow's
+    readers put it (``icc_profile``, ``exif`` with the ``Exif\\0\\0`` prefix, ``xmp``)."""
+    return finish(rgb_image(rgb), mode, None if alpha is None else np.ascontiguousarray(alpha).tobytes(),
+                  metadata)
 
 
 def rgb_image(rgb: "np.ndarray"):
@@ -156,15 +286,25 @@ def rgb_image(rgb: "np.ndarray"):
     return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
 
 
-def finish(im, mode: ColourMode, alpha: bytes | None):
-    """The decoded picture in the file's colour mode, with its alpha plane (row-major bytes)."""
+def finish(im, mode: ColourMode, alpha: bytes | None, metadata: Metadata | None = None):
+    """The decoded picture in the file's colour mode, with its alpha plane (row-major bytes)
+    and the file's metadata in ``im.info`` (see :func:`to_pil`)."""
     from PIL import Image
 
     want = "L" if mode in (ColourMode.L, ColourMode.LA) else "RGB"
     if im.mode != want:
         im = im.convert(want)
+    for key in ("icc_profile", "exif", "xmp"):  # only what the .cgdm file says
+        im.info.pop(key, None)
     if alpha is not None:
         im.putalpha(Image.frombytes("L", im.size, alpha))
+    if metadata is not None:
+        if metadata.icc is not None:
+            im.info["icc_profile"] = metadata.icc
+        if metadata.exif is not None:
+            im.info["exif"] = EXIF_PREFIX + metadata.exif
+        if metadata.xmp is not None:
+            im.info["xmp"] = metadata.xmp
     return im
 
 
@@ -189,6 +329,63 @@ def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
 
 
 _NO_ALPHA_FORMATS = {"JPEG", "BMP", "PPM"}
+#: Which metadata each output format gets from :func:`save` (measured with Pillow 13:
+#: ``benchmarks/metadata_roundtrip.py``). Everything else drops all three, with a note.
+METADATA_FORMATS: dict[str, tuple[str, ...]] = {
+    "PNG": ("icc", "exif", "xmp"), "JPEG": ("icc", "exif", "xmp"), "WEBP": ("icc", "exif", "xmp"),
+    "AVIF": ("icc", "exif", "xmp"), "TIFF": ("icc", "exif", "xmp"),
+}
+#: JPEG keeps each in one marker segment (ICC alone is split over several by Pillow).
+_JPEG_MAX_EXIF = 65533  # APP1 with the Exif\0\0 prefix
+_JPEG_MAX_XMP = 65504  # APP1 after the XMP namespace
+
+
+def _metadata_kwargs(fmt: str, md: Metadata | None, name: str, notes: list[str]) -> dict:
+    """Pillow save arguments that write ``md`` into ``fmt``; notes for what cannot go in."""
+    if md is None:
+        return {}
+    keep = METADATA_FORMATS.get(fmt, ())
+    dropped = [_LABELS[n] for n, _ in md.items() if n not in keep]
+    values = {n: v for n, v in md.items() if n in keep}
+    exif, xmp = values.get("exif"), values.get("xmp")
+    if fmt == "JPEG" and exif is not None and len(EXIF_PREFIX) + len(exif) > _JPEG_MAX_EXIF:
+        dropped.append(f"EXIF ({len(exif)} bytes, over JPEG's 64 KiB segment)")
+        exif = None
+    if fmt == "JPEG" and xmp is not None and len(xmp) > _JPEG_MAX_XMP:
+        dropped.append(f"XMP ({len(xmp)} bytes, over JPEG's 64 KiB segment)")
+        xmp = None
+    if dropped:
+        notes.append(f"{fmt} cannot store {', '.join(dropped)}: dropped in {name}")
+    kwargs: dict = {}
+    if "icc" in values:
+        kwargs["icc_profile"] = values["icc"]
+    if fmt == "TIFF" and (exif is not None or xmp is not None):
+        # Pillow's TIFF writer takes either tiffinfo or exif: the EXIF tags (sub-directories
+        # included, since they are loaded from bytes) and the XMP tag 700 go in together
+        from PIL import Image
+
+        tags = Image.Exif()
+        if exif is not None:
+            tags.load(exif)
+        if xmp is not None:
+            tags[700] = xmp
+        kwargs["exif"] = tags
+        return kwargs
+    if exif is not None:
+        # JPEG's APP1 needs the Exif\0\0 prefix; the others take the TIFF structure itself
+        kwargs["exif"] = EXIF_PREFIX + exif if fmt == "JPEG" else exif
+    if xmp is not None:
+        if fmt == "PNG":
+            from PIL import PngImagePlugin
+
+            info = PngImagePlugin.PngInfo()
+            # an uncompressed iTXt chunk with empty language and translated keyword, written
+            # by hand so that the XMP bytes go in verbatim (add_itxt takes a str)
+            info.add(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
+            kwargs["pnginfo"] = info
+        else:
+            kwargs["xmp"] = xmp
+    return kwargs
 
 
 def format_for(ext: str) -> str:
@@ -206,18 +403,24 @@ def format_for(ext: str) -> str:
 
 
 def write_image(im, f: BinaryIO, fmt: str, name: str = "output") -> list[str]:
-    """Encode ``im`` into the open file ``f`` as ``fmt``; returns notes for the user."""
-    notes = []
+    """Encode ``im`` into the open file ``f`` as ``fmt``, with the metadata in ``im.info``
+    (as :func:`to_pil` puts it) where the format can hold it (:data:`METADATA_FORMATS`);
+    returns notes for the user, also for what could not be kept."""
+    notes: list[str] = []
+    md = metadata_from_info(im.info, im.mode in ("L", "LA"), im.mode, notes)
+    kwargs = _metadata_kwargs(fmt, md, name, notes)
     if fmt in _NO_ALPHA_FORMATS and im.mode in ("RGBA", "LA"):
         notes.append(f"{fmt} cannot store alpha: alpha dropped in {name}")
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
-    im.save(f, format=fmt)
+    im.save(f, format=fmt, **kwargs)
     return notes
 
 
 def save(im, path: str | Path, overwrite: bool = True) -> list[str]:
     """Write atomically in the format the extension names; returns notes for the user.
 
+    The metadata in ``im.info`` (as :func:`to_pil` puts it) is written where the format
+    can hold it (:data:`METADATA_FORMATS`), with a note for what it cannot.
     With ``overwrite`` False an existing file is left alone (``OutputExistsError``).
     """
     path = Path(path)

@@ -193,7 +193,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
         quality=enc.level, width=img.width, height=img.height,
         weights_id=bundle.weights_id(syntax is not None),
         base_streams=enc.streams, colour_mode=img.mode, base_codec=bundle.base.codec_id,
-        seed=seed, steps=steps_field, syntax=syntax, alpha=alpha,
+        seed=seed, steps=steps_field, syntax=syntax, alpha=alpha, metadata=img.metadata,
     )
     return serialize(f)
 
@@ -251,7 +251,7 @@ def decode_image(f: CgdmFile, *, base_only: bool = False, steps: int | None = No
         rgb = imageio.rgb_image(decode_file(f, base_only=base_only, steps=steps, device=device,
                                             progress=progress, step_progress=step_progress))
     alpha = imageio.inflate_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-    return imageio.finish(rgb, f.colour_mode, alpha)
+    return imageio.finish(rgb, f.colour_mode, alpha, f.metadata)
 
 
 def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> Bundle:
@@ -281,5 +281,9 @@ def _weightless_base_only(f: CgdmFile, progress: Progress) -> "Image.Image":
 
 def decode(data: bytes, base_only: bool = False, device: str = "auto",
            progress: Progress = _quiet, steps: int | None = None) -> "Image.Image":
-    """Decode .cgdm bytes to a Pillow image (mode RGB, L, RGBA or LA as encoded)."""
+    """Decode .cgdm bytes to a Pillow image (mode RGB, L, RGBA or LA as encoded).
+
+    The file's ICC profile, EXIF and XMP are in ``im.info`` (``icc_profile``, ``exif``,
+    ``xmp``), where Pillow's own readers put them; ``imageio.save`` writes them out.
+    """
     return decode_image(parse(data), base_only=base_only, steps=steps, device=device, progress=progress)

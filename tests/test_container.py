@@ -471,8 +471,9 @@ def test_version_checked_before_checksum():
 
 
 @pytest.mark.parametrize("packed, fragment", [
-    (0x43, "reserved"),
+    (0xC3, "reserved"),
     (0x83, "reserved"),
+    (0x43, "truncated|metadata"),  # bit 6 is the metadata flag: the sections no longer fit
     (0x00, "quality 0"),
     (0x07, "quality 7"),
     (0x3F, "quality 7"),

@@ -13,11 +13,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cgdm_codec import container as C
-from cgdm_codec.container import CgdmFile, ColourMode, FormatError, Limits, parse, serialize, summary
+from cgdm_codec.container import (CgdmFile, ColourMode, FormatError, Limits, Metadata,
+                                  decode_metadata, encode_metadata, encode_varint, parse,
+                                  serialize, summary)
 from cgdm_codec.errors import ImageError
 from cgdm_codec.imageio import decode_alpha
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+EXIF_MAGICS = st.sampled_from([b"II*\x00", b"MM\x00*"])
+metadata = st.builds(
+    Metadata,
+    icc=st.none() | st.binary(min_size=1, max_size=60),
+    exif=st.none() | st.tuples(EXIF_MAGICS, st.binary(max_size=40)).map(b"".join),
+    xmp=st.none() | st.binary(min_size=1, max_size=60),
+)
 
 
 @st.composite
@@ -36,6 +47,7 @@ def files(draw) -> CgdmFile:
         steps=draw(st.integers(1, 255)) if diffusion else None,
         syntax=draw(blob) if diffusion else None,
         alpha=draw(blob) if mode.has_alpha else None,
+        metadata=draw(st.none() | metadata),
     )
 
 
@@ -139,3 +151,82 @@ def test_zlib_bomb_in_alpha_is_refused(extra):
     bomb = zlib.compress(b"\x00" * (64 * 64 + extra), 9)
     with pytest.raises(ImageError, match="wrong size"):
         decode_alpha(bomb, 64, 64)
+
+
+# --------------------------------------------------------------------------
+# the metadata section (docs/format.md 3.6)
+# --------------------------------------------------------------------------
+
+
+def file_with_metadata_section(section: bytes) -> bytes:
+    """A checksummed RGB base-only file whose metadata section is ``section``."""
+    f = CgdmFile(quality=3, width=8, height=8, weights_id=b"wid!", base_streams=(b"zz", b"yyy"))
+    header = bytearray(C._header(f))
+    header[4] |= 0x40
+    body = bytes(header) + encode_varint(len(section)) + section + serialize(f)[len(header):-4]
+    return with_crc(body)
+
+
+@SETTINGS
+@given(metadata)
+def test_metadata_section_round_trip(md):
+    if not md:
+        assert CgdmFile(quality=1, width=1, height=1, weights_id=b"abcd", base_streams=(b"", b""),
+                        metadata=md).metadata is None
+        return
+    section = encode_metadata(md)
+    assert decode_metadata(section) == md
+    assert parse(file_with_metadata_section(section)).metadata == md
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_random_metadata_sections(section):
+    """Any bytes as a metadata section: a Metadata or a one-line FormatError, never else."""
+    parse_or_format_error(file_with_metadata_section(section))
+
+
+record = st.tuples(st.integers(0, 5), st.binary(max_size=30), st.integers(-1, 9),
+                   st.integers(-2, 2), st.integers(-2, 2))
+
+
+@SETTINGS
+@given(st.lists(record, max_size=4))
+def test_records_are_accepted_exactly_when_valid(records):
+    """Build records (any kind, any zlib level, perhaps a wrong size or zlib length) and
+    check the parser's verdict against the rules of 3.6."""
+    section = bytearray()
+    valid, previous, expect = bool(records), 0, {}
+    for kind, data, level, size_error, zlen_error in records:
+        packed = zlib.compress(data, level)
+        size, zlen = len(data) + size_error, len(packed) + zlen_error
+        if size < 0 or zlen < 0:
+            size, zlen = len(data), len(packed)
+            size_error = zlen_error = 0
+        section.append(kind)
+        section += encode_varint(size) + encode_varint(zlen) + packed
+        name = C.METADATA_KINDS.get(kind)
+        ok = (name is not None and kind > previous and size_error == 0 and zlen_error == 0
+              and len(data) > 0 and (name != "exif" or data[:4] in (b"II*\x00", b"MM\x00*")))
+        valid &= ok
+        previous = max(previous, kind)
+        if name:
+            expect[name] = data
+    data = file_with_metadata_section(bytes(section))
+    f = parse_or_format_error(data)
+    # a wrong size or zlib length can never frame valid records: the zlib stream must end
+    # (Adler-32 included) exactly at its length and inflate to exactly its size
+    assert (f is not None) == valid
+    if valid:
+        assert f.metadata == Metadata(**expect)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 1 << 16), st.sampled_from(list(C.METADATA_KINDS)))
+def test_zlib_bomb_in_metadata_is_refused(extra, kind):
+    """A record inflating beyond its declared size stops at the bound."""
+    size = 4096
+    bomb = zlib.compress(b"MM\x00*" + b"\x00" * (size + extra), 9)
+    section = bytes([kind]) + encode_varint(size) + encode_varint(len(bomb)) + bomb
+    with pytest.raises(FormatError, match="does not inflate to exactly"):
+        parse(file_with_metadata_section(section))

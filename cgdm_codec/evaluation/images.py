@@ -28,9 +28,12 @@ def has_jpeg_sources(files: list[Path]) -> bool:
 def load_reference(path: Path, downscale: float = 1.0) -> Image.Image:
     """The image as every codec gets it: EXIF orientation applied, 8-bit RGB, optionally
     downscaled (Lanczos). Halving JPEG-compressed sources hides their 8x8 grid, so that
-    re-encoding with JPEG gets no head start from matching the original quantisation."""
+    re-encoding with JPEG gets no head start from matching the original quantisation.
+    Its ICC profile, EXIF and XMP are dropped: they would add the same bytes to every file
+    that can hold them (cgdm's included) and say nothing about compression."""
     with Image.open(path) as im:
         img = ImageOps.exif_transpose(im).convert("RGB")
+    img.info = {}
     if downscale != 1.0:
         size = (max(1, round(img.width * downscale)), max(1, round(img.height * downscale)))
         img = img.resize(size, Image.Resampling.LANCZOS)
