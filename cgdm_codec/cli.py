@@ -401,7 +401,7 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
               help="Noise seed the decoder's diffusion starts from (the first one tried when "
                    "searching seeds).")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
-              help="DDIM steps the decoder should run [default: the weights' setting, 9].")
+              help="DDIM steps the decoder should run [default: the newest decoder's, 5].")
 @click.option("--effort", type=click.Choice(["fast", "default", "max"]), default="default",
               show_default=True,
               help="How hard the encoder works: the AV1 speed (8, 6, 4) and, for the diffusion "

@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
+
+#: Set by the user (or by ``cgdm_codec.batch`` for its workers): then torch's threads are left alone.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_threads_set = False
+
+
+def use_granted_cores() -> int:
+    """One torch thread per core this process may run on (``os.sched_getaffinity``: a
+    container or ``taskset`` may grant fewer cores than the machine has), unless the
+    environment sets the thread count. Once per process: a later ``torch.set_num_threads``
+    by the caller (``cgdm eval --threads``, training) stays in force."""
+    global _threads_set
+    if not _threads_set and not any(os.environ.get(v) for v in THREAD_VARIABLES):
+        _threads_set = True
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+        if cores != torch.get_num_threads():
+            torch.set_num_threads(max(1, cores))
+    return torch.get_num_threads()
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -12,6 +34,7 @@ def pick_device(name: str = "auto") -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    use_granted_cores()
     if name == "cuda":
         # cuDNN may otherwise pick (or benchmark its way to) a different convolution
         # algorithm from run to run; the decoder promises the same pixels every time.

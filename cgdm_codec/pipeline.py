@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from .container import CgdmFile, ColourMode, FormatError, parse, serialize
 from .errors import WeightsError
 from .base.registry import DEFAULT_BACKEND, backend, create
-from .weights import decoder_identity, verified_manifest, weights_dir, weights_id
+from .weights import decoders, verified_manifest, weights_dir, weights_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,22 +43,36 @@ def _quiet(_: str) -> None:
 class Bundle:
     """One base codec and the diffusion stage trained on its decodes (when installed).
 
-    ``cgdm`` is loaded only when asked for (it needs torch); ``cgdm_identity`` is read from
-    the verified manifest either way, so a base-only decode still checks a file's weights id.
+    ``cgdm`` is loaded only when asked for (it needs torch), set up with the newest decoder
+    settings (``weights.decoders``); the decoders' identities are read from the verified
+    manifest either way, so a base-only decode still checks a file's weights id.
     """
 
     base: "BaseCodec"
     cgdm: "Cgdm | None" = None
-    cgdm_identity: str | None = None
+    decoders: tuple[tuple[str, dict], ...] = ()  # (identity, sampler settings), oldest first
 
-    def weights_id(self, diffusion: bool) -> bytes:
+    @property
+    def cgdm_identity(self) -> str | None:
+        """The identity of the decoder the encoder writes for: the newest."""
+        return self.decoders[-1][0] if self.decoders else None
+
+    def weights_id(self, diffusion: bool, identity: str | None = None) -> bytes:
         parts = [self.base.identity()]
         if diffusion:
-            if self.cgdm_identity is None:
+            identity = identity or self.cgdm_identity
+            if identity is None:
                 raise WeightsError("the diffusion weights are not installed")
-            parts.append(self.cgdm_identity)
+            parts.append(identity)
         parts = [p for p in parts if p]
         return weights_id(*parts) if parts else NO_WEIGHTS_ID
+
+    def sampler_for(self, file_weights_id: bytes) -> dict | None:
+        """The sampler settings of the installed decoder a diffusion file was written for."""
+        for identity, sampler in self.decoders:
+            if self.weights_id(True, identity) == file_weights_id:
+                return sampler
+        return None
 
 
 def default_base() -> str:
@@ -87,11 +101,11 @@ def _load_base(base: str, base_path: Path) -> "BaseCodec":
 
 
 @functools.lru_cache(maxsize=4)
-def _diffusion_identity(cgdm_path: Path | None) -> str | None:
-    """The installed diffusion weights' identity, after checking the file against its manifest."""
+def _decoders(cgdm_path: Path | None) -> tuple[tuple[str, dict], ...]:
+    """The installed diffusion weights' decoders, after checking the file against its manifest."""
     if cgdm_path is None or not cgdm_path.is_file():
-        return None
-    return decoder_identity(verified_manifest(cgdm_path))
+        return ()
+    return tuple(decoders(verified_manifest(cgdm_path)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -103,7 +117,7 @@ def _load_cgdm(cgdm_path: Path) -> "Cgdm":
 
 def clear_cache() -> None:
     """Forget the loaded weights (tests swap weight files within one process)."""
-    for cached in (_load_base, _diffusion_identity, _load_cgdm):
+    for cached in (_load_base, _decoders, _load_cgdm):
         cached.cache_clear()
 
 
@@ -112,11 +126,23 @@ def load_bundle(base: str | int = "hyperprior", diffusion: bool = True) -> Bundl
     name = backend(base).name
     bundle = Bundle(_load_base(name, base_weights_path()))
     path = cgdm_weights_path(name)
-    bundle.cgdm_identity = _diffusion_identity(path)
-    if diffusion and bundle.cgdm_identity is not None:
+    bundle.decoders = _decoders(path)
+    if diffusion and bundle.decoders:
         assert path is not None
-        bundle.cgdm = _load_cgdm(path)
+        bundle.cgdm = with_sampler(_load_cgdm(path), bundle.decoders[-1][1])
     return bundle
+
+
+def with_sampler(cgdm: "Cgdm", sampler: dict) -> "Cgdm":
+    """The same networks under other decoder settings (a shallow copy: no tensor is copied)."""
+    import copy
+    from dataclasses import replace
+
+    from .diffusion_config import SamplerConfig
+
+    view = copy.copy(cgdm)
+    view.cfg = replace(cgdm.cfg, sampler=SamplerConfig(**sampler))
+    return view
 
 
 def _device(name: str) -> "torch.device":
@@ -260,10 +286,13 @@ def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> Bundle:
     bundle = load_bundle(f.base_codec, diffusion=restoring)
     if f.diffusion and bundle.cgdm_identity is None:
         raise WeightsError("this file needs the diffusion weights, which are not installed")
-    if f.weights_id != bundle.weights_id(f.diffusion):
+    sampler = bundle.sampler_for(f.weights_id) if f.diffusion else None
+    if f.weights_id != bundle.weights_id(f.diffusion) and sampler is None:
         raise WeightsError(
             f"this file needs weights {f.weights_id.hex()}, but the installed weights are "
             f"{bundle.weights_id(f.diffusion).hex()}; decode it with the cgdm version that wrote it")
+    if restoring and sampler is not None and bundle.cgdm is not None:
+        bundle.cgdm = with_sampler(bundle.cgdm, sampler)  # the settings the file was written for
     return bundle
 
 

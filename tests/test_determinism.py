@@ -34,12 +34,21 @@ def decode_with_threads(data: bytes, threads: int, base_only: bool) -> np.ndarra
 
 @pytest.mark.parametrize("base_only", [True, False], ids=["base-only", "diffusion"])
 def test_same_pixels_across_runs_and_thread_counts(coded, base_only):
+    """Run to run: identical. Across thread counts: the base exactly; the diffusion stage
+    within rounding, because torch's channels-last GroupNorm splits its sums over threads
+    when a batch has fewer tiles than threads (docs/reliability.md, Determinism)."""
     assert parse(coded).diffusion
     a = decode_with_threads(coded, 1, base_only)
     b = decode_with_threads(coded, 2, base_only)
     c = decode_with_threads(coded, 1, base_only)
+    d = decode_with_threads(coded, 2, base_only)
     assert a.shape == (120, 270, 3)
-    assert np.array_equal(a, b) and np.array_equal(a, c)
+    assert np.array_equal(a, c) and np.array_equal(b, d)
+    diff = np.abs(a.astype(int) - b.astype(int))
+    if base_only:
+        assert diff.max() == 0
+    else:
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
 def test_in_place_ddim_step_is_bit_identical():

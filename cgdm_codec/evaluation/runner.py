@@ -143,10 +143,6 @@ class Runner:
         from ..device import pick_device  # torch: only once the inputs are known to be usable
         from ..pipeline import load_bundle
 
-        if cfg.threads:
-            import torch
-
-            torch.set_num_threads(cfg.threads)
         accepted = encoder_keywords()
         self.encode_kwargs = encode_options(cfg.effort, accepted)
         check_ablations(cfg.ablations, accepted)
@@ -165,6 +161,10 @@ class Runner:
             self.anchors, notes = available_anchors(wanted)
             self.notes += notes
         self.dev = pick_device(cfg.device)
+        if cfg.threads:  # after pick_device, which sets one thread per granted core
+            import torch
+
+            torch.set_num_threads(cfg.threads)
         bundle = load_bundle()
         self.diffusion = bundle.cgdm is not None
         if not self.diffusion:

@@ -1,0 +1,70 @@
+"""Decoder variants: new files use the newest decoder settings, older files keep theirs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cgdm_codec import pipeline
+from cgdm_codec.base.interface import tensor_to_rgb
+from cgdm_codec.container import parse, serialize
+from cgdm_codec.diffusion_config import SamplerConfig
+from cgdm_codec.errors import WeightsError
+from cgdm_codec.sampling.restore import restore
+from cgdm_codec.sampling.tiling import make_grid
+from cgdm_codec.weights import decoder_identity, decoders
+from conftest import textured
+
+
+@pytest.fixture(scope="module")
+def coded():
+    """A 300 x 300 file: four fixed tiles of 256, one fitted tile of 304."""
+    img = Image.fromarray(textured(300, 300, seed=11))
+    data = pipeline.encode(img, 2, base="hyperprior", effort="fast", diffusion=True, steps=2, device="cpu")
+    return parse(data)
+
+
+def test_manifest_lists_the_original_decoder_first():
+    manifest = {"sha256": "ab" * 32, "config": {"sampler": {"steps": 9, "tile": 256}}}
+    plain = decoders(manifest)
+    assert plain == [(decoder_identity(manifest), {"steps": 9, "tile": 256})]
+    manifest["decoder_variants"] = [{"steps": 5, "tiling": "fitted"}]
+    both = decoders(manifest)
+    assert both[0] == plain[0] and both[1][1] == {"steps": 5, "tile": 256, "tiling": "fitted"}
+    assert both[1][0] != both[0][0]
+
+
+def test_shipped_weights_write_the_newest_decoder(coded):
+    bundle = pipeline.load_bundle("hyperprior")
+    assert len(bundle.decoders) >= 2
+    assert coded.weights_id == bundle.weights_id(True) == bundle.weights_id(True, bundle.decoders[-1][0])
+    assert bundle.sampler_for(coded.weights_id) == bundle.decoders[-1][1]
+    newest = SamplerConfig(**bundle.decoders[-1][1])
+    assert len(make_grid(300, 300, newest.tile, newest.overlap, 8, newest.tiling)) == 1
+
+
+def test_each_file_decodes_with_the_decoder_it_names(coded):
+    bundle = pipeline.load_bundle("hyperprior")
+    cgdm = bundle.cgdm
+    x_tilde = bundle.base.reconstruct(coded.base_streams, 300, 300, coded.quality)
+    symbols = cgdm.prior.decode_syntax(coded.syntax)
+    cond = bundle.base.condition(coded.base_streams, coded.quality)
+    outputs = {}
+    for identity, sampler in bundle.decoders:
+        f = replace(coded, weights_id=bundle.weights_id(True, identity))
+        got = pipeline.decode_file(parse(serialize(f)), device="cpu")
+        want = tensor_to_rgb(restore(cgdm, x_tilde.clone(), symbols, cond, f.seed, f.steps,
+                                     sampler=SamplerConfig(**sampler)))
+        assert np.array_equal(got, want)
+        outputs[identity] = got
+    first, last = bundle.decoders[0][0], bundle.decoders[-1][0]
+    assert not np.array_equal(outputs[first], outputs[last])  # the geometry really differs
+
+
+def test_unknown_decoder_is_refused(coded):
+    f = replace(coded, weights_id=b"\x01\x02\x03\x04")
+    with pytest.raises(WeightsError, match="01020304"):
+        pipeline.decode_file(f, device="cpu")
