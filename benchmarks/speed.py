@@ -231,6 +231,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--effort", nargs="+", default=["default"], choices=["fast", "default", "max"],
                    help="encoder effort level(s) to time; decodes use the first one's file")
     p.add_argument("--no-full-decode", action="store_true", help="skip the diffusion decode")
+    p.add_argument("--base", default=None, choices=["av1", "hyperprior"],
+                   help="base codec of the encodes (sets CGDM_BASE for the children) [default: cgdm's]")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "speed.json", help="JSON output")
     return p.parse_args(argv)
 
@@ -238,6 +240,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = child_env(args.threads)
+    if args.base:
+        env["CGDM_BASE"] = args.base
     cgdm = cgdm_command()
     src = args.image or first_image(DEFAULT_IMAGES)
     w, h = args.size
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "device": args.device, "quality": args.quality,
+        "device": args.device, "quality": args.quality, "base": env.get("CGDM_BASE", "default"),
         "image": {"source": str(src), "width": w, "height": h, "megapixels": w * h / 1e6,
                   "cgdm_bytes": size, "bpp": round(8 * size / (w * h), 4)},
         "environment": environment(env),
