@@ -377,6 +377,18 @@ def _make_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+def run_all(work: list, run_one: Callable[[Any, Reporter], str], as_job: Callable[[Any], Outcome],
+            output: Path | None, jobs: int | None, quiet: bool, verb: str) -> None:
+    """One file: its stage messages and its own exit code. Several: a batch (``run_batch``)."""
+    if len(work) == 1:
+        report = Reporter(quiet)
+        report(run_guarded(run_one, work[0], report))
+        return
+    if output is not None:
+        run_guarded(_make_folder, output)
+    run_batch(work, as_job, jobs, quiet, verb)
+
+
 INPUTS = click.argument("inputs", nargs=-1, required=True, metavar="INPUT...",
                         type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
@@ -454,12 +466,7 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
                    device=device, base=base, fine=av1_quality)
     work = [EncodeJob(src, out, quality or 3, limits(), force, target_size, target_bpp, keep, options)
             for src, out in zip(inputs, outs)]
-    if len(work) == 1:
-        report = Reporter(quiet)
-        report(run_guarded(encode_one, work[0], report))
-        return
-    run_guarded(_make_folder, output)
-    run_batch(work, encode_job, jobs, quiet, "encoded")
+    run_all(work, encode_one, encode_job, output, jobs, quiet, "encoded")
 
 
 @main.command()
@@ -504,12 +511,7 @@ def decode(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, base_
     formats = run_guarded(lambda: [pick_format(out) for out in outs])
     work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device, strip)
             for src, out, fm in zip(inputs, outs, formats)]
-    if len(work) == 1:
-        report = Reporter(quiet)
-        report(run_guarded(decode_one, work[0], report))
-        return
-    run_guarded(_make_folder, output)
-    run_batch(work, decode_job, jobs, quiet, "decoded")
+    run_all(work, decode_one, decode_job, output, jobs, quiet, "decoded")
 
 
 @main.command()

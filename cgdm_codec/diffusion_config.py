@@ -104,6 +104,12 @@ class SamplerConfig:
     tiling: str = "fixed"
 
 
+#: The decoder settings weights exported from now on are trained and shipped with: fitted
+#: tiles of at most 384 px and 5 DDIM steps (as good as 256-px tiles and 9 steps within
+#: 0.01 dB / 0.0003 HaarPSI on sunhays80, for ~3x less work; docs/benchmarks.md).
+CURRENT_SAMPLER = SamplerConfig(steps=5, tile=384, tiling="fitted")
+
+
 @dataclass(frozen=True)
 class CgdmConfig:
     unet: UNetConfig = field(default_factory=UNetConfig.small)
@@ -130,10 +136,10 @@ class CgdmConfig:
         if name == "small":
             return cls(unet=UNetConfig.small())
         if name == "small-av1":
-            return cls(unet=UNetConfig.small_av1())
+            return cls(unet=UNetConfig.small_av1(), sampler=CURRENT_SAMPLER)
         if name == "tiny-av1":
             return cls(unet=replace(UNetConfig.tiny(), condition="qindex"),
-                       syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16))
+                       syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16), sampler=CURRENT_SAMPLER)
         if name == "tiny":
             return cls(unet=UNetConfig.tiny(), syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16))
         raise ValueError(f"unknown preset {name!r}; choose paper, small, small-av1, tiny or tiny-av1")

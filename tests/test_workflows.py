@@ -196,3 +196,12 @@ def test_bpp_target_and_unreachable_target(tmp_path, images):
 def test_quality_choices_are_exclusive(images):
     res = cli("encode", str(images[0]), "-q", "3", "--size", "1000", *AV1)
     assert res.exit_code == 2 and "give one" in res.stderr
+
+
+def test_several_inputs_without_output_go_beside_each_input(images):
+    res = cli("encode", *map(str, images[:2]), *AV1)
+    assert res.exit_code == 0, res.stderr
+    assert all(p.with_suffix(".cgdm").is_file() for p in images[:2])
+    res = cli("decode", *(str(p.with_suffix(".cgdm")) for p in images[:2]), "-Q")
+    assert res.exit_code == 0, res.stderr
+    assert all(p.with_suffix(".decoded.png").is_file() for p in images[:2])
