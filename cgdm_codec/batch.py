@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -79,6 +77,9 @@ def run(tasks: Sequence[T], work: Callable[[T], Outcome[T]], jobs: int) -> Itera
         for task in tasks:
             yield work(task)
         return
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                initializer=_start_worker, initargs=(threads_per_job(jobs),))
     try:

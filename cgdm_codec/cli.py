@@ -247,6 +247,7 @@ class DecodeJob:
     steps: int | None = None
     device: str = "auto"
     strip: bool = False  # write no metadata
+    png_level: int = 1  # zlib level of PNG outputs (imageio.PNG_LEVEL)
 
 
 def _open_output(src: Path, out: Path, force: bool) -> None:
@@ -307,10 +308,10 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
         import io
 
         buf = io.BytesIO()
-        notes = imageio.write_image(im, buf, job.fmt)
+        notes = imageio.write_image(im, buf, job.fmt, png_level=job.png_level)
         write_stdout(buf.getvalue())
     else:
-        notes = imageio.save(im, job.out, overwrite=job.force)
+        notes = imageio.save(im, job.out, overwrite=job.force, png_level=job.png_level)
     for note in notes:
         report(f"note: {note}")
     return f"wrote {'standard output' if is_stdio(job.out) else job.out} ({f.width}x{f.height})"
@@ -483,13 +484,15 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="Override the file's number of DDIM steps (fewer is faster).")
 @click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="zlib level of PNG outputs (9: smallest file, several times slower to write).")
 @JOBS
 @FORCE
 @DEVICE
 @QUIET
 def decode(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, base_only: bool,
-           steps: int | None, strip: bool, jobs: int | None, force: bool, device: str,
-           quiet: bool) -> None:
+           steps: int | None, strip: bool, png_level: int, jobs: int | None, force: bool,
+           device: str, quiet: bool) -> None:
     """Decode .cgdm files to images.
 
     \b
@@ -509,7 +512,7 @@ def decode(inputs: tuple[Path, ...], output: Path | None, fmt: str | None, base_
             raise ImageError(f"{out}: {e}" if not is_stdio(out) else str(e)) from None
 
     formats = run_guarded(lambda: [pick_format(out) for out in outs])
-    work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device, strip)
+    work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device, strip, png_level)
             for src, out, fm in zip(inputs, outs, formats)]
     run_all(work, decode_one, decode_job, output, jobs, quiet, "decoded")
 

@@ -171,3 +171,15 @@ def test_tiled_generator_gradients_match_with_recomputation():
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     finally:
         object.__setattr__(gen.cfg, "pool_tile", tile)
+
+
+def test_larger_tiles_are_scored_on_fewer_of_them():
+    from dataclasses import replace
+
+    from cgdm_codec.tuning.search import scored_tiles
+
+    x, xt = pair(40, 56)
+    view = decoder_view(x, xt, 0, SAMPLER, 8, CPU)
+    assert scored_tiles(view, 12) == 12  # tiles up to 256 x 256 count as they are
+    view.grid = replace(view.grid, rows=replace(view.grid.rows, tile=512), cols=replace(view.grid.cols, tile=512))
+    assert scored_tiles(view, 12) == 3  # a 512 x 512 tile holds four 256 x 256 ones

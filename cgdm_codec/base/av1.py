@@ -65,9 +65,9 @@ def encode_avif(rgb: "np.ndarray", quality: int, speed: int, grayscale: bool = F
 
 def decode_avif(data: bytes) -> "Image.Image":
     """The decoded picture: mode RGB, or L for a 4:0:0 (grayscale) payload."""
-    from PIL import Image
+    from PIL import AvifImagePlugin, Image  # noqa: F401  (registers AVIF without Image.init())
 
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(data), formats=["AVIF"]) as im:  # init() would import every plugin
         im.load()
         return im if im.mode in ("RGB", "L") else im.convert("RGB")
 

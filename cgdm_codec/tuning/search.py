@@ -66,6 +66,7 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: 
     sampler = model.cfg.sampler
     pixels = view.grid.height * view.grid.width
     bpp = syntax_bpp(model, cand.symbols, pixels)
+    score_tiles = scored_tiles(view, score_tiles)
     if len(view.grid) <= score_tiles:
         decoded = restore(model, view.base, cand.symbols, quality, cand.seed, steps,
                           device=device, precision=precision).to(device)
@@ -85,8 +86,19 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: 
     return total / len(chosen)
 
 
+#: The effort presets count scored tiles of this area (256 x 256, the first decoder's tile);
+#: with larger tiles the count shrinks so that the scored pixels, and the time, stay the same.
+REFERENCE_TILE_AREA = 256 * 256
+
+
+def scored_tiles(view: DecoderView, score_tiles: int) -> int:
+    th, tw = view.grid.tile
+    return max(1, min(score_tiles, round(score_tiles * REFERENCE_TILE_AREA / (th * tw))))
+
+
 def base_score(view: DecoderView, objective: Objective, score_tiles: int, device: torch.device) -> float:
     """The objective of a base-only file (no syntax bytes) on what ``score`` looks at."""
+    score_tiles = scored_tiles(view, score_tiles)
     if len(view.grid) <= score_tiles:
         return float(objective(view.base.to(device, torch.float32), view.original.to(device, torch.float32), 0.0))
     positions = view.grid.positions()
@@ -136,7 +148,8 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
         result.best_score = score(model, view, cands[0], quality, steps, objective, effort.score_tiles,
                                   device, precision)
         return result
-    result.scored_on = "image" if len(view.grid) <= effort.score_tiles else f"{effort.score_tiles} tiles"
+    n_scored = scored_tiles(view, effort.score_tiles)
+    result.scored_on = "image" if len(view.grid) <= n_scored else f"{n_scored} tiles"
     for i, cand in enumerate(cands):
         s = score(model, view, cand, quality, steps, objective, effort.score_tiles, device, precision)
         result.scores.append((cand, s))
