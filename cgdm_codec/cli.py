@@ -568,6 +568,8 @@ def _eval_command(a: dict) -> str:
         words += ["--limit", str(a["limit"])]
     if not a["anchors"]:
         words.append("--no-anchors")
+    elif a.get("avif_speed") is not None:
+        words += ["--avif-speed", str(a["avif_speed"])]
     if tuple(a["ablations"]) != ("base-only",):
         for name in a["ablations"]:
             words += ["--ablation", name]
@@ -590,7 +592,10 @@ def _eval_command(a: dict) -> str:
               help="Resize every image by this factor first (0.5 for JPEG-sourced sets such as sunhays80).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images (by name).")
 @click.option("--anchors/--no-anchors", default=True, show_default=True,
-              help="Also run Pillow's JPEG, WebP and AVIF over quality sweeps.")
+              help="Also run Pillow's JPEG, WebP, AVIF (at --avif-speed and at speed 2) and, with "
+                   "the JPEG XL plugin installed, JPEG XL over quality sweeps.")
+@click.option("--avif-speed", type=click.IntRange(0, 10), default=None,
+              help="libaom speed of the first AVIF anchor [default: 6, the speed of cgdm's default effort].")
 @click.option("--ablation", "ablations", multiple=True, default=("base-only",), show_default=True,
               type=click.Choice(["base-only", "no-finetune", "none"]),
               help="Extra cgdm curves (repeatable; 'none' for none).")
@@ -604,11 +609,12 @@ def _eval_command(a: dict) -> str:
 @DEVICE
 @QUIET
 def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float, limit: int | None,
-          anchors: bool, ablations: tuple[str, ...], effort: str | None, resume: bool,
+          anchors: bool, avif_speed: int | None, ablations: tuple[str, ...], effort: str | None, resume: bool,
           keep_files: bool, threads: int | None, device: str, quiet: bool) -> None:
     """Rate-distortion-perception evaluation of every image in FOLDER, with anchors and plots."""
     cfg_args = dict(folder=folder, levels=levels, outdir=outdir, downscale=downscale, limit=limit,
-                    anchors=anchors, ablations=ablations, effort=effort, device=device, threads=threads)
+                    anchors=anchors, avif_speed=avif_speed, ablations=ablations, effort=effort,
+                    device=device, threads=threads)
 
     def job() -> None:
         if not folder.is_dir():
@@ -618,7 +624,8 @@ def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float,
         cfg = EvalConfig(images=folder, outdir=outdir, levels=levels, downscale=downscale, limit=limit,
                          anchors=anchors, ablations=tuple(a for a in ablations if a != "none"),
                          effort=effort, device=device, resume=resume, keep_files=keep_files,
-                         quiet=quiet, threads=threads, command=_eval_command(cfg_args))
+                         quiet=quiet, threads=threads, command=_eval_command(cfg_args),
+                         **({} if avif_speed is None else {"avif_speed": avif_speed}))
         result = run_eval(cfg)
         if not quiet:
             click.echo(f"wrote {outdir}/results.md, summary.json, results.csv, results.jsonl, rd.png "

@@ -486,3 +486,14 @@ def test_crop_grid_layout_crops_and_labels():
         crop_grid([[(ref, "a"), (ref[:100], "b")]])
     with pytest.raises(ValueError):
         crop_grid([])
+
+
+def test_eval_cli_passes_the_avif_speed_and_records_it():
+    from cgdm_codec.cli import _eval_command, main
+
+    words = _eval_command(dict(folder="imgs", levels=(3,), outdir="o", downscale=1.0, limit=None,
+                               anchors=True, avif_speed=8, ablations=("base-only",), effort=None,
+                               device="auto", threads=None))
+    assert "--avif-speed 8" in words
+    res = CliRunner().invoke(main, ["eval", "nope", "-o", "o", "--avif-speed", "11"])
+    assert res.exit_code == 2
