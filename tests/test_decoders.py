@@ -68,3 +68,19 @@ def test_unknown_decoder_is_refused(coded):
     f = replace(coded, weights_id=b"\x01\x02\x03\x04")
     with pytest.raises(WeightsError, match="01020304"):
         pipeline.decode_file(f, device="cpu")
+
+
+def test_golden_file_of_the_newest_decoder_decodes_as_it_did():
+    """A file written with fitted tiles and 5 steps (weights id fb594293): pinned, with the
+    tolerance float convolutions need across CPUs (as the older golden file's)."""
+    from pathlib import Path
+
+    golden = Path(__file__).parent / "golden"
+    f = parse((golden / "hyperprior-fitted-q2.cgdm").read_bytes())
+    assert f.weights_id.hex() == "fb594293" and f.steps == 5 and (f.width, f.height) == (400, 96)
+    base = np.asarray(Image.open(golden / "hyperprior-fitted-q2.base.png")).astype(int)
+    full = np.asarray(Image.open(golden / "hyperprior-fitted-q2.full.png")).astype(int)
+    got_base = pipeline.decode_file(f, base_only=True, device="cpu").astype(int)
+    got_full = pipeline.decode_file(f, device="cpu").astype(int)
+    assert np.abs(got_base - base).max() <= 1
+    assert np.abs(got_full - full).mean() <= 0.5 and np.abs(got_full - full).max() <= 8

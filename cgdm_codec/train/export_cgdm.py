@@ -2,6 +2,11 @@
 
 ``python -m cgdm_codec.train.export_cgdm checkpoints/cgdm-fine/last.pt cgdm_codec/weights/cgdm-small.safetensors
 --base cgdm_codec/weights/base-hp1.safetensors``
+
+``--base av1`` for a stage trained on AV1 decodes (that base has no weights). ``--sampler
+current`` ships the current decoder settings (``diffusion_config.CURRENT_SAMPLER``: fitted
+tiles, 5 steps) instead of the checkpoint's: right for a coarse-stage checkpoint, whose
+training never ran the sampler, wrong for a fine stage trained through other settings.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from pathlib import Path
 
 import torch
 
-from ..diffusion_config import CgdmConfig
+from dataclasses import replace
+
+from ..diffusion_config import CURRENT_SAMPLER, CgdmConfig
 from ..models.cgdm import Cgdm
 from ..weights import sha256_file
 from .cgdm import export
@@ -22,17 +29,26 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("out")
-    ap.add_argument("--base", required=True, help="the base-codec weights this stage was trained on")
+    ap.add_argument("--base", required=True,
+                    help="the base-codec weights this stage was trained on, or 'av1'")
+    ap.add_argument("--sampler", choices=["checkpoint", "current"], default="checkpoint",
+                    help="decoder settings to ship (see the module docstring)")
     ap.add_argument("--history", default=None, help="JSON of earlier stages to record (e.g. the coarse run)")
     args = ap.parse_args(argv)
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model = Cgdm(CgdmConfig.from_dict(state["config"]))
+    cfg = CgdmConfig.from_dict(state["config"])
+    if args.sampler == "current":
+        cfg = replace(cfg, sampler=replace(CURRENT_SAMPLER, train_timesteps=cfg.sampler.train_timesteps,
+                                           schedule=cfg.sampler.schedule, beta_start=cfg.sampler.beta_start,
+                                           beta_end=cfg.sampler.beta_end))
+    model = Cgdm(cfg)
     model.load_state_dict(state["ema"])
     history = json.loads(Path(args.history).read_text()) if args.history else []
     manifest = export(
         model, args.out, name=Path(args.out).stem, stage=state["stage"], steps=int(state["step"]),
         seconds=round(float(state["seconds"]), 1), data=state.get("data", ""),
-        base_sha256=sha256_file(args.base), ema=0.999, history=history,
+        base=("av1" if args.base == "av1" else Path(args.base).name),
+        base_sha256=None if args.base == "av1" else sha256_file(args.base), ema=0.999, history=history,
         training_entry_point="python -m cgdm_codec.train.cgdm",
         data_note="BSDS500 (non-commercial research/teaching terms), Urban100 (every other "
                   "image), photographic Debian wallpapers: weights inherit BSDS500's terms",
