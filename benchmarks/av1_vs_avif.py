@@ -76,7 +76,7 @@ def main() -> None:
         per_level = [[r for i, r in enumerate(rs) if i % len(args.levels) == k] for k in range(len(args.levels))]
         means = [{k: float(np.mean([r[k] for r in lv])) for k in ["bpp", *METRICS]} for lv in per_level]
         summary[name] = {"means": means}
-        for a in (anchor, "avif-s2"):
+        for a in (anchor, "avif-s2", "cgdm-base"):
             summary[name][f"bd_vs_{a}"] = {
                 k: bd_rate([m["bpp"] for m in summary[a]["means"]] if a in summary else [],
                            [m[k] for m in summary[a]["means"]] if a in summary else [],
@@ -86,7 +86,9 @@ def main() -> None:
         print(name, " ".join(f"q{i + 1}: {m['bpp']:.3f} bpp {m['psnr']:.2f} dB {m['ms_ssim']:.4f} {m['haarpsi']:.4f}"
                              for i, m in enumerate(s["means"])))
     for name, s in summary.items():
-        for a in (anchor, "avif-s2"):
+        for a in (anchor, "avif-s2", "cgdm-base"):
+            if a == name or a not in summary:
+                continue
             bd = s.get(f"bd_vs_{a}") or {}
             print(f"{name} vs {a}: " + ", ".join(f"{k} {v:+.2f} %" if v is not None else f"{k} n/a"
                                                   for k, v in bd.items()))
