@@ -23,6 +23,7 @@ from .batch import Outcome
 from .container import (ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_FILE_BYTES, MAX_PIXELS, Limits, parse,
                         read_file, summary)
 from .errors import ConfigError, FormatError, ImageError
+from .imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
 
 
 class Reporter:
@@ -247,7 +248,7 @@ class DecodeJob:
     steps: int | None = None
     device: str = "auto"
     strip: bool = False  # write no metadata
-    png_level: int = 1  # zlib level of PNG outputs (imageio.PNG_LEVEL)
+    png_level: int = PNG_LEVEL  # zlib level of PNG outputs
 
 
 def _open_output(src: Path, out: Path, force: bool) -> None:
@@ -484,7 +485,7 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="Override the file's number of DDIM steps (fewer is faster).")
 @click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
-@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+@click.option("--png-level", type=click.IntRange(0, 9), default=PNG_LEVEL, show_default=True,
               help="zlib level of PNG outputs (9: smallest file, several times slower to write).")
 @JOBS
 @FORCE
