@@ -183,19 +183,3 @@ def test_larger_tiles_are_scored_on_fewer_of_them():
     assert scored_tiles(view, 12) == 12  # tiles up to 256 x 256 count as they are
     view.grid = replace(view.grid, rows=replace(view.grid.rows, tile=512), cols=replace(view.grid.cols, tile=512))
     assert scored_tiles(view, 12) == 3  # a 512 x 512 tile holds four 256 x 256 ones
-
-
-def test_finetuning_crops_stay_small_and_inside_the_canvas():
-    from cgdm_codec.diffusion_config import CURRENT_SAMPLER
-    from cgdm_codec.tuning.finetune import FINETUNE_TILE, training_view
-
-    for h, w in ((300, 700), (512, 768), (200, 390)):
-        x, xt = pair(h, w)
-        view = decoder_view(x, xt, 0, CURRENT_SAMPLER, 8, CPU)
-        crops = training_view(view, 8)
-        th, tw = crops.grid.tile
-        assert crops is view or (th <= FINETUNE_TILE and tw <= FINETUNE_TILE)
-        assert (crops is view) == (view.grid.tile[0] * view.grid.tile[1] <= FINETUNE_TILE ** 2)
-        ch, cw = view.x.shape[-2:]
-        for y, x0 in crops.grid.positions():
-            assert y + th <= ch and x0 + tw <= cw

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 
@@ -18,23 +17,8 @@ from ..device import autocast_for
 from ..models.cgdm import Cgdm
 from ..models.syntax import SyntaxGenerator, quantize, symbols_of
 from ..sampling.ddim import DDIMScheduler
-from ..sampling.tiling import make_grid
 from .objective import Objective
 from .simulate import DecoderView, sample_tiles
-
-#: Fine-tuning decodes crops of at most this side, whatever the decoder's tiles: an iteration
-#: then costs the same with the fitted tiles of up to 384 px as with the first 256-px ones.
-#: It only steers the gradient; the candidates are scored on real decoder tiles.
-FINETUNE_TILE = 256
-
-
-def training_view(view: DecoderView, multiple: int) -> DecoderView:
-    """``view`` with its grid replaced by 256-px crops (which fit inside its canvas)."""
-    th, tw = view.grid.tile
-    if th * tw <= FINETUNE_TILE * FINETUNE_TILE:
-        return view
-    g = view.grid
-    return replace(view, grid=make_grid(g.height, g.width, FINETUNE_TILE, g.overlap, multiple))
 
 
 class frozen:
@@ -80,7 +64,6 @@ def finetune_generator(model: Cgdm, view: DecoderView, quality: int, iterations:
     scheduler = DDIMScheduler.from_config(model.cfg.sampler)
     opt = torch.optim.Adam(generator.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(rng_seed)
-    view = training_view(view, unet.multiple)
     positions = view.grid.positions()
     x, xt = image_of(view)
     pixels = view.grid.height * view.grid.width
