@@ -184,3 +184,25 @@ def test_av1_training_pairs_and_a_training_step(tmp_path, monkeypatch):
 
     manifest = read_manifest(tmp_path / "w.safetensors")
     assert manifest["config"]["unet"]["condition"] == "qindex" and manifest["id_scheme"] == 2
+
+
+def test_golden_av1_file_with_the_diffusion_stage():
+    """The shipped cgdm-av1 weights: a committed file keeps decoding (float tolerance, as for
+    the learned base's golden file), and its base-only decode needs neither numpy nor torch."""
+    data = (GOLDEN / "av1-cgdm-q3.cgdm").read_bytes()
+    f = parse(data)
+    assert f.base_codec == 2 and f.diffusion and f.steps == 5 and f.weights_id.hex() == "506e564b"
+    full = np.asarray(Image.open(GOLDEN / "av1-cgdm-q3.full.png")).astype(int)
+    got = pipeline.decode_file(f, device="cpu").astype(int)
+    assert np.abs(got - full).mean() <= 0.5 and np.abs(got - full).max() <= 8
+    base = pipeline.decode_file(f, base_only=True, device="cpu").astype(int)
+    assert np.abs(base - full).mean() > 0.1  # the diffusion stage did change the picture
+    import subprocess
+    import sys
+
+    code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
+            "im = pipeline.decode_image(parse(open(sys.argv[1], 'rb').read()), base_only=True); "
+            "print(im.size, 'torch' in sys.modules, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(GOLDEN / "av1-cgdm-q3.cgdm")],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "(400, 96) False False"
