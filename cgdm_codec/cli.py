@@ -419,9 +419,9 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
 @click.option("--effort", type=click.Choice(["fast", "default", "max"]), default="default",
               show_default=True,
               help="How hard the encoder works: the AV1 speed (8, 6, 4) and, for the diffusion "
-                   "stage, its search for the syntax and seed: fast = one pass of the syntax "
-                   "encoder; default = a short per-image fine-tuning and 2 seeds; max = the "
-                   "paper's 250 iterations.")
+                   "stage, its search for the syntax and seed: fast and default = one pass of the "
+                   "syntax encoder (default scores the diffusion-or-not decision on the whole "
+                   "image); max = the paper's 250 fine-tuning iterations and 4 seeds.")
 @click.option("--finetune-iters", type=click.IntRange(0, 100000), default=None,
               help="Override the effort's number of per-image fine-tuning iterations.")
 @click.option("--seeds", type=click.IntRange(1, 1024), default=None,

@@ -28,11 +28,13 @@ def pair(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_presets_and_overrides():
     assert not resolve_effort("fast").searches
     default = resolve_effort("default")
-    assert default.finetune_iters > 0 and default.seeds > 1
+    assert not default.searches and default.score_tiles > resolve_effort("fast").score_tiles  # measured: search did not pay
+    assert resolve_effort("max").searches
     assert resolve_effort("max").finetune_iters == 250  # the paper's setting
     assert resolve_effort("default", "cuda").finetune_iters == 250
     assert resolve_effort("default", finetune=False).finetune_iters == 0
     assert resolve_effort("default", finetune=False).seeds == default.seeds
+    assert resolve_effort("default", finetune_iters=5, seeds=2).searches
     assert resolve_effort("fast", finetune_iters=3, seeds=5) == Effort(3, 1, Effort().lr, 5, 4)
     for bad in ({"finetune_iters": -1}, {"seeds": 0}):
         with pytest.raises(ValueError):

@@ -35,7 +35,11 @@ PAPER_LR = 5e-5
 # ``fast`` scores its one candidate (against the base-only decode) on a few tiles only.
 EFFORTS_CPU: dict[str, Effort] = {
     "fast": Effort(score_tiles=4),
-    "default": Effort(finetune_iters=24, tiles_per_iter=1, lr=1e-3, seeds=2, score_tiles=12),
+    # No search by default since 2026-12-02: against one pass at the same base-codec speed,
+    # 24 fine-tuning iterations and 2 seeds gained -0.002 dB / +0.0001 MS-SSIM / +0.0003
+    # HaarPSI for 5 more bytes and 11x the encode time (AV1 + cgdm-av1, 4 sunhays80 photos
+    # halved, levels 1 3 5: benchmarks/effort.py, docs/encoder.md). ``max`` still searches.
+    "default": Effort(score_tiles=12),
     "max": Effort(finetune_iters=250, tiles_per_iter=1, lr=PAPER_LR, seeds=4, score_tiles=24),
 }
 EFFORTS_CUDA: dict[str, Effort] = {
