@@ -6,11 +6,12 @@ Only click and the pure-Python container are imported at start-up, so `cgdm --he
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -101,18 +102,26 @@ def describe_error(e: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def run_guarded(fn, *args, **kwargs):
-    """Turn every expected failure into one line on stderr and a non-zero exit code.
-
-    SIGTERM is turned into KeyboardInterrupt so that a killed run, too, removes its
-    temporary output file on the way out.
-    """
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM becomes KeyboardInterrupt, so that a killed run, too, removes its temporary
+    output file on the way out."""
     try:
         previous = signal.signal(signal.SIGTERM, _interrupt)
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        return fn(*args, **kwargs)
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def run_guarded(fn, *args, **kwargs):
+    """Turn every expected failure into one line on stderr and a non-zero exit code."""
+    try:
+        with sigterm_interrupts():
+            return fn(*args, **kwargs)
     except (Exception, KeyboardInterrupt) as e:
         if isinstance(e, click.ClickException):
             raise
@@ -120,9 +129,6 @@ def run_guarded(fn, *args, **kwargs):
         if described is None:
             raise
         fail(*described)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def limits() -> Limits:
@@ -350,23 +356,17 @@ def run_batch(work: list, run_one: Callable[[Any], Outcome], jobs: int | None, q
     failed, code = 0, 0
     report.step("files", 0, n)
     try:
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        for i, outcome in enumerate(batch.run(work, run_one, workers), 1):
-            if outcome.ok:
-                report(outcome.message)
-            else:
-                failed += 1
-                code = max(code, outcome.code)
-                click.echo(f"cgdm: error: {outcome.error}", err=True)
-            report.step("files", i, n)
+        with sigterm_interrupts():
+            for i, outcome in enumerate(batch.run(work, run_one, workers), 1):
+                if outcome.ok:
+                    report(outcome.message)
+                else:
+                    failed += 1
+                    code = max(code, outcome.code)
+                    click.echo(f"cgdm: error: {outcome.error}", err=True)
+                report.step("files", i, n)
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if not quiet or failed:
         elapsed = time.monotonic() - report.t0
         click.echo(f"cgdm: {verb} {n - failed} of {n} files in {elapsed:.1f}s"

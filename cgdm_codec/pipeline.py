@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from .container import CgdmFile, ColourMode, FormatError, parse, serialize
 from .errors import WeightsError
 from .base.registry import DEFAULT_BACKEND, backend, create
-from .weights import decoders, verified_manifest, weights_dir, weights_id
+from .weights import base_weights_path, decoders, verified_manifest, weights_dir, weights_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,13 +78,6 @@ class Bundle:
 def default_base() -> str:
     """The base codec an encode uses unless told: env CGDM_BASE, else the registry's default."""
     return os.environ.get(ENV_BASE) or DEFAULT_BACKEND
-
-
-def base_weights_path() -> Path:
-    override = os.environ.get("CGDM_BASE_WEIGHTS")  # read here too: hyperprior.py imports torch
-    from .weights import BASE_WEIGHTS
-
-    return Path(override) if override else weights_dir() / f"{BASE_WEIGHTS}.safetensors"
 
 
 def cgdm_weights_path(base: str = "hyperprior") -> Path | None:

@@ -29,6 +29,14 @@ def weights_dir() -> Path:
     return Path(str(files("cgdm_codec") / "weights"))
 
 
+def base_weights_path() -> Path:
+    """The learned base codec's weights (env ``CGDM_BASE_WEIGHTS`` overrides)."""
+    import os
+
+    override = os.environ.get("CGDM_BASE_WEIGHTS")
+    return Path(override) if override else weights_dir() / f"{BASE_WEIGHTS}.safetensors"
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -6,8 +6,6 @@ entropy parameters run on the CPU in float64 whatever the device (bit-exact deco
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -18,13 +16,8 @@ from ..container import FormatError
 from ..device import autocast_for
 from ..errors import WeightsError
 from ..models.base_codec import BaseStreams, VariableRateHyperprior
-from ..weights import BASE_WEIGHTS, verified_manifest, weights_dir
+from ..weights import base_weights_path, verified_manifest
 from .interface import BaseEncoding, rgb_to_tensor, tensor_to_rgb
-
-
-def weights_path() -> Path:
-    override = os.environ.get("CGDM_BASE_WEIGHTS")
-    return Path(override) if override else weights_dir() / f"{BASE_WEIGHTS}.safetensors"
 
 
 def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -44,7 +37,7 @@ class HyperpriorBase:
 
     @classmethod
     def create(cls) -> "HyperpriorBase":
-        path = weights_path()
+        path = base_weights_path()
         if not path.is_file():
             raise WeightsError(f"base-codec weights not found at {path}")
         sha = verified_manifest(path)["sha256"]
