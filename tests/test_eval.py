@@ -502,3 +502,23 @@ def test_eval_cli_passes_the_avif_speed_and_records_it():
     assert "--avif-speed 8" in words
     res = CliRunner().invoke(main, ["eval", "nope", "-o", "o", "--avif-speed", "11"])
     assert res.exit_code == 2
+
+
+def test_identity_names_the_base_and_weights_the_encodes_use(images, tmp_path, monkeypatch):
+    """The run's identity records the base the cgdm rows were encoded with, and the weights id
+    of that base's bundle (an AV1 run once recorded the learned base's weights)."""
+    from cgdm_codec.container import parse
+    from cgdm_codec.pipeline import load_bundle
+
+    monkeypatch.setenv("CGDM_BASE", "av1")
+    out = tmp_path / "run"
+    run_eval(config(images, out, levels=(2,), anchors=False, ablations=(), limit=1, keep_files=True))
+    run = json.loads((out / "run.json").read_text())
+    assert run["base"] == "av1"
+    assert run["weights"] == load_bundle("av1", diffusion=False).weights_id(False).hex()
+    assert run["weights"] != load_bundle("hyperprior", diffusion=False).weights_id(False).hex()
+    (coded,) = (out / "files" / "cgdm").iterdir()
+    assert parse(coded.read_bytes()).base_codec == 2  # the rows really are AV1 files
+    monkeypatch.setenv("CGDM_BASE", "hyperprior")
+    with pytest.raises(EvalError, match="base"):
+        run_eval(config(images, out, levels=(2,), anchors=False, ablations=(), limit=1))

@@ -100,3 +100,33 @@ def test_base_training_starts_from_shipped_style_weights(tmp_path):
     loaded.load_exported(load_tensors(weights))
     assert torch.equal(loaded.g_a[0].weight, model.g_a[0].weight)
     assert loaded.entropy_bottleneck._quantized_cdf.numel() > 0
+
+
+@pytest.mark.parametrize("proxy", ["round", "noise"])
+def test_syntax_proxy_lets_the_unet_learn_from_small_syntax_values(proxy):
+    """Values inside +-0.5 round to exact zeros, which give the U-Net's syntax weights no
+    gradient at all (why the syntax collapsed); the noise proxy gives them one."""
+    import torch
+
+    from cgdm_codec.diffusion_config import CgdmConfig
+    from cgdm_codec.models.cgdm import Cgdm
+    from cgdm_codec.train.cgdm import Objective, parse_args
+
+    torch.manual_seed(0)
+    model = Cgdm(CgdmConfig.preset("tiny-av1"))
+    torch.nn.init.zeros_(model.syntax.mlp[-1].weight)  # every value 0.1: inside the rounding dead zone
+    torch.nn.init.constant_(model.syntax.mlp[-1].bias, 0.1)
+    torch.nn.init.normal_(model.unet.head[2].weight, std=0.01)  # an untrained head passes no gradient
+    args = parse_args(["--data", ".", "--base", "av1", "--stage", "coarse", "--syntax-proxy", proxy])
+    objective = Objective(model, "coarse", args)
+    x = torch.rand(2, 3, 32, 32)
+    xt = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    s = model.cfg.syntax.length
+    u = torch.rand(2, s) - 0.5
+    loss, _ = objective(x, xt, torch.tensor([40, 120]), torch.tensor([10, 500]), torch.randn_like(x), u)
+    loss.backward()
+    syntax_columns = model.unet.cond_mlp[0].weight.grad[:, -s:]
+    if proxy == "round":
+        assert float(syntax_columns.abs().max()) == 0.0
+    else:
+        assert float(syntax_columns.abs().max()) > 0.0

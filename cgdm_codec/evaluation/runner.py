@@ -141,7 +141,7 @@ class Runner:
         if not self.files:
             raise EvalError(f"{cfg.images}: no images (looked for .png, .jpg, .webp, ...)")
         from ..device import pick_device  # torch: only once the inputs are known to be usable
-        from ..pipeline import load_bundle
+        from ..pipeline import default_base, load_bundle
 
         accepted = encoder_keywords()
         self.encode_kwargs = encode_options(cfg.effort, accepted)
@@ -165,12 +165,14 @@ class Runner:
             import torch
 
             torch.set_num_threads(cfg.threads)
-        bundle = load_bundle()
+        # the bundle of the base the encodes use, so that the weights id names their weights
+        base = default_base()
+        bundle = load_bundle(base)
         self.diffusion = bundle.cgdm is not None
         if not self.diffusion:
             self.notes.append("diffusion weights not installed: the cgdm rows are base-codec only")
         identity = {"images": str(cfg.images.resolve()), "downscale": cfg.downscale,
-                    "encode": self.encode_kwargs,
+                    "encode": self.encode_kwargs, "base": base,
                     "weights": bundle.weights_id(self.diffusion).hex()}
         self.store = ResultStore(cfg.outdir, identity, cfg.resume)
         self.identity = identity

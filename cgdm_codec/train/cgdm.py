@@ -79,7 +79,13 @@ class Objective(nn.Module):
             # distribution from the detached values.
             prior_bpp = m.prior.bits(values.detach() + u) / pixels
             rate = prior_bpp + F.relu(bits - a.syntax_bits_target) / pixels
-        s_hat = quantize(values, m.cfg.syntax.symbol_range, straight_through=True)
+        if a.syntax_proxy == "noise":
+            # The U-Net sees the rate model's noisy values. With rounding (even straight-
+            # through) values inside +-0.5 reach it as exact zeros, so its syntax weights get
+            # no gradient and the generator no reason to leave zero: the syntax collapsed.
+            s_hat = (values + u).clamp(-m.cfg.syntax.symbol_range, m.cfg.syntax.symbol_range)
+        else:
+            s_hat = quantize(values, m.cfg.syntax.symbol_range, straight_through=True)
         if self.stage == "coarse":
             x0 = m.unet(self.scheduler.add_noise(x, noise, t), t, xt, s_hat, q)
             dist = (x0 - x).pow(2).flatten(1).mean(1)
@@ -132,6 +138,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="AV1 base: qualities drawn per pool image")
     ap.add_argument("--syntax-bits-target", type=float, default=None,
                     help="syntax bits per crop the generator may spend for free (rate target)")
+    ap.add_argument("--syntax-proxy", choices=["round", "noise"], default="round",
+                    help="what the U-Net sees of the syntax in training: straight-through "
+                         "rounded values, or values plus the rate model's uniform noise")
     ap.add_argument("--init-unet-only", action="store_true",
                     help="with --init: take only the U-Net weights whose shapes match; the "
                          "syntax generator and prior start fresh")
