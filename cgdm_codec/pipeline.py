@@ -230,6 +230,9 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
                 step_progress: StepProgress | None = None) -> "np.ndarray":
     """The decoded RGB image (H, W, 3) uint8 of a parsed container."""
     restoring = f.diffusion and not base_only
+    if restoring:
+        from .base.interface import rgb_to_uint8_tensor, tensor_to_rgb
+        from .sampling.restore import restore
     bundle = _checked_bundle(f, restoring, progress)
     name = bundle.base.name
     dev = _device(device) if restoring or backend(name).network else None
@@ -237,13 +240,14 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     try:
         if not restoring:
             return bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality, dev)
-        x_tilde = bundle.base.reconstruct(f.base_streams, f.width, f.height, f.quality, dev)
+        if backend(name).network:
+            x_tilde = bundle.base.reconstruct(f.base_streams, f.width, f.height, f.quality, dev)
+        else:  # a weightless base's x~ is its 8-bit decode: it travels as uint8 (a quarter the memory)
+            x_tilde = rgb_to_uint8_tensor(bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality))
     except ValueError as e:  # Av1Error and friends: a damaged base stream
         if isinstance(e, FormatError):
             raise
         raise FormatError(f"base-codec stream is corrupted ({e})") from None
-    from .base.interface import tensor_to_rgb
-    from .sampling.restore import restore
 
     cgdm = bundle.cgdm
     assert cgdm is not None and f.syntax is not None

@@ -93,3 +93,11 @@ def test_tiled_noise_is_periodic():
 def test_seed_range_checked():
     with pytest.raises(ValueError):
         noise_patch(-1, 3, 4)
+
+
+def test_tiled_noise_equals_numpys_tiling():
+    """The block-filled canvas equals the plain np.tile construction it replaced."""
+    patch = noise_patch(9, 3, 16)
+    for h, w in ((16, 16), (40, 23), (5, 70), (1, 1)):
+        expected = np.tile(patch, (1, -(-h // 16), -(-w // 16)))[:, :h, :w]
+        np.testing.assert_array_equal(tiled_noise(patch, h, w), expected)

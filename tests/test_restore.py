@@ -82,3 +82,18 @@ def test_whole_model_brings_its_sampler_settings():
     a = restore(model, x_tilde, syntax, 0, seed=2, steps=2, precision="fp32")
     b = restore(model.unet, x_tilde, syntax, 0, seed=2, steps=2, precision="fp32", sampler=SAMPLER)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("size", [(40, 50), (23, 61)])
+def test_uint8_x_tilde_decodes_like_its_float_form(size):
+    """AV1's x~ travels as uint8 and is converted tile by tile: the same values as the float
+    x~ that rgb_to_tensor makes, also where tiles hang over the image into the padding."""
+    from cgdm_codec.base.interface import rgb_to_tensor, rgb_to_uint8_tensor
+
+    model = trained_looking()
+    rgb = (torch.rand(*size, 3, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8).numpy()
+    syntax = torch.zeros(8, dtype=torch.long)
+    kwargs = dict(steps=2, precision="fp32", max_batch_tiles=2, sampler=SAMPLER)
+    as_float = restore(model.unet, rgb_to_tensor(rgb), syntax, 1, seed=3, **kwargs)
+    as_uint8 = restore(model.unet, rgb_to_uint8_tensor(rgb), syntax, 1, seed=3, consume_input=True, **kwargs)
+    assert torch.equal(as_float, as_uint8)

@@ -75,3 +75,18 @@ def test_padding_small_and_odd_sizes():
     assert grid.canvas == (16, 300) and grid.tile == (16, 256)
     grid = make_grid(17, 24, 256, 8, 8)
     assert grid.canvas == (24, 24)
+
+
+@pytest.mark.parametrize("size", [(37, 50), (300, 70), (3, 9)])
+def test_padded_image_tiles_equal_the_padded_canvas(size):
+    from cgdm_codec.sampling.tiling import PaddedImage, crop
+
+    h, w = size
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h))
+    grid = make_grid(h, w, 32, 8, 8, "fitted")
+    canvas, padded = pad_to_canvas(x, grid), PaddedImage.of(x, grid)
+    th, tw = grid.tile
+    for y, x0 in grid.positions():
+        assert torch.equal(crop(padded, y, x0, th, tw), canvas[..., y:y + th, x0:x0 + tw])
+    fn = lambda chunk, tiles: tiles[0] * 2 + tiles[1]  # noqa: E731
+    assert torch.equal(run_tiled(fn, [canvas, padded], grid, 3), run_tiled(fn, [canvas, canvas], grid, 3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -185,3 +187,42 @@ def test_larger_tiles_are_scored_on_fewer_of_them():
     assert scored_tiles(view, 12) == 12  # tiles up to 256 x 256 count as they are
     view.grid = replace(view.grid, rows=replace(view.grid.rows, tile=512), cols=replace(view.grid.cols, tile=512))
     assert scored_tiles(view, 12) == 3  # a 512 x 512 tile holds four 256 x 256 ones
+
+
+@pytest.mark.parametrize("size", [(40, 72), (300, 17), (5, 3), (520, 390)])
+def test_view_tiles_are_the_decoders_canvas_tiles(size):
+    """The view cuts tiles from the image and the noise patch without building the canvas;
+    they must equal the tiles of the decoder's padded canvas and periodic noise exactly."""
+    from cgdm_codec.diffusion_config import SamplerConfig
+    from cgdm_codec.sampling.restore import seeded_noise
+    from cgdm_codec.sampling.tiling import canvas_index, pad_axis, pad_to_canvas
+
+    for length, canvas in ((5, 8), (5, 13), (1, 4), (7, 7)):
+        row = torch.arange(length, dtype=torch.float32).view(1, 1, 1, -1)
+        assert torch.equal(row[..., canvas_index(length, canvas)], pad_axis(row, canvas - length, -1))
+    h, w = size
+    gen = torch.Generator().manual_seed(h * w)
+    x, xt = torch.rand(1, 3, h, w, generator=gen), torch.rand(1, 3, h, w, generator=gen)
+    for sampler in (SamplerConfig(tile=64, overlap=8, noise_period=32, tiling="fitted"),
+                    SamplerConfig(tile=256, overlap=8, noise_period=256)):
+        view = decoder_view(x, xt, 7, sampler, 8, CPU)
+        positions, (th, tw) = view.grid.positions(), view.grid.tile
+        noise = seeded_noise(7, *view.grid.canvas, sampler)
+        canvas = pad_to_canvas(xt * 2.0 - 1.0, view.grid)
+        for (y, x0), got_noise, got_base in zip(positions, view.noise_tiles(positions), view.base_tiles(positions)):
+            assert torch.equal(got_noise, noise[0, :, y:y + th, x0:x0 + tw])
+            assert torch.equal(got_base, canvas[0, :, y:y + th, x0:x0 + tw])
+        assert torch.equal(view.original_tiles(positions[:1])[0],
+                           pad_to_canvas(x * 2.0 - 1.0, view.grid)[0, :, :th, :tw])
+
+
+def test_generator_maps_unit_images_tile_by_tile_to_the_same_values():
+    from cgdm_codec.diffusion_config import CgdmConfig
+    from cgdm_codec.models.syntax import SyntaxGenerator
+
+    cfg = CgdmConfig.preset("tiny-av1").syntax
+    gen = SyntaxGenerator(replace(cfg, pool_tile=32)).eval()
+    x, xt = torch.rand(1, 3, 70, 45), torch.rand(1, 3, 70, 45)
+    with torch.no_grad():
+        for tiled in (False, True):
+            assert torch.equal(gen(x, xt, tiled=tiled, unit=True), gen(x * 2.0 - 1.0, xt * 2.0 - 1.0, tiled=tiled))

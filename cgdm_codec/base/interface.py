@@ -31,6 +31,14 @@ def rgb_to_tensor(rgb: np.ndarray) -> "torch.Tensor":
     return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
 
 
+def rgb_to_uint8_tensor(rgb: np.ndarray) -> "torch.Tensor":
+    """(H, W, 3) uint8 -> a (1, 3, H, W) uint8 tensor over the same memory (``restore`` takes it)."""
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+
+
 def tensor_to_rgb(x: "torch.Tensor") -> "np.ndarray":
     """A float (1, 3, H, W) tensor in [0, 1] -> (H, W, 3) uint8, rounding to nearest."""
     import torch

@@ -44,34 +44,44 @@ class SyntaxGenerator(nn.Module):
             means.append(h.float().mean(dim=(-2, -1)))
         return torch.cat(means, dim=1)
 
-    def pooled_tiled(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
+    def pooled_tiled(self, x: torch.Tensor, x_tilde: torch.Tensor, unit: bool = False) -> torch.Tensor:
         """``pooled`` for one large image, tile by tile, as an area-weighted mean of tile means.
 
         Bounds memory at encode time; it differs from the untiled result only through the
         convolutions' zero padding at tile borders. When gradients are needed (per-image
         fine-tuning), each tile's activations are recomputed in the backward pass instead
-        of being kept, so memory stays at one tile's worth for any image size.
+        of being kept, so memory stays at one tile's worth for any image size. ``unit``:
+        the images are in [0, 1] and each tile is mapped to [-1, 1] on its own, so that a
+        very large image needs no [-1, 1] copies (the same values as mapping it whole).
         """
         tile = self.cfg.pool_tile
         _, _, h, w = x.shape
+        pooled = self._pooled_unit if unit else self.pooled
         if h <= tile and w <= tile:
-            return self.pooled(x, x_tilde)
+            return pooled(x, x_tilde)
         total, area = 0.0, 0
         for top in range(0, h, tile):
             for left in range(0, w, tile):
                 sl = (..., slice(top, top + tile), slice(left, left + tile))
                 a = x[sl].shape[-2] * x[sl].shape[-1]
                 if torch.is_grad_enabled():
-                    feats = checkpoint(self.pooled, x[sl], x_tilde[sl], use_reentrant=False)
+                    feats = checkpoint(pooled, x[sl], x_tilde[sl], use_reentrant=False)
                 else:
-                    feats = self.pooled(x[sl], x_tilde[sl])
+                    feats = pooled(x[sl], x_tilde[sl])
                 total = total + feats * a
                 area += a
         return total / area
 
-    def forward(self, x: torch.Tensor, x_tilde: torch.Tensor, tiled: bool = False) -> torch.Tensor:
-        """Continuous syntax values (B, length), float32; images in [-1, 1]."""
-        feats = self.pooled_tiled(x, x_tilde) if tiled else self.pooled(x, x_tilde)
+    def _pooled_unit(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
+        return self.pooled(x * 2.0 - 1.0, x_tilde * 2.0 - 1.0)
+
+    def forward(self, x: torch.Tensor, x_tilde: torch.Tensor, tiled: bool = False,
+                unit: bool = False) -> torch.Tensor:
+        """Continuous syntax values (B, length), float32; images in [-1, 1] ([0, 1] with ``unit``)."""
+        if tiled:
+            feats = self.pooled_tiled(x, x_tilde, unit)
+        else:
+            feats = self._pooled_unit(x, x_tilde) if unit else self.pooled(x, x_tilde)
         return self.mlp(feats)
 
 

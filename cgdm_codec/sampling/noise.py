@@ -74,7 +74,12 @@ def tiled_noise(patch: np.ndarray, height: int, width: int) -> np.ndarray:
 
     One patch shared by all tiles is the paper's globally uniform boundary condition: every
     region of the image starts the reverse ODE from the same noise, hence the same style.
+    The canvas is filled block by block, so a 24 MP canvas costs one canvas of memory.
     """
     c, ph, pw = patch.shape
-    reps = (1, -(-height // ph), -(-width // pw))
-    return np.ascontiguousarray(np.tile(patch, reps)[:, :height, :width])
+    out = np.empty((c, height, width), dtype=patch.dtype)
+    for top in range(0, height, ph):
+        for left in range(0, width, pw):
+            h, w = min(ph, height - top), min(pw, width - left)
+            out[:, top:top + h, left:left + w] = patch[:, :h, :w]
+    return out

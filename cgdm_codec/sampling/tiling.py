@@ -100,6 +100,53 @@ def pad_axis(x: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
     return F.pad(x, (0, amount, 0, 0) if dim == -1 else (0, 0, 0, amount), mode=mode)
 
 
+def canvas_index(length: int, canvas: int) -> torch.Tensor:
+    """For every position of a padded axis, the image position ``pad_axis`` copies it from.
+
+    Lets a caller cut tiles of the padded canvas straight from the image, without building
+    the canvas (the encoder's tile simulation of a very large image).
+    """
+    index = torch.arange(canvas)
+    if canvas - length < length:  # reflection, without repeating the edge
+        return torch.where(index < length, index, 2 * (length - 1) - index)
+    return index.clamp(max=length - 1)  # replication
+
+
+@dataclass(frozen=True)
+class PaddedImage:
+    """An image seen as its padded canvas (``pad_to_canvas``) without building the canvas:
+    tiles are cut from the image, padded positions read through ``canvas_index``. At 24 MP
+    the canvas would be another 288 MB of float32. ``convert`` maps each cut tile (e.g.
+    8-bit to the network's range), so the image itself may stay in a compact type."""
+
+    image: torch.Tensor  # (B, C, H, W)
+    rows: torch.Tensor  # canvas row -> image row
+    cols: torch.Tensor  # canvas column -> image column
+    convert: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @classmethod
+    def of(cls, image: torch.Tensor, grid: TileGrid,
+           convert: Callable[[torch.Tensor], torch.Tensor] | None = None) -> "PaddedImage":
+        return cls(image, canvas_index(grid.height, grid.rows.canvas),
+                   canvas_index(grid.width, grid.cols.canvas), convert)
+
+    def crop(self, y: int, x: int, th: int, tw: int) -> torch.Tensor:
+        h, w = self.image.shape[-2:]
+        if y + th <= h and x + tw <= w:  # inside the image: a plain view
+            tile = self.image[..., y:y + th, x:x + tw]
+        else:
+            rows, cols = self.rows[y:y + th].to(self.image.device), self.cols[x:x + tw].to(self.image.device)
+            tile = self.image.index_select(-2, rows).index_select(-1, cols)
+        return tile if self.convert is None else self.convert(tile)
+
+
+def crop(source: "torch.Tensor | PaddedImage", y: int, x: int, th: int, tw: int) -> torch.Tensor:
+    """One tile of a canvas-sized tensor or of a padded image."""
+    if isinstance(source, PaddedImage):
+        return source.crop(y, x, th, tw)
+    return source[..., y:y + th, x:x + tw]
+
+
 def pad_to_canvas(x: torch.Tensor, grid: TileGrid) -> torch.Tensor:
     """Pad (B, C, H, W) at the bottom and right to the grid's canvas."""
     x = pad_axis(x, grid.rows.canvas - x.shape[-2], -2)
@@ -141,18 +188,18 @@ def run_tiled(fn: Callable[[int, list[torch.Tensor]], torch.Tensor], inputs: Seq
               grid: TileGrid, max_batch: int, out_channels: int | None = None) -> torch.Tensor:
     """Apply a batched tile function over the canvas and blend its outputs.
 
-    ``inputs`` are canvas-sized (1, C_i, H, W) tensors; ``fn(chunk, tiles)`` receives the
+    ``inputs`` are canvas-sized (1, C_i, H, W) tensors or ``PaddedImage``; ``fn(chunk, tiles)`` receives the
     chunk number (for callers that cache per-chunk work) and, for each input, a batch of at
     most ``max_batch`` tiles, and returns (n, C_out, th, tw). Only one chunk's activations
     exist at a time, which bounds memory for any image size.
     """
     th, tw = grid.tile
     positions, weights = grid.positions(), tile_weights(grid)
-    ref = inputs[0]
+    ref = next(t for t in inputs if isinstance(t, torch.Tensor))
     out = wsum = None
     for chunk, first in enumerate(range(0, len(positions), max(1, max_batch))):
         pos = positions[first:first + max_batch]
-        tiles = [torch.cat([t[..., y:y + th, x:x + tw] for y, x in pos]) for t in inputs]
+        tiles = [torch.cat([crop(t, y, x, th, tw) for y, x in pos]) for t in inputs]
         pred = fn(chunk, tiles).float()
         if out is None:
             c = out_channels or pred.shape[1]

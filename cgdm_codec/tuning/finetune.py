@@ -40,16 +40,10 @@ class frozen:
 def generator_symbols(generator: SyntaxGenerator, view: DecoderView, symbol_range: int,
                       device: torch.device, precision: str) -> torch.Tensor:
     """The transmitted symbols (S,) of a generator for the whole image."""
-    x, xt = image_of(view)
+    x, xt = view.image()
     with torch.no_grad(), autocast_for(device, precision):
-        values = generator.eval()(x, xt, tiled=True)
+        values = generator.eval()(x, xt, tiled=True, unit=True)
     return symbols_of(values.float(), symbol_range).view(-1).cpu()
-
-
-def image_of(view: DecoderView) -> tuple[torch.Tensor, torch.Tensor]:
-    """x and x~ cropped from the canvas back to the image, in [-1, 1]."""
-    h, w = view.grid.height, view.grid.width
-    return view.x[..., :h, :w], view.x_tilde[..., :h, :w]
 
 
 def finetune_generator(model: Cgdm, view: DecoderView, quality: int, iterations: int,
@@ -65,14 +59,14 @@ def finetune_generator(model: Cgdm, view: DecoderView, quality: int, iterations:
     opt = torch.optim.Adam(generator.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(rng_seed)
     positions = view.grid.positions()
-    x, xt = image_of(view)
+    x, xt = view.image()
     pixels = view.grid.height * view.grid.width
     r = model.cfg.syntax.symbol_range
     with frozen(unet, prior):
         for it in range(iterations):
             pick = torch.randperm(len(positions), generator=rng)[:tiles_per_iter].tolist()
             with autocast_for(device, precision):
-                values = generator(x, xt, tiled=True)
+                values = generator(x, xt, tiled=True, unit=True)
                 bpp = prior.bits(prior.add_noise(values, rng)) / pixels
                 s_hat = quantize(values, r, straight_through=True)
                 decoded, target = sample_tiles(unet, scheduler, view, [positions[i] for i in pick],

@@ -19,7 +19,7 @@ from ..sampling.restore import restore
 from .effort import Effort
 from .finetune import finetune_generator, generator_symbols
 from .objective import Objective
-from .simulate import DecoderView, crop_tiles, decoder_view, sample_tiles, spread, with_seed
+from .simulate import DecoderView, decoder_view, sample_tiles, spread, with_seed
 
 StepProgress = Callable[[str, int, int], None]
 SEED_SPACE = 1 << 32
@@ -103,9 +103,9 @@ def base_score(view: DecoderView, objective: Objective, score_tiles: int, device
         return float(objective(view.base.to(device, torch.float32), view.original.to(device, torch.float32), 0.0))
     positions = view.grid.positions()
     chosen = [positions[i] for i in spread(len(positions), score_tiles)]
-    tile, (vh, vw) = view.grid.tile, view.valid
-    base = (crop_tiles(view.x_tilde, chosen, tile)[..., :vh, :vw] + 1) / 2
-    target = (crop_tiles(view.x, chosen, tile)[..., :vh, :vw] + 1) / 2
+    vh, vw = view.valid
+    base = (view.base_tiles(chosen)[..., :vh, :vw] + 1) / 2
+    target = (view.original_tiles(chosen)[..., :vh, :vw] + 1) / 2
     return float(objective(base, target, 0.0))
 
 
