@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quality", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="OMP threads for the children")
     p.add_argument("--no-full-decode", action="store_true", help="skip the diffusion decode")
+    p.add_argument("--diffusion", action="store_true",
+                   help="encode with --diffusion (the stage even where base-only scores better)")
     p.add_argument("--keep", type=Path, default=None,
                    help="work in this folder and keep the image, .cgdm and decoded files")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "big-image.json")
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         t.mkdir(parents=True, exist_ok=True)
         src = mosaic(args.images, (w, h), cols, rows, t / "big.png")
         log(f"test image {w}x{h} ({w * h / 1e6:.1f} MP), {src.stat().st_size} bytes PNG")
-        plan = [("encode", ["encode", str(src), "-q", str(args.quality), "-o", str(t / "big.cgdm")]),
+        forced = ["--diffusion"] if args.diffusion else []
+        plan = [("encode", ["encode", str(src), "-q", str(args.quality), *forced, "-o", str(t / "big.cgdm")]),
                 ("decode --base-only", ["decode", str(t / "big.cgdm"), "--base-only", "-o", str(t / "base.png")])]
         if not args.no_full_decode:
             plan.append(("decode", ["decode", str(t / "big.cgdm"), "-o", str(t / "full.png")]))

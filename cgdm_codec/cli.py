@@ -411,6 +411,9 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
               metavar="X", help="As --size, for a target of X bits per pixel.")
 @click.option("--base-only", is_flag=True,
               help="Write a file without the diffusion stage (smaller, fast to decode, less detail).")
+@click.option("--diffusion", "always_diffusion", is_flag=True,
+              help="Always write the diffusion stage, even where the encoder's objective scores "
+                   "the base-only decode better.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Noise seed the decoder's diffusion starts from (the first one tried when "
                    "searching seeds).")
@@ -440,7 +443,7 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
 @DEVICE
 @QUIET
 def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
-           target_size: int | None, target_bpp: float | None, base_only: bool, seed: int,
+           target_size: int | None, target_bpp: float | None, base_only: bool, always_diffusion: bool, seed: int,
            steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
            no_finetune: bool, base: str | None, av1_quality: int | None, metadata: str, strip: bool,
            jobs: int | None, force: bool, device: str, quiet: bool) -> None:
@@ -456,6 +459,8 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
                                   ("--av1-quality", av1_quality)) if v is not None]
     if len(given) > 1:
         raise click.UsageError(f"{' and '.join(given)} each choose the quality: give one")
+    if base_only and always_diffusion:
+        raise click.UsageError("--base-only and --diffusion contradict each other: give one")
     if av1_quality is not None and base == "hyperprior":
         raise click.UsageError("--av1-quality needs the AV1 base")
     keep = "none" if strip else metadata
@@ -463,7 +468,7 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: Path | None,
 
     run_guarded(select_metadata, None, keep)  # a bad choice: one line, exit 2
     outs = plan_outputs(inputs, output, lambda p: p.with_suffix(".cgdm"), lambda p: p.stem + ".cgdm")
-    options = dict(diffusion=False if base_only else None, seed=seed, steps=steps, effort=effort,
+    options = dict(diffusion=False if base_only else (True if always_diffusion else None), seed=seed, steps=steps, effort=effort,
                    finetune_iters=finetune_iters, seeds=seeds, finetune=not no_finetune,
                    device=device, base=base, fine=av1_quality)
     work = [EncodeJob(src, out, quality or 3, limits(), force, target_size, target_bpp, keep, options)

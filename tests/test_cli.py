@@ -186,3 +186,22 @@ def test_huge_dimensions_are_refused_before_decoding(tmp_path):
     res = CliRunner().invoke(main, ["encode", str(p), "-o", str(tmp_path / "b.cgdm")])
     assert res.exit_code == 1 and "32768" in _err(res)
     assert not (tmp_path / "b.cgdm").exists()
+
+
+def test_diffusion_flag_forces_the_stage_and_contradicts_base_only(tmp_path, monkeypatch):
+    """A flat image, where the base-only decode wins the encoder's decision, still gets the
+    diffusion stage with --diffusion; --diffusion with --base-only is a usage error."""
+    from cgdm_codec.container import parse
+
+    monkeypatch.setenv("CGDM_BASE", "av1")
+    src = tmp_path / "flat.png"
+    Image.new("RGB", (40, 32), (120, 130, 140)).save(src)
+    res = run("encode", str(src), "-q", "6", "--quiet", "--effort", "fast", "-o", str(tmp_path / "auto.cgdm"))
+    assert res.exit_code == 0, res.output
+    res = run("encode", str(src), "-q", "6", "--quiet", "--effort", "fast", "--diffusion",
+              "-o", str(tmp_path / "forced.cgdm"))
+    assert res.exit_code == 0, res.output
+    assert parse((tmp_path / "forced.cgdm").read_bytes()).diffusion
+    assert not parse((tmp_path / "auto.cgdm").read_bytes()).diffusion
+    res = run("encode", str(src), "--diffusion", "--base-only", "-o", str(tmp_path / "x.cgdm"))
+    assert res.exit_code == 2 and "contradict" in res.output and not (tmp_path / "x.cgdm").exists()
