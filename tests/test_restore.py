@@ -97,3 +97,18 @@ def test_uint8_x_tilde_decodes_like_its_float_form(size):
     as_float = restore(model.unet, rgb_to_tensor(rgb), syntax, 1, seed=3, **kwargs)
     as_uint8 = restore(model.unet, rgb_to_uint8_tensor(rgb), syntax, 1, seed=3, consume_input=True, **kwargs)
     assert torch.equal(as_float, as_uint8)
+
+
+def test_uint8_tensor_of_a_read_only_array_copies_it_silently():
+    import warnings
+
+    import numpy as np
+
+    from cgdm_codec.base.interface import rgb_to_uint8_tensor
+
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    rgb.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = rgb_to_uint8_tensor(rgb)
+    assert t.shape == (1, 3, 2, 3) and torch.equal(t[0].permute(1, 2, 0), torch.from_numpy(rgb.copy()))

@@ -32,11 +32,12 @@ def rgb_to_tensor(rgb: np.ndarray) -> "torch.Tensor":
 
 
 def rgb_to_uint8_tensor(rgb: np.ndarray) -> "torch.Tensor":
-    """(H, W, 3) uint8 -> a (1, 3, H, W) uint8 tensor over the same memory (``restore`` takes it)."""
+    """(H, W, 3) uint8 -> a (1, 3, H, W) uint8 tensor, over the same memory where it is writable."""
     import numpy as np
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    # a read-only array (Pillow's) is copied: torch warns about, and may write to, shared memory
+    return torch.from_numpy(np.require(rgb, np.uint8, ["C", "W"])).permute(2, 0, 1)[None]
 
 
 def tensor_to_rgb(x: "torch.Tensor") -> "np.ndarray":
