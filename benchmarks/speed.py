@@ -233,6 +233,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-full-decode", action="store_true", help="skip the diffusion decode")
     p.add_argument("--base", default=None, choices=["av1", "hyperprior"],
                    help="base codec of the encodes (sets CGDM_BASE for the children) [default: cgdm's]")
+    p.add_argument("--diffusion", action="store_true",
+                   help="encode with --diffusion (the stage even where base-only scores better)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "speed.json", help="JSON output")
     return p.parse_args(argv)
 
@@ -246,12 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     src = args.image or first_image(DEFAULT_IMAGES)
     w, h = args.size
     dev = ["--device", args.device]
+    forced = ["--diffusion"] if args.diffusion else []
     with tempfile.TemporaryDirectory(prefix="cgdm-speed-") as tmp:
         png = prepare_image(src, args.size, Path(tmp) / f"input-{w}x{h}.png")
         enc_out, dec_out = Path(tmp) / f"img-{args.effort[0]}.cgdm", Path(tmp) / "out.png"
         steps = [Step(f"encode --effort {e}", cgdm + ["encode", str(png), "-q", str(args.quality),
                                                        "-o", str(Path(tmp) / f"img-{e}.cgdm"),
-                                                       "--effort", e, "-Q", "-f", *dev])
+                                                       "--effort", e, "-Q", "-f", *dev, *forced])
                  for e in args.effort]
         steps += [
             Step("info", cgdm + ["info", str(enc_out)]),
