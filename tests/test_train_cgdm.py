@@ -130,3 +130,24 @@ def test_syntax_proxy_lets_the_unet_learn_from_small_syntax_values(proxy):
         assert float(syntax_columns.abs().max()) == 0.0
     else:
         assert float(syntax_columns.abs().max()) > 0.0
+
+
+def test_syntax_restart_zeroes_the_unets_syntax_weights_and_scales_the_generator():
+    import torch
+
+    from cgdm_codec.diffusion_config import CgdmConfig
+    from cgdm_codec.models.cgdm import Cgdm
+    from cgdm_codec.train.cgdm import restart_syntax
+
+    torch.manual_seed(0)
+    model = Cgdm(CgdmConfig.preset("tiny-av1"))
+    x = torch.rand(8, 3, 32, 32)
+    xt = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    before = model.unet.cond_mlp[0].weight.clone()
+    restart_syntax(model, x, xt, 3.0)
+    s = model.cfg.syntax.length
+    assert float(model.unet.cond_mlp[0].weight[:, -s:].abs().max()) == 0.0
+    assert torch.equal(model.unet.cond_mlp[0].weight[:, :-s], before[:, :-s])
+    with torch.no_grad():
+        values = model.syntax(x * 2 - 1, xt * 2 - 1)
+    assert float(values.std()) == pytest.approx(3.0, rel=1e-3)

@@ -99,6 +99,23 @@ class Objective(nn.Module):
 
 
 @torch.no_grad()
+def restart_syntax(model: Cgdm, x01: torch.Tensor, xt01: torch.Tensor, std: float) -> float:
+    """Give the syntax a fresh start on top of trained weights: the U-Net's syntax inputs get
+    zero weights (so the decode starts as it was) and the generator's last layer is scaled
+    so that its values on this batch have standard deviation ``std``: values far beyond the
+    rounding step, so the U-Net can learn from them at once. Returns the scale applied."""
+    s = model.cfg.syntax.length
+    model.unet.cond_mlp[0].weight[:, -s:].zero_()
+    last = model.syntax.mlp[-1]
+    values = model.syntax(x01 * 2 - 1, xt01 * 2 - 1)
+    centred = values - last.bias
+    scale = std / max(float(centred.std()), 1e-8)
+    last.weight.mul_(scale)
+    last.bias.zero_()
+    return scale
+
+
+@torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for pe, p in zip(ema.parameters(), model.parameters()):
         pe.lerp_(p, 1.0 - decay)
@@ -141,6 +158,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--syntax-proxy", choices=["round", "noise"], default="round",
                     help="what the U-Net sees of the syntax in training: straight-through "
                          "rounded values, or values plus the rate model's uniform noise")
+    ap.add_argument("--syntax-restart", type=float, default=None, metavar="STD",
+                    help="with --init: zero the U-Net's syntax weights and scale the generator's "
+                         "values to this standard deviation on the first batch (restart_syntax)")
     ap.add_argument("--init-unet-only", action="store_true",
                     help="with --init: take only the U-Net weights whose shapes match; the "
                          "syntax generator and prior start fresh")
@@ -266,6 +286,13 @@ def main(argv: list[str] | None = None) -> None:
     timer, acc, count = Timer(seconds), {}, 0
     num_q, num_t = cfg.unet.num_qualities, cfg.sampler.train_timesteps
 
+    if state is None and args.syntax_restart is not None:
+        if not av1:
+            raise SystemExit("--syntax-restart is implemented for --base av1 only")
+        x, x_tilde, _ = sample_pair_crops(pairs, max(args.batch, 16), args.crop, torch.Generator().manual_seed(7))
+        scale = restart_syntax(model, x.to(device), x_tilde.to(device), args.syntax_restart)
+        ema.load_state_dict(model.state_dict())
+        print(f"syntax restarted: generator output scaled by {scale:.3g}", flush=True)
     while step < args.steps:
         if av1:
             x, x_tilde, q = (v.to(device) for v in sample_pair_crops(pairs, args.batch, args.crop, gen))
