@@ -66,7 +66,7 @@ def main() -> None:
     w, h = map(int, args.size.lower().split("x"))
     threads = use_granted_cores()
     bundle = pipeline.load_bundle("hyperprior")
-    identity, sampler_dict = bundle.decoders[0 if args.decoder == "original" else -1]
+    identity, sampler_dict, _ = bundle.decoders[0 if args.decoder == "original" else -1]
     sampler = SamplerConfig(**sampler_dict)
     steps = args.steps or sampler.steps
     cgdm = bundle.cgdm

@@ -12,7 +12,7 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from .container import CgdmFile, ColourMode, FormatError, parse, serialize
 from .errors import WeightsError
@@ -39,6 +39,14 @@ def _quiet(_: str) -> None:
     pass
 
 
+class Decoder(NamedTuple):
+    """One decoder a file can name: its identity, sampler settings and weights file."""
+
+    identity: str
+    sampler: dict
+    path: Path
+
+
 @dataclass
 class Bundle:
     """One base codec and the diffusion stage trained on its decodes (when installed).
@@ -50,12 +58,12 @@ class Bundle:
 
     base: "BaseCodec"
     cgdm: "Cgdm | None" = None
-    decoders: tuple[tuple[str, dict], ...] = ()  # (identity, sampler settings), oldest first
+    decoders: tuple["Decoder", ...] = ()  # every installed weights file's decoders, oldest first
 
     @property
     def cgdm_identity(self) -> str | None:
         """The identity of the decoder the encoder writes for: the newest."""
-        return self.decoders[-1][0] if self.decoders else None
+        return self.decoders[-1].identity if self.decoders else None
 
     def weights_id(self, diffusion: bool, identity: str | None = None) -> bytes:
         parts = [self.base.identity()]
@@ -67,12 +75,17 @@ class Bundle:
         parts = [p for p in parts if p]
         return weights_id(*parts) if parts else NO_WEIGHTS_ID
 
+    def decoder_for(self, file_weights_id: bytes) -> "Decoder | None":
+        """The installed decoder a diffusion file was written for."""
+        for decoder in self.decoders:
+            if self.weights_id(True, decoder.identity) == file_weights_id:
+                return decoder
+        return None
+
     def sampler_for(self, file_weights_id: bytes) -> dict | None:
         """The sampler settings of the installed decoder a diffusion file was written for."""
-        for identity, sampler in self.decoders:
-            if self.weights_id(True, identity) == file_weights_id:
-                return sampler
-        return None
+        decoder = self.decoder_for(file_weights_id)
+        return None if decoder is None else decoder.sampler
 
 
 def default_base() -> str:
@@ -80,12 +93,14 @@ def default_base() -> str:
     return os.environ.get(ENV_BASE) or DEFAULT_BACKEND
 
 
-def cgdm_weights_path(base: str = "hyperprior") -> Path | None:
-    """Where the diffusion weights for ``base`` are; CGDM_DIFFUSION_WEIGHTS=none disables the stage."""
+def cgdm_weights_paths(base: str = "hyperprior") -> tuple[Path, ...]:
+    """The diffusion weights for ``base``, oldest first: every generation the registry names
+    that is installed. CGDM_DIFFUSION_WEIGHTS names one file instead ('none': no stage)."""
     override = os.environ.get("CGDM_DIFFUSION_WEIGHTS")
     if override is not None:
-        return None if override.lower() in ("", "none") else Path(override)
-    return weights_dir() / f"{backend(base).diffusion_weights}.safetensors"
+        return () if override.lower() in ("", "none") else (Path(override),)
+    paths = (weights_dir() / f"{name}.safetensors" for name in backend(base).diffusion_weights)
+    return tuple(p for p in paths if p.is_file())
 
 
 @functools.lru_cache(maxsize=4)
@@ -94,11 +109,10 @@ def _load_base(base: str, base_path: Path) -> "BaseCodec":
 
 
 @functools.lru_cache(maxsize=4)
-def _decoders(cgdm_path: Path | None) -> tuple[tuple[str, dict], ...]:
-    """The installed diffusion weights' decoders, after checking the file against its manifest."""
-    if cgdm_path is None or not cgdm_path.is_file():
-        return ()
-    return tuple(decoders(verified_manifest(cgdm_path)))
+def _decoders(cgdm_paths: tuple[Path, ...]) -> tuple[Decoder, ...]:
+    """The installed diffusion weights' decoders, after checking each file against its manifest."""
+    return tuple(Decoder(identity, sampler, path) for path in cgdm_paths if path.is_file()
+                 for identity, sampler in decoders(verified_manifest(path)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -118,11 +132,10 @@ def load_bundle(base: str | int = "hyperprior", diffusion: bool = True) -> Bundl
     """The base codec and, with ``diffusion``, its CGDM; loaded once per process."""
     name = backend(base).name
     bundle = Bundle(_load_base(name, base_weights_path()))
-    path = cgdm_weights_path(name)
-    bundle.decoders = _decoders(path)
+    bundle.decoders = _decoders(cgdm_weights_paths(name))
     if diffusion and bundle.decoders:
-        assert path is not None
-        bundle.cgdm = with_sampler(_load_cgdm(path), bundle.decoders[-1][1])
+        newest = bundle.decoders[-1]
+        bundle.cgdm = with_sampler(_load_cgdm(newest.path), newest.sampler)
     return bundle
 
 
@@ -283,13 +296,14 @@ def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> Bundle:
     bundle = load_bundle(f.base_codec, diffusion=restoring)
     if f.diffusion and bundle.cgdm_identity is None:
         raise WeightsError("this file needs the diffusion weights, which are not installed")
-    sampler = bundle.sampler_for(f.weights_id) if f.diffusion else None
-    if f.weights_id != bundle.weights_id(f.diffusion) and sampler is None:
+    decoder = bundle.decoder_for(f.weights_id) if f.diffusion else None
+    if f.weights_id != bundle.weights_id(f.diffusion) and decoder is None:
         raise WeightsError(
             f"this file needs weights {f.weights_id.hex()}, but the installed weights are "
             f"{bundle.weights_id(f.diffusion).hex()}; decode it with the cgdm version that wrote it")
-    if restoring and sampler is not None and bundle.cgdm is not None:
-        bundle.cgdm = with_sampler(bundle.cgdm, sampler)  # the settings the file was written for
+    if restoring and decoder is not None:
+        # the weights and settings the file was written for (an older generation's, maybe)
+        bundle.cgdm = with_sampler(_load_cgdm(decoder.path), decoder.sampler)
     return bundle
 
 

@@ -53,7 +53,7 @@ def test_each_file_decodes_with_the_decoder_it_names(coded):
     symbols = cgdm.prior.decode_syntax(coded.syntax)
     cond = bundle.base.condition(coded.base_streams, coded.quality)
     outputs = {}
-    for identity, sampler in bundle.decoders:
+    for identity, sampler, _ in bundle.decoders:
         f = replace(coded, weights_id=bundle.weights_id(True, identity))
         got = pipeline.decode_file(parse(serialize(f)), device="cpu")
         want = tensor_to_rgb(restore(cgdm, x_tilde.clone(), symbols, cond, f.seed, f.steps,
@@ -84,3 +84,45 @@ def test_golden_file_of_the_newest_decoder_decodes_as_it_did():
     got_full = pipeline.decode_file(f, device="cpu").astype(int)
     assert np.abs(got_base - base).max() <= 1
     assert np.abs(got_full - full).mean() <= 0.5 and np.abs(got_full - full).max() <= 8
+
+
+def test_a_newer_weights_generation_leaves_older_files_decoding(tmp_path, monkeypatch):
+    """The registry lists diffusion weights oldest first: with a second generation installed,
+    the encoder writes for it, and a file written for the first still decodes with the first
+    (the same pixels as before the second was installed)."""
+    import shutil
+
+    import torch
+
+    from cgdm_codec.base import registry
+    from cgdm_codec.models.cgdm import Cgdm, export_weights
+    from cgdm_codec.weights import weights_dir
+
+    for name in ("cgdm-av1.safetensors", "cgdm-av1.json"):
+        shutil.copy(weights_dir() / name, tmp_path / name)
+    monkeypatch.setattr(pipeline, "weights_dir", lambda: tmp_path)
+    pipeline.clear_cache()
+    img = Image.fromarray(textured(64, 80, seed=5))
+    old_file = parse(pipeline.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
+    old_pixels = pipeline.decode_file(old_file, device="cpu")
+
+    newer = Cgdm.from_weights(tmp_path / "cgdm-av1.safetensors")
+    with torch.no_grad():
+        newer.unet.head[2].bias.add_(0.02)  # a different network: brighter output
+    export_weights(newer, tmp_path / "cgdm-av1-next.safetensors", name="cgdm-av1-next")
+    av1 = replace(registry.BY_NAME["av1"], diffusion_weights=("cgdm-av1", "cgdm-av1-next"))
+    monkeypatch.setitem(registry.BY_NAME, "av1", av1)
+    monkeypatch.setitem(registry.BY_ID, 2, av1)
+    pipeline.clear_cache()
+    try:
+        new_file = parse(pipeline.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
+        assert new_file.weights_id != old_file.weights_id
+        assert np.array_equal(pipeline.decode_file(old_file, device="cpu"), old_pixels)
+        new_pixels = pipeline.decode_file(new_file, device="cpu")
+        assert new_pixels.astype(int).mean() > old_pixels.astype(int).mean() + 1  # the newer network ran
+        (tmp_path / "cgdm-av1.safetensors").unlink()  # the first generation uninstalled
+        pipeline.clear_cache()
+        with pytest.raises(WeightsError, match=old_file.weights_id.hex()):
+            pipeline.decode_file(old_file, device="cpu")
+    finally:
+        pipeline.clear_cache()

@@ -17,13 +17,15 @@ class Backend:
     name: str
     streams: tuple[str, ...]  # the base sections, in file order
     implementation: str  # "module:Class"
-    diffusion_weights: str  # the CGDM weights trained on this base's decodes
+    # the CGDM weights trained on this base's decodes, oldest first: every generation stays
+    # installed so that its files keep decoding; the encoder writes for the newest installed
+    diffusion_weights: tuple[str, ...]
     network: bool  # whether coding with it needs torch (a base-only AV1 decode does not)
 
 
 BACKENDS: tuple[Backend, ...] = (
-    Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", "cgdm-small", True),
-    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", "cgdm-av1", False),
+    Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", ("cgdm-small",), True),
+    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", ("cgdm-av1",), False),
 )
 BY_ID = {b.codec_id: b for b in BACKENDS}
 BY_NAME = {b.name: b for b in BACKENDS}
