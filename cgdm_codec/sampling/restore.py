@@ -22,7 +22,6 @@ from .tiling import PaddedImage, TileGrid, make_grid, run_tiled
 
 CHANNELS_LAST = torch.channels_last
 CHUNK_PIXELS = 8 * 256 * 256
-CANVAS_COPIES = 4  # x~, the sample, the blended x0 and the weights, with room to spare
 
 
 def seeded_noise(seed: int, height: int, width: int, sampler: SamplerConfig) -> torch.Tensor:
@@ -103,12 +102,13 @@ def restore(net: Cgdm | ConsistencyGuidedUNet, x_tilde: torch.Tensor, syntax: to
     device = torch.device(device)
     net = net.to(device, memory_format=CHANNELS_LAST).eval()
     x_tilde = _batched(x_tilde).to(device)
+    signed = None
     if x_tilde.dtype == torch.uint8:  # 8-bit x~ stays 8-bit; each tile is converted on its own
         signed = uint8_to_signed
+    elif consume_input:  # same float32 operations either way; in place when x~ is handed over
+        x_tilde = x_tilde.to(torch.float32).mul_(2.0).sub_(1.0)
     else:
-        x_tilde = x_tilde.to(torch.float32)
-        # Same float32 operations either way; in place only when the caller hands x~ over.
-        x_tilde, signed = x_tilde.mul_(2.0).sub_(1.0) if consume_input else x_tilde * 2.0 - 1.0, None
+        x_tilde = x_tilde.to(torch.float32) * 2.0 - 1.0
     height, width = x_tilde.shape[-2:]
     grid = make_grid(height, width, sampler.tile, sampler.overlap, net.multiple, sampler.tiling)
     canvas_tilde = PaddedImage.of(x_tilde, grid, signed)
@@ -118,12 +118,10 @@ def restore(net: Cgdm | ConsistencyGuidedUNet, x_tilde: torch.Tensor, syntax: to
     q = torch.tensor([quality], device=device)
     scheduler = DDIMScheduler.from_config(sampler)
     scheduler.set_timesteps(steps or sampler.steps)
-    # The cache trades memory for speed; it gives way as the canvas grows, by the
-    # CANVAS_COPIES canvas-sized tensors the loop holds, so that cache plus image-sized
-    # state stays near feature_cache_bytes until the state alone is larger (6000 x 4000
-    # runs uncached: measured peak 2.39 GB with a 0.5 GB cache, docs/benchmarks.md).
+    # The cache trades memory for speed; it gives way as the canvas grows, so that cache
+    # plus the image-sized state stays near what the largest images need without it.
     canvas_bytes = 3 * 4 * grid.canvas[0] * grid.canvas[1]
-    cache_budget = max(0, feature_cache_bytes - CANVAS_COPIES * canvas_bytes)
+    cache_budget = max(0, feature_cache_bytes - 2 * canvas_bytes)
     batch = chunk_tiles(grid, max_batch_tiles)
     denoiser = TileDenoiser(net, device, precision, -(-len(grid) // batch), cache_budget)
     for i, t in enumerate(scheduler.timesteps):
