@@ -5,6 +5,13 @@ difference), pools every scale of a small stride-2 conv net globally, and maps t
 concatenated pooled features to ``length`` numbers. Global pooling makes the vector
 image-wide and size-independent, which is what lets a few tens of integers steer the
 fusion at every tile. Rounding gives the transmitted integer symbols.
+
+With ``SyntaxConfig.statistics`` the MLP also sees measured facts about the pair: the mean
+detail of x, of x~ and of their difference in each Laplacian band and colour channel
+(logarithms of the pooled means). Pooled conv features of a freshly initialised generator
+hardly differ between images (their spread across images was 0.05-0.1 of a rounding step
+in the shipped generators), so without such inputs every image got nearly the same symbols
+and the U-Net had nothing per-image to learn from.
 """
 
 from __future__ import annotations
@@ -14,6 +21,27 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..diffusion_config import SyntaxConfig
+from ..losses import laplacian_bands
+
+#: Bands and floor of the band statistics (images in [-1, 1]).
+STAT_BANDS = 4
+STAT_EPS = 1e-3
+
+
+def band_means(x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
+    """Mean |band| of x, x~ and x - x~ per Laplacian band and channel: (B, 3 * STAT_BANDS * C).
+
+    Means, so that tiles of a large image combine by an area-weighted average like the
+    pooled conv features; the logarithm is taken after pooling.
+    """
+    parts = []
+    for img in (x, x_tilde, x - x_tilde):
+        parts += [b.float().abs().mean(dim=(-2, -1)) for b in laplacian_bands(img, STAT_BANDS)]
+    return torch.cat(parts, dim=1)
+
+
+def statistics_width(channels: int = 3) -> int:
+    return 3 * STAT_BANDS * channels
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -33,16 +61,26 @@ class SyntaxGenerator(nn.Module):
                                         nn.LeakyReLU(0.1)))
             prev = width
         self.stages = nn.ModuleList(stages)
-        self.mlp = nn.Sequential(nn.Linear(sum(cfg.widths), cfg.hidden), nn.LeakyReLU(0.1),
+        width = sum(cfg.widths) + (statistics_width() if cfg.statistics else 0)
+        self.mlp = nn.Sequential(nn.Linear(width, cfg.hidden), nn.LeakyReLU(0.1),
                                  nn.Linear(cfg.hidden, cfg.length))
 
     def pooled(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
-        """Global means of every stage's features, concatenated: (B, sum(widths)), float32."""
+        """Global means of every stage's features (and the band means), concatenated, float32."""
         h, means = torch.cat([x, x_tilde], dim=1), []
         for stage in self.stages:
             h = stage(h)
             means.append(h.float().mean(dim=(-2, -1)))
+        if self.cfg.statistics:
+            means.append(band_means(x, x_tilde))
         return torch.cat(means, dim=1)
+
+    def from_pooled(self, feats: torch.Tensor) -> torch.Tensor:
+        """The continuous syntax values from ``pooled`` features (of a whole image or tiles)."""
+        if self.cfg.statistics:
+            n = sum(self.cfg.widths)
+            feats = torch.cat([feats[:, :n], torch.log(feats[:, n:] + STAT_EPS)], dim=1)
+        return self.mlp(feats)
 
     def pooled_tiled(self, x: torch.Tensor, x_tilde: torch.Tensor, unit: bool = False) -> torch.Tensor:
         """``pooled`` for one large image, tile by tile, as an area-weighted mean of tile means.
@@ -82,7 +120,7 @@ class SyntaxGenerator(nn.Module):
             feats = self.pooled_tiled(x, x_tilde, unit)
         else:
             feats = self._pooled_unit(x, x_tilde) if unit else self.pooled(x, x_tilde)
-        return self.mlp(feats)
+        return self.from_pooled(feats)
 
 
 def quantize(values: torch.Tensor, symbol_range: int, straight_through: bool) -> torch.Tensor:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,19 +100,27 @@ class Objective(nn.Module):
 
 
 @torch.no_grad()
+def zero_unet_syntax(model: Cgdm) -> None:
+    """Zero the U-Net's weights on its syntax inputs: it decodes as if every symbol were 0."""
+    s = model.cfg.syntax.length
+    model.unet.cond_mlp[0].weight[:, -s:].zero_()
+
+
+@torch.no_grad()
 def restart_syntax(model: Cgdm, x01: torch.Tensor, xt01: torch.Tensor, std: float) -> float:
     """Give the syntax a fresh start on top of trained weights: the U-Net's syntax inputs get
     zero weights (so the decode starts as it was) and the generator's last layer is scaled
     so that its values on this batch have standard deviation ``std``: values far beyond the
     rounding step, so the U-Net can learn from them at once. Returns the scale applied."""
-    s = model.cfg.syntax.length
-    model.unet.cond_mlp[0].weight[:, -s:].zero_()
+    zero_unet_syntax(model)
     last = model.syntax.mlp[-1]
     values = model.syntax(x01 * 2 - 1, xt01 * 2 - 1)
-    centred = values - last.bias
-    scale = std / max(float(centred.std()), 1e-8)
+    # the spread across images, per coordinate: a constant offset per coordinate carries no
+    # information (it only costs bits), so it must not count towards the target std
+    spread = float(values.std(dim=0).mean())
+    scale = std / max(spread, 1e-8)
     last.weight.mul_(scale)
-    last.bias.zero_()
+    last.bias.copy_(values.mean(dim=0).sub(last.bias).mul(-scale))
     return scale
 
 
@@ -161,6 +170,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--syntax-restart", type=float, default=None, metavar="STD",
                     help="with --init: zero the U-Net's syntax weights and scale the generator's "
                          "values to this standard deviation on the first batch (restart_syntax)")
+    ap.add_argument("--syntax-statistics", action="store_true",
+                    help="with --init: a new syntax generator that also sees band statistics of "
+                         "x and x~ (SyntaxConfig.statistics); the other weights come from --init")
     ap.add_argument("--init-unet-only", action="store_true",
                     help="with --init: take only the U-Net weights whose shapes match; the "
                          "syntax generator and prior start fresh")
@@ -233,6 +245,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg = init[0]
     else:
         cfg = CgdmConfig.preset(args.preset)
+    fresh_generator = state is None and init is not None and args.syntax_statistics
+    if fresh_generator:
+        cfg = replace(cfg, syntax=replace(cfg.syntax, statistics=True))
     model = Cgdm(cfg)
     if state is not None:
         if state["stage"] != args.stage:
@@ -246,6 +261,11 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(taken, strict=False)
         print(f"initialised {len(taken)} of {sum(k.startswith('unet.') for k in own)} U-Net tensors "
               f"from {args.init}", flush=True)
+    elif fresh_generator:
+        missing, _ = model.load_state_dict(
+            {k: v for k, v in init[1].items() if not k.startswith("syntax.")}, strict=False)
+        assert all(k.startswith("syntax.") for k in missing), missing
+        print(f"syntax generator with band statistics starts fresh; the rest from {args.init}", flush=True)
     elif init:
         model.load_state_dict(init[1])
     ema = copy.deepcopy(model).requires_grad_(False)
