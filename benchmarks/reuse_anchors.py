@@ -8,9 +8,9 @@ fraction of the time.
     CGDM_DIFFUSION_WEIGHTS=new.safetensors CGDM_BASE=av1 cgdm eval ../shared/datasets/val/sunhays80 \
         --downscale 0.5 --effort default --out /tmp/eval-new
 
-Refuses a NEW folder that already holds rows; the eval itself checks that the images,
-downscale and base match what NEW's rows were made with only through the run identity it
-writes, so pass the same options as the earlier run.
+Refuses a NEW folder that already holds rows. Nothing checks that the new eval codes the
+same images with the same downscale and base as the reused rows: pass the earlier run's
+options.
 """
 
 from __future__ import annotations

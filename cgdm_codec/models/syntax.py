@@ -28,20 +28,20 @@ STAT_BANDS = 4
 STAT_EPS = 1e-3
 
 
+#: Band means per image: of x, x~ and x - x~, per band and colour channel.
+STAT_WIDTH = 3 * STAT_BANDS * 3
+
+
 def band_means(x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
-    """Mean |band| of x, x~ and x - x~ per Laplacian band and channel: (B, 3 * STAT_BANDS * C).
+    """Mean |band| of x, x~ and x - x~ per Laplacian band and channel: (B, STAT_WIDTH).
 
     Means, so that tiles of a large image combine by an area-weighted average like the
-    pooled conv features; the logarithm is taken after pooling.
+    pooled conv features; the logarithm is taken after pooling. The pyramid is linear, so
+    the bands of x - x~ are the differences of the two pyramids.
     """
-    parts = []
-    for img in (x, x_tilde, x - x_tilde):
-        parts += [b.float().abs().mean(dim=(-2, -1)) for b in laplacian_bands(img, STAT_BANDS)]
-    return torch.cat(parts, dim=1)
-
-
-def statistics_width(channels: int = 3) -> int:
-    return 3 * STAT_BANDS * channels
+    bx, bt = laplacian_bands(x, STAT_BANDS), laplacian_bands(x_tilde, STAT_BANDS)
+    bands = bx + bt + [a - b for a, b in zip(bx, bt)]
+    return torch.cat([b.float().abs().mean(dim=(-2, -1)) for b in bands], dim=1)
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -61,7 +61,7 @@ class SyntaxGenerator(nn.Module):
                                         nn.LeakyReLU(0.1)))
             prev = width
         self.stages = nn.ModuleList(stages)
-        width = sum(cfg.widths) + (statistics_width() if cfg.statistics else 0)
+        width = sum(cfg.widths) + (STAT_WIDTH if cfg.statistics else 0)
         self.mlp = nn.Sequential(nn.Linear(width, cfg.hidden), nn.LeakyReLU(0.1),
                                  nn.Linear(cfg.hidden, cfg.length))
 

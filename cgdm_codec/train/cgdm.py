@@ -110,8 +110,9 @@ def zero_unet_syntax(model: Cgdm) -> None:
 def restart_syntax(model: Cgdm, x01: torch.Tensor, xt01: torch.Tensor, std: float) -> float:
     """Give the syntax a fresh start on top of trained weights: the U-Net's syntax inputs get
     zero weights (so the decode starts as it was) and the generator's last layer is scaled
-    so that its values on this batch have standard deviation ``std``: values far beyond the
-    rounding step, so the U-Net can learn from them at once. Returns the scale applied."""
+    and shifted so that on this batch each coordinate has mean 0 and, on average, standard
+    deviation ``std`` across images: values far beyond the rounding step, so the U-Net can
+    learn from them at once. Returns the scale applied."""
     zero_unet_syntax(model)
     last = model.syntax.mlp[-1]
     values = model.syntax(x01 * 2 - 1, xt01 * 2 - 1)
