@@ -20,6 +20,8 @@ from cgdm_codec.container import FormatError, parse, serialize
 from conftest import textured
 
 GOLDEN = Path(__file__).parent / "golden"
+# one committed file per generation of AV1 diffusion weights: (file stem, weights id)
+AV1_GENERATIONS = [("av1-cgdm-q3", "506e564b"), ("av1-cgdm2-q3", "d5c2b35d")]
 
 
 def pillow_avif(rgb: np.ndarray, **opts) -> bytes:
@@ -128,7 +130,7 @@ def test_golden_av1_file_decodes_as_it_always_did():
     assert hashlib.sha256(rgb.tobytes()).hexdigest() == expected
 
 
-def test_golden_hyperprior_file_decodes_as_it_always_did():
+def test_golden_hyperprior_file_decodes_as_it_always_did(float32_cpu):
     """The learned base's float math may differ in the last bit between CPUs: a tolerance."""
     data = (GOLDEN / "hyperprior-q3.cgdm").read_bytes()
     f = parse(data)
@@ -138,6 +140,31 @@ def test_golden_hyperprior_file_decodes_as_it_always_did():
     got_full = pipeline.decode_file(f, device="cpu")
     assert np.abs(got_base.astype(int) - base).max() <= 1
     assert np.abs(got_full.astype(int) - full).mean() <= 0.5 and np.abs(got_full.astype(int) - full).max() <= 8
+
+
+# bfloat16 (AMX CPUs, CUDA) against the float32 references, measured on an AMX CPU on the
+# hyperprior golden files: base-only mean 0.63 / max 2, full mean 0.51 / max 2 levels
+BF16_MEAN, BF16_MAX = 1.0, 4
+
+
+def test_golden_files_in_bfloat16(monkeypatch):
+    """The other precision class stays near the stored float32 decodes (on any CPU: autocast
+    runs bfloat16 without AMX too, only slower)."""
+    from cgdm_codec import device
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    f = parse((GOLDEN / "hyperprior-q3.cgdm").read_bytes())
+    with np.load(GOLDEN / "hyperprior-q3.npz") as ref:
+        base, full = ref["base"].astype(int), ref["full"].astype(int)
+    for want, got in ((base, pipeline.decode_file(f, base_only=True, device="cpu")),
+                      (full, pipeline.decode_file(f, device="cpu"))):
+        err = np.abs(got.astype(int) - want)
+        assert err.mean() <= BF16_MEAN and err.max() <= BF16_MAX
+    for stem, _ in AV1_GENERATIONS:
+        f = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
+        want = np.asarray(Image.open(GOLDEN / f"{stem}.full.png")).astype(int)
+        err = np.abs(pipeline.decode_file(f, device="cpu").astype(int) - want)
+        assert err.mean() <= BF16_MEAN and err.max() <= BF16_MAX
 
 
 def test_worked_example_in_format_doc():
@@ -186,13 +213,15 @@ def test_av1_training_pairs_and_a_training_step(tmp_path, monkeypatch):
     assert manifest["config"]["unet"]["condition"] == "qindex" and manifest["id_scheme"] == 2
 
 
-def test_golden_av1_file_with_the_diffusion_stage():
-    """The shipped cgdm-av1 weights: a committed file keeps decoding (float tolerance, as for
-    the learned base's golden file), and its base-only decode needs neither numpy nor torch."""
-    data = (GOLDEN / "av1-cgdm-q3.cgdm").read_bytes()
+@pytest.mark.parametrize("stem,weights_id", AV1_GENERATIONS)
+def test_golden_av1_file_with_the_diffusion_stage(stem: str, weights_id: str, float32_cpu):
+    """Every shipped generation of AV1 diffusion weights: a committed file keeps decoding with
+    the weights it names (float tolerance, as for the learned base's golden file), and its
+    base-only decode needs neither numpy nor torch."""
+    data = (GOLDEN / f"{stem}.cgdm").read_bytes()
     f = parse(data)
-    assert f.base_codec == 2 and f.diffusion and f.steps == 5 and f.weights_id.hex() == "506e564b"
-    full = np.asarray(Image.open(GOLDEN / "av1-cgdm-q3.full.png")).astype(int)
+    assert f.base_codec == 2 and f.diffusion and f.steps == 5 and f.weights_id.hex() == weights_id
+    full = np.asarray(Image.open(GOLDEN / f"{stem}.full.png")).astype(int)
     got = pipeline.decode_file(f, device="cpu").astype(int)
     assert np.abs(got - full).mean() <= 0.5 and np.abs(got - full).max() <= 8
     base = pipeline.decode_file(f, base_only=True, device="cpu").astype(int)
@@ -203,6 +232,13 @@ def test_golden_av1_file_with_the_diffusion_stage():
     code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
             "im = pipeline.decode_image(parse(open(sys.argv[1], 'rb').read()), base_only=True); "
             "print(im.size, 'torch' in sys.modules, 'numpy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(GOLDEN / "av1-cgdm-q3.cgdm")],
+    out = subprocess.run([sys.executable, "-c", code, str(GOLDEN / f"{stem}.cgdm")],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "(400, 96) False False"
+
+
+def test_av1_encodes_write_for_the_newest_generation():
+    """New files name the newest installed weights; the older generations only decode."""
+    img = Image.fromarray(textured(64, 96))
+    f = parse(pipeline.encode(img, 3, base="av1", device="cpu", effort="fast", diffusion=True))
+    assert f.diffusion and f.weights_id.hex() == AV1_GENERATIONS[-1][1]

@@ -70,7 +70,7 @@ def test_unknown_decoder_is_refused(coded):
         pipeline.decode_file(f, device="cpu")
 
 
-def test_golden_file_of_the_newest_decoder_decodes_as_it_did():
+def test_golden_file_of_the_newest_decoder_decodes_as_it_did(float32_cpu):
     """A file written with fitted tiles and 5 steps (weights id fb594293): pinned, with the
     tolerance float convolutions need across CPUs (as the older golden file's)."""
     from pathlib import Path
