@@ -33,6 +33,8 @@ SETTINGS = {  # name -> keyword arguments of pipeline.encode_image
     # the default effort's base-codec speed (AV1: 6) with fast's one-pass search
     "one-pass": {"effort": "default", "finetune": False, "seeds": 1},
     "default": {"effort": "default"},
+    # the CPU default until 2026-12-02: one-pass plus a short search
+    "search-24": {"effort": "default", "finetune_iters": 24, "seeds": 2},
     "max": {"effort": "max"},
 }
 METRICS = ("psnr", "ms_ssim", "haarpsi")
