@@ -32,11 +32,21 @@ def decode_with_threads(data: bytes, threads: int, base_only: bool) -> np.ndarra
         torch.set_num_threads(before)
 
 
+# Across thread counts, the diffusion decode's share of pixels one level off: float32, and
+# bfloat16 (AMX CPUs), which rounds every activation and so lets more sums tip (measured on
+# an AMX CPU: 2.0 % of the values, none by more than 1).
+OFF_BY_ONE_SHARE = {False: 1e-3, True: 0.1}
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("base_only", [True, False], ids=["base-only", "diffusion"])
-def test_same_pixels_across_runs_and_thread_counts(coded, base_only):
+def test_same_pixels_across_runs_and_thread_counts(coded, base_only, bf16, monkeypatch):
     """Run to run: identical. Across thread counts: the base exactly; the diffusion stage
     within rounding, because torch's channels-last GroupNorm splits its sums over threads
     when a batch has fewer tiles than threads (docs/reliability.md, Determinism)."""
+    from cgdm_codec import device
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: bf16)
     assert parse(coded).diffusion
     a = decode_with_threads(coded, 1, base_only)
     b = decode_with_threads(coded, 2, base_only)
@@ -48,7 +58,7 @@ def test_same_pixels_across_runs_and_thread_counts(coded, base_only):
     if base_only:
         assert diff.max() == 0
     else:
-        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+        assert diff.max() <= 1 and (diff > 0).mean() < OFF_BY_ONE_SHARE[bf16]
 
 
 def test_in_place_ddim_step_is_bit_identical():

@@ -81,7 +81,7 @@ def test_grayscale_and_alpha_round_trip_through_files(tmp_path, mode):
             assert np.array_equal(np.asarray(back)[..., -1], alpha)
 
 
-def test_decode_options_per_image(tmp_path):
+def test_decode_options_per_image(tmp_path, float32_cpu):
     with Image.open(GOLDEN / "hyperprior-q3.cgdm") as im:
         assert im.info["cgdm"]["diffusion"]
         im.decode_options["base_only"] = True

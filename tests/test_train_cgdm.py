@@ -200,3 +200,25 @@ def test_statistics_pool_over_tiles_like_the_whole_image():
         tiled = gen(x * 2 - 1, xt * 2 - 1, tiled=True)
     # only the borders of the tiles (convolution padding, pyramid edges) differ
     assert float((whole - tiled).abs().max()) < 0.25 * float(whole.abs().max())
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (3, 40), (17, 33), (70, 65)])
+def test_statistics_serve_images_and_edge_tiles_too_small_for_every_band(h, w):
+    """A 17x33 image has 3 pyramid bands, a 1x1 none, and a 65-wide image cut into 32-px
+    tiles leaves a 1-px edge tile: each still gets the MLP's input width."""
+    import torch
+
+    from dataclasses import replace
+
+    from cgdm_codec.diffusion_config import CgdmConfig
+    from cgdm_codec.models.syntax import STAT_WIDTH, SyntaxGenerator, band_means
+
+    cfg = replace(CgdmConfig.preset("tiny-av1").syntax, statistics=True, pool_tile=32)
+    gen = SyntaxGenerator(cfg).eval()
+    x = torch.rand(1, 3, h, w) * 2 - 1
+    xt = x.clamp(-0.5, 0.5)
+    assert band_means(x, xt).shape == (1, STAT_WIDTH)
+    with torch.no_grad():
+        for tiled in (False, True):
+            out = gen(x, xt, tiled=tiled)
+            assert out.shape == (1, cfg.length) and torch.isfinite(out).all()

@@ -37,11 +37,16 @@ def band_means(x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
 
     Means, so that tiles of a large image combine by an area-weighted average like the
     pooled conv features; the logarithm is taken after pooling. The pyramid is linear, so
-    the bands of x - x~ are the differences of the two pyramids.
+    the bands of x - x~ are the differences of the two pyramids. An image (or edge tile)
+    too small for a band has no detail there: its mean is 0, so every size gets the width
+    the MLP expects.
     """
     bx, bt = laplacian_bands(x, STAT_BANDS), laplacian_bands(x_tilde, STAT_BANDS)
-    bands = bx + bt + [a - b for a, b in zip(bx, bt)]
-    return torch.cat([b.float().abs().mean(dim=(-2, -1)) for b in bands], dim=1)
+    absent = [x.new_zeros(x.shape[:2], dtype=torch.float32)] * (STAT_BANDS - len(bx))
+    means: list[torch.Tensor] = []
+    for group in (bx, bt, [a - b for a, b in zip(bx, bt)]):
+        means += [b.float().abs().mean(dim=(-2, -1)) for b in group] + absent
+    return torch.cat(means, dim=1)
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
