@@ -21,7 +21,7 @@ from conftest import textured
 
 GOLDEN = Path(__file__).parent / "golden"
 # one committed file per generation of AV1 diffusion weights: (file stem, weights id)
-AV1_GENERATIONS = [("av1-cgdm-q3", "506e564b"), ("av1-cgdm2-q3", "d5c2b35d")]
+AV1_GENERATIONS = [("av1-cgdm-q3", "506e564b"), ("av1-cgdm2-q3", "d5c2b35d"), ("av1-cgdm3-q3", "fd2b8633")]
 
 
 def pillow_avif(rgb: np.ndarray, **opts) -> bytes:

@@ -25,7 +25,7 @@ class Backend:
 
 BACKENDS: tuple[Backend, ...] = (
     Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", ("cgdm-small",), True),
-    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", ("cgdm-av1", "cgdm-av1-2"), False),
+    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", ("cgdm-av1", "cgdm-av1-2", "cgdm-av1-3"), False),
 )
 BY_ID = {b.codec_id: b for b in BACKENDS}
 BY_NAME = {b.name: b for b in BACKENDS}
