@@ -26,15 +26,20 @@ def card():
     return textured
 
 
+def cpu_precision(monkeypatch, bf16: bool) -> None:
+    """Run the networks on the CPU in bfloat16 (as on AMX CPUs) or float32, whatever this CPU has."""
+    from cgdm_codec import device
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: bf16)
+
+
 @pytest.fixture
 def float32_cpu(monkeypatch):
     """Decode in float32 even on a CPU with AMX tiles, where the networks would run in
     bfloat16: the golden decodes were stored from float32 and pin that precision class
     (the pixels depend on it by design, docs/reliability.md). `test_golden_files_in_bfloat16`
     bounds how far the other class lies from them."""
-    from cgdm_codec import device
-
-    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    cpu_precision(monkeypatch, bf16=False)
 
 
 @pytest.fixture

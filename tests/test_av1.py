@@ -17,7 +17,7 @@ from cgdm_codec.base.av1_bitstream import Av1Error
 from cgdm_codec.base.avif_file import build_avif, split_avif
 from cgdm_codec.cli import main
 from cgdm_codec.container import FormatError, parse, serialize
-from conftest import textured
+from conftest import cpu_precision, textured
 
 GOLDEN = Path(__file__).parent / "golden"
 # one committed file per generation of AV1 diffusion weights: (file stem, weights id)
@@ -150,9 +150,7 @@ BF16_MEAN, BF16_MAX = 1.0, 4
 def test_golden_files_in_bfloat16(monkeypatch):
     """The other precision class stays near the stored float32 decodes (on any CPU: autocast
     runs bfloat16 without AMX too, only slower)."""
-    from cgdm_codec import device
-
-    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    cpu_precision(monkeypatch, bf16=True)
     f = parse((GOLDEN / "hyperprior-q3.cgdm").read_bytes())
     with np.load(GOLDEN / "hyperprior-q3.npz") as ref:
         base, full = ref["base"].astype(int), ref["full"].astype(int)

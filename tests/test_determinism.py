@@ -14,7 +14,7 @@ from PIL import Image
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.sampling.ddim import DDIMScheduler
-from conftest import textured
+from conftest import cpu_precision, textured
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,7 @@ def test_same_pixels_across_runs_and_thread_counts(coded, base_only, bf16, monke
     """Run to run: identical. Across thread counts: the base exactly; the diffusion stage
     within rounding, because torch's channels-last GroupNorm splits its sums over threads
     when a batch has fewer tiles than threads (docs/reliability.md, Determinism)."""
-    from cgdm_codec import device
-
-    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: bf16)
+    cpu_precision(monkeypatch, bf16)
     assert parse(coded).diffusion
     a = decode_with_threads(coded, 1, base_only)
     b = decode_with_threads(coded, 2, base_only)
