@@ -65,7 +65,7 @@ class DaskMissingError(ImportError):
         super().__init__(f"the distributed mode needs Dask; install it with: {INSTALL_HINT}")
 
 
-def _dask():
+def _dask() -> Any:
     """The ``distributed`` package, imported only when a cluster is actually used."""
     try:
         import distributed
@@ -150,7 +150,7 @@ def decode_task(job: "DecodeJob") -> FileResult:
 
     start = time.perf_counter()
     try:
-        f = read_file(job.src, job.limits)  # a few hundred bytes of header and streams
+        f = read_file(job.src, job.limits)  # small next to the decode; says which weights
         worker_bundle(backend(f.base_codec).name, f.diffusion and not job.base_only)
     except Exception:  # an unreadable file: decode_job says why, in the usual words
         pass
@@ -192,7 +192,7 @@ def plan(command: str, inputs: Sequence[Path], outdir: Path, *, quality: int = 3
     from .cli import DecodeJob, EncodeJob
 
     limits = limits or Limits.from_env()
-    if not 1 <= quality <= 6 or isinstance(quality, bool):
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 6:
         raise ConfigError(f"quality must be 1..6, got {quality!r}")
     ext = "." + fmt.lower().lstrip(".")
     pil_format = imageio.format_for(ext) if command == "decode" else ""
