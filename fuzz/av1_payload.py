@@ -19,6 +19,7 @@ to exit code 1. Standard library plus the codec; no atheris, so pytest can impor
 
 from __future__ import annotations
 
+import io
 import random
 import zlib
 from dataclasses import dataclass
@@ -100,7 +101,9 @@ def check(data: bytes) -> Outcome:
 
 
 def seed_payloads() -> list[bytes]:
-    """Real AV1 payloads of several sizes, qualities and chroma formats (4:2:0 and 4:0:0)."""
+    """Real AV1 payloads of several sizes, qualities and chroma formats: the encoder's 4:2:0 and
+    4:0:0, and (written by Pillow directly) 4:4:4 (AV1 profile 1) and limited-range 4:2:2
+    (profile 2), which take other branches of the sequence-header parser and of dav1d."""
     import numpy as np
     from PIL import Image
 
@@ -114,6 +117,12 @@ def seed_payloads() -> list[bytes]:
         im = Image.fromarray(rgb[..., 0], "L") if gray else Image.fromarray(rgb, "RGB")
         data = pipeline.encode(im, quality, base="av1", diffusion=False, device="cpu", effort=effort)
         out.append(parse(data).base_streams[0])
+    rgb = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    for subsampling, colour_range in (("4:4:4", "full"), ("4:2:2", "limited")):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "AVIF", quality=50, speed=8, subsampling=subsampling,
+                                  range=colour_range, max_threads=1)
+        out.append(split_avif(buf.getvalue()))
     return out
 
 
