@@ -33,6 +33,9 @@ class UNetConfig:
     # the hyperprior base) or "qindex" (a smooth embedding of the AV1 quantiser 0..255, so
     # one network serves every fine-grained quality).
     condition: str = "level"
+    # Whether the condition also carries a realism setting in [0, 1] (0: the fidelity decode,
+    # 1: texture synthesised from the seeded noise), a decode-time dial of one network.
+    realism: bool = False
 
     @classmethod
     def paper(cls) -> "UNetConfig":

@@ -24,6 +24,7 @@ from ..layers.sff import SyntaxFeatureFusion
 
 
 QINDEX_SCALE = 4  # qindex 0..255 spans about the range of the 1000 diffusion timesteps
+REALISM_SCALE = 1000.0  # realism 0..1 embedded like timesteps 0..1000
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -135,8 +136,9 @@ class ConsistencyGuidedUNet(nn.Module):
             self.qindex_embed = nn.Linear(cfg.inner, dim)
         else:
             raise ValueError(f"unknown condition kind {cfg.condition!r}")
+        realism = cfg.inner if cfg.realism else 0
         self.cond_mlp = nn.Sequential(
-            nn.Linear(cfg.inner + dim + syntax_length, dim), nn.SiLU(), nn.Linear(dim, dim))
+            nn.Linear(cfg.inner + dim + syntax_length + realism, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.diffusion_encoder = Encoder(cfg, dim)
         self.consistency_encoder = Encoder(cfg, None)
         self.decoder = Decoder(cfg, dim)
@@ -151,16 +153,21 @@ class ConsistencyGuidedUNet(nn.Module):
     def multiple(self) -> int:
         return self.cfg.multiple
 
-    def condition(self, t: torch.Tensor, syntax: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    def condition(self, t: torch.Tensor, syntax: torch.Tensor, quality: torch.Tensor,
+                  realism: torch.Tensor | None = None) -> torch.Tensor:
         """The condition vector from timesteps (B,), syntax values (B, S) and base conditions (B,).
 
-        A base condition is the level index (hyperprior) or the AV1 quantiser 0..255.
+        A base condition is the level index (hyperprior) or the AV1 quantiser 0..255. A
+        network with ``cfg.realism`` also takes the realism setting (B,) in [0, 1] (default 0).
         """
         if self.cfg.condition == "level":
             base = self.quality_embed(quality)
         else:  # quantiser steps spread like timesteps so neighbouring qindex values embed alike
             base = self.qindex_embed(timestep_embedding(quality * QINDEX_SCALE, self.cfg.inner))
         parts = [timestep_embedding(t, self.cfg.inner), base, syntax.float()]
+        if self.cfg.realism:
+            r = torch.zeros_like(t, dtype=torch.float32) if realism is None else realism.float()
+            parts.append(timestep_embedding(r * REALISM_SCALE, self.cfg.inner))
         return self.cond_mlp(torch.cat(parts, dim=1))
 
     def consistency(self, x_tilde: torch.Tensor) -> list[torch.Tensor]:

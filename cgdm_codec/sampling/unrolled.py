@@ -16,7 +16,7 @@ from .ddim import DDIMScheduler
 
 def unrolled_sample(unet: ConsistencyGuidedUNet, scheduler: DDIMScheduler, x_T: torch.Tensor,
                     x_tilde: torch.Tensor, syntax: torch.Tensor, quality: torch.Tensor,
-                    steps: int, grad_steps: int = 1) -> torch.Tensor:
+                    steps: int, grad_steps: int = 1, realism: torch.Tensor | None = None) -> torch.Tensor:
     """x0 sampled from x_T in ``steps`` DDIM steps (images in [-1, 1], float32 result).
 
     The consistency features are computed once, with gradient, and shared by all steps.
@@ -28,6 +28,6 @@ def unrolled_sample(unet: ConsistencyGuidedUNet, scheduler: DDIMScheduler, x_T: 
     for i, t in enumerate(scheduler.timesteps):
         with torch.set_grad_enabled(grad and i >= steps - grad_steps):
             tt = torch.full((x_T.shape[0],), t, dtype=torch.long, device=x_T.device)
-            x0 = unet.denoise(sample, x_tilde, feats, unet.condition(tt, syntax, quality))
+            x0 = unet.denoise(sample, x_tilde, feats, unet.condition(tt, syntax, quality, realism))
             sample = scheduler.step(x0, t, sample)
     return sample

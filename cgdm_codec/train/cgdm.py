@@ -22,14 +22,13 @@ import copy
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..diffusion_config import CgdmConfig
-from ..models.base_codec import VariableRateHyperprior
 from ..models.cgdm import Cgdm, export_weights
 from ..models.syntax import quantize
 from ..sampling.ddim import DDIMScheduler
@@ -38,12 +37,17 @@ from .common import CsvLog, Timer, autocast_for, pick_device, save_checkpoint
 from .data import build_pool, sample_crops
 from ..losses import fine_loss
 
+if TYPE_CHECKING:
+    from ..models.base_codec import VariableRateHyperprior
+
 CHANNELS_LAST = torch.channels_last
-LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "bpp", "lr"]
+LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "bpp", "lr", "feature", "adv", "critic"]
 
 
 def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
     """The frozen base codec."""
+    from ..models.base_codec import VariableRateHyperprior
+
     base = VariableRateHyperprior.from_weights(path)
     return base.to(device, memory_format=CHANNELS_LAST).eval().requires_grad_(False)
 
@@ -63,9 +67,16 @@ class Objective(nn.Module):
         super().__init__()
         self.model, self.stage, self.args = model, stage, args
         self.scheduler = DDIMScheduler.from_config(model.cfg.sampler)
+        self.features = self.critic = None
+        if args.realism:
+            from .realism import FeatureDistance, PatchDiscriminator
+
+            self.features = FeatureDistance()
+            self.critic = PatchDiscriminator()
 
     def forward(self, x01: torch.Tensor, xt01: torch.Tensor, q: torch.Tensor, t: torch.Tensor,
-                noise: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                noise: torch.Tensor, u: torch.Tensor, realism: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         m, a = self.model, self.args
         x, xt = x01 * 2 - 1, xt01 * 2 - 1
         values = m.syntax(x, xt)
@@ -93,10 +104,58 @@ class Objective(nn.Module):
             loss = (dist + a.lambda_rate * rate).mean()
             return loss, {"dist": dist.mean().detach(), "bpp": bpp.mean().detach()}
         steps = a.sample_steps or m.cfg.sampler.steps
-        sample = unrolled_sample(m.unet, self.scheduler, noise, xt, s_hat, q, steps, a.grad_steps)
-        loss, parts = fine_loss((sample + 1) / 2, x01, rate, a.lambda_d, a.lambda_p, a.lambda_rate)
+        sample = unrolled_sample(m.unet, self.scheduler, noise, xt, s_hat, q, steps, a.grad_steps,
+                                 realism=realism)
+        if realism is None:
+            loss, parts = fine_loss((sample + 1) / 2, x01, rate, a.lambda_d, a.lambda_p, a.lambda_rate)
+        else:
+            loss, parts = self.realism_loss(sample, x, xt, rate, realism)
+            self.last_sample = sample.detach()  # what the critic learns from next
         parts["bpp"] = bpp.mean().detach()
         return loss, parts
+
+    def realism_loss(self, sample: torch.Tensor, x: torch.Tensor, xt: torch.Tensor, rate: torch.Tensor,
+                     realism: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per image: (1 - r/2) * the fidelity loss + r * (deep-feature distance + adversarial).
+
+        At r = 0 this is the fine stage's loss; toward r = 1 the exact-pixel terms weaken and
+        the terms that reward plausible texture take over. Images in [-1, 1].
+        """
+        from ..losses import perceptual_loss
+        from .realism import generator_adversarial
+
+        a = self.args
+        with torch.autocast(sample.device.type, enabled=False):
+            x_hat01, x01 = (sample.float() + 1) / 2, (x.float() + 1) / 2
+            l1 = (x_hat01 - x01).abs().flatten(1).mean(1)
+            perc = perceptual_loss(x_hat01, x01)
+        feat = self.features(sample, x).float()
+        adv = generator_adversarial(self.critic(sample, xt).float())
+        fidelity = a.lambda_d * l1 + a.lambda_p * perc
+        per_image = (1 - 0.5 * realism) * fidelity + realism * (a.lambda_feat * feat + a.lambda_adv * adv)
+        loss = (per_image + a.lambda_rate * rate).mean()
+        return loss, {"l1": l1.mean().detach(), "perceptual": perc.mean().detach(),
+                      "feature": feat.mean().detach(), "adv": adv.mean().detach()}
+
+
+def critic_step(objective: Objective, opt: torch.optim.Optimizer, x01: torch.Tensor, xt01: torch.Tensor,
+                realism: torch.Tensor) -> torch.Tensor:
+    """One update of the patch critic on real images against the decodes just made.
+
+    Only decodes made at a realism above 0 count as fakes: at 0 the fidelity loss alone rules.
+    """
+    from .realism import discriminator_loss
+
+    critic = objective.critic.requires_grad_(True)
+    fake, keep = objective.last_sample, realism > 0
+    x, xt = x01 * 2 - 1, xt01 * 2 - 1
+    if not bool(keep.any()):
+        return torch.zeros((), device=x.device)
+    loss = discriminator_loss(critic(x[keep], xt[keep]).float(), critic(fake[keep].float(), xt[keep]).float())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -157,7 +216,7 @@ def export(model: Cgdm, path: str | Path, **meta: Any) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="folder of training photos (searched recursively)")
+    ap.add_argument("--data", default="", help="folder of training photos (searched recursively)")
     ap.add_argument("--base", default=None,
                     help="hyperprior base-codec weights (.safetensors), kept frozen; or 'av1' for "
                          "pairs of whole-image AV1 decodes (train.av1_pairs)")
@@ -177,6 +236,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--init-unet-only", action="store_true",
                     help="with --init: take only the U-Net weights whose shapes match; the "
                          "syntax generator and prior start fresh")
+    ap.add_argument("--pack", default=None,
+                    help="with --base av1: read the pairs from a pack (train.pack) instead of --data")
+    ap.add_argument("--realism", action="store_true",
+                    help="fine stage: a network that also takes a realism setting, trained with the "
+                         "realism objective (train.realism); from --init weights without it, the new "
+                         "inputs start at zero, so realism 0 decodes as the init did")
+    ap.add_argument("--realism-zero-prob", type=float, default=0.3,
+                    help="share of samples trained at realism 0 (the fidelity end)")
+    ap.add_argument("--lambda-feat", type=float, default=1.0, help="realism: deep-feature distance weight")
+    ap.add_argument("--lambda-adv", type=float, default=0.05, help="realism: adversarial weight")
+    ap.add_argument("--critic-lr", type=float, default=1e-4)
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="stop (checkpoint and export) after this many seconds of this run")
     ap.add_argument("--stage", choices=["coarse", "fine"], default="coarse")
     ap.add_argument("--out", default="checkpoints/cgdm", help="checkpoint and log folder")
     ap.add_argument("--preset", choices=["small", "small-av1", "paper", "tiny", "tiny-av1"], default=None,
@@ -205,6 +277,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.base is None:
         ap.error("--base is required (weights of the hyperprior, or 'av1')")
+    if not args.data and not (args.pack and args.base == "av1"):
+        ap.error("--data is required (or --pack with --base av1)")
+    if args.realism and args.stage != "fine":
+        ap.error("--realism trains the fine stage")
     if args.preset is None:
         args.preset = "small-av1" if args.base == "av1" else "small"
     if args.batch is None:
@@ -234,6 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, device = setup_distributed(pick_device(args.device))
+    if device.type == "cuda":  # training need not repeat bit for bit; let cuDNN pick fast kernels
+        torch.backends.cudnn.deterministic = False
+        torch.backends.cudnn.benchmark = True
     out = Path(args.out)
     ckpt_path = out / "last.pt"
     step, seconds = 0, 0.0
@@ -249,6 +328,11 @@ def main(argv: list[str] | None = None) -> None:
     fresh_generator = state is None and init is not None and args.syntax_statistics
     if fresh_generator:
         cfg = replace(cfg, syntax=replace(cfg.syntax, statistics=True))
+    if state is None and args.sample_steps:  # the weights are trained for, and ship with, this sampler
+        cfg = replace(cfg, sampler=replace(cfg.sampler, steps=args.sample_steps))
+    grow_realism = state is None and args.realism and not cfg.unet.realism
+    if grow_realism:
+        cfg = replace(cfg, unet=replace(cfg.unet, realism=True))
     model = Cgdm(cfg)
     if state is not None:
         if state["stage"] != args.stage:
@@ -267,6 +351,13 @@ def main(argv: list[str] | None = None) -> None:
             {k: v for k, v in init[1].items() if not k.startswith("syntax.")}, strict=False)
         assert all(k.startswith("syntax.") for k in missing), missing
         print(f"syntax generator with band statistics starts fresh; the rest from {args.init}", flush=True)
+    elif init and grow_realism:
+        tensors = dict(init[1])
+        key = "unet.cond_mlp.0.weight"
+        old = tensors[key]
+        tensors[key] = torch.cat([old, old.new_zeros(old.shape[0], cfg.unet.inner)], dim=1)
+        model.load_state_dict(tensors)
+        print(f"realism input added (zero weights) to the network from {args.init}", flush=True)
     elif init:
         model.load_state_dict(init[1])
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -284,6 +375,14 @@ def main(argv: list[str] | None = None) -> None:
             gen.manual_seed(args.seed + 1009 * rank + step)
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
     objective: nn.Module = Objective(model, args.stage, args)
+    critic_opt = None
+    if args.realism:
+        objective.features.to(device)
+        objective.critic.to(device)
+        critic_opt = torch.optim.Adam(objective.critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.999))
+        if state is not None and "critic" in state:
+            objective.critic.load_state_dict(state["critic"])
+            critic_opt.load_state_dict(state["critic_opt"])
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -294,7 +393,12 @@ def main(argv: list[str] | None = None) -> None:
     if av1:
         from .av1_pairs import build_pairs, sample_pair_crops
 
-        pairs = build_pairs(args.data, min_side=args.crop, per_image=args.av1_pairs_per_image)
+        if args.pack:
+            from .pack import load_pack
+
+            pairs = load_pack(args.pack)
+        else:
+            pairs = build_pairs(args.data, min_side=args.crop, per_image=args.av1_pairs_per_image)
         pool = pairs.decodes
     else:
         base = load_base(args.base, device)
@@ -314,7 +418,24 @@ def main(argv: list[str] | None = None) -> None:
         scale = restart_syntax(model, x.to(device), x_tilde.to(device), args.syntax_restart)
         ema.load_state_dict(model.state_dict())
         print(f"syntax restarted: generator output scaled by {scale:.3g}", flush=True)
+    import time
+
+    def checkpoint_state() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+            "step": step, "seconds": timer.elapsed(), "gen": gen.get_state(), "stage": args.stage,
+            "config": cfg.to_dict(), "data": str(args.pack or args.data), "base": str(args.base),
+            **({"critic": objective.critic.state_dict(), "critic_opt": critic_opt.state_dict()}
+               if critic_opt is not None else {}),
+        }
+
+    started = time.monotonic()
     while step < args.steps:
+        if args.time_limit is not None and time.monotonic() - started > args.time_limit:
+            print(f"time limit reached at step {step}", flush=True)
+            if rank == 0:
+                save_checkpoint(ckpt_path, checkpoint_state())
+            break
         if av1:
             x, x_tilde, q = (v.to(device) for v in sample_pair_crops(pairs, args.batch, args.crop, gen))
             x = x.contiguous(memory_format=CHANNELS_LAST)
@@ -325,14 +446,23 @@ def main(argv: list[str] | None = None) -> None:
         t = torch.randint(num_t, (args.batch,), generator=gen).to(device)
         noise = torch.randn(x.shape, generator=gen).to(device)
         u = (torch.rand(args.batch, cfg.syntax.length, generator=gen) - 0.5).to(device)
+        realism = None
+        if args.realism:
+            from .realism import draw_realism
+
+            realism = draw_realism(args.batch, args.realism_zero_prob, gen).to(device)
         if not av1:
             x_tilde = base_reconstruction(base, x, q, args.precision)
+        if critic_opt is not None:
+            objective.critic.requires_grad_(False)
         with autocast_for(device, args.precision):
-            loss, parts = objective(x, x_tilde, q, t, noise, u)
+            loss, parts = objective(x, x_tilde, q, t, noise, u, realism)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         opt.step()
+        if critic_opt is not None:
+            parts["critic"] = critic_step(objective, critic_opt, x, x_tilde, realism)
         ema_update(ema, model, ema_decay(step, args.ema))
         step += 1
         for k, v in {"loss": loss.detach(), **parts}.items():
@@ -348,11 +478,7 @@ def main(argv: list[str] | None = None) -> None:
                 base_mtime = os.stat(args.base).st_mtime
                 base = load_base(args.base, device)
                 print(f"reloaded base codec from {args.base}", flush=True)
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                "step": step, "seconds": timer.elapsed(), "gen": gen.get_state(), "stage": args.stage,
-                "config": cfg.to_dict(), "data": str(args.data), "base": str(args.base),
-            })
+            save_checkpoint(ckpt_path, checkpoint_state())
     if rank == 0 and args.export:
         from ..weights import sha256_file
 
