@@ -13,6 +13,7 @@ or ``decode`` in a loop (or in a long-lived worker) pays the loading cost only o
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -32,8 +33,74 @@ Progress = Callable[[str], None]
 
 EFFORTS = ("fast", "default", "max")
 BASES = ("av1", "hyperprior")
+DEVICES = ("auto", "cpu", "cuda")
 
-__all__ = ["encode", "decode", "info", "EFFORTS", "BASES"]
+__all__ = ["encode", "decode", "info", "EFFORTS", "BASES", "DEVICES", "ENCODE_OPTIONS", "EncodeOption"]
+
+
+@dataclass(frozen=True)
+class EncodeOption:
+    """One encoder setting, described once for ``encode``, ``cgdm encode`` and ``im.save``.
+
+    ``name`` is the keyword of :func:`encode` (and of Pillow's ``im.save``); the CLI spells it
+    ``--name-with-dashes`` unless ``cli`` says otherwise. An integer setting has ``low`` and
+    ``high``; a text setting ``choices``; ``flag`` marks a bool.
+    """
+
+    name: str
+    default: Any
+    help: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    flag: bool = False
+    cli: str | None = None  # the CLI's spelling where it differs (a negated flag, a short name)
+
+    def check(self, value: Any) -> Any:
+        """``value`` if it is valid for this setting, else a ConfigError naming the setting."""
+        if value is None and self.default is None:
+            return value
+        if self.flag:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.name} must be True or False, got {value!r}")
+            return value
+        if self.choices:
+            if value not in self.choices:
+                raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+            return value
+        assert self.low is not None and self.high is not None
+        return _int_in(self.name, value, self.low, self.high)
+
+
+#: The encoder's settings: the keywords of :func:`encode` after the image, the ``cgdm encode``
+#: options of the same names and the keywords ``im.save`` passes on (``cgdm_codec.pillow``).
+ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
+    EncodeOption("quality", 3, "Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp).",
+                 low=1, high=6),
+    EncodeOption("base", None, "Base codec: av1 (AV1 intra, the default; env CGDM_BASE) or hyperprior "
+                 "(the learned codec).", choices=BASES),
+    EncodeOption("base_only", False, "Write a file without the diffusion stage (smaller, fast to "
+                 "decode, less detail).", flag=True),
+    EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8, 6, 4) and, for the "
+                 "diffusion stage, its search for the syntax and seed: fast and default = one pass of "
+                 "the syntax encoder (default scores the diffusion-or-not decision on the whole "
+                 "image); max = the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS),
+    EncodeOption("seed", 0, "Noise seed the decoder's diffusion starts from (the first one tried "
+                 "when searching seeds).", low=0, high=2**32 - 1),
+    EncodeOption("steps", None, "DDIM steps the decoder should run [default: the newest decoder's, 5].",
+                 low=1, high=255),
+    EncodeOption("av1_quality", None, "AV1 base: Pillow's AVIF quality 0..100 instead of the level "
+                 "(a fine-grained rate).", low=0, high=100),
+    EncodeOption("finetune_iters", None, "Override the effort's number of per-image fine-tuning "
+                 "iterations.", low=0, high=100000),
+    EncodeOption("seeds", None, "Override the effort's number of noise seeds tried (each costs one "
+                 "decode).", low=1, high=1024),
+    EncodeOption("finetune", True, "Skip the per-image fine-tuning (seeds are still searched).",
+                 flag=True, cli="--no-finetune"),
+    EncodeOption("device", "auto", "Where the networks run (entropy coding always runs on the CPU).",
+                 choices=DEVICES),
+)
+ENCODE_OPTION = {o.name: o for o in ENCODE_OPTIONS}
 
 
 def _quiet(_: str) -> None:
@@ -49,9 +116,7 @@ def _int_in(name: str, value: Any, low: int, high: int) -> int:
 
 def _check_device(device: Any) -> str:
     """The CLI's choices; whether CUDA is present is checked once torch is loaded."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    return device
+    return ENCODE_OPTION["device"].check(device)
 
 
 def _is_path(x: Any) -> bool:
@@ -91,7 +156,7 @@ def _prepare(image: ImageSource, limits: Limits) -> "CodecImage":
     if _is_path(image):
         return imageio.load(Path(image), limits)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return imageio.load_bytes(bytes(image), limits, name="image")
+        return imageio.load_bytes(bytes(image), limits, name="the image data")
     from PIL import Image
 
     if isinstance(image, Image.Image):
@@ -124,21 +189,11 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
     Raises ``ConfigError`` (a bad setting), ``ImageError`` (an unreadable or oversized
     image), ``WeightsError`` (weights missing or damaged).
     """
-    _int_in("quality", quality, 1, 6)
-    if base is not None and base not in BASES:
-        raise ConfigError(f"base must be one of {', '.join(BASES)}, got {base!r}")
-    if effort not in EFFORTS:
-        raise ConfigError(f"effort must be one of {', '.join(EFFORTS)}, got {effort!r}")
-    _int_in("seed", seed, 0, 2**32 - 1)
-    if steps is not None:
-        _int_in("steps", steps, 1, 255)
-    if av1_quality is not None:
-        _int_in("av1_quality", av1_quality, 0, 100)
-    if finetune_iters is not None:
-        _int_in("finetune_iters", finetune_iters, 0, 100000)
-    if seeds is not None:
-        _int_in("seeds", seeds, 1, 1024)
-    _check_device(device)
+    settings = dict(quality=quality, base=base, base_only=base_only, effort=effort, seed=seed,
+                    steps=steps, av1_quality=av1_quality, finetune_iters=finetune_iters, seeds=seeds,
+                    finetune=finetune, device=device)
+    for name, value in settings.items():
+        ENCODE_OPTION[name].check(value)
     lim = _limits(limits)
     prepared = _prepare(image, lim)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -43,20 +44,84 @@ def same_file(a: Path, b: Path) -> bool:
         return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
 
 
+#: Names of this process's own file descriptors: written through, never renamed over (a
+#: rename would replace the symlink ``/dev/stdout`` itself when standard output is a file).
+_DESCRIPTOR_NAMES = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` names a character device or a named pipe (``/dev/null``, ``/dev/stdout``
+    on a pipe, a FIFO): something written to as a stream, never replaced by a rename."""
+    name = os.path.normpath(os.path.abspath(path))
+    if name in ("/dev/stdout", "/dev/stderr") or name.startswith(_DESCRIPTOR_NAMES[2:]):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _folder(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _named(e: OSError, path: Path, what: str = "") -> OSError:
+    """The same error, naming the user's path instead of a temporary file's."""
+    text = f"{what} ({e.strerror})" if what and e.strerror else (e.strerror or str(e))
+    return type(e)(e.errno, text, str(path)) if e.errno is not None else OSError(text)
+
+
 def check_output(path: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Fail early, before any work: never the input, and no existing file without ``overwrite``."""
+    """Fail early, before any work, with the user's path in the message: never the input,
+    no existing file without ``overwrite``, and a folder that exists and takes a new file.
+
+    Character devices and named pipes (``/dev/null``) are accepted as they are: they are
+    written as streams (:func:`write_with`).
+    """
     for src in inputs:
         if same_file(path, src):
             raise OutputExistsError(path, is_input=True)
+    if is_stream(path):
+        return
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder (end the name with / to write into it)", str(path))
+    if os.path.lexists(path) and not path.is_file() and not path.is_symlink():
+        raise OSError(errno.EINVAL, "is not a regular file", str(path))
     if not overwrite and (path.exists() or path.is_symlink()):
         raise OutputExistsError(path)
+    folder = _folder(path)
+    if not folder.exists():
+        raise FileNotFoundError(errno.ENOENT, f"folder {folder} does not exist", str(path))
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a folder", str(path))
+    try:  # the one reliable test: create (and remove) a file where the output will go
+        fd, probe = tempfile.mkstemp(prefix=".cgdm-", suffix=".probe", dir=folder)
+    except OSError as e:
+        raise _named(e, path, f"cannot create a file in folder {folder}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_with(path: Path, writer: Callable[[BinaryIO], None], overwrite: bool,
                suffix: str = ".part") -> None:
-    """Create ``path`` from ``writer(fileobj)`` atomically; see the module docstring."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=suffix, dir=directory)
+    """Create ``path`` from ``writer(fileobj)`` atomically; see the module docstring.
+
+    A character device or named pipe is written directly (it cannot be renamed over).
+    An ``OSError`` names ``path``, never the temporary file.
+    """
+    if is_stream(path):
+        try:
+            with open(path, "wb") as f:
+                writer(f)
+        except OSError as e:
+            raise _named(e, path) from None
+        return
+    directory = _folder(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=suffix, dir=directory)
+    except OSError as e:
+        raise _named(e, path, f"cannot create a file in folder {directory}") from None
     try:
         # mkstemp makes the file private (0600); give it the permissions open() would.
         os.fchmod(fd, 0o666 & ~_umask())
@@ -77,6 +142,10 @@ def write_with(path: Path, writer: Callable[[BinaryIO], None], overwrite: bool,
                 if path.exists() or path.is_symlink():
                     raise OutputExistsError(path) from None
                 os.replace(tmp, path)
+    except OutputExistsError:
+        raise
+    except OSError as e:
+        raise _named(e, path) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 

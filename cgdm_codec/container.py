@@ -568,11 +568,30 @@ def parse(data: bytes, limits: Limits | None = None) -> CgdmFile:
     Every problem raises :class:`FormatError` with a one-line message; the
     checks run in the order documented in ``docs/format.md``. ``limits`` (default:
     the format's own) are applied to the dimensions as soon as they are read.
+
+    A header field that makes no sense (an unknown version or base codec, a reserved
+    bit...) is what a newer cgdm could write, but far more often one damaged byte: when
+    the file's checksum does not match either, the message says the file is damaged.
     """
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     if not isinstance(data, bytes):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
+    try:
+        return _parse(data, limits)
+    except FormatError as e:
+        if (data[: len(MAGIC)] == MAGIC and len(data) >= MIN_FILE_BYTES
+                and "checksum mismatch" not in str(e) and not _checksum_matches(data)):
+            raise FormatError(f"damaged file (checksum mismatch): {e}") from None
+        raise
+
+
+def _checksum_matches(data: bytes) -> bool:
+    """Whether the last 4 bytes are the CRC-32 of the rest (the file is as it was written)."""
+    return int.from_bytes(data[-_CRC_BYTES:], "little") == zlib.crc32(memoryview(data)[:-_CRC_BYTES])
+
+
+def _parse(data: bytes, limits: Limits | None) -> CgdmFile:
     n = len(data)
 
     # 1. magic (only as much of it as is present), 2. minimum length

@@ -241,19 +241,58 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
 
 
 def load(path: str | Path, limits: Limits | None = None) -> CodecImage:
-    """Read an image file, refusing oversized ones from their header, before decoding."""
+    """Read an image file, refusing oversized ones from their header, before decoding.
+
+    The file is read through a file object, never memory-mapped: Pillow maps uncompressed
+    files (PGM, BMP, raw TIFF...) it opens by name, and a mapped file that another process
+    truncates meanwhile kills this one with SIGBUS instead of an error.
+    """
     path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: {NO_SUCH_FILE}")
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    return _load(path, str(path), limits)
+        raise ImageError(f"{path}: not a regular file")
+    try:
+        fh = open(path, "rb")
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror or e}") from None
+    with fh:
+        return _load(fh, str(path), limits)
+
+
+#: The one wording of a missing input, everywhere (the operating system's).
+NO_SUCH_FILE = "No such file or directory"
 
 
 def load_bytes(data: bytes, limits: Limits | None = None, name: str = "standard input") -> CodecImage:
     """Read an image from memory (a pipe), with the same checks as :func:`load`."""
-    return _load(io.BytesIO(data), name, limits)
+    return _load(io.BytesIO(data), f"{name} ({len(data)} bytes)", limits)
 
 
-def _load(source: Path | BinaryIO, name: str, limits: Limits | None) -> CodecImage:
+def _frames(im) -> int:
+    """How many frames (GIF, APNG, WebP) or pages (TIFF) the file holds; 1 if Pillow cannot tell."""
+    try:
+        n = int(getattr(im, "n_frames", 1))
+    except Exception:  # a damaged later frame: the first one may still be fine
+        return 1
+    if n > 1:
+        im.seek(0)
+    return n
+
+
+def _source_bits(im) -> int:
+    """Bits per sample of the file, where Pillow reads more than 8 into an 8-bit mode: a 48-bit
+    RGB PNG opens as mode RGB with the raw mode ``RGB;16B`` (16-bit gray, mode I;16, says so itself)."""
+    for tile in getattr(im, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args and
+                                                    isinstance(args[0], str) else "")
+        if im.mode in ("RGB", "RGBA") and ";16" in raw:
+            return 16
+    return 8
+
+
+def _load(source: BinaryIO, name: str, limits: Limits | None) -> CodecImage:
     """Pillow's own decompression-bomb guard (which trips at twice ``Image.MAX_IMAGE_PIXELS``,
     on open) also ends in an ``ImageError`` naming cgdm's limit."""
     from PIL import Image, UnidentifiedImageError
@@ -264,15 +303,24 @@ def _load(source: Path | BinaryIO, name: str, limits: Limits | None) -> CodecIma
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as im:
                 check_size(*im.size, limits=limits)  # before decoding any pixel data
+                frames = _frames(im)
+                bits = _source_bits(im)
                 im.load()
-                return from_pil(im, limits)
+                img = from_pil(im, limits)
     except ImageError as e:
         raise ImageError(f"{name}: {e}") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: image is too large ({e}); cgdm handles up to "
                          f"{limits.max_side} px per side and {limits.max_pixels} pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not a readable image (not in a format Pillow reads)") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: not a readable image ({e})") from None
+    if frames > 1:
+        img.notes.insert(0, f"{frames} frames (an animation or a multi-page file): only the first is coded")
+    if bits > 8:
+        img.notes.insert(0, f"{bits}-bit input reduced to 8 bits per channel")
+    return img
 
 
 def to_pil(rgb: np.ndarray, mode: ColourMode, alpha: np.ndarray | None,
@@ -420,10 +468,16 @@ def format_for(ext: str) -> str:
 PNG_LEVEL = 1
 
 
-def write_image(im, f: BinaryIO, fmt: str, name: str = "output", png_level: int = PNG_LEVEL) -> list[str]:
+#: Output formats whose writers take a quality 0..100 (``cgdm decode --output-quality``).
+QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")
+
+
+def write_image(im, f: BinaryIO, fmt: str, name: str = "output", png_level: int = PNG_LEVEL,
+                quality: int | None = None) -> list[str]:
     """Encode ``im`` into the open file ``f`` as ``fmt``, with the metadata in ``im.info``
     (as :func:`to_pil` puts it) where the format can hold it (:data:`METADATA_FORMATS`);
-    returns notes for the user, also for what could not be kept."""
+    returns notes for the user, also for what could not be kept. ``quality`` (0..100) is
+    passed to the JPEG, WebP and AVIF writers; None keeps Pillow's default."""
     notes: list[str] = []
     md = metadata_from_info(im.info, im.mode in ("L", "LA"), im.mode, notes)
     kwargs = _metadata_kwargs(fmt, md, name, notes)
@@ -432,31 +486,46 @@ def write_image(im, f: BinaryIO, fmt: str, name: str = "output", png_level: int 
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
     if fmt == "PNG":
         kwargs["compress_level"] = png_level
+    if quality is not None:
+        if fmt not in QUALITY_FORMATS:
+            raise ConfigError(f"an output quality applies to JPEG, WebP and AVIF outputs, not {fmt}")
+        kwargs["quality"] = quality
+    if fmt == "GIF" and im.mode not in ("L", "LA") and im.getcolors(256) is None:
+        notes.append(f"GIF holds at most 256 colours: {name} was reduced to a 256-colour palette")
     im.save(f, format=fmt, **kwargs)
     return notes
 
 
-def save(im, path: str | Path, overwrite: bool = True, png_level: int = PNG_LEVEL) -> list[str]:
-    """Write atomically in the format the extension names; returns notes for the user.
+def save(im, path: str | Path, overwrite: bool = True, png_level: int = PNG_LEVEL,
+         fmt: str | None = None, quality: int | None = None) -> list[str]:
+    """Write atomically in ``fmt`` (default: the format the extension names); returns notes
+    for the user.
 
     The metadata in ``im.info`` (as :func:`to_pil` puts it) is written where the format
     can hold it (:data:`METADATA_FORMATS`), with a note for what it cannot.
     With ``overwrite`` False an existing file is left alone (``OutputExistsError``).
+    A character device or a named pipe (``/dev/null``) is written directly.
     """
     path = Path(path)
-    try:
-        fmt = format_for(path.suffix or ".")
-    except ImageError as e:
-        raise ImageError(f"{path}: {e}") from None
+    if fmt is None:
+        try:
+            fmt = format_for(path.suffix or ".")
+        except ImageError as e:
+            raise ImageError(f"{path}: {e}") from None
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ImageError(f"{path}: folder {directory} does not exist")
     notes: list[str] = []
+
+    def writer(f: BinaryIO) -> None:
+        notes.extend(write_image(im, f, fmt, path.name, png_level, quality))
+
     try:
-        write_with(path, lambda f: notes.extend(write_image(im, f, fmt, path.name, png_level)), overwrite,
-                   suffix=path.suffix.lower())
-    except OutputExistsError:
+        write_with(path, writer, overwrite, suffix=path.suffix.lower() or ".part")
+    except (OutputExistsError, ConfigError):
         raise
-    except (OSError, ValueError, KeyError) as e:
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+    except (ValueError, KeyError) as e:
         raise ImageError(f"{path}: cannot write ({e})") from None
     return notes

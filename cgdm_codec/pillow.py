@@ -12,6 +12,10 @@ Opening parses the whole container (the checksum sits at its end, and files are 
 so a damaged file fails at ``Image.open`` with a ``FormatError``; the pixels, which need
 torch and the weights, are decoded on first use (``load()``, or any pixel access).
 
+``im.info`` holds ``cgdm`` (the :func:`cgdm_codec.info` dict) and, as Pillow's JPEG, PNG and
+WebP readers put them, the file's ``icc_profile``, ``exif`` (with the ``Exif\\0\\0`` prefix)
+and ``xmp``.
+
 Decode settings: ``im.decode_options`` (per image, before the pixels are used) starts as a
 copy of :data:`DECODE_OPTIONS` (per process): ``base_only``, ``steps``, ``device``.
 Save options (``im.save(..., **options)``): ``quality`` 1..6 (default 3), ``base``,
@@ -25,8 +29,10 @@ from typing import IO, Any
 
 from PIL import Image, ImageFile
 
+from .api import ENCODE_OPTIONS
 from .container import MAGIC, CgdmFile, Limits, parse, summary
 from .errors import FormatError
+from .imageio import EXIF_PREFIX
 
 FORMAT = "CGDM"
 EXTENSION = ".cgdm"
@@ -35,10 +41,10 @@ MIME = "image/x-cgdm"  # no registered media type exists; the x- prefix says so
 #: Defaults for decoding opened files; change them to affect every later ``Image.open``.
 DECODE_OPTIONS: dict[str, Any] = {"base_only": False, "steps": None, "device": "auto"}
 
-#: The ``im.save`` keywords passed on to :func:`cgdm_codec.encode` (Pillow adds its own keys
-#: to ``encoderinfo``, which are not ours to reject).
-SAVE_OPTIONS = ("base", "base_only", "effort", "seed", "steps", "av1_quality",
-                "finetune_iters", "seeds", "finetune", "device")
+#: The ``im.save`` keywords passed on to :func:`cgdm_codec.encode`: its settings after the
+#: quality (``api.ENCODE_OPTIONS``). Pillow adds its own keys to ``encoderinfo``, which are
+#: not ours to reject.
+SAVE_OPTIONS = tuple(o.name for o in ENCODE_OPTIONS if o.name != "quality")
 
 
 def _accept(prefix: bytes) -> bool:
@@ -64,6 +70,15 @@ class CgdmImageFile(ImageFile.ImageFile):
         self._size = (f.width, f.height)
         self._mode = f.colour_mode.name  # RGB, L, RGBA, LA: Pillow's names too
         self.info["cgdm"] = summary(f, len(data))
+        # the metadata where Pillow's own readers put it, so that code written for a JPEG
+        # or PNG (im.info["icc_profile"], im.getexif(), im.save(..., exif=...)) works as is
+        if f.metadata is not None:
+            if f.metadata.icc is not None:
+                self.info["icc_profile"] = f.metadata.icc
+            if f.metadata.exif is not None:
+                self.info["exif"] = EXIF_PREFIX + f.metadata.exif
+            if f.metadata.xmp is not None:
+                self.info["xmp"] = f.metadata.xmp
         self.decode_options: dict[str, Any] = dict(DECODE_OPTIONS)
         self.tile = []
 

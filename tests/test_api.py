@@ -107,9 +107,12 @@ def test_bad_settings_are_config_errors(card, kwargs, match):
 
 
 def test_bad_inputs_raise_the_projects_errors(tmp_path, card):
-    with pytest.raises(ImageError, match="not a readable image"):
+    with pytest.raises(ImageError, match="not a readable image") as bad_bytes:
         cgdm_codec.encode(b"certainly not an image", 3, **FAST)
-    with pytest.raises(ImageError, match="no such file"):
+    # it says what the input was, not "cannot identify image file <_io.BytesIO object at 0x7f...>"
+    assert str(bad_bytes.value) == ("the image data (22 bytes): not a readable image "
+                                    "(not in a format Pillow reads)")
+    with pytest.raises(ImageError, match="missing.png: No such file or directory"):
         cgdm_codec.encode(tmp_path / "missing.png", 3, **FAST)
     with pytest.raises(FormatError, match="bad magic"):
         cgdm_codec.decode(b"PNG and such")

@@ -1,6 +1,7 @@
 """The command line: exit codes, one-line errors, no half-written outputs, fast `info`."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ from PIL import Image
 
 from cgdm_codec.cli import main, progress_line
 from conftest import textured
+
+
+PROGRESS = re.compile(r"\[ *\d+\.\ds\] ")
 
 
 def run(*args: str):
@@ -89,7 +93,8 @@ def test_bad_effort_options_are_usage_errors(encoded, args):
 
 
 def _err(res) -> str:
-    return res.stderr.strip()
+    """stderr without the progress lines (``[  0.1s] reading x.png``) that precede an error."""
+    return "\n".join(line for line in res.stderr.strip().splitlines() if not PROGRESS.match(line))
 
 
 def test_missing_input_is_one_line_error(tmp_path):
@@ -205,3 +210,137 @@ def test_diffusion_flag_forces_the_stage_and_contradicts_base_only(tmp_path, mon
     assert not parse((tmp_path / "auto.cgdm").read_bytes()).diffusion
     res = run("encode", str(src), "--diffusion", "--base-only", "-o", str(tmp_path / "x.cgdm"))
     assert res.exit_code == 2 and "contradict" in res.output and not (tmp_path / "x.cgdm").exists()
+
+
+# --------------------------------------------------------------- issue 24: a new user's bugs
+# (AV1 base without the diffusion stage: no torch, milliseconds per file)
+
+FAST = ["--base", "av1", "--base-only", "-Q"]
+
+
+@pytest.fixture()
+def small(tmp_path):
+    src = tmp_path / "small.png"
+    Image.fromarray(textured(24, 40, seed=2)).save(src)
+    res = run("encode", str(src), "-o", str(tmp_path / "x.cgdm"), *FAST)
+    assert res.exit_code == 0, res.output
+    return src, tmp_path / "x.cgdm"
+
+
+def test_one_input_into_a_folder_that_does_not_exist(small, tmp_path, monkeypatch):
+    """``-o newdir/`` once wrote a FILE named newdir (encode) or failed with "unknown output
+    format '(none)'" (decode): a trailing / means a folder, created if missing, for one input too."""
+    src, cg = small
+    monkeypatch.chdir(tmp_path)
+    res = run("encode", "small.png", "-o", "newdir/", *FAST)
+    assert res.exit_code == 0, res.output
+    assert Path("newdir").is_dir() and Path("newdir/small.cgdm").is_file()
+    res = run("decode", "x.cgdm", "-o", "nodir3/", "-Q")
+    assert res.exit_code == 0, res.output
+    assert Image.open("nodir3/x.png").size == (40, 24)
+    res = run("decode", "x.cgdm", "-o", "deep/er/", "--format", "webp", "-Q")
+    assert res.exit_code == 0 and Image.open("deep/er/x.webp").format == "WEBP"
+    Path("existing").mkdir()  # an existing folder without the slash is a folder too
+    assert run("encode", "small.png", "-o", "existing", *FAST).exit_code == 0
+    assert Path("existing/small.cgdm").is_file()
+
+
+def test_a_missing_input_creates_no_folder(tmp_path):
+    res = CliRunner().invoke(main, ["encode", str(tmp_path / "nope.png"), "-o", str(tmp_path / "new") + "/"])
+    assert res.exit_code == 1 and "No such file or directory" in _err(res)
+    assert not (tmp_path / "new").exists()
+
+
+def test_format_contradicting_the_extension_is_a_usage_error(small, tmp_path):
+    _, cg = small
+    res = CliRunner().invoke(main, ["decode", str(cg), "-o", str(tmp_path / "o.png"), "--format", "webp"])
+    assert res.exit_code == 2 and "--format" in res.stderr and not (tmp_path / "o.png").exists()
+    res = run("decode", str(cg), "-o", str(tmp_path / "o.jpeg"), "--format", "jpg", "-Q")  # the same format
+    assert res.exit_code == 0 and Image.open(tmp_path / "o.jpeg").format == "JPEG"
+    res = CliRunner().invoke(main, ["decode", str(cg), "-o", "-", "--format", "nonsense"])
+    assert res.exit_code == 2 and "nonsense" in res.stderr
+
+
+@pytest.mark.parametrize("fmt", [None, "webp"])
+def test_decode_to_dev_null(small, fmt):
+    res = CliRunner().invoke(main, ["decode", str(small[1]), "-o", "/dev/null", "-Q",
+                                    *(["--format", fmt] if fmt else [])])
+    assert res.exit_code == 0, res.output
+
+
+def test_encode_to_dev_null(small):
+    res = CliRunner().invoke(main, ["encode", str(small[0]), "-o", "/dev/null", *FAST])
+    assert res.exit_code == 0, res.output
+    assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("name", ["out.jpg", "out.PNG", "out.webp", "out.tiff"])
+def test_encode_refuses_an_image_extension(small, tmp_path, name):
+    res = CliRunner().invoke(main, ["encode", str(small[0]), "-o", str(tmp_path / name), *FAST])
+    assert res.exit_code == 2 and "writes .cgdm files" in res.stderr
+    assert not (tmp_path / name).exists()
+    for other in ("out.bin", "out"):  # not an image extension: the user's choice
+        assert run("encode", str(small[0]), "-o", str(tmp_path / other), *FAST).exit_code == 0
+
+
+def test_output_quality_for_lossy_outputs(small, tmp_path):
+    _, cg = small
+    sizes = {}
+    for ext in ("jpg", "webp"):
+        for q in (5, 95):
+            out = tmp_path / f"q{q}.{ext}"
+            res = run("decode", str(cg), "-o", str(out), "--output-quality", str(q), "-Q")
+            assert res.exit_code == 0, res.output
+            sizes[ext, q] = out.stat().st_size
+        assert sizes[ext, 5] < sizes[ext, 95]
+    res = CliRunner().invoke(main, ["decode", str(cg), "-o", str(tmp_path / "x.png"), "--output-quality", "50"])
+    assert res.exit_code == 2 and "JPEG, WebP and AVIF" in res.stderr and not (tmp_path / "x.png").exists()
+    res = CliRunner().invoke(main, ["decode", str(cg), "-o", str(tmp_path / "y.jpg"), "--output-quality", "101"])
+    assert res.exit_code == 2
+
+
+def test_gif_output_notes_the_palette(small, tmp_path):
+    res = CliRunner().invoke(main, ["decode", str(small[1]), "-o", str(tmp_path / "x.gif")])
+    assert res.exit_code == 0 and "256-colour palette" in res.stderr
+
+
+def test_single_file_errors_name_the_file(small, tmp_path):
+    bad = tmp_path / "bad.cgdm"
+    data = small[1].read_bytes()
+    bad.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    for cmd in (["decode", str(bad), "-o", str(tmp_path / "o.png")], ["info", str(bad)]):
+        res = CliRunner().invoke(main, cmd)
+        assert res.exit_code == 1 and _err(res).startswith(f"cgdm: error: {bad}: corrupted file")
+
+
+def test_a_flipped_header_byte_reads_as_damage_not_as_a_version_problem(small, tmp_path):
+    import zlib
+
+    data = bytearray(small[1].read_bytes())
+    data[5] = 3  # the base codec id
+    bad = tmp_path / "flipped.cgdm"
+    bad.write_bytes(bytes(data))
+    res = CliRunner().invoke(main, ["decode", str(bad), "-o", str(tmp_path / "o.png")])
+    assert res.exit_code == 1
+    assert _err(res) == (f"cgdm: error: {bad}: damaged file (checksum mismatch): unknown base codec id 3 "
+                         "(this cgdm knows: 1, 2)")
+    data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")  # intact: a newer writer's file
+    bad.write_bytes(bytes(data))
+    res = CliRunner().invoke(main, ["info", str(bad)])
+    assert res.exit_code == 1 and "damaged" not in _err(res) and "unknown base codec id 3" in _err(res)
+
+
+def test_a_missing_input_has_one_wording_everywhere(tmp_path):
+    missing = tmp_path / "missing"
+    for cmd in (["encode", f"{missing}.png"], ["decode", f"{missing}.cgdm"], ["info", f"{missing}.cgdm"],
+                ["encode", f"{missing}.png", f"{missing}2.png", "-o", str(tmp_path / "out") + "/"]):
+        res = CliRunner().invoke(main, cmd)
+        assert res.exit_code == 1
+        errors = [line for line in _err(res).splitlines() if line.startswith("cgdm: error:")]
+        assert errors and all(e.startswith(f"cgdm: error: {missing}") and
+                              e.endswith(": No such file or directory") for e in errors), errors
+
+
+def test_info_names_the_base_codec(small):
+    res = run("info", str(small[1]))
+    assert res.exit_code == 0 and "base codec av1," in res.output

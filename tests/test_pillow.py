@@ -113,3 +113,36 @@ def test_errors(tmp_path):
     with pytest.raises(Image.UnidentifiedImageError):
         Image.open(tmp_path / "other.cgdm")
     assert plugin.register() is None  # registering twice is harmless
+
+
+def test_metadata_is_in_info_like_pillows_own_readers(tmp_path):
+    """``im.info`` held only ``cgdm``: ICC, EXIF and XMP were lost to code written for Pillow."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[271] = "Camera Maker"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">hello</x:xmpmeta>'
+    src = tmp_path / "src.png"
+    Image.fromarray(textured(16, 24)).save(src, icc_profile=icc, exif=exif)
+    data = cgdm_codec.encode(Image.open(src), 3, **FAST)
+    with_xmp = tmp_path / "src.jpg"
+    Image.open(src).save(with_xmp, icc_profile=icc, exif=exif, xmp=xmp)
+    (tmp_path / "p.cgdm").write_bytes(cgdm_codec.encode(with_xmp, 3, **FAST))
+    with Image.open(tmp_path / "p.cgdm") as im:
+        assert im.info["icc_profile"] == icc and im.info["xmp"] == xmp
+        assert im.info["exif"].startswith(b"Exif\x00\x00") and im.getexif()[271] == "Camera Maker"
+        im.load()
+        assert im.info["icc_profile"] == icc and im.info["xmp"] == xmp
+        im.save(tmp_path / "out.png")  # Pillow's PNG writer takes the profile from im.info
+        im.save(tmp_path / "out.jpg", icc_profile=im.info["icc_profile"], exif=im.info["exif"])
+    assert Image.open(tmp_path / "out.png").info["icc_profile"] == icc
+    with Image.open(tmp_path / "out.jpg") as jpg:
+        assert jpg.info["icc_profile"] == icc and jpg.getexif()[271] == "Camera Maker"
+    assert "icc_profile" in Image.open(io.BytesIO(data)).info
+
+
+def test_save_options_are_the_encoders():
+    from cgdm_codec.api import ENCODE_OPTIONS
+
+    assert plugin.SAVE_OPTIONS == tuple(o.name for o in ENCODE_OPTIONS if o.name != "quality")

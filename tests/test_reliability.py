@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import stat
 import struct
@@ -27,8 +28,12 @@ def cli(*args: str, env: dict[str, str] | None = None):
     return CliRunner().invoke(main, list(args), env=env)
 
 
+PROGRESS = re.compile(r"\[ *\d+\.\ds\] ")
+
+
 def one_line_error(res, code: int = 1) -> str:
-    err = res.stderr.strip()
+    """The error line; progress lines (``[  0.1s] reading x.png``) may precede it, nothing else."""
+    err = "\n".join(line for line in res.stderr.strip().splitlines() if not PROGRESS.match(line))
     assert res.exit_code == code, (res.exit_code, res.output)
     assert err.startswith("cgdm: error:") and len(err.splitlines()) == 1, err
     assert "Traceback" not in res.output
@@ -294,3 +299,97 @@ def test_file_from_other_weights_names_both_identifiers(coded, tmp_path):
     other.write_bytes(serialize(replace(f, weights_id=b"\xde\xad\xbe\xef")))
     err = one_line_error(cli("decode", str(other), "-o", str(tmp_path / "o.png"), "-Q"))
     assert "deadbeef" in err and f.weights_id.hex() in err
+
+
+# ---------------------------------------------------- issue 24: outputs checked before the work
+
+
+def _no_work(monkeypatch):
+    """Make the codec itself fail loudly: the tests below must stop before it runs."""
+    from cgdm_codec import pipeline
+
+    def boom(*a, **k):
+        raise AssertionError("the codec ran before the output was checked")
+
+    monkeypatch.setattr(pipeline, "encode_image", boom)
+    monkeypatch.setattr(pipeline, "decode_image", boom)
+
+
+def test_output_folder_is_checked_before_any_work(coded, tmp_path, monkeypatch):
+    """Encode used to find out only after the whole encode, naming its temporary file
+    (``nodir/sub/.cgdm-s3vvf_o5.part: No such file or directory``)."""
+    src, cg = coded
+    _no_work(monkeypatch)
+    for cmd, name in ((["encode", str(src)], "x.cgdm"), (["decode", str(cg)], "x.png")):
+        out = tmp_path / "nodir" / "sub" / name
+        err = one_line_error(cli(*cmd, "-o", str(out)))
+        assert err == f"cgdm: error: {out}: folder {out.parent} does not exist"
+    assert list(tmp_path.iterdir()) == []
+
+
+def _refuses_new_files(folder: str) -> bool:
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(name)
+    return False
+
+
+@pytest.mark.skipif(not _refuses_new_files("/sys"), reason="needs a folder that refuses new files")
+def test_unwritable_folder_is_named_not_the_temporary_file(coded, monkeypatch):
+    """sysfs refuses new files even to root (where chmod 0555 would not stop anyone)."""
+    src, cg = coded
+    _no_work(monkeypatch)
+    for cmd, name in ((["encode", str(src)], "x.cgdm"), (["decode", str(cg)], "x.png")):
+        err = one_line_error(cli(*cmd, "-o", f"/sys/{name}"))
+        assert err.startswith(f"cgdm: error: /sys/{name}: cannot create a file in folder /sys (")
+        assert ".cgdm-" not in err and ".part" not in err
+
+
+def test_write_errors_name_the_output_not_the_temporary_file(tmp_path, monkeypatch):
+    def writer(f):
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "o.cgdm"
+    with pytest.raises(OSError) as info:
+        atomic.write_with(out, writer, overwrite=False)
+    assert info.value.filename == str(out) and info.value.strerror == "No space left on device"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_as_the_output_name(coded, tmp_path):
+    src, _ = coded
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "in.cgdm").mkdir()  # the output's name is taken by a folder
+    err = one_line_error(cli("encode", str(src), "-o", str(tmp_path / "d") + "/", "-Q", "--base-only"))
+    assert "is a folder" in err
+
+
+# ------------------------------------------------------------------ issue 24: input notes
+
+
+def _frames(fmt: str, n: int) -> bytes:
+    frames = [Image.fromarray(textured(24, 40, seed=i)) for i in range(n)]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, data, note", [
+    ("anim.gif", lambda: _frames("GIF", 3), "3 frames"),
+    ("pages.tif", lambda: _frames("TIFF", 2), "2 frames"),
+    ("rgb16.png", lambda: png_16bit_rgb(24, 40), "16-bit input reduced to 8 bits"),
+    ("gray16.png", lambda: save(Image.fromarray(np.full((24, 40), 50000, np.uint16)), "PNG"),
+     "16-bit input reduced to 8 bits"),
+])
+def test_inputs_that_lose_something_say_so(tmp_path, name, data, note):
+    src = tmp_path / name
+    src.write_bytes(data())
+    res = cli("encode", str(src), "-o", str(tmp_path / "x.cgdm"), "--base", "av1", "--base-only")
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.stderr.splitlines() if "note:" in line]
+    assert len([n for n in notes if note in n]) == 1, res.stderr

@@ -1,0 +1,5 @@
+"""``python -m cgdm_codec.cli``: the ``cgdm`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,364 @@
+"""The ``cgdm`` commands: options and their checks; the work is in ``jobs``.
+
+Only click and the pure-Python container are imported at start-up, so ``cgdm --help`` and
+``cgdm info`` answer instantly; torch and CompressAI load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..api import ENCODE_OPTION, EncodeOption
+from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, read_file, summary
+from ..errors import ImageError
+from ..imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
+from .failures import GuardedGroup, run_guarded
+from .jobs import DecodeJob, EncodeJob, decode_job, decode_one, encode_job, encode_one, run_all
+from .outputs import check_encode_output, decode_format, echo_stdout, image_format, plan_outputs
+
+
+def limits() -> Limits:
+    """The size limits the group options (or their environment variables) set."""
+    ctx = click.get_current_context(silent=True)
+    found = ctx.find_object(Limits) if ctx is not None else None
+    return found if found is not None else Limits.from_env()
+
+
+def option_from(setting: EncodeOption, *names: str, **overrides: Any) -> Callable:
+    """The click option of an encoder setting described in ``api.ENCODE_OPTIONS``."""
+    flag = setting.cli or "--" + setting.name.replace("_", "-")
+    kwargs: dict[str, Any] = dict(help=setting.help, default=setting.default)
+    if setting.flag:
+        # a negated flag (--no-finetune) stores False into a setting that defaults to True
+        kwargs.update(is_flag=True, flag_value=not setting.default)
+    elif setting.choices:
+        kwargs.update(type=click.Choice(list(setting.choices)), show_default=setting.default is not None)
+    else:
+        kwargs.update(type=click.IntRange(setting.low, setting.high),
+                      show_default=setting.default is not None)
+    kwargs.update(overrides)
+    return click.option(*names, flag, setting.name, **kwargs)
+
+
+def encode_option(name: str, *names: str, **overrides: Any) -> Callable:
+    return option_from(ENCODE_OPTION[name], *names, **overrides)
+
+
+DEVICE = encode_option("device")
+QUIET = click.option("--quiet", "-Q", is_flag=True, help="No progress messages on stderr.")
+FORCE = click.option("--force", "-f", is_flag=True,
+                     help="Overwrite the output file if it exists (never the input).")
+INPUTS = click.argument("inputs", nargs=-1, required=True, metavar="INPUT...",
+                        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
+                    help="Files coded at once, each in its own process [default: one per core, "
+                         "as far as free memory allows].")
+
+
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="cgdm")
+@click.option("--max-side", type=click.IntRange(1, MAX_DIM), envvar=ENV_MAX_SIDE, default=MAX_DIM,
+              show_default=True, metavar="PX",
+              help=f"Refuse images (input or .cgdm) wider or taller than this [env {ENV_MAX_SIDE}].")
+@click.option("--max-pixels", type=click.IntRange(1, MAX_PIXELS), envvar=ENV_MAX_PIXELS,
+              default=MAX_PIXELS, show_default=True, metavar="N",
+              help=f"Refuse images with more pixels than this; bounds memory [env {ENV_MAX_PIXELS}].")
+@click.pass_context
+def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
+    """cgdm: a perceptual image codec (learned base codec + diffusion decoder).
+
+    \b
+      cgdm encode img.png -q 3 -o img.cgdm
+      cgdm decode img.cgdm -o out.png
+      cgdm info img.cgdm
+
+    An existing output file is never replaced without -f/--force, the input never.
+    Exit status: 0 done, 1 an error, 2 a usage error, 130 interrupted, 141 standard output
+    closed by its reader (as a shell reports a filter ended by SIGPIPE).
+    """
+    ctx.obj = Limits(max_side, max_pixels)
+
+
+OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an existing folder; "
+               "created if missing) or a character device such as /dev/null")
+
+
+@main.command()
+@INPUTS
+@encode_option("quality", "-q", default=None, show_default=False,
+               help="Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp)  [default: 3].")
+@click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
+              help=f"Output .cgdm file, {OUTPUT_HELP} [default: INPUT with extension .cgdm; standard "
+                   "output for '-' as INPUT]. An image extension (.png, .jpg...) is refused.")
+@click.option("--size", "target_size", type=click.IntRange(1, None), default=None, metavar="BYTES",
+              help="Choose the quality whose file is the largest not over BYTES (instead of -q).")
+@click.option("--bpp", "target_bpp", type=click.FloatRange(0, None, min_open=True), default=None,
+              metavar="X", help="As --size, for a target of X bits per pixel.")
+@encode_option("base_only")
+@click.option("--diffusion", "always_diffusion", is_flag=True,
+              help="Always write the diffusion stage, even where the encoder's objective scores "
+                   "the base-only decode better.")
+@encode_option("seed")
+@encode_option("steps", default=None)
+@encode_option("effort")
+@encode_option("finetune_iters")
+@encode_option("seeds")
+@encode_option("finetune")
+@encode_option("base")
+@encode_option("av1_quality", help="AV1 base: Pillow's AVIF quality 0..100 instead of -q (a "
+                                   "fine-grained rate).")
+@click.option("--metadata", default="all", show_default=True, metavar="all|none|icc,exif,xmp",
+              help="Which of the input's ICC profile, EXIF and XMP the file carries.")
+@click.option("--strip", is_flag=True, help="Carry no metadata (same as --metadata none).")
+@JOBS
+@FORCE
+@DEVICE
+@QUIET
+def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
+           target_size: int | None, target_bpp: float | None, base_only: bool, always_diffusion: bool,
+           seed: int, steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
+           finetune: bool, base: str | None, av1_quality: int | None, metadata: str, strip: bool,
+           jobs: int | None, force: bool, device: str, quiet: bool) -> None:
+    """Compress images (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm.
+
+    \b
+      cgdm encode photo.jpg                 -> photo.cgdm
+      cgdm encode photo.jpg -o coded/       -> coded/photo.cgdm (folder created if missing)
+      cgdm encode *.png -o coded/ -j 2      -> coded/NAME.cgdm, two at a time
+      cgdm encode photo.jpg --size 20000    -> the best file of at most 20000 bytes
+      cat photo.png | cgdm encode - > photo.cgdm
+    """
+    given = [name for name, v in (("-q", quality), ("--size", target_size), ("--bpp", target_bpp),
+                                  ("--av1-quality", av1_quality)) if v is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} each choose the quality: give one")
+    if base_only and always_diffusion:
+        raise click.UsageError("--base-only and --diffusion contradict each other: give one")
+    if av1_quality is not None and base == "hyperprior":
+        raise click.UsageError("--av1-quality needs the AV1 base")
+    keep = "none" if strip else metadata
+    from ..imageio import select_metadata
+
+    run_guarded(select_metadata, None, keep)  # a bad choice: one line, exit 2
+    plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".cgdm"), lambda p: p.stem + ".cgdm")
+    for src, out in zip(inputs, plan.outputs):
+        check_encode_output(src, out)
+    options = dict(diffusion=False if base_only else (True if always_diffusion else None), seed=seed,
+                   steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
+                   finetune=finetune, device=device, base=base, fine=av1_quality)
+    work = [EncodeJob(src, out, quality or ENCODE_OPTION["quality"].default, limits(), force,
+                      target_size, target_bpp, keep, options)
+            for src, out in zip(inputs, plan.outputs)]
+    run_all(work, encode_one, encode_job, plan.folder, jobs, quiet, "encoded")
+
+
+def _format_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--format as Pillow's format name; an unknown one is a usage error."""
+    if value is None:
+        return None
+    fmt = image_format("." + value.lower().lstrip("."))
+    if fmt is None:
+        raise click.BadParameter(f"'{value}' is not an image format Pillow writes (png, webp, jpg, "
+                                 "tiff, ...)", ctx, param)
+    return fmt
+
+
+@main.command()
+@INPUTS
+@click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
+              help=f"Output image, {OUTPUT_HELP}; the format follows the extension (.png, .webp, "
+                   ".jpg, ...) [default: INPUT with extension .decoded.png; standard output for '-' "
+                   "as INPUT].")
+@click.option("--format", "fmt", default=None, metavar="EXT", callback=_format_option,
+              help="Output format for standard output, devices and folders (png, webp, jpg, tiff, "
+                   "...) [default: png]; with -o NAME.EXT it must agree with the extension.")
+@click.option("--base-only", is_flag=True,
+              help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
+@click.option("--steps", type=click.IntRange(1, 255), default=None,
+              help="Override the file's number of DDIM steps (fewer is faster).")
+@click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=PNG_LEVEL, show_default=True,
+              help="zlib level of PNG outputs (9: smallest file, several times slower to write).")
+@click.option("--output-quality", type=click.IntRange(0, 100), default=None, metavar="0..100",
+              help="Quality of JPEG, WebP and AVIF outputs [default: Pillow's: 75 for JPEG and "
+                   "AVIF, 80 for WebP].")
+@JOBS
+@FORCE
+@DEVICE
+@QUIET
+def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_only: bool,
+           steps: int | None, strip: bool, png_level: int, output_quality: int | None,
+           jobs: int | None, force: bool, device: str, quiet: bool) -> None:
+    """Decode .cgdm files to images.
+
+    \b
+      cgdm decode photo.cgdm                    -> photo.decoded.png
+      cgdm decode photo.cgdm -o previews/       -> previews/photo.png
+      cgdm decode *.cgdm -o out/ --format webp  -> out/NAME.webp
+      cgdm decode photo.cgdm -o - > photo.png
+    """
+    from ..imageio import QUALITY_FORMATS
+
+    ext = "." + ("png" if fmt is None else _extension(fmt))
+    plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".decoded" + ext), lambda p: p.stem + ext)
+
+    def pick(out: Path) -> str:
+        return decode_format(out, fmt)
+
+    formats = run_guarded(lambda: [pick(out) for out in plan.outputs])
+    if output_quality is not None:
+        for out, fm in zip(plan.outputs, formats):
+            if fm not in QUALITY_FORMATS:
+                raise click.UsageError(f"--output-quality applies to JPEG, WebP and AVIF outputs; "
+                                       f"{'standard output' if str(out) == '-' else out} is {fm}")
+    work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device, strip, png_level,
+                      output_quality)
+            for src, out, fm in zip(inputs, plan.outputs, formats)]
+    run_all(work, decode_one, decode_job, plan.folder, jobs, quiet, "decoded")
+
+
+def _extension(fmt: str) -> str:
+    """The usual extension of a Pillow format (JPEG -> jpg, WEBP -> webp)."""
+    from PIL import Image
+
+    exts = [e for e, f in Image.registered_extensions().items() if f == fmt]
+    preferred = {"JPEG": ".jpg", "TIFF": ".tiff", "JPEG2000": ".jp2"}.get(fmt)
+    return (preferred or (exts[0] if exts else "." + fmt.lower())).lstrip(".")
+
+
+def _base_name(codec_id: int) -> str:
+    from ..base.registry import BY_ID
+
+    b = BY_ID.get(codec_id)
+    return b.name if b is not None else f"id {codec_id}"
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(input: Path, as_json: bool) -> None:
+    """Describe a .cgdm file without decoding it."""
+
+    def job() -> None:
+        f = read_file(input, limits())
+        s = summary(f, input.stat().st_size)
+        if as_json:
+            echo_stdout(json.dumps(s))
+            return
+        lines = [
+            f"{input}: cgdm format {s['format_version']}",
+            f"  image      {s['width']}x{s['height']} {s['colour_mode']}",
+            f"  quality    {s['quality']}",
+            f"  size       {s['bytes']} bytes, {s['bpp']} bpp ({s['framing_bytes']} bytes of framing)",
+            f"  base codec {_base_name(s['base_codec'])}, weights {s['weights_id']}",
+            (f"  diffusion  {s['steps']} DDIM steps, seed {s['seed']}" if s.get("diffusion")
+             else f"  diffusion  none (base codec only), seed {s['seed']}"),
+            "  sections   " + ", ".join(f"{k} {v} B" for k, v in s["sections"].items()),
+            "  metadata   " + (", ".join(f"{k} {v} B" for k, v in s["metadata"].items()) or "none"),
+        ]
+        echo_stdout("\n".join(lines))
+
+    from .outputs import check_input
+
+    def named(msg: str) -> str:
+        return msg if str(input) in msg else f"{input}: {msg}"
+
+    run_guarded(lambda: (check_input(input), job()), name=named)
+
+
+def _levels(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[int, ...]:
+    """-q accepts repeats and comma lists (-q 1 -q 3, -q 1,3,5); default all six levels."""
+    levels: list[int] = []
+    for v in values:
+        for part in v.split(","):
+            if not part.strip().isdigit() or not 1 <= int(part) <= 6:
+                raise click.BadParameter(f"'{part}' is not a quality level 1..6", ctx, param)
+            if int(part) not in levels:
+                levels.append(int(part))
+    return tuple(sorted(levels)) or (1, 2, 3, 4, 5, 6)
+
+
+def _eval_command(a: dict) -> str:
+    """The command line that reproduces a run's numbers (resume/quiet/keep-files left out)."""
+    import shlex
+
+    words = ["cgdm", "eval", str(a["folder"]), "-q", ",".join(map(str, a["levels"])), "--out", str(a["outdir"])]
+    if a["downscale"] != 1.0:
+        words += ["--downscale", f"{a['downscale']:g}"]
+    if a["limit"]:
+        words += ["--limit", str(a["limit"])]
+    if not a["anchors"]:
+        words.append("--no-anchors")
+    elif a.get("avif_speed") is not None:
+        words += ["--avif-speed", str(a["avif_speed"])]
+    if tuple(a["ablations"]) != ("base-only",):
+        for name in a["ablations"]:
+            words += ["--ablation", name]
+    if a["effort"]:
+        words += ["--effort", a["effort"]]
+    if a["device"] != "auto":
+        words += ["--device", a["device"]]
+    if a["threads"]:
+        words += ["--threads", str(a["threads"])]
+    return shlex.join(words)
+
+
+@main.command("eval")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-q", "--quality", "levels", multiple=True, callback=_levels, metavar="Q[,Q...]",
+              help="cgdm quality levels, repeatable or comma-separated [default: 1..6].")
+@click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for results.jsonl/.csv, summary.json, results.md and rd.png.")
+@click.option("--downscale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Resize every image by this factor first (0.5 for JPEG-sourced sets such as sunhays80).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images (by name).")
+@click.option("--anchors/--no-anchors", default=True, show_default=True,
+              help="Also run Pillow's JPEG, WebP, AVIF (at --avif-speed and at speed 2) and, with "
+                   "the JPEG XL plugin installed, JPEG XL over quality sweeps.")
+@click.option("--avif-speed", type=click.IntRange(0, 10), default=None,
+              help="libaom speed of the first AVIF anchor [default: 6, the speed of cgdm's default effort].")
+@click.option("--ablation", "ablations", multiple=True, default=("base-only",), show_default=True,
+              type=click.Choice(["base-only", "no-finetune", "none"]),
+              help="Extra cgdm curves (repeatable; 'none' for none).")
+@click.option("--effort", type=click.Choice(["fast", "default", "max"]), default=None,
+              help="Encoder effort [default: fast, where the encoder has efforts].")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip (image, codec, setting) rows already in OUT; --no-resume starts again.")
+@click.option("--keep-files", is_flag=True, help="Keep every coded file under OUT/files.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads for the codec [default: torch's]; metrics always use one.")
+@DEVICE
+@QUIET
+def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float, limit: int | None,
+          anchors: bool, avif_speed: int | None, ablations: tuple[str, ...], effort: str | None, resume: bool,
+          keep_files: bool, threads: int | None, device: str, quiet: bool) -> None:
+    """Rate-distortion-perception evaluation of every image in FOLDER, with anchors and plots."""
+    cfg_args = dict(folder=folder, levels=levels, outdir=outdir, downscale=downscale, limit=limit,
+                    anchors=anchors, avif_speed=avif_speed, ablations=ablations, effort=effort,
+                    device=device, threads=threads)
+
+    def job() -> None:
+        if not folder.is_dir():
+            raise OSError(2, "not a folder", str(folder))
+        from ..evaluation.runner import EvalConfig, run_eval
+
+        cfg = EvalConfig(images=folder, outdir=outdir, levels=levels, downscale=downscale, limit=limit,
+                         anchors=anchors, ablations=tuple(a for a in ablations if a != "none"),
+                         effort=effort, device=device, resume=resume, keep_files=keep_files,
+                         quiet=quiet, threads=threads, command=_eval_command(cfg_args),
+                         **({} if avif_speed is None else {"avif_speed": avif_speed}))
+        result = run_eval(cfg)
+        if not quiet:
+            click.echo(f"wrote {outdir}/results.md, summary.json, results.csv, results.jsonl, rd.png "
+                       f"({result['images_complete']} images)", err=True)
+
+    run_guarded(job)
+
+
+__all__ = ["main", "encode", "decode", "info", "eval_", "limits", "ImageError"]

@@ -1,0 +1,210 @@
+"""The work of one file (a picklable job) and the runner for one file or a batch of them.
+
+A job is checked before it does anything (``outputs.check_target``), says what it is doing
+as it goes (``progress.Reporter``), and returns the line that says what it wrote. One file
+runs in this process with its stage messages; several run as a batch (``batch.run``), each
+failure a line of its own, the exit code the worst file's, like gzip.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..atomic import write_atomic
+from ..batch import Outcome
+from ..container import Limits, parse, read_file
+from ..imageio import PNG_LEVEL
+from .failures import EXIT_INTERRUPTED, describe_error, fail, run_guarded, sigterm_interrupts
+from .outputs import check_input, check_target, is_stdio, make_folder, read_stdin, write_stdout
+from .progress import Reporter
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """Everything one ``cgdm encode`` of one file needs (picklable, for the workers)."""
+
+    src: Path
+    out: Path
+    quality: int
+    limits: Limits
+    force: bool = False
+    size: int | None = None  # target bytes
+    bpp: float | None = None  # target bits per pixel
+    metadata: str = "all"  # which of ICC, EXIF, XMP to carry (imageio.select_metadata)
+    options: dict = field(default_factory=dict)  # the rest, as pipeline.encode_image takes them
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """Everything one ``cgdm decode`` of one file needs (picklable, for the workers)."""
+
+    src: Path
+    out: Path
+    fmt: str  # Pillow format name
+    limits: Limits
+    force: bool = False
+    base_only: bool = False
+    steps: int | None = None
+    device: str = "auto"
+    strip: bool = False  # write no metadata
+    png_level: int = PNG_LEVEL  # zlib level of PNG outputs
+    output_quality: int | None = None  # JPEG, WebP, AVIF outputs: the writer's quality 0..100
+
+
+def _name(p: Path, stdio: str) -> str:
+    return stdio if is_stdio(p) else str(p)
+
+
+def about(job: Any, msg: str) -> str:
+    """``msg`` naming the file it is about: the input, unless it names the input or output."""
+    names = [str(job.src), str(job.out), "standard input", "standard output"]
+    if any(n in msg for n in names if n != "-"):
+        return msg
+    return f"{_name(job.src, 'standard input')}: {msg}"
+
+
+def encode_one(job: EncodeJob, report: Reporter) -> str:
+    """Encode one file; returns the line that says what was written."""
+    check_target(job.src, job.out, job.force)
+    from .. import imageio
+
+    report(f"reading {_name(job.src, 'standard input')}")
+    if is_stdio(job.src):
+        img = imageio.load_bytes(read_stdin(), job.limits)
+    else:
+        img = imageio.load(job.src, job.limits)
+    img.metadata = imageio.select_metadata(img.metadata, job.metadata)
+    for note in img.notes:
+        report(f"note: {note}")
+    opts = dict(job.options, progress=report, step_progress=report.step)
+    if job.size is not None or job.bpp is not None:
+        from ..target import encode_to_size
+
+        budget = job.size if job.size is not None else int(job.bpp * img.width * img.height / 8)
+        fitted = encode_to_size(img, budget, **opts)
+        data = fitted.data
+        report(f"chose {fitted.setting.describe(fitted.base)}: {len(data)} bytes for a target of "
+               f"{budget} ({100 * fitted.miss:.1f} % under)")
+    else:
+        from ..pipeline import encode_image
+
+        data = encode_image(img, job.quality, **opts)
+    name = _name(job.out, "standard output")
+    report(f"writing {name}")
+    if is_stdio(job.out):
+        write_stdout(data)
+    else:
+        write_atomic(job.out, data, overwrite=job.force)
+    return f"wrote {name} ({len(data)} bytes, {8 * len(data) / (img.width * img.height):.4f} bpp)"
+
+
+def decode_one(job: DecodeJob, report: Reporter) -> str:
+    """Decode one file; returns the line that says what was written."""
+    check_target(job.src, job.out, job.force)
+    report(f"reading {_name(job.src, 'standard input')}")
+    f = parse(read_stdin(), job.limits) if is_stdio(job.src) else read_file(job.src, job.limits)
+    if job.strip:
+        f = replace(f, metadata=None)
+    from .. import imageio
+    from ..pipeline import decode_image
+
+    im = decode_image(f, base_only=job.base_only, steps=job.steps, device=job.device, progress=report,
+                      step_progress=report.step)
+    name = _name(job.out, "standard output")
+    report(f"writing {name} ({job.fmt})")
+    if is_stdio(job.out):
+        buf = io.BytesIO()
+        notes = imageio.write_image(im, buf, job.fmt, png_level=job.png_level, quality=job.output_quality)
+        write_stdout(buf.getvalue())
+    else:
+        notes = imageio.save(im, job.out, overwrite=job.force, png_level=job.png_level, fmt=job.fmt,
+                             quality=job.output_quality)
+    for note in notes:
+        report(f"note: {note}")
+    return f"wrote {name} ({f.width}x{f.height})"
+
+
+def _guarded(run_one: Callable[[Any, Reporter], str], job: Any) -> Outcome:
+    """One file of a batch, its expected failures turned into an Outcome."""
+    try:
+        return Outcome(job, message=run_one(job, Reporter(quiet=True)))
+    except Exception as e:
+        if isinstance(e, click.ClickException):
+            return Outcome(job, error=about(job, e.format_message()), code=e.exit_code)
+        described = describe_error(e) or (f"internal error ({type(e).__name__}: {e})", 1)
+        return Outcome(job, error=about(job, described[0]), code=described[1])
+
+
+def encode_job(job: EncodeJob) -> Outcome:
+    return _guarded(encode_one, job)
+
+
+def decode_job(job: DecodeJob) -> Outcome:
+    return _guarded(decode_one, job)
+
+
+def run_batch(work: list, run_one: Callable[[Any], Outcome], jobs: int | None, quiet: bool,
+              verb: str) -> None:
+    """Every file, then one summary line; the exit code is the worst file's (like gzip)."""
+    from .. import batch
+
+    n = len(work)
+    workers = min(jobs or batch.default_jobs(n), n)
+    failed, code = 0, 0
+    with Reporter(quiet) as report:
+        report(f"{n} files, {workers} worker{'s' if workers > 1 else ''}")
+        report.step("files", 0, n)
+        try:
+            with sigterm_interrupts():
+                for i, outcome in enumerate(batch.run(work, run_one, workers), 1):
+                    if outcome.ok:
+                        report(outcome.message)
+                    else:
+                        failed += 1
+                        code = max(code, outcome.code)
+                        report.close()
+                        click.echo(f"cgdm: error: {outcome.error}", err=True)
+                    report.step("files", i, n)
+        except KeyboardInterrupt:
+            report.close()
+            fail("interrupted", EXIT_INTERRUPTED)
+    if not quiet or failed:
+        elapsed = time.monotonic() - report.t0
+        click.echo(f"cgdm: {verb} {n - failed} of {n} files in {elapsed:.1f}s"
+                   + (f"; {failed} failed" if failed else ""), err=True)
+    if code:
+        sys.exit(code)
+
+
+def run_all(work: list, run_one: Callable[[Any, Reporter], str], as_job: Callable[[Any], Outcome],
+            folder: Path | None, jobs: int | None, quiet: bool, verb: str) -> None:
+    """One file: its stage messages and its own exit code. Several: a batch (``run_batch``).
+    ``folder`` (``-o DIR/``) is created first, once the one input is known to exist."""
+    if len(work) == 1:
+        job = work[0]
+        report = Reporter(quiet)
+
+        def single() -> str:
+            with report:  # the clock line is gone before an error line is printed
+                if folder is not None:
+                    check_input(job.src)
+                    make_folder(folder)
+                return run_one(job, report)
+
+        report(run_guarded(single, name=lambda msg: about(job, msg)))
+        return
+    if folder is not None:
+        run_guarded(make_folder, folder)
+    run_batch(work, as_job, jobs, quiet, verb)
+
+
+__all__ = ["DecodeJob", "EncodeJob", "about", "decode_job", "decode_one", "encode_job", "encode_one",
+           "run_all", "run_batch"]

@@ -1,0 +1,180 @@
+"""Where outputs go, checked before any work: names, folders, formats, standard input and output.
+
+The habits are those of gzip, cwebp and avifenc: ``-o NAME`` is a file, ``-o DIR/`` (a
+trailing ``/``) or an existing folder is a folder for any number of inputs (created if
+missing), ``-`` is standard input or output, and a character device such as ``/dev/null``
+is written as a stream. Every check that can fail runs before the first pixel is read, and
+errors name the user's paths.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..atomic import check_output, is_stream, same_file
+from ..container import MAX_FILE_BYTES
+from ..errors import ConfigError, ImageError
+from .failures import writing_stdout
+
+STDIO = "-"
+#: The one wording of a missing input, the operating system's (as ``imageio.NO_SUCH_FILE``).
+NO_SUCH_FILE = "No such file or directory"
+
+
+def is_stdio(p: Path | str | None) -> bool:
+    return p is not None and str(p) == STDIO
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """The output of each input, and the folder to create first (``-o DIR/``, several inputs)."""
+
+    outputs: list[Path]
+    folder: Path | None = None
+
+
+def names_a_folder(output: str, n_inputs: int) -> bool:
+    """``-o`` names a folder if it ends in ``/``, is an existing folder, or there are several
+    inputs. (The raw string: ``Path("newdir/")`` has already lost the slash.)"""
+    return n_inputs > 1 or output.endswith(("/", os.sep)) or os.path.isdir(output)
+
+
+def plan_outputs(inputs: tuple[Path, ...], output: str | None, default: Callable[[Path], Path],
+                 in_folder: Callable[[Path], str]) -> OutputPlan:
+    """Where each input goes: -o FILE or - for one input, -o FOLDER/ for any number of them.
+
+    Without -o each output lies beside its input, and standard input goes to standard output.
+    """
+    if any(is_stdio(p) for p in inputs) and len(inputs) > 1:
+        raise click.UsageError("'-' (standard input) must be the only input")
+    if output is None:
+        return OutputPlan([Path(STDIO) if is_stdio(p) else default(p) for p in inputs])
+    if is_stdio(output):
+        if len(inputs) > 1:
+            raise click.UsageError("-o - (standard output) takes one input")
+        return OutputPlan([Path(STDIO)])
+    if not names_a_folder(output, len(inputs)):
+        return OutputPlan([Path(output)])
+    folder = Path(output)
+    if os.path.lexists(output) and not folder.is_dir():
+        raise click.UsageError(f"{output} is not a folder: with several inputs, -o names a folder")
+    if any(is_stdio(p) for p in inputs):
+        raise click.UsageError("standard input has no name to put in a folder; give -o FILE")
+    outs = [folder / in_folder(p) for p in inputs]
+    seen: dict[Path, Path] = {}
+    for src, out in zip(inputs, outs):
+        if out in seen:
+            raise click.UsageError(f"{seen[out]} and {src} would both be written to {out}")
+        seen[out] = src
+    return OutputPlan(outs, folder)
+
+
+def make_folder(folder: Path) -> None:
+    """Create the output folder (and its parents), naming it in an error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot create the folder ({e.strerror or e})", str(folder)) from None
+
+
+def check_input(src: Path) -> None:
+    """A missing input is reported before anything else, in one wording for every command."""
+    if is_stdio(src):
+        return
+    if not os.path.lexists(src) or not src.exists():
+        raise FileNotFoundError(errno.ENOENT, NO_SUCH_FILE, str(src))
+
+
+def check_target(src: Path, out: Path, force: bool) -> None:
+    """Fail before any work: the input exists, no binary data goes to a terminal, no file is
+    replaced without -f, and the output's folder exists and takes a new file."""
+    check_input(src)
+    if is_stdio(out):
+        check_stdout()
+    else:
+        check_output(out, force, () if is_stdio(src) else (src,))
+
+
+# ------------------------------------------------------------------------------ formats
+
+def image_format(ext: str) -> str | None:
+    """Pillow's format name for a file extension, or None."""
+    from .. import imageio
+
+    try:
+        return imageio.format_for(ext)
+    except ImageError:
+        return None
+
+
+def check_encode_output(src: Path, out: Path) -> None:
+    """An encode writes .cgdm bytes: an image extension other than .cgdm (``-o out.jpg``) is
+    a mistake that would leave a file no image viewer opens. (The input itself as the output
+    is left to ``check_target``, which says so.)"""
+    if is_stdio(out) or is_stream(out) or (not is_stdio(src) and same_file(src, out)):
+        return
+    ext = out.suffix.lower()
+    if ext and ext != ".cgdm":
+        fmt = image_format(ext)
+        if fmt is not None:
+            raise click.UsageError(f"{out}: {ext} names the {fmt} image format, but cgdm encode "
+                                   f"writes .cgdm files; use -o {out.with_suffix('.cgdm')} (or "
+                                   f"cgdm decode to write {fmt})")
+
+
+def decode_format(out: Path, wanted: str | None) -> str:
+    """The Pillow format of a decode output: the extension's, else ``--format`` (``wanted``, a
+    Pillow format name), else PNG for standard output and devices such as /dev/null.
+
+    An extension and a ``--format`` that disagree are a usage error (exit 2), not a PNG in a
+    file named .webp."""
+    if is_stdio(out) or is_stream(out):
+        return wanted or "PNG"
+    ext = out.suffix
+    named = image_format(ext) if ext else None
+    if named is not None and wanted is not None and named != wanted:
+        raise click.UsageError(f"{out} names the {named} format but --format says {wanted}; "
+                               "give one, or make them agree")
+    if named is not None:
+        return named
+    if wanted is not None:
+        return wanted
+    raise ImageError(f"{out}: unknown output format '{ext or '(none)'}'; use e.g. .png or --format")
+
+
+# -------------------------------------------------------------------------------- stdio
+
+def read_stdin() -> bytes:
+    """All of standard input, refusing more than a .cgdm file or an image may hold."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("no input on standard input (pipe a file in, or give a file name)")
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"standard input: more than {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def check_stdout() -> None:
+    if sys.stdout.isatty():
+        raise ConfigError("refusing to write binary data to a terminal; use -o FILE or redirect")
+
+
+def write_stdout(data: bytes) -> None:
+    """The whole output in one write, after it is complete: a failed run writes nothing."""
+    with writing_stdout():
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
+
+
+def echo_stdout(text: str) -> None:
+    """A line of text on standard output (``cgdm info``), its failures told apart."""
+    with writing_stdout():
+        click.echo(text)

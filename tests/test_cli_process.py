@@ -1,0 +1,221 @@
+"""The command as a real process: standard output on a full disk or a closed pipe, Ctrl-C,
+progress on a terminal, and input files changed by another process while they are read.
+
+These need real file descriptors, signals and terminals, which click's CliRunner fakes.
+Encodes use the AV1 base without the diffusion stage (no torch), so each run is quick.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import textured
+
+CGDM = [sys.executable, "-m", "cgdm_codec.cli"]
+AV1 = ["--base", "av1", "--base-only", "--effort", "fast"]
+ENV = dict(os.environ, CGDM_BASE="av1")
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("proc")
+    src = d / "small.png"
+    Image.fromarray(textured(48, 64)).save(src)
+    subprocess.run(CGDM + ["encode", str(src), "-o", str(d / "small.cgdm"), "-Q", *AV1], check=True, env=ENV)
+    return src, d / "small.cgdm"
+
+
+def one_error_line(stderr: bytes) -> str:
+    text = stderr.decode()
+    assert "Traceback" not in text, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cgdm: error:"), text
+    return lines[0]
+
+
+# ------------------------------------------------------------------- standard output
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["encode", "--help"], ["decode", "--help"],
+                                  ["info", "--help"], ["eval", "--help"], ["-h"]])
+def test_help_and_version_to_a_full_disk_is_one_line(args):
+    with open("/dev/full", "wb") as full:
+        res = subprocess.run(CGDM + args, stdout=full, stderr=subprocess.PIPE, env=ENV)
+    assert res.returncode == 1
+    assert one_error_line(res.stderr) == "cgdm: error: standard output: No space left on device"
+
+
+def test_info_to_a_full_disk_is_one_line(coded):
+    for extra in ([], ["--json"]):
+        with open("/dev/full", "wb") as full:
+            res = subprocess.run(CGDM + ["info", str(coded[1]), *extra], stdout=full,
+                                 stderr=subprocess.PIPE, env=ENV)
+        assert res.returncode == 1
+        assert "No space left on device" in one_error_line(res.stderr)
+
+
+def closed_pipe_run(args: list[str]) -> subprocess.CompletedProcess:
+    """Run with standard output a pipe whose reader is already gone (``| head -c 0``)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(CGDM + args, stdout=write_end, stderr=subprocess.PIPE, env=ENV, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_closed_stdout_ends_quietly_with_status_141(coded, quiet):
+    res = closed_pipe_run(["decode", str(coded[1]), "-o", "-", *(["-Q"] if quiet else [])])
+    assert res.returncode == 141
+    err = res.stderr.decode()
+    assert "error" not in err and "Traceback" not in err and "Broken pipe" not in err
+    if quiet:
+        assert err == ""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["encode", "--help"], ["--version"]])
+def test_help_into_a_closed_pipe_is_quiet(args):
+    res = closed_pipe_run(args)
+    assert res.returncode == 141 and res.stderr == b""
+
+
+def test_encode_to_a_closed_pipe_leaves_no_file(coded, tmp_path):
+    res = closed_pipe_run(["encode", str(coded[0]), "-o", "-", "-Q", *AV1])
+    assert res.returncode == 141 and res.stderr == b""
+
+
+# ------------------------------------------------------------------------- Ctrl-C
+
+def test_ctrl_c_is_one_line_and_leaves_no_file(coded, tmp_path):
+    """SIGINT while the encoder works (the learned base loads torch: seconds to interrupt in)."""
+    out = tmp_path / "x.cgdm"
+    p = subprocess.Popen(CGDM + ["encode", str(coded[0]), "-o", str(out), "--base", "hyperprior",
+                                 "--effort", "fast"], stderr=subprocess.PIPE,
+                         env=dict(ENV, CGDM_BASE="hyperprior"))
+    assert p.stderr is not None
+    first = p.stderr.readline()  # "[  0.1s] reading ...": the work has begun
+    assert b"reading" in first
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert one_error_line(err) == "cgdm: error: interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- progress
+
+def test_progress_begins_before_the_input_is_read_on_a_terminal(coded, tmp_path):
+    """A 12 MP encode once printed nothing for 69 s: the first stage line now comes before
+    any work, here before a single byte of the image has arrived on standard input."""
+    master, slave = pty.openpty()
+    out = tmp_path / "p.cgdm"
+    start = time.monotonic()
+    p = subprocess.Popen(CGDM + ["encode", "-", "-o", str(out), *AV1], stdin=subprocess.PIPE,
+                         stderr=slave, env=ENV)
+    os.close(slave)
+    try:
+        ready, _, _ = select.select([master], [], [], 30)
+        assert ready, "nothing on the terminal within 30 s"
+        first = os.read(master, 4096).decode()
+        waited = time.monotonic() - start
+        assert "reading standard input" in first, first
+        assert p.stdin is not None
+        p.stdin.write(coded[0].read_bytes())  # only now does the input arrive
+        p.stdin.close()
+        text = first
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closes with the process
+                break
+            if not chunk:
+                break
+            text += chunk.decode()
+        assert p.wait(timeout=60) == 0, text
+        assert "base codec (av1)" in text and "wrote" in text
+        print(f"first progress line after {waited:.2f} s")  # measured: well under a second
+    finally:
+        os.close(master)
+    assert out.is_file()
+
+
+def test_quiet_silences_progress_on_a_terminal(coded, tmp_path):
+    master, slave = pty.openpty()
+    p = subprocess.Popen(CGDM + ["encode", str(coded[0]), "-o", str(tmp_path / "q.cgdm"), "-Q", *AV1],
+                         stderr=slave, env=ENV)
+    os.close(slave)
+    assert p.wait(timeout=60) == 0
+    ready, _, _ = select.select([master], [], [], 0.5)
+    data = b""
+    if ready:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            pass
+    os.close(master)
+    assert data == b""
+
+
+# ------------------------------------------------------------- inputs changed meanwhile
+
+def test_an_input_truncated_while_it_is_read_is_no_bus_error(tmp_path):
+    """Pillow memory-maps uncompressed files it opens by name (PGM, BMP, raw TIFF); another
+    process truncating the file meanwhile then killed cgdm with SIGBUS ("Bus error")."""
+    src = tmp_path / "gray.pgm"
+    Image.fromarray(textured(512, 512)).convert("L").save(src)
+    code = (
+        "import os, sys\n"
+        "from cgdm_codec import imageio\n"
+        "real = imageio.from_pil\n"
+        "def truncating(im, limits=None):\n"
+        "    os.truncate(sys.argv[1], 0)  # another process rewrites the file meanwhile\n"
+        "    return real(im, limits)\n"
+        "imageio.from_pil = truncating\n"
+        "img = imageio.load(sys.argv[1])\n"
+        "print(img.width, img.height)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, env=ENV, timeout=60)
+    assert res.returncode == 0, (res.returncode, res.stderr.decode()[-500:])
+    assert res.stdout.split() == [b"512", b"512"]
+
+
+def test_image_files_are_not_memory_mapped(tmp_path, monkeypatch):
+    import mmap
+
+    from cgdm_codec import imageio
+
+    mapped: list[tuple] = []
+    real = mmap.mmap
+
+    class Recording(real):  # type: ignore[misc, valid-type]
+        def __new__(cls, *args, **kwargs):
+            mapped.append(args)
+            return real.__new__(cls, *args, **kwargs)
+
+    monkeypatch.setattr(mmap, "mmap", Recording)
+    for name, im in (("g.pgm", Image.new("L", (64, 48), 90)), ("a.tif", Image.new("RGBA", (64, 48))),
+                     ("g.bmp", Image.new("L", (64, 48), 7))):
+        im.save(tmp_path / name)
+        assert imageio.load(tmp_path / name).width == 64
+    assert mapped == []
+
+
+def test_stdin_image_bytes_named_in_errors():
+    res = subprocess.run(CGDM + ["encode", "-", "-Q", *AV1], input=b"definitely not an image", capture_output=True,
+                         env=ENV)
+    assert res.returncode == 1 and res.stdout == b""
+    line = one_error_line(res.stderr)
+    assert "standard input (23 bytes): not a readable image" in line and "BytesIO" not in line
