@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ def test_trailing_timesteps():
 def test_schedule_is_monotone_and_ends_in_noise(schedule):
     s = DDIMScheduler(1000, schedule)
     a = s.alphas_cumprod
-    assert a.dtype == torch.float64 and a.shape == (1000,)
+    assert a.dtype == np.float64 and a.shape == (1000,)
     assert bool((a[1:] < a[:-1]).all()) and a[0] > 0.99 and a[-1] < 1e-3
 
 
@@ -56,3 +57,20 @@ def test_add_noise_matches_closed_form():
     for i, ti in enumerate(t.tolist()):
         a = float(s.alphas_cumprod[ti])
         torch.testing.assert_close(out[i], torch.full((1, 2, 2), math.sqrt(a) + 2 * math.sqrt(1 - a)))
+
+
+def test_numpy_and_torch_steps_agree_and_step_in_place_equals_step():
+    """One scheduler steps both libraries (the ONNX Runtime decoder's numpy arrays, torch's
+    tensors) with the same float32 operations: equal results."""
+    s = DDIMScheduler()
+    s.set_timesteps(3)
+    gen = torch.Generator().manual_seed(1)
+    x0 = torch.randn(1, 3, 16, 16, generator=gen) * 1.5
+    x_t = torch.randn(1, 3, 16, 16, generator=gen)
+    for t in s.timesteps:
+        want = s.step(x0, t, x_t)
+        got = s.step(x0.numpy(), t, x_t.numpy())
+        assert got.dtype == np.float32 and np.array_equal(got, want.numpy())
+        in_place = s.step_(x0.numpy().copy(), t, x_t.numpy().copy())
+        assert np.array_equal(in_place, want.numpy())
+        assert torch.equal(s.step_(x0.clone(), t, x_t.clone()), want)

@@ -4,31 +4,39 @@ The network predicts x0 directly (x0-parametrisation), so a step is: clamp the p
 to the data range [-1, 1], recover the noise it implies, and re-noise to the previous,
 lower noise level. With eta = 0 the update is deterministic, which the codec needs: the
 decoder must reproduce exactly what the encoder simulated.
+
+The schedule is numpy and a step is plain arithmetic, so the same scheduler steps torch
+tensors (training, the torch decoder) and numpy arrays (the ONNX Runtime decoder, which
+must not import torch), with the same float32 operations in the same order.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from ..diffusion_config import SamplerConfig
+
+if TYPE_CHECKING:
+    import torch
 
 DATA_MIN, DATA_MAX = -1.0, 1.0
 
 
-def linear_alphas_cumprod(num_steps: int, beta_start: float, beta_end: float) -> torch.Tensor:
+def linear_alphas_cumprod(num_steps: int, beta_start: float, beta_end: float) -> np.ndarray:
     """DDPM's linearly increasing betas, as cumulative products of (1 - beta), float64."""
-    betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
-    return torch.cumprod(1.0 - betas, dim=0)
+    betas = np.linspace(beta_start, beta_end, num_steps, dtype=np.float64)
+    return np.cumprod(1.0 - betas)
 
 
-def cosine_alphas_cumprod(num_steps: int, offset: float = 0.008) -> torch.Tensor:
+def cosine_alphas_cumprod(num_steps: int, offset: float = 0.008) -> np.ndarray:
     """Nichol & Dhariwal's cosine schedule (betas capped at 0.999), float64."""
-    t = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
-    f = torch.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
-    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
-    return torch.cumprod(1.0 - betas, dim=0)
+    t = np.arange(num_steps + 1, dtype=np.float64) / num_steps
+    f = np.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
+    betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
+    return np.cumprod(1.0 - betas)
 
 
 def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> list[int]:
@@ -43,8 +51,13 @@ def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> list[int]:
     return [(num_steps - k) * num_train_timesteps // num_steps - 1 for k in range(num_steps)]
 
 
+def _float32(x: Any) -> Any:
+    """A float32 view or copy of a torch tensor or numpy array."""
+    return x.astype(np.float32, copy=False) if isinstance(x, np.ndarray) else x.float()
+
+
 class DDIMScheduler:
-    """Deterministic DDIM (eta = 0) for an x0-predicting network."""
+    """Deterministic DDIM (eta = 0) for an x0-predicting network, on tensors or arrays."""
 
     def __init__(self, num_train_timesteps: int = 1000, schedule: str = "linear",
                  beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
@@ -72,14 +85,14 @@ class DDIMScheduler:
         i = self.timesteps.index(t)
         return self.timesteps[i + 1] if i + 1 < len(self.timesteps) else -1
 
-    def step(self, model_output_x0: torch.Tensor, t: int, sample: torch.Tensor) -> torch.Tensor:
-        """x_{t_prev} from x_t and the predicted x0 (eta = 0)."""
+    def step(self, model_output_x0: Any, t: int, sample: Any) -> Any:
+        """x_{t_prev} from x_t and the predicted x0 (eta = 0); differentiable for tensors."""
         a_t, a_prev = self.alpha_bar(t), self.alpha_bar(self.previous(t))
-        x0 = model_output_x0.float().clamp(DATA_MIN, DATA_MAX)
-        eps = (sample.float() - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
+        x0 = _float32(model_output_x0).clip(DATA_MIN, DATA_MAX)
+        eps = (_float32(sample) - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
         return math.sqrt(a_prev) * x0 + math.sqrt(1.0 - a_prev) * eps
 
-    def step_(self, x0: torch.Tensor, t: int, sample: torch.Tensor) -> torch.Tensor:
+    def step_(self, x0: Any, t: int, sample: Any) -> Any:
         """:meth:`step` for the decoder, reusing ``x0``'s and ``sample``'s memory (both float32).
 
         The same float32 operations in the same order as :meth:`step` (so bit-identical
@@ -87,14 +100,24 @@ class DDIMScheduler:
         at 24 MP each temporary is ~290 MB. Not for autograd; both inputs are overwritten.
         """
         a_t, a_prev = self.alpha_bar(t), self.alpha_bar(self.previous(t))
-        if x0.dtype != torch.float32 or sample.dtype != torch.float32:
+        if isinstance(x0, np.ndarray):
+            if x0.dtype != np.float32 or sample.dtype != np.float32:
+                raise TypeError("step_ works on float32 arrays")
+            np.clip(x0, DATA_MIN, DATA_MAX, out=x0)
+            np.subtract(sample, math.sqrt(a_t) * x0, out=sample)
+            np.divide(sample, math.sqrt(1.0 - a_t), out=sample)
+            np.multiply(sample, math.sqrt(1.0 - a_prev), out=sample)
+            return np.add(sample, np.multiply(x0, math.sqrt(a_prev), out=x0), out=sample)
+        if str(x0.dtype) != "torch.float32" or str(sample.dtype) != "torch.float32":
             raise TypeError("step_ works on float32 tensors")
         x0.clamp_(DATA_MIN, DATA_MAX)
         eps = sample.sub_(math.sqrt(a_t) * x0).div_(math.sqrt(1.0 - a_t))
         # a + b == b + a exactly in IEEE arithmetic, so the sum may land in eps's memory.
         return eps.mul_(math.sqrt(1.0 - a_prev)).add_(x0.mul_(math.sqrt(a_prev)))
 
-    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The forward process q(x_t | x0) for a batch of per-sample timesteps t (B,)."""
-        a = self.alphas_cumprod.to(x0.device)[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))
+    def add_noise(self, x0: "torch.Tensor", noise: "torch.Tensor", t: "torch.Tensor") -> "torch.Tensor":
+        """The forward process q(x_t | x0) for a batch of per-sample timesteps t (B,) (training)."""
+        import torch
+
+        a = torch.as_tensor(self.alphas_cumprod, device=x0.device)[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))
         return a.sqrt() * x0 + (1.0 - a).sqrt() * noise

@@ -106,8 +106,7 @@ def sample_tiles(unet: ConsistencyGuidedUNet, scheduler: DDIMScheduler, view: De
     """
     vh, vw = view.valid
     x_T, xt = view.noise_tiles(positions), view.base_tiles(positions)
-    n = len(positions)
-    q = torch.full((n,), quality, dtype=torch.long, device=x_T.device)
-    out = unrolled_sample(unet, scheduler, x_T, xt, syntax.expand(n, -1), q, steps, grad_steps)
+    q = torch.tensor([quality], dtype=torch.long, device=x_T.device)  # one condition for all tiles
+    out = unrolled_sample(unet, scheduler, x_T, xt, syntax.view(1, -1), q, steps, grad_steps)
     target = view.original_tiles(positions)
     return (out[..., :vh, :vw] + 1) / 2, (target[..., :vh, :vw] + 1) / 2
