@@ -344,3 +344,28 @@ def test_a_missing_input_has_one_wording_everywhere(tmp_path):
 def test_info_names_the_base_codec(small):
     res = run("info", str(small[1]))
     assert res.exit_code == 0 and "base codec av1," in res.output
+
+
+def test_terminal_clock_ticks_through_a_silent_stage_and_is_cleared():
+    """Some pipeline stages run for a minute without a message (a 12 MP encode's scoring):
+    on a terminal the clock line shows the time passing; logs get only the stage lines."""
+    import io
+    import time
+
+    from cgdm_codec.cli import Reporter
+
+    for tty in (True, False):
+        stream = io.StringIO()
+        with Reporter(quiet=False, stream=stream, tty=tty, tick=0.2) as report:
+            report("base codec (av1): analysis and entropy coding")
+            time.sleep(0.7)
+            report("wrote x.cgdm")
+        text = stream.getvalue()
+        ticks = text.count("base codec (av1): analysis and entropy coding ... ")
+        assert (ticks > 0) == tty, text
+        assert text.endswith("wrote x.cgdm\n") if not tty else "\x1b[K[" in text
+    stream = io.StringIO()
+    with Reporter(quiet=True, stream=stream, tty=True, tick=0.1) as report:
+        report("silent")
+        time.sleep(0.3)
+    assert stream.getvalue() == ""
