@@ -219,3 +219,35 @@ def test_stdin_image_bytes_named_in_errors():
     assert res.returncode == 1 and res.stdout == b""
     line = one_error_line(res.stderr)
     assert "standard input (23 bytes): not a readable image" in line and "BytesIO" not in line
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupting_a_batch_stops_every_worker_at_once(tmp_path, how):
+    """Ctrl-C reaches the whole process group, SIGTERM only the parent. Either way no file is
+    started or finished after it (the pool used to run its queued files to the end first),
+    the workers' temporary files are gone, and one line says so."""
+    images = []
+    for i in range(6):
+        p = tmp_path / f"p{i}.png"
+        Image.fromarray(textured(256, 384, seed=i)).save(p)
+        images.append(str(p))
+    out = tmp_path / "out"
+    p = subprocess.Popen(CGDM + ["encode", *images, "-o", f"{out}/", "-j", "2", "--base", "hyperprior",
+                                 "--effort", "fast"], stderr=subprocess.PIPE,
+                         env=dict(ENV, CGDM_BASE="hyperprior"), start_new_session=True)
+    time.sleep(4)  # the workers have loaded torch and are encoding
+    written = sorted(q.name for q in out.iterdir() if not q.name.startswith("."))
+    if how == "ctrl-c":
+        os.killpg(p.pid, signal.SIGINT)
+    else:
+        p.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    _, err = p.communicate(timeout=120)
+    stopped_in = time.monotonic() - start
+    assert p.returncode == 130, err
+    lines = err.decode().strip().splitlines()
+    assert "Traceback" not in err.decode() and lines[-1] == "cgdm: error: interrupted", err
+    assert [line for line in lines if line.startswith("cgdm: error:")] == ["cgdm: error: interrupted"]
+    after = sorted(q.name for q in out.iterdir())
+    assert after == written, (written, after)  # nothing new, and no .cgdm-* temporary file
+    assert stopped_in < 15, stopped_in
