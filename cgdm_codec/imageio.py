@@ -240,6 +240,10 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
     return CodecImage(np.ascontiguousarray(rgb, dtype=np.uint8), cmode, alpha, notes, metadata)
 
 
+#: The one wording of a missing input, in every command and the API (the operating system's).
+NO_SUCH_FILE = "No such file or directory"
+
+
 def load(path: str | Path, limits: Limits | None = None) -> CodecImage:
     """Read an image file, refusing oversized ones from their header, before decoding.
 
@@ -258,10 +262,6 @@ def load(path: str | Path, limits: Limits | None = None) -> CodecImage:
         raise ImageError(f"{path}: {e.strerror or e}") from None
     with fh:
         return _load(fh, str(path), limits)
-
-
-#: The one wording of a missing input, everywhere (the operating system's).
-NO_SUCH_FILE = "No such file or directory"
 
 
 def load_bytes(data: bytes, limits: Limits | None = None, name: str = "standard input") -> CodecImage:
@@ -283,11 +283,12 @@ def _frames(im) -> int:
 def _source_bits(im) -> int:
     """Bits per sample of the file, where Pillow reads more than 8 into an 8-bit mode: a 48-bit
     RGB PNG opens as mode RGB with the raw mode ``RGB;16B`` (16-bit gray, mode I;16, says so itself)."""
+    if im.mode not in ("RGB", "RGBA"):
+        return 8
     for tile in getattr(im, "tile", None) or ():
         args = tile[3] if len(tile) > 3 else None
-        raw = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args and
-                                                    isinstance(args[0], str) else "")
-        if im.mode in ("RGB", "RGBA") and ";16" in raw:
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str) and ";16" in raw:
             return 16
     return 8
 

@@ -16,11 +16,11 @@ import click
 from .. import __version__
 from ..api import ENCODE_OPTION, EncodeOption
 from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, read_file, summary
-from ..errors import ImageError
 from ..imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
 from .failures import GuardedGroup, run_guarded
 from .jobs import DecodeJob, EncodeJob, decode_job, decode_one, encode_job, encode_one, run_all
-from .outputs import check_encode_output, decode_format, echo_stdout, image_format, plan_outputs
+from .outputs import (check_encode_output, check_input, decode_format, echo_stdout, image_format,
+                      plan_outputs)
 
 
 def limits() -> Limits:
@@ -208,10 +208,7 @@ def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_o
     ext = "." + ("png" if fmt is None else _extension(fmt))
     plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".decoded" + ext), lambda p: p.stem + ext)
 
-    def pick(out: Path) -> str:
-        return decode_format(out, fmt)
-
-    formats = run_guarded(lambda: [pick(out) for out in plan.outputs])
+    formats = run_guarded(lambda: [decode_format(out, fmt) for out in plan.outputs])
     if output_quality is not None:
         for out, fm in zip(plan.outputs, formats):
             if fm not in QUALITY_FORMATS:
@@ -263,8 +260,6 @@ def info(input: Path, as_json: bool) -> None:
             "  metadata   " + (", ".join(f"{k} {v} B" for k, v in s["metadata"].items()) or "none"),
         ]
         echo_stdout("\n".join(lines))
-
-    from .outputs import check_input
 
     def named(msg: str) -> str:
         return msg if str(input) in msg else f"{input}: {msg}"
@@ -361,4 +356,4 @@ def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float,
     run_guarded(job)
 
 
-__all__ = ["main", "encode", "decode", "info", "eval_", "limits", "ImageError"]
+__all__ = ["main", "encode", "decode", "info", "eval_", "limits"]

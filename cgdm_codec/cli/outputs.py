@@ -21,11 +21,10 @@ import click
 from ..atomic import check_output, is_stream, same_file
 from ..container import MAX_FILE_BYTES
 from ..errors import ConfigError, ImageError
+from ..imageio import NO_SUCH_FILE
 from .failures import writing_stdout
 
 STDIO = "-"
-#: The one wording of a missing input, the operating system's (as ``imageio.NO_SUCH_FILE``).
-NO_SUCH_FILE = "No such file or directory"
 
 
 def is_stdio(p: Path | str | None) -> bool:
@@ -88,7 +87,7 @@ def check_input(src: Path) -> None:
     """A missing input is reported before anything else, in one wording for every command."""
     if is_stdio(src):
         return
-    if not os.path.lexists(src) or not src.exists():
+    if not src.exists():
         raise FileNotFoundError(errno.ENOENT, NO_SUCH_FILE, str(src))
 
 
