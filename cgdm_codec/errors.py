@@ -11,4 +11,8 @@ class WeightsError(RuntimeError):
     """The weights a file needs are missing or differ from the installed ones."""
 
 
-__all__ = ["ConfigError", "FormatError", "ImageError", "WeightsError"]
+class MissingDependency(RuntimeError):
+    """An optional dependency (torch, for the learned base, CUDA or --effort max) is missing."""
+
+
+__all__ = ["ConfigError", "FormatError", "ImageError", "MissingDependency", "WeightsError"]

@@ -2,8 +2,13 @@
 
 This is the only module that ties the models to the file format. Torch (and numpy) are
 imported only by the paths that need them: a base-only decode of an AV1 file runs on
-Pillow alone, and an AV1 encode without the diffusion stage on Pillow and numpy, so both
-start in a fraction of a second.
+Pillow alone, an AV1 encode without the diffusion stage on Pillow and numpy, and the
+diffusion stage of AV1 files on ONNX Runtime (``runtime.py``) unless torch is asked for
+or needed (CUDA, the learned base, ``--effort max``), so all start in a fraction of a second.
+
+Runtimes: ``onnx`` (numpy + ONNX Runtime, float32 on the CPU) and ``torch`` (the U-Net
+itself: CUDA, and bfloat16 on CPUs with AMX). ``auto`` takes torch for CUDA and the
+learned base, and ONNX Runtime wherever the weights have exported graphs.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from .container import CgdmFile, ColourMode, FormatError, parse, serialize
-from .errors import WeightsError
+from .errors import MissingDependency, WeightsError
 from .base.registry import DEFAULT_BACKEND, backend, create
 from .weights import base_weights_path, decoders, verified_manifest, weights_dir, weights_id
 
@@ -27,7 +32,9 @@ if TYPE_CHECKING:
     from . import imageio
 
     from .base.interface import BaseCodec
+    from .diffusion_config import CgdmConfig, SamplerConfig
     from .models.cgdm import Cgdm
+    from .runtime import OrtDenoiser, OrtSyntaxGenerator
 
 Progress = Callable[[str], None]
 #: The weights id of a file that needs no network at all (AV1 base, no diffusion stage).
@@ -47,18 +54,111 @@ class Decoder(NamedTuple):
     path: Path
 
 
+RUNTIMES = ("auto", "onnx", "torch")
+ENV_RUNTIME = "CGDM_RUNTIME"
+
+
+def torch_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def require_torch(why: str) -> None:
+    if not torch_installed():
+        raise MissingDependency(f"{why} needs torch, which is not installed: pip install 'cgdm-codec[torch]'")
+
+
+def _cuda_hint() -> bool:
+    """Whether an NVIDIA device node exists: a check that needs no torch import."""
+    return os.path.exists("/dev/nvidiactl")
+
+
+def pick_runtime(requested: str | None, device: str, decoder: "Decoder | None", network_base: bool) -> str:
+    """``onnx`` or ``torch`` for the diffusion stage (see the module docstring)."""
+    requested = requested or os.environ.get(ENV_RUNTIME) or "auto"
+    if requested not in RUNTIMES:
+        raise ValueError(f"unknown runtime {requested!r} (choose from {', '.join(RUNTIMES)})")
+    has_graphs = decoder is not None and _has_graphs(decoder.path)
+    if requested == "onnx" and device == "cuda":
+        raise ValueError("--runtime onnx runs on the CPU; use --device cpu or auto")
+    if requested == "onnx" and network_base:
+        raise ValueError("the learned base runs in torch only; use --runtime torch or auto")
+    if requested == "onnx" and not has_graphs:
+        raise WeightsError("these diffusion weights have no ONNX graphs installed; use --runtime torch")
+    if requested == "onnx" or (requested == "auto" and has_graphs and not network_base and device != "cuda"
+                                and not (device == "auto" and _cuda_hint() and torch_installed())):
+        return "onnx"
+    require_torch("this file's decoder" if network_base else "the torch runtime")
+    return "torch"
+
+
+def _has_graphs(path: Path) -> bool:
+    """Whether the weights' manifest lists ONNX graphs and they are installed beside it."""
+    record = _manifest(path).get("onnx") or {}
+    return bool(record) and all(path.with_name(e["file"]).is_file() for e in record.values())
+
+
+def diffusion_sampler(decoder: Decoder) -> "SamplerConfig":
+    from .diffusion_config import SamplerConfig
+
+    return SamplerConfig(**decoder.sampler)
+
+
+def _config(decoder: Decoder) -> "CgdmConfig":
+    from .diffusion_config import CgdmConfig
+
+    return CgdmConfig.from_dict(_manifest(decoder.path)["config"])
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest(path: Path) -> dict:
+    """A weights file's manifest, once its bytes were checked against it (once per process)."""
+    return verified_manifest(path)
+
+
+@functools.lru_cache(maxsize=8)
+def ort_denoiser(path: Path, threads: int | None) -> "OrtDenoiser":
+    from .runtime import OrtDenoiser, graph_paths
+
+    return OrtDenoiser(graph_paths(path, _manifest(path)), _config(Decoder("", {}, path)).unet, threads)
+
+
+@functools.lru_cache(maxsize=8)
+def ort_syntax(path: Path, threads: int | None) -> "OrtSyntaxGenerator":
+    from .runtime import OrtSyntaxGenerator, graph_paths
+
+    graphs = graph_paths(path, _manifest(path))
+    return OrtSyntaxGenerator(graphs["syntax"], path, _config(Decoder("", {}, path)).syntax, threads)
+
+
+@functools.lru_cache(maxsize=8)
+def prior_table(path: Path) -> "np.ndarray":
+    from .runtime import prior_table as read
+
+    _manifest(path)
+    return read(path)
+
+
 @dataclass
 class Bundle:
     """One base codec and the diffusion stage trained on its decodes (when installed).
 
-    ``cgdm`` is loaded only when asked for (it needs torch), set up with the newest decoder
-    settings (``weights.decoders``); the decoders' identities are read from the verified
-    manifest either way, so a base-only decode still checks a file's weights id.
+    The decoders' identities come from the manifests alone (no weights file is hashed until
+    its decoder runs), so a base-only decode still checks a file's weights id. ``cgdm`` is
+    the torch model of the newest decoder, loaded when first asked for (it needs torch).
     """
 
     base: "BaseCodec"
-    cgdm: "Cgdm | None" = None
     decoders: tuple["Decoder", ...] = ()  # every installed weights file's decoders, oldest first
+
+    @property
+    def newest(self) -> "Decoder | None":
+        return self.decoders[-1] if self.decoders else None
+
+    @property
+    def cgdm(self) -> "Cgdm | None":
+        return None if self.newest is None else torch_model(self.newest)
 
     @property
     def cgdm_identity(self) -> str | None:
@@ -110,9 +210,11 @@ def _load_base(base: str, base_path: Path) -> "BaseCodec":
 
 @functools.lru_cache(maxsize=4)
 def _decoders(cgdm_paths: tuple[Path, ...]) -> tuple[Decoder, ...]:
-    """The installed diffusion weights' decoders, after checking each file against its manifest."""
+    """The installed diffusion weights' decoders, from their manifests (hashed when used)."""
+    from .weights import read_checked_manifest
+
     return tuple(Decoder(identity, sampler, path) for path in cgdm_paths if path.is_file()
-                 for identity, sampler in decoders(verified_manifest(path)))
+                 for identity, sampler in decoders(read_checked_manifest(path)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -122,21 +224,22 @@ def _load_cgdm(cgdm_path: Path) -> "Cgdm":
     return Cgdm.from_weights(cgdm_path)
 
 
+def torch_model(decoder: Decoder) -> "Cgdm":
+    """The torch model of a decoder: its weights under its own sampler settings."""
+    _manifest(decoder.path)
+    return with_sampler(_load_cgdm(decoder.path), decoder.sampler)
+
+
 def clear_cache() -> None:
     """Forget the loaded weights (tests swap weight files within one process)."""
-    for cached in (_load_base, _decoders, _load_cgdm):
+    for cached in (_load_base, _decoders, _load_cgdm, _manifest, ort_denoiser, ort_syntax, prior_table):
         cached.cache_clear()
 
 
 def load_bundle(base: str | int = "hyperprior", diffusion: bool = True) -> Bundle:
     """The base codec and, with ``diffusion``, its CGDM; loaded once per process."""
     name = backend(base).name
-    bundle = Bundle(_load_base(name, base_weights_path()))
-    bundle.decoders = _decoders(cgdm_weights_paths(name))
-    if diffusion and bundle.decoders:
-        newest = bundle.decoders[-1]
-        bundle.cgdm = with_sampler(_load_cgdm(newest.path), newest.sampler)
-    return bundle
+    return Bundle(_load_base(name, base_weights_path()), _decoders(cgdm_weights_paths(name)))
 
 
 def with_sampler(cgdm: "Cgdm", sampler: dict) -> "Cgdm":
@@ -170,7 +273,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
                  finetune_iters: int | None = None, seeds: int | None = None,
                  finetune: bool = True, device: str = "auto", progress: Progress = _quiet,
                  step_progress: StepProgress | None = None, base: str | None = None,
-                 fine: int | None = None) -> bytes:
+                 fine: int | None = None, runtime: str | None = None, threads: int | None = None) -> bytes:
     """Compress a prepared image at quality 1..6 into .cgdm bytes.
 
     ``base`` names the base codec (default: ``registry.DEFAULT_BACKEND``); ``fine`` is a
@@ -180,42 +283,50 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     ``effort`` ("fast", "default", "max") sets how hard the encoder searches for the
     syntax and seed it writes; ``finetune_iters``, ``seeds`` and ``finetune=False``
     override the preset (see ``cgdm_codec.tuning``). ``seed`` is the first seed tried.
+    ``runtime`` (``auto``/``onnx``/``torch``) and ``threads`` as for decoding: a single-pass
+    encode of an AV1 image runs torch-free; a search (``--effort max``) needs torch.
     """
+    from .tuning.effort import resolve_effort
+
     if not 1 <= quality <= 6:
         raise ValueError("quality must be 1..6")
     name = backend(base or default_base()).name
     progress("loading weights")
-    bundle = load_bundle(name, diffusion=diffusion is not False)
-    use_diffusion = bundle.cgdm is not None if diffusion is None else diffusion
-    if use_diffusion and bundle.cgdm is None:
+    bundle = load_bundle(name)
+    decoder = bundle.newest
+    use_diffusion = decoder is not None if diffusion is None else diffusion
+    if use_diffusion and decoder is None:
         raise WeightsError("the diffusion weights are not installed")
-    dev = _device(device) if use_diffusion or backend(name).network else None
+    network = backend(name).network
+    engine = pick_runtime(runtime, device, decoder, network) if use_diffusion else None
+    plan = resolve_effort(effort, "cuda" if engine == "torch" and device == "cuda" else "cpu",
+                          finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
+    if engine == "onnx" and plan.searches:
+        require_torch(f"--effort {effort}'s search" if effort == "max" else "the syntax search")
+        engine = "torch"
+    dev = _device(device) if engine == "torch" or network else None
     progress(f"base codec ({bundle.base.name}): analysis and entropy coding")
     grayscale = img.mode in (ColourMode.L, ColourMode.LA)
     enc = bundle.base.encode(img.rgb, quality, fine=fine, effort=effort, grayscale=grayscale, device=dev)
     syntax, steps_field = None, None
     if use_diffusion:
-        from .base.interface import rgb_to_tensor
-        from .tuning import resolve_effort, search
-
-        cgdm = bundle.cgdm
-        assert cgdm is not None and dev is not None
-        plan = resolve_effort(effort, dev.type, finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
+        assert decoder is not None
+        steps_field = steps or decoder.sampler["steps"]
         progress("syntax: simulating the decoder's base reconstruction")
-        x = rgb_to_tensor(img.rgb)
-        x_tilde = bundle.base.reconstruct(enc.streams, img.width, img.height, enc.level, dev)
-        steps_field = steps or cgdm.cfg.sampler.steps
-        if plan.searches:
-            progress(f"searching syntax and seed ({plan.finetune_iters} fine-tuning iterations, "
-                     f"{plan.seeds} seed{'s' if plan.seeds > 1 else ''})")
-        found = search(cgdm, x, x_tilde, enc.condition, seed, plan, steps_field, device=dev,
-                       progress=_steps_to(progress, step_progress), decide=diffusion is None)
-        if found.scores:
-            progress(f"chose the {found.best.source} syntax with seed {found.best.seed} "
-                     f"(scored {len(found.scores)} candidates on the {found.scored_on})")
-        seed = found.best.seed
-        syntax = cgdm.prior.encode_syntax(found.best.symbols)
-        if found.base_only_wins:
+        if engine == "onnx":
+            from .tuning.light import single_pass
+
+            x_tilde = bundle.base.decode_rgb(enc.streams, img.width, img.height)
+            found = single_pass(ort_syntax(decoder.path, threads), ort_denoiser(decoder.path, threads),
+                                prior_table(decoder.path), diffusion_sampler(decoder), img.rgb, x_tilde,
+                                enc.condition, seed, steps_field, plan, decide=diffusion is None)
+            from .entropy_models.syntax_coding import encode_symbols
+
+            syntax, base_only_wins = encode_symbols(prior_table(decoder.path), found.symbols), found.base_only_wins
+        else:
+            syntax, seed, base_only_wins = _torch_search(bundle, decoder, img, enc, seed, steps_field, plan, dev,
+                                                         diffusion is None, progress, step_progress)
+        if base_only_wins:
             progress("the base-only decode scores better: writing a file without the diffusion stage")
             syntax, steps_field = None, None
     from . import imageio
@@ -230,6 +341,27 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     return serialize(f)
 
 
+def _torch_search(bundle: Bundle, decoder: Decoder, img: "imageio.CodecImage", enc, seed: int, steps: int,
+                  plan, dev, decide: bool, progress: Progress,
+                  step_progress: StepProgress | None) -> tuple[bytes, int, bool]:
+    """The torch encoder: one pass or a search (``tuning.search``); (syntax bytes, seed, base-only wins)."""
+    from .base.interface import rgb_to_tensor
+    from .tuning.search import search
+
+    cgdm = torch_model(decoder)
+    x = rgb_to_tensor(img.rgb)
+    x_tilde = bundle.base.reconstruct(enc.streams, img.width, img.height, enc.level, dev)
+    if plan.searches:
+        progress(f"searching syntax and seed ({plan.finetune_iters} fine-tuning iterations, "
+                 f"{plan.seeds} seed{'s' if plan.seeds > 1 else ''})")
+    found = search(cgdm, x, x_tilde, enc.condition, seed, plan, steps, device=dev,
+                   progress=_steps_to(progress, step_progress), decide=decide)
+    if found.scores:
+        progress(f"chose the {found.best.source} syntax with seed {found.best.seed} "
+                 f"(scored {len(found.scores)} candidates on the {found.scored_on})")
+    return cgdm.prior.encode_syntax(found.best.symbols), found.best.seed, found.base_only_wins
+
+
 def encode(img, quality: int, device: str = "auto", progress: Progress = _quiet, **options) -> bytes:
     """Compress a Pillow image (or a path) at quality 1..6 into .cgdm bytes."""
     from . import imageio
@@ -240,44 +372,84 @@ def encode(img, quality: int, device: str = "auto", progress: Progress = _quiet,
 
 def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
                 device: str = "auto", progress: Progress = _quiet,
-                step_progress: StepProgress | None = None) -> "np.ndarray":
-    """The decoded RGB image (H, W, 3) uint8 of a parsed container."""
+                step_progress: StepProgress | None = None, realism: float | None = None,
+                runtime: str | None = None, threads: int | None = None) -> "np.ndarray":
+    """The decoded RGB image (H, W, 3) uint8 of a parsed container.
+
+    ``realism`` (0..1) is the decode-time dial of weights trained with a realism input
+    (``docs/diffusion.md``); other weights accept only 0. ``runtime``: see ``pick_runtime``.
+    """
     restoring = f.diffusion and not base_only
-    if restoring:
-        from .base.interface import rgb_to_uint8_tensor, tensor_to_rgb
-        from .sampling.restore import restore
-    bundle = _checked_bundle(f, restoring, progress)
+    bundle, decoder = _checked_bundle(f, restoring, progress)
     name = bundle.base.name
-    dev = _device(device) if restoring or backend(name).network else None
+    network = backend(name).network
+    engine = pick_runtime(runtime, device, decoder, network) if restoring else None
+    if realism is not None and restoring:
+        realism = _realism(realism, decoder)
+    dev = _device(device) if engine == "torch" or network else None
     progress(f"base codec ({name}): decoding")
     try:
         if not restoring:
             return bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality, dev)
-        if backend(name).network:
+        if network:
             x_tilde = bundle.base.reconstruct(f.base_streams, f.width, f.height, f.quality, dev)
         else:  # a weightless base's x~ is its 8-bit decode: it travels as uint8 (a quarter the memory)
-            x_tilde = rgb_to_uint8_tensor(bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality))
+            x_tilde = bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality)
     except ValueError as e:  # Av1Error and friends: a damaged base stream
         if isinstance(e, FormatError):
             raise
         raise FormatError(f"base-codec stream is corrupted ({e})") from None
-
-    cgdm = bundle.cgdm
-    assert cgdm is not None and f.syntax is not None
-    try:
-        symbols = cgdm.prior.decode_syntax(f.syntax)
-    except Exception as e:  # constriction raises assorted errors on garbage
-        raise FormatError(f"syntax section is corrupted ({e})") from None
+    assert decoder is not None and f.syntax is not None
     report = _steps_to(progress, step_progress)
     condition = bundle.base.condition(f.base_streams, f.quality)
-    x_tilde = restore(cgdm, x_tilde, symbols, condition, f.seed, steps or f.steps, device=dev,
+    steps = steps or f.steps
+    if engine == "onnx":
+        import numpy as np
+
+        from .entropy_models.syntax_coding import decode_symbols
+        from .sampling.restore import decode_canvas
+
+        symbols = _syntax(lambda: decode_symbols(prior_table(decoder.path), f.syntax))
+        out = decode_canvas(ort_denoiser(decoder.path, threads), x_tilde.transpose(2, 0, 1)[None], symbols,
+                            condition, f.seed, steps, diffusion_sampler(decoder), realism=realism,
+                            progress=lambda i, n: report("diffusion steps", i, n))
+        out = out[0].transpose(1, 2, 0)
+        out *= 255.0
+        return np.ascontiguousarray(np.rint(out, out=out).astype(np.uint8))
+    from .base.interface import rgb_to_uint8_tensor, tensor_to_rgb
+    from .sampling.restore import restore
+
+    cgdm = torch_model(decoder)
+    symbols = _syntax(lambda: cgdm.prior.decode_syntax(f.syntax))
+    if not network:
+        x_tilde = rgb_to_uint8_tensor(x_tilde)
+    x_tilde = restore(cgdm, x_tilde, symbols, condition, f.seed, steps, device=dev, realism=realism,
                       progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
     return tensor_to_rgb(x_tilde)
 
 
+def _syntax(read: Callable[[], object]):
+    try:
+        return read()
+    except Exception as e:  # constriction raises assorted errors on garbage
+        raise FormatError(f"syntax section is corrupted ({e})") from None
+
+
+def _realism(realism: float, decoder: Decoder) -> float | None:
+    """The realism setting a decoder takes: 0..1 for networks with a realism input, else 0."""
+    if not 0.0 <= realism <= 1.0:
+        raise ValueError("realism must be between 0 and 1")
+    if _config(decoder).unet.realism:
+        return float(realism)
+    if realism > 0:
+        raise ValueError("this file's diffusion weights have no realism dial (only --realism 0)")
+    return None
+
+
 def decode_image(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
                  device: str = "auto", progress: Progress = _quiet,
-                 step_progress: StepProgress | None = None) -> "Image.Image":
+                 step_progress: StepProgress | None = None, realism: float | None = None,
+                 runtime: str | None = None, threads: int | None = None) -> "Image.Image":
     """The decoded Pillow image of a parsed container: mode RGB, L, RGBA or LA as encoded."""
     from . import imageio
 
@@ -285,16 +457,18 @@ def decode_image(f: CgdmFile, *, base_only: bool = False, steps: int | None = No
         rgb = _weightless_base_only(f, progress)  # no numpy, no torch
     else:
         rgb = imageio.rgb_image(decode_file(f, base_only=base_only, steps=steps, device=device,
-                                            progress=progress, step_progress=step_progress))
+                                            progress=progress, step_progress=step_progress,
+                                            realism=realism, runtime=runtime, threads=threads))
     alpha = imageio.inflate_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
     return imageio.finish(rgb, f.colour_mode, alpha, f.metadata)
 
 
-def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> Bundle:
-    """The installed weights, after checking they are the ones the file was written with."""
+def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> tuple[Bundle, "Decoder | None"]:
+    """The installed weights, after checking they are the ones the file was written with, and
+    the decoder the file names (None for a base-only file)."""
     progress("loading weights")
-    bundle = load_bundle(f.base_codec, diffusion=restoring)
-    if f.diffusion and bundle.cgdm_identity is None:
+    bundle = load_bundle(f.base_codec)
+    if f.diffusion and bundle.newest is None:
         raise WeightsError("this file needs the diffusion weights, which are not installed")
     decoder = bundle.decoder_for(f.weights_id) if f.diffusion else None
     if f.weights_id != bundle.weights_id(f.diffusion) and decoder is None:
@@ -302,14 +476,13 @@ def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> Bundle:
             f"this file needs weights {f.weights_id.hex()}, but the installed weights are "
             f"{bundle.weights_id(f.diffusion).hex()}; decode it with the cgdm version that wrote it")
     if restoring and decoder is not None:
-        # the weights and settings the file was written for (an older generation's, maybe)
-        bundle.cgdm = with_sampler(_load_cgdm(decoder.path), decoder.sampler)
-    return bundle
+        _manifest(decoder.path)  # the bytes of the weights it runs are checked
+    return bundle, decoder
 
 
 def _weightless_base_only(f: CgdmFile, progress: Progress) -> "Image.Image":
     """A base-only decode by a backend without a network: Pillow alone, no numpy or torch."""
-    bundle = _checked_bundle(f, False, progress)
+    bundle, _ = _checked_bundle(f, False, progress)
     progress(f"base codec ({bundle.base.name}): decoding")
     try:
         return bundle.base.decode_image(f.base_streams, f.width, f.height)
@@ -320,10 +493,11 @@ def _weightless_base_only(f: CgdmFile, progress: Progress) -> "Image.Image":
 
 
 def decode(data: bytes, base_only: bool = False, device: str = "auto",
-           progress: Progress = _quiet, steps: int | None = None) -> "Image.Image":
+           progress: Progress = _quiet, steps: int | None = None, realism: float | None = None) -> "Image.Image":
     """Decode .cgdm bytes to a Pillow image (mode RGB, L, RGBA or LA as encoded).
 
     The file's ICC profile, EXIF and XMP are in ``im.info`` (``icc_profile``, ``exif``,
     ``xmp``), where Pillow's own readers put them; ``imageio.save`` writes them out.
     """
-    return decode_image(parse(data), base_only=base_only, steps=steps, device=device, progress=progress)
+    return decode_image(parse(data), base_only=base_only, steps=steps, device=device, progress=progress,
+                        realism=realism)

@@ -53,6 +53,21 @@ def read_manifest(weights: str | Path) -> dict[str, Any]:
     return json.loads(manifest_path(weights).read_text())
 
 
+def read_checked_manifest(weights: str | Path) -> dict[str, Any]:
+    """The manifest of a weights file, with a one-line error if it is missing or unreadable."""
+    from .errors import WeightsError
+
+    path = Path(weights)
+    try:
+        manifest = read_manifest(path)
+        str(manifest["sha256"])
+    except FileNotFoundError:
+        raise WeightsError(f"the manifest {manifest_path(path)} of {path.name} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"the manifest {manifest_path(path)} is unreadable ({e})") from None
+    return manifest
+
+
 def verified_manifest(weights: str | Path) -> dict[str, Any]:
     """The manifest of a weights file whose bytes match the SHA-256 the manifest records.
 
@@ -63,13 +78,8 @@ def verified_manifest(weights: str | Path) -> dict[str, Any]:
     from .errors import WeightsError
 
     path = Path(weights)
-    try:
-        manifest = read_manifest(path)
-        expected = str(manifest["sha256"]).lower()
-    except FileNotFoundError:
-        raise WeightsError(f"the manifest {manifest_path(path)} of {path.name} is missing") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise WeightsError(f"the manifest {manifest_path(path)} is unreadable ({e})") from None
+    manifest = read_checked_manifest(path)
+    expected = str(manifest["sha256"]).lower()
     actual = sha256_file(path)
     if actual != expected:
         raise WeightsError(

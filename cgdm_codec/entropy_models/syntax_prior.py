@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..diffusion_config import SyntaxConfig
+from .syntax_coding import decode_symbols, encode_symbols
 
 TABLE_TOTAL = 1 << 16
 MIN_SCALE = 0.11
@@ -83,34 +84,10 @@ class SyntaxPrior(nn.Module):
         freq = 1 + torch.floor(pmf * (TABLE_TOTAL - self.cfg.alphabet))
         self.table.copy_(freq.to(torch.int32))
 
-    def _model_and_probs(self) -> tuple[object, np.ndarray]:
-        import constriction
-
-        if int(self.table.min()) < 1:
-            raise RuntimeError("syntax prior tables are not built; call update_tables()")
-        probs = self.table.cpu().numpy().astype(np.float64)
-        return constriction.stream.model.Categorical(perfect=False), probs
-
     def encode_syntax(self, symbols: torch.Tensor) -> bytes:
         """Range-code S integer symbols (clamped to the coded range) into bytes."""
-        import constriction
-
-        r = self.cfg.symbol_range
-        sym = symbols.detach().cpu().long().view(-1)
-        if sym.numel() != self.cfg.length:
-            raise ValueError(f"expected {self.cfg.length} syntax symbols, got {sym.numel()}")
-        idx = (sym.clamp(-r, r) + r).numpy().astype(np.int32)
-        model, probs = self._model_and_probs()
-        encoder = constriction.stream.queue.RangeEncoder()
-        encoder.encode(idx, model, probs)
-        return encoder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+        return encode_symbols(self.table.cpu().numpy(), symbols.detach().cpu().long().view(-1).numpy())
 
     def decode_syntax(self, data: bytes) -> torch.Tensor:
         """Inverse of ``encode_syntax``: a LongTensor (S,)."""
-        import constriction
-
-        padded = data + bytes(-len(data) % 4)
-        words = np.frombuffer(padded, dtype="<u4").astype(np.uint32)
-        model, probs = self._model_and_probs()
-        idx = constriction.stream.queue.RangeDecoder(words).decode(model, probs)
-        return torch.from_numpy(np.asarray(idx, dtype=np.int64)) - self.cfg.symbol_range
+        return torch.from_numpy(decode_symbols(self.table.cpu().numpy(), data))

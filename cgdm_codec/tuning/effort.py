@@ -69,3 +69,22 @@ def resolve_effort(name: str = "default", device_type: str = "cpu", *,
             raise ValueError("seeds must be >= 1")
         effort = replace(effort, seeds=seeds)
     return effort
+
+
+#: The presets count scored tiles of this area (256 x 256, the first decoder's tile); with
+#: larger tiles the count shrinks so that the scored pixels, and the time, stay the same.
+REFERENCE_TILE_AREA = 256 * 256
+
+
+def scored_tile_count(tile: tuple[int, int], score_tiles: int) -> int:
+    th, tw = tile
+    return max(1, min(score_tiles, round(score_tiles * REFERENCE_TILE_AREA / (th * tw))))
+
+
+def spread(count: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over range(count) (all of them when n >= count)."""
+    if n >= count:
+        return list(range(count))
+    if n <= 1:
+        return [count // 2]
+    return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)})

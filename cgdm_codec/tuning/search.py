@@ -16,7 +16,7 @@ import torch
 from ..models.cgdm import Cgdm
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.restore import restore
-from .effort import Effort
+from .effort import Effort, scored_tile_count
 from .finetune import finetune_generator, generator_symbols
 from .objective import Objective
 from .simulate import DecoderView, decoder_view, sample_tiles, spread, with_seed
@@ -86,14 +86,8 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: 
     return total / len(chosen)
 
 
-#: The effort presets count scored tiles of this area (256 x 256, the first decoder's tile);
-#: with larger tiles the count shrinks so that the scored pixels, and the time, stay the same.
-REFERENCE_TILE_AREA = 256 * 256
-
-
 def scored_tiles(view: DecoderView, score_tiles: int) -> int:
-    th, tw = view.grid.tile
-    return max(1, min(score_tiles, round(score_tiles * REFERENCE_TILE_AREA / (th * tw))))
+    return scored_tile_count(view.grid.tile, score_tiles)
 
 
 def base_score(view: DecoderView, objective: Objective, score_tiles: int, device: torch.device) -> float:

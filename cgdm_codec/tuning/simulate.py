@@ -18,6 +18,7 @@ from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
 from ..sampling.tiling import PaddedImage, TileGrid, make_grid
 from ..sampling.unrolled import unrolled_sample
+from .effort import spread  # noqa: F401 (callers import it from here)
 
 
 @dataclass
@@ -86,15 +87,6 @@ def seed_patch(seed: int, sampler: SamplerConfig) -> torch.Tensor:
 
 def with_seed(view: DecoderView, seed: int, sampler: SamplerConfig) -> DecoderView:
     return replace(view, patch=seed_patch(seed, sampler))
-
-
-def spread(count: int, n: int) -> list[int]:
-    """``n`` indices spread evenly over range(count) (all of them when n >= count)."""
-    if n >= count:
-        return list(range(count))
-    if n <= 1:
-        return [count // 2]
-    return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)})
 
 
 def sample_tiles(unet: ConsistencyGuidedUNet, scheduler: DDIMScheduler, view: DecoderView,

@@ -1,0 +1,121 @@
+"""Diffusion weights generations side by side on the same AV1 files: quality, texture, time.
+
+    python benchmarks/generations.py ../shared/datasets/val/sunhays80 --limit 16 --levels 1 3 5 \
+        --candidate cgdm-av1-3:5 --candidate cgdm-av1-3:1 --candidate new.safetensors:1 \
+        --candidate real.safetensors:1:1.0 --out docs/results/generations.json
+
+Each image (halved, as for every sunhays80 figure) is AV1-coded once per level (speed 6,
+the default effort); every candidate ``WEIGHTS:STEPS[:REALISM]`` (a shipped name or a
+.safetensors path) then writes its own syntax (its generator, one pass, the default
+effort) and decodes with the given step count, in torch float32 on the CPU, seed 0.
+Rows: PSNR / MS-SSIM / HaarPSI against the original, the band-energy ratio of the two
+finest Laplacian bands (decode / original, 1.0 = as much detail as the original), bpp
+from the AV1 payload plus the syntax bytes, and the seconds of the diffusion stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from cgdm_codec.base.av1 import Av1Base, quality_for
+from cgdm_codec.base.interface import rgb_to_tensor, tensor_to_rgb
+from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
+from cgdm_codec.models.cgdm import Cgdm
+from cgdm_codec.runtime import laplacian_bands
+from cgdm_codec.sampling.restore import restore
+from cgdm_codec.weights import weights_dir
+
+METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}
+
+
+def load(path: Path, downscale: float) -> Image.Image:
+    im = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    return im.resize((round(im.width * downscale), round(im.height * downscale)), Image.Resampling.LANCZOS)
+
+
+def band_ratios(decoded: np.ndarray, original: np.ndarray, bands: int = 2) -> list[float]:
+    """Energy (mean |band|) of the decode over the original's, finest bands first."""
+    def pyramid(rgb: np.ndarray) -> list[np.ndarray]:
+        return laplacian_bands(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255.0, bands)
+
+    return [float(np.abs(a).mean() / max(np.abs(b).mean(), 1e-9))
+            for a, b in zip(pyramid(decoded), pyramid(original))]
+
+
+def parse_candidate(text: str) -> tuple[str, Path, int, float | None]:
+    parts = text.split(":")
+    weights = Path(parts[0]) if parts[0].endswith(".safetensors") else weights_dir() / f"{parts[0]}.safetensors"
+    realism = float(parts[2]) if len(parts) > 2 else None
+    return text, weights, int(parts[1]), realism
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("images", type=Path)
+    ap.add_argument("--limit", type=int, default=16)
+    ap.add_argument("--downscale", type=float, default=0.5)
+    ap.add_argument("--levels", type=int, nargs="*", default=[1, 3, 5])
+    ap.add_argument("--candidate", action="append", required=True, help="WEIGHTS:STEPS[:REALISM]")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".png"})[: args.limit]
+    cands = [parse_candidate(c) for c in args.candidate]
+    models = {w: Cgdm.from_weights(w) for _, w, _, _ in cands}
+    base = Av1Base()
+    rows: list[dict] = []
+    for p in paths:
+        ref = np.asarray(load(p, args.downscale))
+        h, w = ref.shape[:2]
+        for lv in args.levels:
+            enc = base.encode(ref, lv)
+            xt_rgb = base.decode_rgb(enc.streams, w, h)
+            x, xt = rgb_to_tensor(ref), rgb_to_tensor(xt_rgb)
+            payload = len(enc.streams[0])
+            rows.append(dict(image=p.name, level=lv, setting="base-only", bpp=8 * payload / (h * w), seconds=0.0,
+                             bands=band_ratios(xt_rgb, ref), **{k: fn(ref, xt_rgb) for k, fn in METRICS.items()}))
+            for name, weights, steps, realism in cands:
+                model = models[weights]
+                with torch.no_grad():
+                    values = model.syntax(x, xt, tiled=True, unit=True)
+                r = model.cfg.syntax.symbol_range
+                symbols = values.round().clamp(-r, r).long().view(-1)
+                syntax_bytes = len(model.prior.encode_syntax(symbols))
+                t0 = time.perf_counter()
+                out = restore(model, xt.clone(), symbols, enc.condition, 0, steps, precision="fp32", realism=realism)
+                dt = time.perf_counter() - t0
+                rgb = tensor_to_rgb(out)
+                row = dict(image=p.name, level=lv, setting=name, bpp=8 * (payload + syntax_bytes) / (h * w),
+                           seconds=dt, bands=band_ratios(rgb, ref), **{k: fn(ref, rgb) for k, fn in METRICS.items()})
+                rows.append(row)
+                print(f"{p.name[:24]} q{lv} {name}: {row['psnr']:.2f} dB {row['ms_ssim']:.4f} {row['haarpsi']:.4f} "
+                      f"bands {row['bands'][0]:.2f}/{row['bands'][1]:.2f} {dt:.2f}s", flush=True)
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    print(f"\n{len(paths)} images, levels {args.levels}\n"
+          "| setting | bpp | PSNR | MS-SSIM | HaarPSI | band 1 | band 2 | diffusion s |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    summary = {}
+    for s in settings:
+        sel = [r for r in rows if r["setting"] == s]
+        m = {k: float(np.mean([r[k] for r in sel])) for k in ("bpp", "psnr", "ms_ssim", "haarpsi", "seconds")}
+        m["band1"] = float(np.mean([r["bands"][0] for r in sel]))
+        m["band2"] = float(np.mean([r["bands"][1] for r in sel]))
+        summary[s] = m
+        print(f"| {s} | {m['bpp']:.4f} | {m['psnr']:.3f} | {m['ms_ssim']:.4f} | {m['haarpsi']:.4f} | "
+              f"{m['band1']:.3f} | {m['band2']:.3f} | {m['seconds']:.2f} |")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"images": [p.name for p in paths], "levels": args.levels,
+                                        "candidates": args.candidate, "summary": summary, "rows": rows},
+                                       indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

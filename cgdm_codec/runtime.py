@@ -1,0 +1,195 @@
+"""The torch-free runtime: ONNX Runtime sessions over the graphs exported beside the weights.
+
+``import torch`` alone takes 1.8 s on a 2-core CPU, longer than a whole few-step decode, so
+the default CPU decode and encode of AV1 files run the networks here, on numpy arrays:
+``OrtDenoiser`` is the sampler's ``Denoiser`` (sampling/sample.py) and
+``OrtSyntaxGenerator`` the encoder's syntax generator. The graphs
+(``train/export_onnx.py``) read their tensors straight from the ``.safetensors`` file, so
+both runtimes run the same weights. Threads: the cores this process may run on
+(affinity), or the caller's count; the pool never spins while idle, so several cgdm
+processes on one machine do not steal each other's cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .diffusion_config import SyntaxConfig, UNetConfig
+from .sampling.sample import Steering
+
+STAT_BANDS, STAT_EPS = 4, 1e-3  # models.syntax: the band statistics' bands and floor
+BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
+
+
+class MissingGraphs(RuntimeError):
+    """The weights file has no exported ONNX graphs (or they are not installed)."""
+
+
+def granted_cores() -> int:
+    """Cores this process may run on (a container or ``taskset`` may grant fewer)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=16)
+def session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def graph_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """The manifest's graphs, each checked against its recorded sha256."""
+    from .errors import WeightsError
+    from .weights import sha256_file
+
+    record = manifest.get("onnx")
+    if not record:
+        raise MissingGraphs(f"{weights.name} has no ONNX graphs")
+    out = {}
+    for role, entry in record.items():
+        path = weights.with_name(entry["file"])
+        if not path.is_file():
+            raise MissingGraphs(f"{path} is missing")
+        if sha256_file(path) != entry["sha256"]:
+            raise WeightsError(f"{path} is damaged or not the graph its manifest describes")
+        out[role] = path
+    return out
+
+
+class OrtDenoiser:
+    """The U-Net's three graphs (condition, features, denoise) as a numpy ``Denoiser``."""
+
+    def __init__(self, graphs: dict[str, Path], unet: UNetConfig, threads: int | None = None) -> None:
+        threads = threads or granted_cores()
+        self.cond_graph = session(graphs["condition"], 1)
+        self.feature_graph = session(graphs["features"], threads)
+        self.denoise_graph = session(graphs["denoise"], threads)
+        self.multiple, self.realism = unet.multiple, unet.realism
+        self.levels = len(unet.multipliers)
+
+    def condition(self, t: int, steering: Steering) -> np.ndarray:
+        syntax = np.asarray(steering.syntax, dtype=np.float32).reshape(-1, np.shape(steering.syntax)[-1])
+        rows = syntax.shape[0]
+        feed = {"t": np.full(rows, t, dtype=np.int64), "syntax": syntax,
+                "quality": np.broadcast_to(np.asarray(steering.quality, dtype=np.int64).reshape(-1), rows).copy()}
+        if self.realism:
+            r = 0.0 if steering.realism is None else steering.realism
+            feed["realism"] = np.broadcast_to(np.asarray(r, dtype=np.float32).reshape(-1), rows).copy()
+        return self.cond_graph.run(None, feed)[0]
+
+    def features(self, x_tilde: np.ndarray) -> list[np.ndarray]:
+        return self.feature_graph.run(None, {"x_tilde": np.ascontiguousarray(x_tilde, dtype=np.float32)})
+
+    def denoise(self, x_t: np.ndarray, x_tilde: np.ndarray, features: list[np.ndarray],
+                cond: np.ndarray) -> np.ndarray:
+        feed = {"x_t": np.ascontiguousarray(x_t, dtype=np.float32),
+                "x_tilde": np.ascontiguousarray(x_tilde, dtype=np.float32), "cond": cond}
+        feed.update({f"e{i}": f for i, f in enumerate(features)})
+        return self.denoise_graph.run(None, feed)[0]
+
+    def grad(self, enabled: bool) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def grad_enabled(self) -> bool:
+        return False
+
+
+def _separable(x: np.ndarray) -> np.ndarray:
+    """The 5-tap binomial low-pass of every channel, edges replicated (losses._separable)."""
+    h, w = x.shape[-2:]
+    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(2, 2), (2, 2)], mode="edge")
+    rows = sum(BINOMIAL5[k] * p[..., :, k:k + w] for k in range(5))
+    return sum(BINOMIAL5[k] * rows[..., k:k + h, :] for k in range(5))
+
+
+def laplacian_bands(x: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Band-pass images of a Laplacian pyramid, finest first (losses.laplacian_bands)."""
+    bands = []
+    for _ in range(levels):
+        if min(x.shape[-2:]) < 4:
+            break
+        low = _separable(x)
+        bands.append(x - low)
+        x = low[..., ::2, ::2]
+    return bands
+
+
+def band_means(x: np.ndarray, x_tilde: np.ndarray) -> np.ndarray:
+    """models.syntax.band_means on arrays: (B, 3 * STAT_BANDS * C)."""
+    bx, bt = laplacian_bands(x, STAT_BANDS), laplacian_bands(x_tilde, STAT_BANDS)
+    absent = [np.zeros(x.shape[:2], dtype=np.float32)] * (STAT_BANDS - len(bx))
+    means: list[np.ndarray] = []
+    for group in (bx, bt, [a - b for a, b in zip(bx, bt)]):
+        means += [np.abs(b).mean(axis=(-2, -1), dtype=np.float32) for b in group] + absent
+    return np.concatenate(means, axis=1)
+
+
+class OrtSyntaxGenerator:
+    """The syntax generator: its conv stages as a graph, its MLP head in numpy."""
+
+    def __init__(self, graph: Path, weights: Path, cfg: SyntaxConfig, threads: int | None = None) -> None:
+        from safetensors import safe_open
+
+        self.graph = session(graph, threads or granted_cores())
+        self.cfg = cfg
+        with safe_open(str(weights), framework="np") as f:
+            self.head = [(f.get_tensor(f"syntax.mlp.{i}.weight"), f.get_tensor(f"syntax.mlp.{i}.bias"))
+                         for i in (0, 2)]
+
+    def pooled(self, x: np.ndarray, x_tilde: np.ndarray) -> np.ndarray:
+        """Pooled conv features (and band means) of one tile in [-1, 1]."""
+        feats = self.graph.run(None, {"x": np.ascontiguousarray(x), "x_tilde": np.ascontiguousarray(x_tilde)})[0]
+        if self.cfg.statistics:
+            feats = np.concatenate([feats, band_means(x, x_tilde)], axis=1)
+        return feats
+
+    def values(self, x01: np.ndarray, x_tilde01: np.ndarray) -> np.ndarray:
+        """Continuous syntax values (S,) of an image pair (1, 3, H, W) in [0, 1], pooled tile by
+        tile as an area-weighted mean (models.syntax.SyntaxGenerator.pooled_tiled)."""
+        tile = self.cfg.pool_tile
+        h, w = x01.shape[-2:]
+        total, area = 0.0, 0
+        for top in range(0, h, tile):
+            for left in range(0, w, tile):
+                sl = (..., slice(top, top + tile), slice(left, left + tile))
+                a, b = x01[sl] * 2.0 - 1.0, x_tilde01[sl] * 2.0 - 1.0
+                n = a.shape[-2] * a.shape[-1]
+                total = total + self.pooled(a.astype(np.float32), b.astype(np.float32)) * n
+                area += n
+        feats = (total / area).astype(np.float32)
+        if self.cfg.statistics:
+            n = sum(self.cfg.widths)
+            feats = np.concatenate([feats[:, :n], np.log(feats[:, n:] + STAT_EPS)], axis=1)
+        (w1, b1), (w2, b2) = self.head
+        hidden = feats @ w1.T + b1
+        hidden = np.where(hidden >= 0, hidden, 0.1 * hidden)
+        return (hidden @ w2.T + b2).reshape(-1)
+
+
+def symbols_of(values: np.ndarray, symbol_range: int) -> np.ndarray:
+    """Rounded (half to even, as torch.round) and clamped syntax symbols, int64."""
+    return np.clip(np.round(values), -symbol_range, symbol_range).astype(np.int64)
+
+
+def prior_table(weights: Path) -> np.ndarray:
+    """The syntax prior's coding tables, read from the weights without torch."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="np") as f:
+        return f.get_tensor("prior.table")

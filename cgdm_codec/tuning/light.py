@@ -1,0 +1,78 @@
+"""The single-pass encoder on numpy arrays: syntax from the generator, no search, and the
+choice between the diffusion stage and the base-only decode, all without torch.
+
+``--effort fast`` and ``default`` search nothing (``effort.py``), so they need only the
+generator's syntax and, when asked to decide, the objective on what the decoder will
+produce: a full decode when the image has few tiles, else the decoder's procedure on a
+spread of its tiles (each tile started from the seed's noise at its position, as the
+decoder starts it). ``search.py`` does the same with torch and can also search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..diffusion_config import SamplerConfig
+from ..entropy_models.syntax_coding import encode_symbols
+from ..runtime import OrtDenoiser, OrtSyntaxGenerator, symbols_of
+from ..sampling.ddim import DDIMScheduler
+from ..sampling.noise import noise_patch
+from ..sampling.restore import decode_canvas, uint8_to_signed
+from ..sampling.sample import Steering, sample
+from ..sampling.tiling import PaddedImage, make_grid
+from .effort import Effort, scored_tile_count, spread
+from .objective_numpy import objective
+
+
+@dataclass(frozen=True)
+class Pass:
+    symbols: np.ndarray  # (S,) int64
+    best_score: float | None = None
+    base_score: float | None = None
+
+    @property
+    def base_only_wins(self) -> bool:
+        return self.best_score is not None and self.base_score is not None and self.base_score <= self.best_score
+
+
+def chw(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> a (1, 3, H, W) view."""
+    return rgb.transpose(2, 0, 1)[None]
+
+
+def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.ndarray,
+                sampler: SamplerConfig, x_rgb: np.ndarray, xt_rgb: np.ndarray, condition: int, seed: int,
+                steps: int, effort: Effort, decide: bool) -> Pass:
+    x01 = chw(x_rgb).astype(np.float32) / np.float32(255.0)
+    xt01 = chw(xt_rgb).astype(np.float32) / np.float32(255.0)
+    symbols = symbols_of(generator.values(x01, xt01), generator.cfg.symbol_range)
+    if not decide:
+        return Pass(symbols)
+    h, w = x_rgb.shape[:2]
+    bpp = 8.0 * len(encode_symbols(table, symbols)) / (h * w)
+    grid = make_grid(h, w, sampler.tile, sampler.overlap, denoiser.multiple, sampler.tiling)
+    n = scored_tile_count(grid.tile, effort.score_tiles)
+    if len(grid) <= n:
+        decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler)
+        return Pass(symbols, objective(decoded, x01, bpp), objective(xt01, x01, 0.0))
+    positions = [grid.positions()[i] for i in spread(len(grid), n)]
+    (th, tw), vh, vw = grid.tile, min(grid.tile[0], h), min(grid.tile[1], w)
+    patch = noise_patch(seed, 3, sampler.noise_period)
+    _, ph, pw = patch.shape
+    x_T = np.stack([patch[:, (np.arange(th) + y) % ph][..., (np.arange(tw) + x) % pw] for y, x in positions])
+    xt_tiles = PaddedImage.of(chw(xt_rgb), grid, uint8_to_signed)
+    x_tiles = PaddedImage.of(chw(x_rgb), grid, uint8_to_signed)
+    base = np.concatenate([xt_tiles.crop(y, x, th, tw) for y, x in positions])
+    target = np.concatenate([x_tiles.crop(y, x, th, tw) for y, x in positions])
+    scheduler = DDIMScheduler.from_config(sampler)
+    scheduler.set_timesteps(steps)
+    steering = Steering(symbols.astype(np.float32).reshape(1, -1), np.array([condition]))
+    one_tile = make_grid(th, tw, max(th, tw), 0, denoiser.multiple)
+    out = sample(denoiser, scheduler, x_T.astype(np.float32), base, one_tile, steering, max_batch=8)
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        return (a[..., :vh, :vw] + 1.0) / 2.0
+
+    return Pass(symbols, objective(unit(out).clip(0.0, 1.0), unit(target), bpp), objective(unit(base), unit(target), 0.0))

@@ -1,0 +1,157 @@
+"""The torch-free runtime: ONNX graphs of the shipped weights, the numpy sampler path, and
+default AV1 decodes and encodes that never import torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cgdm_codec import pipeline
+from cgdm_codec.base.registry import backend
+from cgdm_codec.container import parse
+from cgdm_codec.diffusion_config import CgdmConfig
+from cgdm_codec.errors import WeightsError
+from cgdm_codec.models.cgdm import Cgdm
+from cgdm_codec.runtime import OrtDenoiser, OrtSyntaxGenerator, band_means, graph_paths
+from cgdm_codec.sampling.restore import decode_canvas, restore
+from cgdm_codec.weights import read_manifest, weights_dir
+from conftest import textured
+
+GOLDEN = Path(__file__).parent / "golden"
+AV1_WEIGHTS = backend("av1").diffusion_weights
+
+
+@pytest.mark.parametrize("name", AV1_WEIGHTS)
+def test_every_shipped_av1_generation_has_checked_graphs(name):
+    """Files written last week are users' files too: every AV1 generation decodes torch-free."""
+    path = weights_dir() / f"{name}.safetensors"
+    manifest = read_manifest(path)
+    graphs = graph_paths(path, manifest)
+    assert set(graphs) == {"condition", "features", "denoise", "syntax"}
+    assert all(p.stat().st_size < 500_000 for p in graphs.values())  # tensors stay in the safetensors
+
+
+def test_a_damaged_graph_is_refused(tmp_path):
+    import shutil
+
+    src = weights_dir()
+    for f in src.glob("cgdm-av1-3.*"):
+        shutil.copy(f, tmp_path / f.name)
+    graph = tmp_path / "cgdm-av1-3.denoise.onnx"
+    graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(WeightsError, match="damaged"):
+        graph_paths(tmp_path / "cgdm-av1-3.safetensors", read_manifest(tmp_path / "cgdm-av1-3.safetensors"))
+
+
+@pytest.mark.parametrize("name", AV1_WEIGHTS)
+def test_onnx_decode_equals_the_torch_decode(name):
+    """The same sampler over numpy + ONNX Runtime and over torch: within the golden tolerance."""
+    path = weights_dir() / f"{name}.safetensors"
+    cfg = CgdmConfig.from_dict(read_manifest(path)["config"])
+    model = Cgdm.from_weights(path)
+    rgb = textured(150, 410, seed=3)
+    symbols = np.arange(cfg.syntax.length) % 5 - 2
+    ort = decode_canvas(OrtDenoiser(graph_paths(path, read_manifest(path)), cfg.unet, 1),
+                        rgb.transpose(2, 0, 1)[None], symbols, 120, 7, 2, cfg.sampler)
+    ref = restore(model, torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous(), torch.from_numpy(symbols),
+                  120, 7, 2, precision="fp32").numpy()
+    err = np.abs(np.rint(ort * 255) - np.rint(ref * 255))
+    assert err.mean() <= 0.01 and err.max() <= 1
+
+
+@pytest.mark.parametrize("size", [(300, 700), (1030, 40), (3, 5)])
+def test_onnx_syntax_generator_equals_torch(size):
+    """Pooled tile by tile (edge tiles thinner than every band included) like the torch one."""
+    path = weights_dir() / f"{AV1_WEIGHTS[-1]}.safetensors"
+    manifest = read_manifest(path)
+    cfg = CgdmConfig.from_dict(manifest["config"])
+    model = Cgdm.from_weights(path)
+    gen = torch.Generator().manual_seed(sum(size))
+    x = torch.rand(1, 3, *size, generator=gen)
+    xt = (x + 0.05 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    with torch.no_grad():
+        want = model.syntax(x, xt, tiled=True, unit=True).numpy().reshape(-1)
+    got = OrtSyntaxGenerator(graph_paths(path, manifest)["syntax"], path, cfg.syntax, 1).values(x.numpy(), xt.numpy())
+    assert np.abs(got - want).max() < 1e-3
+
+
+def test_band_means_match_the_torch_statistics():
+    from cgdm_codec.models.syntax import band_means as torch_band_means
+
+    gen = torch.Generator().manual_seed(0)
+    for size in ((64, 80), (20, 9), (2, 3)):
+        x, xt = torch.rand(2, 3, *size, generator=gen) * 2 - 1, torch.rand(2, 3, *size, generator=gen) * 2 - 1
+        np.testing.assert_allclose(band_means(x.numpy(), xt.numpy()), torch_band_means(x, xt).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_objective_matches_the_torch_objective():
+    from cgdm_codec.tuning.objective import Objective
+    from cgdm_codec.tuning.objective_numpy import objective
+
+    gen = torch.Generator().manual_seed(1)
+    for size in ((96, 130), (40, 23), (7, 9)):
+        a = torch.rand(2, 3, *size, generator=gen)
+        b = (a + 0.1 * torch.randn(a.shape, generator=gen)).clamp(0, 1)
+        want = float(Objective()(a, b, 0.01))
+        assert abs(objective(a.numpy(), b.numpy(), 0.01) - want) < 1e-4 * max(1.0, abs(want))
+
+
+def _run(code: str, *args: str) -> str:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_default_av1_decode_and_encode_never_import_torch(tmp_path):
+    """The default path on a CPU: decode every shipped generation's golden file and encode a
+    new file with the diffusion stage (syntax generator and the base-only decision included)."""
+    stems = [p.stem for p in sorted(GOLDEN.glob("av1-cgdm*.cgdm"))]
+    src = tmp_path / "in.png"
+    Image.fromarray(textured(96, 144, seed=2)).save(src)
+    code = ("import sys\n"
+            "from cgdm_codec import pipeline\n"
+            "from cgdm_codec.container import parse\n"
+            "from PIL import Image\n"
+            "for stem in sys.argv[2:]:\n"
+            "    pipeline.decode_file(parse(open(f'{sys.argv[1]}/{stem}.cgdm', 'rb').read()), device='cpu')\n"
+            f"data = pipeline.encode(Image.open({str(src)!r}), 3, base='av1', device='cpu')\n"
+            "f = parse(data)\n"
+            "pipeline.decode_file(f, device='cpu')\n"
+            "print(f.diffusion, 'torch' in sys.modules, 'compressai' in sys.modules)\n")
+    assert _run(code, str(GOLDEN), *stems) == "True False False"
+
+
+def test_runtime_choice(monkeypatch):
+    bundle = pipeline.load_bundle("av1")
+    newest = bundle.newest
+    monkeypatch.delenv(pipeline.ENV_RUNTIME, raising=False)
+    monkeypatch.setattr(pipeline, "_cuda_hint", lambda: False)
+    assert pipeline.pick_runtime("auto", "auto", newest, False) == "onnx"
+    assert pipeline.pick_runtime("auto", "cpu", newest, True) == "torch"  # the learned base
+    assert pipeline.pick_runtime("torch", "cpu", newest, False) == "torch"
+    assert pipeline.pick_runtime("auto", "cuda", newest, False) == "torch"
+    monkeypatch.setenv(pipeline.ENV_RUNTIME, "torch")
+    assert pipeline.pick_runtime(None, "cpu", newest, False) == "torch"
+    with pytest.raises(ValueError, match="unknown runtime"):
+        pipeline.pick_runtime("tpu", "cpu", newest, False)
+
+
+def test_missing_torch_is_one_clear_line(monkeypatch):
+    from cgdm_codec.errors import MissingDependency
+
+    monkeypatch.setattr(pipeline, "torch_installed", lambda: False)
+    with pytest.raises(MissingDependency, match=r"pip install 'cgdm-codec\[torch\]'"):
+        pipeline.pick_runtime("torch", "cpu", pipeline.load_bundle("av1").newest, False)
+
+
+def test_manifests_record_graph_hashes():
+    for name in AV1_WEIGHTS:
+        manifest = json.loads((weights_dir() / f"{name}.json").read_text())
+        assert set(manifest["onnx"]) == {"condition", "features", "denoise", "syntax"}
