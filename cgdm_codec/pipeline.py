@@ -205,6 +205,8 @@ def cgdm_weights_paths(base: str = "hyperprior") -> tuple[Path, ...]:
 
 @functools.lru_cache(maxsize=4)
 def _load_base(base: str, base_path: Path) -> "BaseCodec":
+    if backend(base).network:
+        require_torch(f"the {base} base codec")
     return create(base)
 
 

@@ -155,3 +155,15 @@ def test_manifests_record_graph_hashes():
     for name in AV1_WEIGHTS:
         manifest = json.loads((weights_dir() / f"{name}.json").read_text())
         assert set(manifest["onnx"]) == {"condition", "features", "denoise", "syntax"}
+
+
+def test_learned_base_without_torch_is_one_clear_line(monkeypatch):
+    from cgdm_codec.errors import MissingDependency
+
+    monkeypatch.setattr(pipeline, "torch_installed", lambda: False)
+    pipeline.clear_cache()
+    try:
+        with pytest.raises(MissingDependency, match="the hyperprior base codec needs torch"):
+            pipeline.load_bundle("hyperprior")
+    finally:
+        pipeline.clear_cache()

@@ -1,0 +1,98 @@
+"""Where the time of one ``cgdm decode`` goes: start-up, AV1, weights, features, steps,
+blending, PNG — for either runtime, in a fresh process per run.
+
+    python benchmarks/decode_stages.py FILE.cgdm [--runtime onnx|torch] [--steps N] [--repeat 3]
+
+Each run is a new Python process that times its own stages with ``time.perf_counter``:
+``imports`` (cgdm_codec, numpy, Pillow, and onnxruntime or torch, as the decode loads
+them), ``av1`` (the base decode), ``weights`` (hashing the weights, building the ONNX
+sessions or loading the torch model), ``features`` and ``network steps`` (the network
+calls), ``sampler rest`` (tiling, blending and the DDIM arithmetic: the sampler's time
+minus its network calls) and ``png`` (writing the output at the CLI's default level 1).
+``python`` is the interpreter's own start-up (``python -c pass``), measured apart. The
+median over the runs of every stage is printed as a markdown row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+CHILD = r'''
+import sys, time, json
+t0 = time.perf_counter()
+runtime, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
+from cgdm_codec import pipeline
+from cgdm_codec.container import parse
+from PIL import Image
+import numpy as np
+if runtime == "onnx":
+    import onnxruntime
+    from cgdm_codec.runtime import OrtDenoiser as D
+else:
+    import torch
+    from cgdm_codec.sampling.torch_denoiser import TorchDenoiser as D
+from cgdm_codec.sampling import restore as restore_module
+stages = {"imports": time.perf_counter() - t0, "network": 0.0, "features": 0.0}
+def timed(key, fn):
+    def wrapper(*a, **k):
+        s = time.perf_counter(); out = fn(*a, **k)
+        stages[key] += time.perf_counter() - s
+        return out
+    return wrapper
+D.features = timed("features", D.features)
+D.denoise = timed("network", D.denoise)
+f = parse(open(path, "rb").read())
+bundle = pipeline.load_bundle(f.base_codec)
+s = time.perf_counter(); bundle.base.decode_rgb(f.base_streams, f.width, f.height); stages["av1"] = time.perf_counter() - s
+decoder = bundle.decoder_for(f.weights_id)
+s = time.perf_counter()
+if runtime == "onnx":
+    pipeline.ort_denoiser(decoder.path, None)
+    pipeline.prior_table(decoder.path)
+else:
+    pipeline.torch_model(decoder)
+stages["weights"] = time.perf_counter() - s
+canvas = restore_module.decode_canvas
+def sampler(*a, **k):
+    s = time.perf_counter(); out = canvas(*a, **k); stages["sampler"] = time.perf_counter() - s; return out
+restore_module.decode_canvas = sampler
+s = time.perf_counter()
+rgb = pipeline.decode_file(f, steps=steps, runtime=runtime, device="cpu")
+s = time.perf_counter(); Image.fromarray(rgb).save("/dev/null", "PNG", compress_level=1); stages["png"] = time.perf_counter() - s
+stages["sampler rest"] = stages["sampler"] - stages["network"] - stages["features"]
+stages["total"] = time.perf_counter() - t0
+print(json.dumps(stages))
+'''
+
+ORDER = ("python", "imports", "av1", "weights", "features", "network", "sampler rest", "png", "total")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("file")
+    ap.add_argument("--runtime", default="onnx", choices=["onnx", "torch"])
+    ap.add_argument("--steps", type=int, default=0, help="0: the file's own step count")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    runs = []
+    for _ in range(args.repeat):
+        s = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        python = time.perf_counter() - s
+        out = subprocess.run([sys.executable, "-c", CHILD, args.runtime, args.file, str(args.steps)],
+                             capture_output=True, text=True, check=True).stdout
+        runs.append(dict(json.loads(out.strip().splitlines()[-1]), python=python))
+    med = {k: statistics.median(r[k] for r in runs) for k in ORDER}
+    med["total"] += med["python"]
+    print("| runtime | steps | " + " | ".join(ORDER) + " |")
+    print("|---|---:|" + "---:|" * len(ORDER))
+    print(f"| {args.runtime} | {args.steps or 'file'} | " + " | ".join(f"{med[k]:.3f}" for k in ORDER) + " |")
+
+
+if __name__ == "__main__":
+    main()
