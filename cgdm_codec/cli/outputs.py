@@ -91,12 +91,27 @@ def check_input(src: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, NO_SUCH_FILE, str(src))
 
 
+def is_terminal(out: Path) -> bool:
+    """Whether a device output is a terminal: ``-o /dev/stdout`` with no redirection, ``/dev/tty``."""
+    name = os.path.normpath(os.path.abspath(out))
+    for stream, names in ((sys.stdout, ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")),
+                          (sys.stderr, ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2"))):
+        if name in names:
+            try:
+                return stream.isatty()
+            except (AttributeError, ValueError):
+                return False
+    return os.path.realpath(name).startswith(("/dev/tty", "/dev/pts/", "/dev/console"))
+
+
 def check_target(src: Path, out: Path, force: bool) -> None:
     """Fail before any work: the input exists, no binary data goes to a terminal, no file is
     replaced without -f, and the output's folder exists and takes a new file."""
     check_input(src)
     if is_stdio(out):
         check_stdout()
+    elif is_stream(out) and is_terminal(out):
+        raise ConfigError(f"refusing to write binary data to a terminal ({out}); use -o FILE or redirect")
     else:
         check_output(out, force, () if is_stdio(src) else (src,))
 
@@ -162,7 +177,7 @@ def read_stdin() -> bytes:
 
 def check_stdout() -> None:
     if sys.stdout.isatty():
-        raise ConfigError("refusing to write binary data to a terminal; use -o FILE or redirect")
+        raise ConfigError("refusing to write binary data to a terminal (standard output); use -o FILE or redirect")
 
 
 def write_stdout(data: bytes) -> None:
