@@ -82,10 +82,11 @@ _TASKS = 0  # tasks this process has run: with loaded(), shows the load was not 
 
 
 def worker_bundle(base: str, diffusion: bool) -> "Bundle":
-    """The weights for ``base`` (with the diffusion stage or not), loaded once per worker process.
+    """The base codec and decoder manifests for ``base``, loaded once per worker process.
 
-    The pipeline caches what it loads per process too; this lock makes the first load happen
-    once even when a worker runs several tasks in threads, and :func:`loaded` shows it.
+    The pipeline caches everything it loads per process (networks included, on first use);
+    this lock makes the first load happen once even when a worker runs tasks in several
+    threads, and :func:`loaded` shows what a worker holds.
     """
     from .pipeline import load_bundle
 
