@@ -62,7 +62,7 @@ class EvalConfig:
     keep_files: bool = False
     networks: bool = True
     quiet: bool = False
-    threads: int | None = None  # torch threads for the codec (None: torch's default)
+    threads: int | None = None  # torch and ONNX Runtime threads for the codec (None: the granted cores)
     command: str = ""
     sweeps: dict[str, tuple[int, ...]] | None = None  # override the anchors' sweeps (tests)
     # speed of the main AVIF anchor (e.g. the AV1 speed of cgdm's effort); avif-s2 runs besides
@@ -168,7 +168,7 @@ class Runner:
         # the bundle of the base the encodes use, so that the weights id names their weights
         base = default_base()
         bundle = load_bundle(base)
-        self.diffusion = bundle.cgdm is not None
+        self.diffusion = bundle.newest is not None
         if not self.diffusion:
             self.notes.append("diffusion weights not installed: the cgdm rows are base-codec only")
         identity = {"images": str(cfg.images.resolve()), "downscale": cfg.downscale,
@@ -220,7 +220,8 @@ class Runner:
             return
         rng = np.random.default_rng(0)
         img = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
-        decode_file(parse(encode(img, 3, device=self.cfg.device, **self.encode_kwargs)), device=self.cfg.device)
+        decode_file(parse(encode(img, 3, device=self.cfg.device, threads=self.cfg.threads, **self.encode_kwargs)),
+                    device=self.cfg.device, threads=self.cfg.threads)
         self.warm = True
 
     def _timed(self, fn: Callable, *args, **kwargs):
@@ -256,11 +257,12 @@ class Runner:
         for codec, enc_kwargs, dec_kwargs in todo:
             file_key = codec if enc_kwargs else CGDM  # decode-only ablations share the main file
             if file_key not in files:
-                data, t, mem = self._timed(encode, img, level, device=self.cfg.device,
+                data, t, mem = self._timed(encode, img, level, device=self.cfg.device, threads=self.cfg.threads,
                                            **self.encode_kwargs, **enc_kwargs)
                 files[file_key] = (self._file(image, file_key, level, "cgdm", data), (t, mem))
             data, enc = files[file_key]
-            out, t, mem = self._timed(decode_file, parse(data), device=self.cfg.device, **dec_kwargs)
+            out, t, mem = self._timed(decode_file, parse(data), device=self.cfg.device, threads=self.cfg.threads,
+                                      **dec_kwargs)
             self.store.add(self._row(image, codec, level, ref, out, len(data), enc, (t, mem)))
         return True
 
