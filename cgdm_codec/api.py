@@ -34,6 +34,7 @@ Progress = Callable[[str], None]
 EFFORTS = ("fast", "default", "max")
 BASES = ("av1", "hyperprior")
 DEVICES = ("auto", "cpu", "cuda")
+from .pipeline import RUNTIMES  # noqa: E402  (pipeline.pick_runtime's choices)
 
 __all__ = ["encode", "decode", "info", "EFFORTS", "BASES", "DEVICES", "ENCODE_OPTIONS", "EncodeOption"]
 
@@ -87,7 +88,7 @@ ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
                  "image); max = the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS),
     EncodeOption("seed", 0, "Noise seed the decoder's diffusion starts from (the first one tried "
                  "when searching seeds).", low=0, high=2**32 - 1),
-    EncodeOption("steps", None, "DDIM steps the decoder should run [default: the newest decoder's, 5].",
+    EncodeOption("steps", None, "Sampler steps the decoder should run [default: the newest decoder's, 1].",
                  low=1, high=255),
     EncodeOption("av1_quality", None, "AV1 base: Pillow's AVIF quality 0..100 instead of the level "
                  "(a fine-grained rate).", low=0, high=100),
@@ -99,6 +100,11 @@ ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
                  flag=True, cli="--no-finetune"),
     EncodeOption("device", "auto", "Where the networks run (entropy coding always runs on the CPU).",
                  choices=DEVICES),
+    EncodeOption("runtime", "auto", "What runs the diffusion stage's networks: onnx (ONNX Runtime on the "
+                 "CPU, no torch needed), torch, or auto (torch for CUDA and the learned base, else onnx; "
+                 "env CGDM_RUNTIME).", choices=RUNTIMES),
+    EncodeOption("threads", None, "Threads for the networks [default: the cores this process may use].",
+                 low=1, high=1024),
 )
 ENCODE_OPTION = {o.name: o for o in ENCODE_OPTIONS}
 
@@ -173,8 +179,8 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
            base_only: bool = False, effort: str = "default", seed: int = 0,
            steps: int | None = None, av1_quality: int | None = None,
            finetune_iters: int | None = None, seeds: int | None = None, finetune: bool = True,
-           device: str = "auto", limits: Limits | None = None,
-           progress: Progress | None = None) -> bytes:
+           device: str = "auto", runtime: str = "auto", threads: int | None = None,
+           limits: Limits | None = None, progress: Progress | None = None) -> bytes:
     """Compress an image into the bytes of a ``.cgdm`` file.
 
     ``image`` is a Pillow image, a path to any image Pillow reads, or such a file's bytes.
@@ -184,14 +190,15 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
     ``effort`` (``"fast"``, ``"default"``, ``"max"``), ``finetune_iters``, ``seeds`` and
     ``finetune`` set how hard the encoder searches; ``seed`` is the first noise seed tried,
     ``steps`` the DDIM steps written for the decoder, ``av1_quality`` Pillow's AVIF quality
-    0..100 instead of the level (AV1 base only). ``progress`` receives stage messages.
+    0..100 instead of the level (AV1 base only). ``runtime`` and ``threads``: what runs the
+    networks, and on how many threads. ``progress`` receives stage messages.
 
     Raises ``ConfigError`` (a bad setting), ``ImageError`` (an unreadable or oversized
     image), ``WeightsError`` (weights missing or damaged).
     """
     settings = dict(quality=quality, base=base, base_only=base_only, effort=effort, seed=seed,
                     steps=steps, av1_quality=av1_quality, finetune_iters=finetune_iters, seeds=seeds,
-                    finetune=finetune, device=device)
+                    finetune=finetune, device=device, runtime=runtime, threads=threads)
     for name, value in settings.items():
         ENCODE_OPTION[name].check(value)
     lim = _limits(limits)
@@ -205,16 +212,18 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
     return encode_image(prepared, quality, diffusion=False if base_only else None, seed=seed,
                         steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
                         finetune=finetune, device=device, progress=progress or _quiet,
-                        base=chosen, fine=av1_quality)
+                        base=chosen, fine=av1_quality, runtime=runtime, threads=threads)
 
 
 def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = None,
-           device: str = "auto", limits: Limits | None = None,
-           progress: Progress | None = None) -> "PILImage.Image":
+           realism: float = 0.0, device: str = "auto", runtime: str = "auto", threads: int | None = None,
+           limits: Limits | None = None, progress: Progress | None = None) -> "PILImage.Image":
     """Decode a ``.cgdm`` file (its bytes or a path) to a Pillow image.
 
     The image has the mode it was encoded from: RGB, L, RGBA or LA. ``base_only`` skips the
-    diffusion stage (a fast preview); ``steps`` overrides the file's DDIM step count.
+    diffusion stage (a fast preview); ``steps`` overrides the file's step count. ``realism``
+    0..1 is the decode-time dial: 0 the fidelity decode, above 0 the installed realism network
+    of the file's weights synthesises texture from the file's seeded noise (same file).
     ``limits`` bound the image size accepted (default: env ``CGDM_MAX_SIDE``/``CGDM_MAX_PIXELS``).
 
     Raises ``FormatError`` (not a valid .cgdm file), ``WeightsError`` (the file needs other
@@ -225,15 +234,26 @@ def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = Non
         _int_in("steps", steps, 1, 255)
     _check_device(device)
     f, _ = _read(data, _limits(limits))
-    return decode_parsed(f, base_only=base_only, steps=steps, device=device, progress=progress)
+    return decode_parsed(f, base_only=base_only, steps=steps, realism=realism, device=device,
+                         runtime=runtime, threads=threads, progress=progress)
 
 
-def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
-                  device: str = "auto", progress: Progress | None = None) -> "PILImage.Image":
+def check_realism(realism: Any) -> float:
+    if isinstance(realism, bool) or not isinstance(realism, (int, float)) or not 0 <= realism <= 1:
+        raise ConfigError(f"realism must be a number in 0..1, got {realism!r}")
+    return float(realism)
+
+
+def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = None, realism: float = 0.0,
+                  device: str = "auto", runtime: str = "auto", threads: int | None = None,
+                  progress: Progress | None = None) -> "PILImage.Image":
     """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
     from .pipeline import decode_image
 
-    return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet)
+    ENCODE_OPTION["runtime"].check(runtime)
+    ENCODE_OPTION["threads"].check(threads)
+    return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet,
+                        realism=check_realism(realism), runtime=runtime, threads=threads)
 
 
 def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:

@@ -17,7 +17,8 @@ WebP readers put them, the file's ``icc_profile``, ``exif`` (with the ``Exif\\0\
 and ``xmp``.
 
 Decode settings: ``im.decode_options`` (per image, before the pixels are used) starts as a
-copy of :data:`DECODE_OPTIONS` (per process): ``base_only``, ``steps``, ``device``.
+copy of :data:`DECODE_OPTIONS` (per process): ``base_only``, ``steps``, ``realism`` (the
+decode-time dial, 0..1), ``device``, ``runtime``, ``threads``.
 Save options (``im.save(..., **options)``): ``quality`` 1..6 (default 3), ``base``,
 ``base_only``, ``effort``, ``seed``, ``steps``, ``av1_quality``, ``device`` — the keyword
 arguments of :func:`cgdm_codec.encode`.
@@ -39,7 +40,8 @@ EXTENSION = ".cgdm"
 MIME = "image/x-cgdm"  # no registered media type exists; the x- prefix says so
 
 #: Defaults for decoding opened files; change them to affect every later ``Image.open``.
-DECODE_OPTIONS: dict[str, Any] = {"base_only": False, "steps": None, "device": "auto"}
+DECODE_OPTIONS: dict[str, Any] = {"base_only": False, "steps": None, "realism": 0.0, "device": "auto",
+                                  "runtime": "auto", "threads": None}
 
 #: The ``im.save`` keywords passed on to :func:`cgdm_codec.encode`: its settings after the
 #: quality (``api.ENCODE_OPTIONS``). Pillow adds its own keys to ``encoderinfo``, which are
@@ -89,7 +91,9 @@ class CgdmImageFile(ImageFile.ImageFile):
 
             opts = self.decode_options
             decoded = decode_parsed(self._cgdm, base_only=bool(opts.get("base_only", False)),
-                                    steps=opts.get("steps"), device=opts.get("device", "auto"))
+                                    steps=opts.get("steps"), realism=opts.get("realism", 0.0),
+                                    device=opts.get("device", "auto"), runtime=opts.get("runtime", "auto"),
+                                    threads=opts.get("threads"))
             self.im = decoded.im
             self._cgdm = None
             self.readonly = 0

@@ -76,7 +76,8 @@ def _cuda_hint() -> bool:
 
 def pick_runtime(requested: str | None, device: str, decoder: "Decoder | None", network_base: bool) -> str:
     """``onnx`` or ``torch`` for the diffusion stage (see the module docstring)."""
-    requested = requested or os.environ.get(ENV_RUNTIME) or "auto"
+    if requested in (None, "auto"):
+        requested = os.environ.get(ENV_RUNTIME) or "auto"
     if requested not in RUNTIMES:
         raise ValueError(f"unknown runtime {requested!r} (choose from {', '.join(RUNTIMES)})")
     has_graphs = decoder is not None and _has_graphs(decoder.path)
@@ -385,9 +386,10 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     bundle, decoder = _checked_bundle(f, restoring, progress)
     name = bundle.base.name
     network = backend(name).network
-    engine = pick_runtime(runtime, device, decoder, network) if restoring else None
-    if realism is not None and restoring:
-        realism = _realism(realism, decoder)
+    net = decoder  # the weights that run: the file's, or its realism network above realism 0
+    if restoring and realism is not None:
+        net, realism = _realism(bundle, decoder, realism)
+    engine = pick_runtime(runtime, device, net, network) if restoring else None
     dev = _device(device) if engine == "torch" or network else None
     progress(f"base codec ({name}): decoding")
     try:
@@ -401,10 +403,10 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         if isinstance(e, FormatError):
             raise
         raise FormatError(f"base-codec stream is corrupted ({e})") from None
-    assert decoder is not None and f.syntax is not None
+    assert decoder is not None and net is not None and f.syntax is not None
     report = _steps_to(progress, step_progress)
     condition = bundle.base.condition(f.base_streams, f.quality)
-    steps = steps or f.steps
+    steps = steps or (f.steps if net is decoder else net.sampler["steps"])
     if engine == "onnx":
         import numpy as np
 
@@ -412,8 +414,8 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         from .sampling.restore import decode_canvas
 
         symbols = _syntax(lambda: decode_symbols(prior_table(decoder.path), f.syntax))
-        out = decode_canvas(ort_denoiser(decoder.path, threads), x_tilde.transpose(2, 0, 1)[None], symbols,
-                            condition, f.seed, steps, diffusion_sampler(decoder), realism=realism,
+        out = decode_canvas(ort_denoiser(net.path, threads), x_tilde.transpose(2, 0, 1)[None], symbols,
+                            condition, f.seed, steps, diffusion_sampler(net), realism=realism,
                             progress=lambda i, n: report("diffusion steps", i, n))
         out = out[0].transpose(1, 2, 0)
         out *= 255.0
@@ -421,11 +423,10 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     from .base.interface import rgb_to_uint8_tensor, tensor_to_rgb
     from .sampling.restore import restore
 
-    cgdm = torch_model(decoder)
-    symbols = _syntax(lambda: cgdm.prior.decode_syntax(f.syntax))
+    symbols = _syntax(lambda: torch_model(decoder).prior.decode_syntax(f.syntax))
     if not network:
         x_tilde = rgb_to_uint8_tensor(x_tilde)
-    x_tilde = restore(cgdm, x_tilde, symbols, condition, f.seed, steps, device=dev, realism=realism,
+    x_tilde = restore(torch_model(net), x_tilde, symbols, condition, f.seed, steps, device=dev, realism=realism,
                       progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
     return tensor_to_rgb(x_tilde)
 
@@ -437,14 +438,37 @@ def _syntax(read: Callable[[], object]):
         raise FormatError(f"syntax section is corrupted ({e})") from None
 
 
-def _realism(realism: float, decoder: Decoder) -> float | None:
-    """The realism setting a decoder takes: 0..1 for networks with a realism input, else 0."""
+def _realism(bundle: Bundle, decoder: Decoder, realism: float) -> tuple[Decoder, float | None]:
+    """The network a decode at ``realism`` runs, and the realism value it is given.
+
+    0 is the file's own decoder (the fidelity decode, exactly as without the dial). Above 0
+    it is the installed realism network of the file's generation (``Backend.realism_weights``,
+    whose manifest's ``realism_for`` names it), run with the file's syntax and seed.
+    """
     if not 0.0 <= realism <= 1.0:
         raise ValueError("realism must be between 0 and 1")
     if _config(decoder).unet.realism:
-        return float(realism)
-    if realism > 0:
-        raise ValueError("this file's diffusion weights have no realism dial (only --realism 0)")
+        return decoder, float(realism)
+    if realism == 0:
+        return decoder, None
+    companion = realism_decoder(bundle, decoder)
+    if companion is None:
+        raise WeightsError(f"no realism network is installed for this file's diffusion weights "
+                           f"({decoder.path.stem}); decode it with --realism 0")
+    return companion, float(realism)
+
+
+def realism_decoder(bundle: Bundle, decoder: Decoder) -> "Decoder | None":
+    """The installed realism network for files of ``decoder``'s weights, if any."""
+    from .weights import read_checked_manifest
+
+    for name in backend(bundle.base.name).realism_weights:
+        path = weights_dir() / f"{name}.safetensors"
+        if path.is_file():
+            manifest = read_checked_manifest(path)
+            if decoder.path.stem in manifest.get("realism_for", ()):
+                _manifest(path)
+                return Decoder("", dict(manifest["config"]["sampler"]), path)
     return None
 
 

@@ -21,11 +21,15 @@ class Backend:
     # installed so that its files keep decoding; the encoder writes for the newest installed
     diffusion_weights: tuple[str, ...]
     network: bool  # whether coding with it needs torch (a base-only AV1 decode does not)
+    # networks with a realism input that decode the files of a generation at a realism above 0
+    # (their manifest's ``realism_for`` names the generations): a decode-time dial, no re-encode
+    realism_weights: tuple[str, ...] = ()
 
 
 BACKENDS: tuple[Backend, ...] = (
     Backend(1, "hyperprior", ("z", "y"), "cgdm_codec.base.hyperprior:HyperpriorBase", ("cgdm-small",), True),
-    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", ("cgdm-av1", "cgdm-av1-2", "cgdm-av1-3"), False),
+    Backend(2, "av1", ("av1",), "cgdm_codec.base.av1:Av1Base", ("cgdm-av1", "cgdm-av1-2", "cgdm-av1-3"), False,
+            ("cgdm-av1-3r",)),
 )
 BY_ID = {b.codec_id: b for b in BACKENDS}
 BY_NAME = {b.name: b for b in BACKENDS}

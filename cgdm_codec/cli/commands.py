@@ -51,6 +51,8 @@ def encode_option(name: str, *names: str, **overrides: Any) -> Callable:
 
 
 DEVICE = encode_option("device")
+RUNTIME = encode_option("runtime")
+THREADS = encode_option("threads")
 QUIET = click.option("--quiet", "-Q", is_flag=True, help="No progress messages on stderr.")
 FORCE = click.option("--force", "-f", is_flag=True,
                      help="Overwrite the output file if it exists (never the input).")
@@ -119,12 +121,15 @@ OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an exi
 @JOBS
 @FORCE
 @DEVICE
+@RUNTIME
+@THREADS
 @QUIET
 def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
            target_size: int | None, target_bpp: float | None, base_only: bool, always_diffusion: bool,
            seed: int, steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
            finetune: bool, base: str | None, av1_quality: int | None, metadata: str, strip: bool,
-           jobs: int | None, force: bool, device: str, quiet: bool) -> None:
+           jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
+           quiet: bool) -> None:
     """Compress images (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm.
 
     \b
@@ -151,7 +156,8 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
         check_encode_output(src, out)
     options = dict(diffusion=False if base_only else (True if always_diffusion else None), seed=seed,
                    steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
-                   finetune=finetune, device=device, base=base, fine=av1_quality)
+                   finetune=finetune, device=device, base=base, fine=av1_quality, runtime=runtime,
+                   threads=threads)
     work = [EncodeJob(src, out, quality or ENCODE_OPTION["quality"].default, limits(), force,
                       target_size, target_bpp, keep, options)
             for src, out in zip(inputs, plan.outputs)]
@@ -181,7 +187,11 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--base-only", is_flag=True,
               help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
-              help="Override the file's number of DDIM steps (fewer is faster).")
+              help="Override the file's number of sampler steps (fewer is faster).")
+@click.option("--realism", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="0..1",
+              help="The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
+                   "realism network of the file's weights synthesises texture from the file's "
+                   "seeded noise (sharper, a little less faithful to the exact pixels).")
 @click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=PNG_LEVEL, show_default=True,
               help="zlib level of PNG outputs (9: smallest file, several times slower to write).")
@@ -191,10 +201,13 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
 @JOBS
 @FORCE
 @DEVICE
+@RUNTIME
+@THREADS
 @QUIET
 def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_only: bool,
-           steps: int | None, strip: bool, png_level: int, output_quality: int | None,
-           jobs: int | None, force: bool, device: str, quiet: bool) -> None:
+           steps: int | None, realism: float, strip: bool, png_level: int, output_quality: int | None,
+           jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
+           quiet: bool) -> None:
     """Decode .cgdm files to images.
 
     \b
@@ -215,7 +228,7 @@ def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_o
                 raise click.UsageError(f"--output-quality applies to JPEG, WebP and AVIF outputs; "
                                        f"{'standard output' if str(out) == '-' else out} is {fm}")
     work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device, strip, png_level,
-                      output_quality)
+                      output_quality, realism, runtime, threads)
             for src, out, fm in zip(inputs, plan.outputs, formats)]
     run_all(work, decode_one, decode_job, plan.folder, jobs, quiet, "decoded")
 

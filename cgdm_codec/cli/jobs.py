@@ -57,6 +57,9 @@ class DecodeJob:
     strip: bool = False  # write no metadata
     png_level: int = PNG_LEVEL  # zlib level of PNG outputs
     output_quality: int | None = None  # JPEG, WebP, AVIF outputs: the writer's quality 0..100
+    realism: float = 0.0  # the decode-time dial (pipeline.decode_file)
+    runtime: str = "auto"  # what runs the networks (pipeline.pick_runtime)
+    threads: int | None = None  # network threads [default: the granted cores, or OMP_NUM_THREADS]
 
 
 def _name(p: Path, stdio: str) -> str:
@@ -117,7 +120,7 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
     from ..pipeline import decode_image
 
     im = decode_image(f, base_only=job.base_only, steps=job.steps, device=job.device, progress=report,
-                      step_progress=report.step)
+                      step_progress=report.step, realism=job.realism, runtime=job.runtime, threads=job.threads)
     name = _name(job.out, "standard output")
     report(f"writing {name} ({job.fmt})")
     if is_stdio(job.out):
