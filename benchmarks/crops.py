@@ -61,14 +61,15 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def cgdm_roundtrip(ref_png: Path, work: Path, level: int, encode_args: list[str]) -> tuple[bytes, object, dict]:
+def cgdm_roundtrip(ref_png: Path, work: Path, level: int, encode_args: list[str],
+                   realism: float = 0.0) -> tuple[bytes, object, dict]:
     """Encode and decode with the real CLI; (the .cgdm bytes, the decoded RGB, timings)."""
     stem = ref_png.name.removesuffix(".ref.png")
-    coded, decoded = work / f"{stem}.q{level}.cgdm", work / f"{stem}.q{level}.png"
+    coded, decoded = work / f"{stem}.q{level}.cgdm", work / f"{stem}.q{level}.r{realism:g}.png"
     cgdm = cgdm_command()
     enc = [*cgdm, "encode", str(ref_png), "-q", str(level), "-o", str(coded), "-f", "-Q", *encode_args]
-    dec = [*cgdm, "decode", str(coded), "-o", str(decoded), "-f", "-Q"]
-    t_enc, t_dec = run(enc), run(dec)
+    dec = [*cgdm, "decode", str(coded), "-o", str(decoded), "-f", "-Q", "--realism", f"{realism:g}"]
+    t_enc, t_dec = (run(enc) if not coded.exists() else 0.0), run(dec)
     info = json.loads(subprocess.run([*cgdm, "info", "--json", str(coded)], capture_output=True, text=True,
                                      check=True).stdout)
     from PIL import Image
@@ -85,7 +86,10 @@ def image_row(path: Path, work: Path, args: argparse.Namespace) -> tuple[list, t
     w, h = img.size
     ref_png = work / f"{path.stem}.ref.png"
     img.save(ref_png)
-    data, ours, timing = cgdm_roundtrip(ref_png, work, args.quality, args.encode_args)
+    coded = work / f"{path.stem}.q{args.quality}.cgdm"
+    coded.unlink(missing_ok=True)
+    decodes = [cgdm_roundtrip(ref_png, work, args.quality, args.encode_args, r) for r in args.realism]
+    data, ours, timing = decodes[0]
     target = bpp_of(len(data), w, h)
     avif = avif_anchor(args.avif_speed)
     q, avif_bytes = match_bpp(cached(lambda s: avif.encode(img, s)), avif.q_min, avif.q_max, target, w * h)
@@ -94,8 +98,10 @@ def image_row(path: Path, work: Path, args: argparse.Namespace) -> tuple[list, t
     box = detail_box(ref, CROP)
     row = [(ref, f"original {w}x{h}\ncrop {box[2] - box[0]}x{box[3] - box[1]} at ({box[0]}, {box[1]})"),
            (theirs, codec_label(f"AVIF q{q} speed {args.avif_speed}", len(avif_bytes), w, h)),
-           (ours, codec_label(f"cgdm -q {' '.join([str(args.quality), *args.encode_args])}"
-                              + ("" if timing["info"].get("diffusion") else " (base only)"), len(data), w, h))]
+           *[(out, codec_label(f"cgdm -q {' '.join([str(args.quality), *args.encode_args])}"
+                               + (f" --realism {r:g}" if len(args.realism) > 1 else "")
+                               + ("" if timing["info"].get("diffusion") else " (base only)"), len(data), w, h))
+             for r, (_, out, _) in zip(args.realism, decodes)]]
     record = {"image": path.name, "width": w, "height": h, "box": list(box),
               "cgdm": {"level": args.quality, "bytes": len(data), "bpp": target, **timing},
               "avif": {"quality": q, "speed": args.avif_speed, "bytes": len(avif_bytes),
@@ -114,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--effort", choices=["fast", "default", "max"], default=None,
                    help="cgdm encode --effort [default: the CLI's]")
     p.add_argument("--base-only", action="store_true", help="cgdm encode --base-only")
+    p.add_argument("--realism", type=float, nargs="*", default=[0.0],
+                   help="decode the cgdm file at each of these realism settings (a column each)")
     p.add_argument("--zoom", type=int, default=2, help="enlarge the crops this many times (nearest)")
     p.add_argument("--keep", type=Path, default=None, help="keep the coded files in this folder")
     p.add_argument("--out", type=Path, default=Path("runs/crops.png"))

@@ -315,14 +315,16 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     if use_diffusion:
         assert decoder is not None
         steps_field = steps or decoder.sampler["steps"]
-        progress("syntax: simulating the decoder's base reconstruction")
+        progress("syntax: decoding the base as the decoder will")
         if engine == "onnx":
             from .tuning.light import single_pass
 
             x_tilde = bundle.base.decode_rgb(enc.streams, img.width, img.height)
             found = single_pass(ort_syntax(decoder.path, threads), ort_denoiser(decoder.path, threads),
                                 prior_table(decoder.path), diffusion_sampler(decoder), img.rgb, x_tilde,
-                                enc.condition, seed, steps_field, plan, decide=diffusion is None)
+                                enc.condition, seed, steps_field, plan, decide=diffusion is None,
+                                progress=progress,
+                                steps_done=lambda i, n: _steps_to(progress, step_progress)("scoring steps", i, n))
             from .entropy_models.syntax_coding import encode_symbols
 
             syntax, base_only_wins = encode_symbols(prior_table(decoder.path), found.symbols), found.base_only_wins

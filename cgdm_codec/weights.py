@@ -129,15 +129,24 @@ def save_weights(path: str | Path, tensors: dict[str, Any], manifest: dict[str, 
     """Write tensors as safetensors and the manifest (with the file's sha256) next to it."""
     from safetensors.torch import save_file
 
+    import os
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+    # a new file replacing the old one, never the old file rewritten: a process that has the
+    # old weights mapped (ONNX Runtime's external data) keeps its pages instead of a SIGBUS
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
     manifest = dict(manifest, file=path.name, sha256=sha256_file(path))
     manifest_path(path).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
 def load_tensors(path: str | Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
+    """The tensors, read into memory: ``load_file`` would keep the file memory-mapped for the
+    whole process, and a file truncated under it (rewritten by a training run, a reinstall)
+    kills the process with SIGBUS instead of an error."""
+    from safetensors.torch import load
 
-    return load_file(str(path))
+    return load(Path(path).read_bytes())

@@ -10,6 +10,7 @@ decoder starts it). ``search.py`` does the same with torch and can also search.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,9 +45,16 @@ def chw(rgb: np.ndarray) -> np.ndarray:
 
 def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.ndarray,
                 sampler: SamplerConfig, x_rgb: np.ndarray, xt_rgb: np.ndarray, condition: int, seed: int,
-                steps: int, effort: Effort, decide: bool) -> Pass:
+                steps: int, effort: Effort, decide: bool,
+                progress: Callable[[str], None] | None = None,
+                steps_done: Callable[[int, int], None] | None = None) -> Pass:
+    """The generator's symbols and, with ``decide``, the objective of the decode they give
+    against the base-only decode's. ``progress`` hears each stage, ``steps_done`` the
+    scoring decode's sampler steps."""
+    say = progress or (lambda _: None)
     x01 = chw(x_rgb).astype(np.float32) / np.float32(255.0)
     xt01 = chw(xt_rgb).astype(np.float32) / np.float32(255.0)
+    say("syntax: the generator's pass")
     symbols = symbols_of(generator.values(x01, xt01), generator.cfg.symbol_range)
     if not decide:
         return Pass(symbols)
@@ -55,7 +63,9 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     grid = make_grid(h, w, sampler.tile, sampler.overlap, denoiser.multiple, sampler.tiling)
     n = scored_tile_count(grid.tile, effort.score_tiles)
     if len(grid) <= n:
-        decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler)
+        say("scoring the diffusion decode against the base-only decode (whole image)")
+        decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler,
+                                progress=steps_done)
         return Pass(symbols, objective(decoded, x01, bpp), objective(xt01, x01, 0.0))
     positions = [grid.positions()[i] for i in spread(len(grid), n)]
     (th, tw), vh, vw = grid.tile, min(grid.tile[0], h), min(grid.tile[1], w)
@@ -70,7 +80,9 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     scheduler.set_timesteps(steps)
     steering = Steering(symbols.astype(np.float32).reshape(1, -1), np.array([condition]))
     one_tile = make_grid(th, tw, max(th, tw), 0, denoiser.multiple)
-    out = sample(denoiser, scheduler, x_T.astype(np.float32), base, one_tile, steering, max_batch=8)
+    say(f"scoring the diffusion decode against the base-only decode ({len(positions)} tiles)")
+    out = sample(denoiser, scheduler, x_T.astype(np.float32), base, one_tile, steering, max_batch=8,
+                 progress=steps_done)
 
     def unit(a: np.ndarray) -> np.ndarray:
         return (a[..., :vh, :vw] + 1.0) / 2.0
