@@ -26,9 +26,8 @@ from PIL import Image, ImageOps
 
 from cgdm_codec.base.av1 import Av1Base, quality_for
 from cgdm_codec.base.interface import rgb_to_tensor, tensor_to_rgb
-from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
+from cgdm_codec.metrics import band_energy_ratios as band_ratios, haarpsi, ms_ssim, psnr
 from cgdm_codec.models.cgdm import Cgdm
-from cgdm_codec.runtime import laplacian_bands
 from cgdm_codec.sampling.restore import restore
 from cgdm_codec.weights import weights_dir
 
@@ -38,15 +37,6 @@ METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}
 def load(path: Path, downscale: float) -> Image.Image:
     im = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     return im.resize((round(im.width * downscale), round(im.height * downscale)), Image.Resampling.LANCZOS)
-
-
-def band_ratios(decoded: np.ndarray, original: np.ndarray, bands: int = 2) -> list[float]:
-    """Energy (mean |band|) of the decode over the original's, finest bands first."""
-    def pyramid(rgb: np.ndarray) -> list[np.ndarray]:
-        return laplacian_bands(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255.0, bands)
-
-    return [float(np.abs(a).mean() / max(np.abs(b).mean(), 1e-9))
-            for a, b in zip(pyramid(decoded), pyramid(original))]
 
 
 def parse_candidate(text: str) -> tuple[str, Path, int, float | None]:

@@ -32,8 +32,7 @@ from cgdm_codec import pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.evaluation.anchors import avif_anchor, cached, match_bpp
 from cgdm_codec.evaluation.images import decode_pil_bytes, list_images, load_reference, to_rgb_array
-from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
-from cgdm_codec.runtime import laplacian_bands
+from cgdm_codec.metrics import band_energy_ratios as band_ratios, haarpsi, ms_ssim, psnr
 from cgdm_codec.train.realism import FeatureDistance
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}
@@ -70,14 +69,6 @@ def kid(a: np.ndarray, b: np.ndarray) -> float:
     m, n = len(a), len(b)
     return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
                  - 2 * kxy.mean())
-
-
-def band_ratios(decoded: np.ndarray, original: np.ndarray, bands: int = 2) -> list[float]:
-    def pyramid(rgb: np.ndarray) -> list[np.ndarray]:
-        return laplacian_bands(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255.0, bands)
-
-    return [float(np.abs(a).mean() / max(np.abs(b).mean(), 1e-9))
-            for a, b in zip(pyramid(decoded), pyramid(original))]
 
 
 def main() -> None:

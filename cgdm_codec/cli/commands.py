@@ -63,6 +63,13 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
                          "as far as free memory allows].")
 
 
+def CODING(command: Callable) -> Callable:
+    """The options every coding command shares: jobs, force, where and how the networks run."""
+    for option in (QUIET, THREADS, RUNTIME, DEVICE, FORCE, JOBS):
+        command = option(command)
+    return command
+
+
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="cgdm")
 @click.option("--max-side", type=click.IntRange(1, MAX_DIM), envvar=ENV_MAX_SIDE, default=MAX_DIM,
@@ -118,12 +125,7 @@ OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an exi
 @click.option("--metadata", default="all", show_default=True, metavar="all|none|icc,exif,xmp",
               help="Which of the input's ICC profile, EXIF and XMP the file carries.")
 @click.option("--strip", is_flag=True, help="Carry no metadata (same as --metadata none).")
-@JOBS
-@FORCE
-@DEVICE
-@RUNTIME
-@THREADS
-@QUIET
+@CODING
 def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
            target_size: int | None, target_bpp: float | None, base_only: bool, always_diffusion: bool,
            seed: int, steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
@@ -198,12 +200,7 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--output-quality", type=click.IntRange(0, 100), default=None, metavar="0..100",
               help="Quality of JPEG, WebP and AVIF outputs [default: Pillow's: 75 for JPEG and "
                    "AVIF, 80 for WebP].")
-@JOBS
-@FORCE
-@DEVICE
-@RUNTIME
-@THREADS
-@QUIET
+@CODING
 def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_only: bool,
            steps: int | None, realism: float, strip: bool, png_level: int, output_quality: int | None,
            jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
