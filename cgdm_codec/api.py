@@ -32,9 +32,12 @@ ImageSource = Union["PILImage.Image", bytes, bytearray, memoryview, str, "os.Pat
 Progress = Callable[[str], None]
 
 EFFORTS = ("fast", "default", "max")
-BASES = ("av1", "hyperprior")
 DEVICES = ("auto", "cpu", "cuda")
+from .base import registry  # noqa: E402  (standard library data: no backend's coder loads)
 from .pipeline import RUNTIMES  # noqa: E402  (pipeline.pick_runtime's choices)
+
+#: The registered base codecs, the default first (``base.registry``).
+BASES = registry.names()
 
 __all__ = ["encode", "decode", "info", "EFFORTS", "BASES", "DEVICES", "ENCODE_OPTIONS", "EncodeOption"]
 
@@ -78,8 +81,8 @@ class EncodeOption:
 ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
     EncodeOption("quality", 3, "Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp).",
                  low=1, high=6),
-    EncodeOption("base", None, "Base codec: av1 (AV1 intra, the default; env CGDM_BASE) or hyperprior "
-                 "(the learned codec).", choices=BASES),
+    EncodeOption("base", None, f"Base codec: {' or '.join(BASES)} [default: {registry.DEFAULT_BACKEND}, "
+                 "or env CGDM_BASE].", choices=BASES),
     EncodeOption("base_only", False, "Write a file without the diffusion stage (smaller, fast to "
                  "decode, less detail).", flag=True),
     EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8, 6, 4) and, for the "
@@ -184,9 +187,10 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
     """Compress an image into the bytes of a ``.cgdm`` file.
 
     ``image`` is a Pillow image, a path to any image Pillow reads, or such a file's bytes.
-    ``quality`` 1..6 (1 = smallest). ``base`` is ``"av1"`` or ``"hyperprior"`` (default: env
-    ``CGDM_BASE``, else AV1). ``base_only`` writes no diffusion stage (fast to decode); without
-    it the encoder adds the stage only when its weights are installed and it scores better.
+    ``quality`` 1..6 (1 = smallest). ``base`` is one of ``BASES`` (``"av1"``, ``"hyperprior"``;
+    default: env ``CGDM_BASE``, else AV1). ``base_only`` writes no diffusion stage (fast to
+    decode); without it the encoder adds the stage only when its weights are installed and
+    it scores better.
     ``effort`` (``"fast"``, ``"default"``, ``"max"``), ``finetune_iters``, ``seeds`` and
     ``finetune`` set how hard the encoder searches; ``seed`` is the first noise seed tried,
     ``steps`` the DDIM steps written for the decoder, ``av1_quality`` Pillow's AVIF quality
@@ -207,8 +211,8 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
     from .pipeline import default_base, encode_image
 
     chosen = base or default_base()
-    if av1_quality is not None and chosen != "av1":
-        raise ConfigError("av1_quality needs the AV1 base (base='av1')")
+    if av1_quality is not None and registry.backend(chosen).fine_range is None:
+        raise ConfigError(f"av1_quality needs the AV1 base (base='av1'); {chosen} has levels only")
     return encode_image(prepared, quality, diffusion=False if base_only else None, seed=seed,
                         steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
                         finetune=finetune, device=device, progress=progress or _quiet,

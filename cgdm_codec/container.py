@@ -23,11 +23,9 @@ import operator
 import os
 import stat
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from .base.registry import BACKENDS as _BACKENDS
 
 __all__ = [
     "BASE_CODEC_STREAMS",
@@ -79,11 +77,45 @@ FILE_BYTES_SLACK = 1 << 20
 ENV_MAX_SIDE = "CGDM_MAX_SIDE"
 ENV_MAX_PIXELS = "CGDM_MAX_PIXELS"
 
+
+
+class _BaseStreamTable(Mapping):
+    """Base codec id -> a property of its stream names, read from ``base.registry`` at each use.
+
+    The container knows base codecs by id and stream names only. It asks the registry's
+    records (standard library data) when a file is checked, not at import, so importing the
+    container loads no backend module and a backend registered later (a test's) is seen.
+    """
+
+    def __init__(self, of_names: Callable[[tuple[str, ...]], Any]) -> None:
+        self._of_names = of_names
+
+    @staticmethod
+    def _ids() -> list[int]:
+        from .base.registry import BY_ID
+
+        return sorted(BY_ID)
+
+    def __getitem__(self, codec_id: int) -> Any:
+        from .base.registry import stream_names
+
+        names = stream_names(codec_id) if isinstance(codec_id, int) else None
+        if names is None:
+            raise KeyError(codec_id)
+        return self._of_names(names)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids())
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+
 #: Number of base-codec streams per base codec id, from the registry of base codecs:
 #: codec 1 is the learned hyperprior (``z`` then ``y``), codec 2 AV1 intra (``av1``).
-BASE_CODEC_STREAMS: dict[int, int] = {b.codec_id: len(b.streams) for b in _BACKENDS}
+BASE_CODEC_STREAMS: Mapping[int, int] = _BaseStreamTable(len)
 #: Human-readable stream names (used by :func:`summary`).
-BASE_CODEC_STREAM_NAMES: dict[int, tuple[str, ...]] = {b.codec_id: b.streams for b in _BACKENDS}
+BASE_CODEC_STREAM_NAMES: Mapping[int, tuple[str, ...]] = _BaseStreamTable(tuple)
 
 _FIXED_HEADER_BYTES = 10  # magic(3) + version + packed + base codec + weights id(4)
 _CRC_BYTES = 4

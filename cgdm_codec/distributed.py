@@ -315,8 +315,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="encode: quality level [default: 3]")
     p.add_argument("--base-only", action="store_true",
                    help="encode: write no diffusion stage; decode: skip it (fast preview)")
-    p.add_argument("--base", choices=("av1", "hyperprior"), default=None, help="encode: base codec")
-    p.add_argument("--effort", choices=("fast", "default", "max"), default="default", help="encode: effort")
+    from .api import BASES, EFFORTS
+
+    p.add_argument("--base", choices=BASES, default=None, help="encode: base codec")
+    p.add_argument("--effort", choices=EFFORTS, default="default", help="encode: effort")
     p.add_argument("--format", dest="fmt", default="png", metavar="EXT", help="decode: output format [default: png]")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("-f", "--force", action="store_true", help="replace existing outputs (never an input)")

@@ -308,7 +308,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
         require_torch(f"--effort {effort}'s search" if effort == "max" else "the syntax search")
         engine = "torch"
     dev = _device(device) if engine == "torch" or network else None
-    progress(f"base codec ({bundle.base.name}): analysis and entropy coding")
+    progress(f"base codec ({bundle.base.record.name}): analysis and entropy coding")
     grayscale = img.mode in (ColourMode.L, ColourMode.LA)
     enc = bundle.base.encode(img.rgb, quality, fine=fine, effort=effort, grayscale=grayscale, device=dev)
     syntax, steps_field = None, None
@@ -340,7 +340,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     f = CgdmFile(
         quality=enc.level, width=img.width, height=img.height,
         weights_id=bundle.weights_id(syntax is not None),
-        base_streams=enc.streams, colour_mode=img.mode, base_codec=bundle.base.codec_id,
+        base_streams=enc.streams, colour_mode=img.mode, base_codec=bundle.base.record.codec_id,
         seed=seed, steps=steps_field, syntax=syntax, alpha=alpha, metadata=img.metadata,
     )
     return serialize(f)
@@ -386,7 +386,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     """
     restoring = f.diffusion and not base_only
     bundle, decoder = _checked_bundle(f, restoring, progress)
-    name = bundle.base.name
+    name = bundle.base.record.name
     network = backend(name).network
     net = decoder  # the weights that run: the file's, or its realism network above realism 0
     if restoring and realism is not None:
@@ -464,7 +464,7 @@ def realism_decoder(bundle: Bundle, decoder: Decoder) -> "Decoder | None":
     """The installed realism network for files of ``decoder``'s weights, if any."""
     from .weights import read_checked_manifest
 
-    for name in backend(bundle.base.name).realism_weights:
+    for name in backend(bundle.base.record.name).realism_weights:
         path = weights_dir() / f"{name}.safetensors"
         if path.is_file():
             manifest = read_checked_manifest(path)
@@ -511,7 +511,7 @@ def _checked_bundle(f: CgdmFile, restoring: bool, progress: Progress) -> tuple[B
 def _weightless_base_only(f: CgdmFile, progress: Progress) -> "Image.Image":
     """A base-only decode by a backend without a network: Pillow alone, no numpy or torch."""
     bundle, _ = _checked_bundle(f, False, progress)
-    progress(f"base codec ({bundle.base.name}): decoding")
+    progress(f"base codec ({bundle.base.record.name}): decoding")
     try:
         return bundle.base.decode_image(f.base_streams, f.width, f.height)
     except ValueError as e:  # Av1Error: a damaged base stream

@@ -93,7 +93,7 @@ def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
     progress = options.get("progress") or (lambda _: None)
     bundle = load_bundle(name, diffusion=False)
     codec = bundle.base
-    candidates = settings_for(codec.fine_range, getattr(codec, "fine_level", None))
+    candidates = settings_for(codec.record.fine_range, codec.fine_level)
     coded: dict[int, bytes] = {}
 
     def size_at(i: int) -> int:

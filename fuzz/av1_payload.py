@@ -66,7 +66,7 @@ def wrap(options: int, payload: bytes) -> bytes:
     w, h = header_size(payload)
     alpha = zlib.compress(bytes((0x80,)) * (w * h), 1) if mode.has_alpha else None
     f = CgdmFile(quality=3, width=w, height=h, weights_id=pipeline.NO_WEIGHTS_ID, base_streams=(payload,),
-                 colour_mode=mode, base_codec=Av1Base.codec_id, seed=0, alpha=alpha)
+                 colour_mode=mode, base_codec=Av1Base.record.codec_id, seed=0, alpha=alpha)
     return serialize(f)
 
 

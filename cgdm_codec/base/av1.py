@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .av1_bitstream import Av1Error
 from .avif_file import build_avif, check_payload, sequence_header, split_avif
-from .interface import BaseEncoding, rgb_to_tensor
+from .interface import BaseEncoding, BaseRecord, rgb_to_tensor
 
 if TYPE_CHECKING:  # numpy loads for encoding only: a base-only decode runs on Pillow alone
     import numpy as np
@@ -36,8 +36,17 @@ SPEED_FOR_EFFORT = {"fast": 8, "default": 6, "max": 4}
 LEVEL_QUALITY = (5, 16, 28, 40, 52, 68)
 FINE_QUALITY_RANGE = (0, 100)
 
+#: Base codec 2 in the registry. Diffusion generations oldest first (docs/diffusion.md); the
+#: realism network cgdm-av1-3r decodes cgdm-av1-3 files at a realism above 0.
+RECORD = BaseRecord(
+    codec_id=2, name="av1", streams=("av1",), implementation=f"{__name__}:Av1Base", network=False,
+    condition="qindex", fine_range=FINE_QUALITY_RANGE, level_fine=LEVEL_QUALITY,
+    diffusion_weights=("cgdm-av1", "cgdm-av1-2", "cgdm-av1-3"), realism_weights=("cgdm-av1-3r",),
+)
+
 
 def quality_for(level: int, fine: int | None = None) -> int:
+    """The Pillow AVIF quality of an encode at ``level`` 1..6, or at an explicit ``fine``."""
     if fine is not None:
         lo, hi = FINE_QUALITY_RANGE
         if not lo <= fine <= hi:
@@ -46,9 +55,9 @@ def quality_for(level: int, fine: int | None = None) -> int:
     return LEVEL_QUALITY[level - 1]
 
 
-def level_for(quality: int) -> int:
-    """The level (1..6) whose quality is nearest, for the container's quality field."""
-    return 1 + min(range(len(LEVEL_QUALITY)), key=lambda i: (abs(LEVEL_QUALITY[i] - quality), i))
+def level_for(fine: int) -> int:
+    """The level (1..6) whose Pillow quality is nearest ``fine``, for the container's quality field."""
+    return RECORD.level_for(fine)
 
 
 def encode_avif(rgb: "np.ndarray", quality: int, speed: int, grayscale: bool = False) -> bytes:
@@ -83,11 +92,7 @@ def inspect_payload(payload: bytes, width: int | None = None, height: int | None
 class Av1Base:
     """AV1 intra behind the base-codec interface; needs no weights."""
 
-    codec_id: ClassVar[int] = 2
-    name: ClassVar[str] = "av1"
-    stream_names: ClassVar[tuple[str, ...]] = ("av1",)
-    fine_range: ClassVar[tuple[int, int] | None] = FINE_QUALITY_RANGE
-    fine_level = staticmethod(level_for)
+    record: ClassVar[BaseRecord] = RECORD
 
     @classmethod
     def create(cls) -> "Av1Base":
@@ -96,6 +101,9 @@ class Av1Base:
     def identity(self) -> str:
         """No weights: the base adds nothing to a file's weights id."""
         return ""
+
+    def fine_level(self, fine: int) -> int:
+        return level_for(fine)
 
     def encode_rgb(self, rgb: "np.ndarray", quality: int, speed: int, grayscale: bool = False) -> tuple[bytes]:
         return (split_avif(encode_avif(rgb, quality, speed, grayscale)),)

@@ -147,7 +147,9 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
         raise click.UsageError(f"{' and '.join(given)} each choose the quality: give one")
     if base_only and always_diffusion:
         raise click.UsageError("--base-only and --diffusion contradict each other: give one")
-    if av1_quality is not None and base == "hyperprior":
+    from ..base.registry import backend
+
+    if av1_quality is not None and base is not None and backend(base).fine_range is None:
         raise click.UsageError("--av1-quality needs the AV1 base")
     keep = "none" if strip else metadata
     from ..imageio import select_metadata
@@ -244,6 +246,7 @@ def _base_name(codec_id: int) -> str:
 
     b = BY_ID.get(codec_id)
     return b.name if b is not None else f"id {codec_id}"
+
 
 
 @main.command()

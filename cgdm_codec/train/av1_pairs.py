@@ -6,6 +6,10 @@ never as crops; crops are taken afterwards at the same position from both images
 gets ``per_image`` qualities drawn from ``quality_range``; the AV1 frame's ``base_q_idx``
 (the value the decoder conditions on) is read from the payload. The decodes are cached
 outside the repository, as one .npz next to the pool cache.
+
+Any registered base without a network can be named (``base``): its backend codes each
+image whole at fine qualities (or levels, for a backend without a fine scale) and its
+``condition`` is what the pair records.
 """
 
 from __future__ import annotations
@@ -32,20 +36,36 @@ class PairPool:
     qindex: list[int]  # AV1 base_q_idx of each decode
 
 
-def _encode_one(job: tuple[np.ndarray, int, int]) -> tuple[np.ndarray, int]:
-    from ..base.av1 import decode_avif, encode_avif, inspect_payload
-    from ..base.avif_file import split_avif
+def _encode_one(job: tuple[np.ndarray, int, int, str]) -> tuple[np.ndarray, int]:
+    """(x~, condition) of one whole image at one quality: exactly what the codec's decoder sees."""
+    rgb, quality, speed, base = job
+    if base == "av1":
+        from ..base.av1 import decode_avif, encode_avif, inspect_payload
+        from ..base.avif_file import split_avif
 
-    rgb, quality, speed = job
-    avif = encode_avif(rgb, quality, speed)
-    # Pillow decoding Pillow's own file is what the decoder does with the rebuilt wrapper,
-    # which is byte-identical to it (tests/test_avif_file.py).
-    return np.asarray(decode_avif(avif).convert("RGB")), inspect_payload(split_avif(avif))
+        avif = encode_avif(rgb, quality, speed)
+        # Pillow decoding Pillow's own file is what the decoder does with the rebuilt wrapper,
+        # which is byte-identical to it (tests/test_avif_file.py).
+        return np.asarray(decode_avif(avif).convert("RGB")), inspect_payload(split_avif(avif))
+    from ..base.registry import create
+
+    codec = create(base)
+    fine = quality if codec.record.fine_range is not None else None
+    enc = codec.encode(rgb, quality if fine is None else codec.fine_level(fine), fine=fine)
+    return codec.decode_rgb(enc.streams, rgb.shape[1], rgb.shape[0], enc.level), enc.condition
 
 
 def build_pairs(root: str | Path, min_side: int = 128, per_image: int = 2,
-                quality_range: tuple[int, int] = DEFAULT_QUALITY_RANGE, speed: int = 6,
-                workers: int = 2, seed: int = 0, cache_dir: str | Path | None = None) -> PairPool:
+                quality_range: tuple[int, int] | None = None, speed: int = 6,
+                workers: int = 2, seed: int = 0, cache_dir: str | Path | None = None,
+                base: str = "av1") -> PairPool:
+    """The pairs of every pool image; ``quality_range`` defaults to ``DEFAULT_QUALITY_RANGE``
+    for AV1, the fine range (or the levels) of another ``base``; ``speed`` is AV1's."""
+    from ..base.registry import backend
+
+    record = backend(base)
+    if quality_range is None:
+        quality_range = DEFAULT_QUALITY_RANGE if base == "av1" else (record.fine_range or (1, 6))
     pool = build_pool(root, min_side=min_side, cache_dir=cache_dir)
     rng = np.random.default_rng(seed)
     lo, hi = quality_range
@@ -53,7 +73,7 @@ def build_pairs(root: str | Path, min_side: int = 128, per_image: int = 2,
     key = hashlib.sha256(repr((len(pool), [tuple(p.shape) for p in pool], jobs, speed,
                                int(pool[0].sum()))).encode()).hexdigest()[:16]
     cache_dir = Path(cache_dir or os.environ.get("CGDM_CACHE", Path.home() / ".cache" / "cgdm"))
-    cache = cache_dir / f"av1pairs-{key}.npz"
+    cache = cache_dir / f"{record.name}pairs-{key}.npz"  # av1pairs-...: the caches already built
     if cache.exists():
         with np.load(cache) as f:
             decodes = [f[f"d{k}"] for k in range(len(jobs))]
@@ -61,7 +81,7 @@ def build_pairs(root: str | Path, min_side: int = 128, per_image: int = 2,
     else:
         rgbs = [np.ascontiguousarray(pool[i].permute(1, 2, 0).numpy()) for i, _ in jobs]
         with ProcessPoolExecutor(workers) as ex:
-            done = list(ex.map(_encode_one, [(rgbs[k], q, speed) for k, (_, q) in enumerate(jobs)],
+            done = list(ex.map(_encode_one, [(rgbs[k], q, speed, base) for k, (_, q) in enumerate(jobs)],
                                chunksize=4))
         decodes = [d for d, _ in done]
         qindex = [q for _, q in done]

@@ -38,6 +38,7 @@ from .data import build_pool, sample_crops
 from ..losses import fine_loss
 
 if TYPE_CHECKING:
+    from ..base.interface import BaseRecord
     from ..models.base_codec import VariableRateHyperprior
 
 CHANNELS_LAST = torch.channels_last
@@ -214,12 +215,29 @@ def export(model: Cgdm, path: str | Path, **meta: Any) -> dict[str, Any]:
     return export_weights(model, path, **meta)
 
 
+#: The network preset for a base whose decodes condition the diffusion stage this way.
+PRESET_FOR_CONDITION = {"level": "small", "qindex": "small-av1"}
+
+
+def pairs_base(base: str | None) -> "BaseRecord | None":
+    """The registered base without a network that ``--base`` names, else None.
+
+    Such a base trains from pairs of whole-image decodes (``train.av1_pairs``); otherwise
+    ``--base`` is the path of the learned base's weights, run on every crop.
+    """
+    from ..base.registry import BY_NAME
+
+    record = BY_NAME.get(base or "")
+    return record if record is not None and not record.network else None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="", help="folder of training photos (searched recursively)")
     ap.add_argument("--base", default=None,
-                    help="hyperprior base-codec weights (.safetensors), kept frozen; or 'av1' for "
-                         "pairs of whole-image AV1 decodes (train.av1_pairs)")
+                    help="hyperprior base-codec weights (.safetensors), kept frozen; or the name of a "
+                         "registered base without a network (av1) for pairs of whole-image decodes "
+                         "(train.av1_pairs)")
     ap.add_argument("--av1-pairs-per-image", type=int, default=2,
                     help="AV1 base: qualities drawn per pool image")
     ap.add_argument("--syntax-bits-target", type=float, default=None,
@@ -277,12 +295,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.base is None:
         ap.error("--base is required (weights of the hyperprior, or 'av1')")
-    if not args.data and not (args.pack and args.base == "av1"):
+    pairs = pairs_base(args.base)
+    if not args.data and not (args.pack and pairs is not None):
         ap.error("--data is required (or --pack with --base av1)")
     if args.realism and args.stage != "fine":
         ap.error("--realism trains the fine stage")
     if args.preset is None:
-        args.preset = "small-av1" if args.base == "av1" else "small"
+        args.preset = PRESET_FOR_CONDITION[pairs.condition] if pairs is not None else "small"
     if args.batch is None:
         args.batch = 8 if args.stage == "coarse" else 1
     if args.lambda_rate is None:
@@ -389,7 +408,8 @@ def main(argv: list[str] | None = None) -> None:
         ids = [device.index] if device.type == "cuda" else None
         objective = DistributedDataParallel(objective, device_ids=ids)
 
-    av1 = args.base == "av1"
+    pairs_record = pairs_base(args.base)
+    av1 = pairs_record is not None  # x~ from whole-image decodes (any base without a network)
     if av1:
         from .av1_pairs import build_pairs, sample_pair_crops
 
@@ -398,7 +418,8 @@ def main(argv: list[str] | None = None) -> None:
 
             pairs = load_pack(args.pack)
         else:
-            pairs = build_pairs(args.data, min_side=args.crop, per_image=args.av1_pairs_per_image)
+            pairs = build_pairs(args.data, min_side=args.crop, per_image=args.av1_pairs_per_image,
+                                base=pairs_record.name)
         pool = pairs.decodes
     else:
         base = load_base(args.base, device)
@@ -482,7 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     if rank == 0 and args.export:
         from ..weights import sha256_file
 
-        base_meta = {"base_codec": "av1"} if av1 else {"base_sha256": sha256_file(args.base)}
+        base_meta = {"base_codec": pairs_record.name} if av1 else {"base_sha256": sha256_file(args.base)}
         manifest = export(ema, args.export, stage=args.stage, steps=step, data=str(args.data),
                           ema=args.ema, **base_meta)
         print(f"exported {args.export} (sha256 {manifest['sha256'][:12]})", flush=True)

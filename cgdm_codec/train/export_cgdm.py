@@ -22,7 +22,7 @@ from dataclasses import replace
 from ..diffusion_config import CURRENT_SAMPLER, CgdmConfig
 from ..models.cgdm import Cgdm
 from ..weights import sha256_file
-from .cgdm import export
+from .cgdm import export, pairs_base
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,11 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     model = Cgdm(cfg)
     model.load_state_dict(state["ema"])
     history = json.loads(Path(args.history).read_text()) if args.history else []
+    weightless = pairs_base(args.base) is not None  # a registered base without weights (av1)
     manifest = export(
         model, args.out, name=Path(args.out).stem, stage=state["stage"], steps=int(state["step"]),
         seconds=round(float(state["seconds"]), 1), data=state.get("data", ""),
-        base=("av1" if args.base == "av1" else Path(args.base).name),
-        base_sha256=None if args.base == "av1" else sha256_file(args.base), ema=0.999, history=history,
+        base=(args.base if weightless else Path(args.base).name),
+        base_sha256=None if weightless else sha256_file(args.base), ema=0.999, history=history,
         training_entry_point="python -m cgdm_codec.train.cgdm",
         data_note="BSDS500 (non-commercial research/teaching terms), Urban100 (every other "
                   "image), photographic Debian wallpapers: weights inherit BSDS500's terms",
