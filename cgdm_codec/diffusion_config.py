@@ -96,7 +96,14 @@ class SyntaxConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Noise schedule, DDIM step count and the tile geometry (all sizes in image pixels)."""
+    """Noise schedule, DDIM step count and the tile geometry (all sizes in image pixels).
+
+    The defaults are the first decoder's settings (cgdm-small: fixed 256-px tiles, 9 steps)
+    and must stay so: cgdm-small's manifest predates ``tiling`` and its files decode with
+    the default ``"fixed"``, and the presets ``small``, ``paper`` and ``tiny`` take them.
+    Weights exported since carry ``CURRENT_SAMPLER`` (or their own settings) in full in
+    their manifests, which is what every decoder is built from.
+    """
 
     train_timesteps: int = 1000
     schedule: str = "linear"  # "linear" (DDPM betas) or "cosine"

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 BASE_WEIGHTS = "base-hp1"
-CGDM_WEIGHTS = "cgdm-small"
 
 
 def weights_dir() -> Path:
