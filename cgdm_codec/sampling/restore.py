@@ -1,6 +1,6 @@
 """The decoder's diffusion post-processing.
 
-``decode_canvas`` is a pure function of (x~, syntax symbols, quality, seed, steps, weights,
+``decode_canvas`` is a pure function of (x~, syntax symbols, condition, seed, steps, weights,
 realism): it starts from the format's periodic seeded noise, runs the tiled sampler, and
 blends the tiles' x0 predictions at every step. The encoder can therefore simulate exactly
 what a decoder will produce (up to floating-point differences between machines). It runs
@@ -64,7 +64,7 @@ def uint8_to_signed(tile: Any) -> Any:
     return tile.float().div_(255.0).mul_(2.0).sub_(1.0)
 
 
-def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, quality: int, seed: int, steps: int,
+def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int, seed: int, steps: int,
                   sampler: SamplerConfig, *, realism: float | None = None, max_batch_tiles: int = 8,
                   progress: Callable[[int, int], None] | None = None,
                   feature_cache_bytes: int = 1 << 30, consume_input: bool = False) -> Any:
@@ -74,7 +74,8 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, quality: int, s
     is converted on its own, a quarter of the memory) or float in [0, 1]; a numpy array for
     a numpy denoiser, a tensor on the denoiser's device for a torch one. ``consume_input``
     lets it reuse a float x~'s memory (the caller must not use x~ afterwards). ``realism``
-    is for networks with a realism input (None: they run at 0).
+    is for networks with a realism input (None: they run at 0). ``condition`` is the base
+    codec's (``BaseCodec.condition``: the level index or the AV1 qindex).
 
     Memory: besides one chunk of tiles, the loop holds x~ (image-sized: its padded canvas is
     read through ``PaddedImage``), two canvas-sized float32 arrays (the sample, the blended
@@ -100,7 +101,7 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, quality: int, s
     # The cache trades memory for speed; it gives way as the canvas grows, so that cache
     # plus the image-sized state stays near what the largest images need without it.
     canvas_bytes = 3 * 4 * grid.canvas[0] * grid.canvas[1]
-    steering = Steering(np.asarray(syntax, dtype=np.float32).reshape(1, -1), np.array([quality]),
+    steering = Steering(np.asarray(syntax, dtype=np.float32).reshape(1, -1), np.array([condition]),
                         None if realism is None else np.array([realism], dtype=np.float32))
     with denoiser.grad(False):
         out = sample(denoiser, scheduler, x_T, canvas_tilde, grid, steering,
@@ -116,15 +117,15 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, quality: int, s
 
 
 def restore(net: "Cgdm | ConsistencyGuidedUNet", x_tilde: "torch.Tensor", syntax: "torch.Tensor",
-            quality: int, seed: int, steps: int | None = None, device: "torch.device | str" = "cpu",
+            condition: int, seed: int, steps: int | None = None, device: "torch.device | str" = "cpu",
             precision: str = "auto", max_batch_tiles: int = 8,
             progress: Callable[[int, int], None] | None = None,
             sampler: SamplerConfig | None = None, realism: float | None = None,
             feature_cache_bytes: int = 1 << 30, consume_input: bool = False) -> "torch.Tensor":
     """``decode_canvas`` with the torch U-Net: x~ a tensor ((1, 3, H, W) or (3, H, W)), the
     result a CPU tensor. ``net`` is a whole ``Cgdm`` (its sampler settings are then the
-    default) or its U-Net; ``syntax`` holds the integer symbols (S,), ``quality`` the base
-    condition. Moves the U-Net to ``device`` (channels-last)."""
+    default) or its U-Net; ``syntax`` holds the integer symbols (S,), ``condition`` the base
+    codec's condition. Moves the U-Net to ``device`` (channels-last)."""
     import torch
 
     from ..models.cgdm import Cgdm
@@ -136,7 +137,7 @@ def restore(net: "Cgdm | ConsistencyGuidedUNet", x_tilde: "torch.Tensor", syntax
     denoiser = TorchDenoiser(net, device, precision)
     x_tilde = x_tilde.unsqueeze(0) if x_tilde.dim() == 3 else x_tilde
     syntax = syntax.detach().cpu().float().numpy()
-    out = decode_canvas(denoiser, x_tilde.to(denoiser.device), syntax, quality, seed, steps or sampler.steps,
+    out = decode_canvas(denoiser, x_tilde.to(denoiser.device), syntax, condition, seed, steps or sampler.steps,
                         sampler, realism=realism, max_batch_tiles=max_batch_tiles, progress=progress,
                         feature_cache_bytes=feature_cache_bytes, consume_input=consume_input)
     return out.cpu() if isinstance(out, torch.Tensor) else torch.from_numpy(out)

@@ -46,7 +46,7 @@ def generator_symbols(generator: SyntaxGenerator, view: DecoderView, symbol_rang
     return symbols_of(values.float(), symbol_range).view(-1).cpu()
 
 
-def finetune_generator(model: Cgdm, view: DecoderView, quality: int, iterations: int,
+def finetune_generator(model: Cgdm, view: DecoderView, condition: int, iterations: int,
                        tiles_per_iter: int, lr: float, steps: int, objective: Objective,
                        device: torch.device, precision: str = "auto", rng_seed: int = 0,
                        progress: Callable[[int, int], None] | None = None) -> SyntaxGenerator:
@@ -70,7 +70,7 @@ def finetune_generator(model: Cgdm, view: DecoderView, quality: int, iterations:
                 bpp = prior.bits(prior.add_noise(values, rng)) / pixels
                 s_hat = quantize(values, r, straight_through=True)
                 decoded, target = sample_tiles(unet, scheduler, view, [positions[i] for i in pick],
-                                               s_hat, quality, steps)
+                                               s_hat, condition, steps)
                 loss = objective(decoded, target, bpp)
             opt.zero_grad(set_to_none=True)
             loss.backward()

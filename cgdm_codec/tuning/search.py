@@ -60,7 +60,7 @@ def syntax_bpp(model: Cgdm, symbols: torch.Tensor, pixels: int) -> float:
     return 8.0 * len(model.prior.encode_syntax(symbols)) / pixels
 
 
-def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: int,
+def score(model: Cgdm, view: DecoderView, cand: Candidate, condition: int, steps: int,
           objective: Objective, score_tiles: int, device: torch.device, precision: str) -> float:
     """The objective on what a decoder of this candidate's file will produce."""
     sampler = model.cfg.sampler
@@ -68,7 +68,7 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: 
     bpp = syntax_bpp(model, cand.symbols, pixels)
     score_tiles = scored_tiles(view, score_tiles)
     if len(view.grid) <= score_tiles:
-        decoded = restore(model, view.base, cand.symbols, quality, cand.seed, steps,
+        decoded = restore(model, view.base, cand.symbols, condition, cand.seed, steps,
                           device=device, precision=precision).to(device)
         return float(objective(decoded, view.original.to(device, torch.float32), bpp))
     positions = view.grid.positions()
@@ -81,7 +81,7 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, quality: int, steps: 
         for first in range(0, len(chosen), 8):
             part = chosen[first:first + 8]
             decoded, target = sample_tiles(model.unet.to(device).eval(), scheduler, seeded, part,
-                                           syn, quality, steps)
+                                           syn, condition, steps)
             total += float(objective(decoded.float(), target, bpp)) * len(part)
     return total / len(chosen)
 
@@ -103,15 +103,15 @@ def base_score(view: DecoderView, objective: Objective, score_tiles: int, device
     return float(objective(base, target, 0.0))
 
 
-def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, seed: int,
+def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, condition: int, seed: int,
            effort: Effort, steps: int | None = None, objective: Objective = Objective(),
            device: torch.device | str = "cpu", precision: str = "auto",
            progress: StepProgress | None = None, decide: bool = True) -> SearchResult:
     """The best candidate for an image ``x`` (1, 3, H, W) in [0, 1] with base decode ``x_tilde``.
 
-    ``quality`` is zero-based. With an effort that does not search this is one pass of the
-    syntax generator. ``decide`` also scores the base-only decode (``base_only_wins``);
-    without it a single candidate is not scored at all.
+    ``condition`` is the base codec's (``BaseCodec.condition``). With an effort that does not
+    search this is one pass of the syntax generator. ``decide`` also scores the base-only
+    decode (``base_only_wins``); without it a single candidate is not scored at all.
     """
     device = torch.device(device)
     steps = steps or model.cfg.sampler.steps
@@ -121,14 +121,14 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
     if not effort.searches:
         result = SearchResult(Candidate(base, seed, "generator"))
         if decide:
-            result.best_score = score(model, view, result.best, quality, steps, objective,
+            result.best_score = score(model, view, result.best, condition, steps, objective,
                                       effort.score_tiles, device, precision)
             result.base_score = base_score(view, objective, effort.score_tiles, device)
         return result
     tuned = None
     if effort.finetune_iters > 0:
         report = (lambda i, n: progress("fine-tuning the syntax encoder", i, n)) if progress else None
-        generator = finetune_generator(model, view, quality, effort.finetune_iters, effort.tiles_per_iter,
+        generator = finetune_generator(model, view, condition, effort.finetune_iters, effort.tiles_per_iter,
                                        effort.lr, steps, objective, device, precision, rng_seed=seed,
                                        progress=report)
         tuned = generator_symbols(generator, view, r, device, precision)
@@ -139,13 +139,13 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, quality: int, se
     if len(cands) == 1:
         if not decide:
             return result
-        result.best_score = score(model, view, cands[0], quality, steps, objective, effort.score_tiles,
+        result.best_score = score(model, view, cands[0], condition, steps, objective, effort.score_tiles,
                                   device, precision)
         return result
     n_scored = scored_tiles(view, effort.score_tiles)
     result.scored_on = "image" if len(view.grid) <= n_scored else f"{n_scored} tiles"
     for i, cand in enumerate(cands):
-        s = score(model, view, cand, quality, steps, objective, effort.score_tiles, device, precision)
+        s = score(model, view, cand, condition, steps, objective, effort.score_tiles, device, precision)
         result.scores.append((cand, s))
         if progress is not None:
             progress("scoring candidate decodes", i + 1, len(cands))

@@ -90,7 +90,7 @@ def with_seed(view: DecoderView, seed: int, sampler: SamplerConfig) -> DecoderVi
 
 
 def sample_tiles(unet: ConsistencyGuidedUNet, scheduler: DDIMScheduler, view: DecoderView,
-                 positions: list[tuple[int, int]], syntax: torch.Tensor, quality: int, steps: int,
+                 positions: list[tuple[int, int]], syntax: torch.Tensor, condition: int, steps: int,
                  grad_steps: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoded tiles and the original's tiles, both cropped to image pixels, in [0, 1].
 
@@ -98,7 +98,7 @@ def sample_tiles(unet: ConsistencyGuidedUNet, scheduler: DDIMScheduler, view: De
     """
     vh, vw = view.valid
     x_T, xt = view.noise_tiles(positions), view.base_tiles(positions)
-    q = torch.tensor([quality], dtype=torch.long, device=x_T.device)  # one condition for all tiles
+    q = torch.tensor([condition], dtype=torch.long, device=x_T.device)  # one condition for all tiles
     out = unrolled_sample(unet, scheduler, x_T, xt, syntax.view(1, -1), q, steps, grad_steps)
     target = view.original_tiles(positions)
     return (out[..., :vh, :vw] + 1) / 2, (target[..., :vh, :vw] + 1) / 2
