@@ -444,7 +444,7 @@ def _realism(bundle: Bundle, decoder: Decoder, realism: float) -> tuple[Decoder,
     """The network a decode at ``realism`` runs, and the realism value it is given.
 
     0 is the file's own decoder (the fidelity decode, exactly as without the dial). Above 0
-    it is the installed realism network of the file's generation (``Backend.realism_weights``,
+    it is the installed realism network of the file's generation (``BaseRecord.realism_weights``,
     whose manifest's ``realism_for`` names it), run with the file's syntax and seed.
     """
     if not 0.0 <= realism <= 1.0:
