@@ -298,6 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pairs = pairs_base(args.base)
     if not args.data and not (args.pack and pairs is not None):
         ap.error("--data is required (or --pack with --base av1)")
+    if args.pack and (pairs is None or pairs.name != "av1"):
+        ap.error("--pack holds AV1 pairs (train.pack): give --base av1")
     if args.realism and args.stage != "fine":
         ap.error("--realism trains the fine stage")
     if args.preset is None:
@@ -409,8 +411,8 @@ def main(argv: list[str] | None = None) -> None:
         objective = DistributedDataParallel(objective, device_ids=ids)
 
     pairs_record = pairs_base(args.base)
-    av1 = pairs_record is not None  # x~ from whole-image decodes (any base without a network)
-    if av1:
+    from_pairs = pairs_record is not None  # x~ from whole-image decodes (any base without a network)
+    if from_pairs:
         from .av1_pairs import build_pairs, sample_pair_crops
 
         if args.pack:
@@ -433,8 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     num_q, num_t = cfg.unet.num_qualities, cfg.sampler.train_timesteps
 
     if state is None and args.syntax_restart is not None:
-        if not av1:
-            raise SystemExit("--syntax-restart is implemented for --base av1 only")
+        if not from_pairs:
+            raise SystemExit("--syntax-restart is implemented for pairs (--base av1) only")
         x, x_tilde, _ = sample_pair_crops(pairs, max(args.batch, 16), args.crop, torch.Generator().manual_seed(7))
         scale = restart_syntax(model, x.to(device), x_tilde.to(device), args.syntax_restart)
         ema.load_state_dict(model.state_dict())
@@ -457,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
             if rank == 0:
                 save_checkpoint(ckpt_path, checkpoint_state())
             break
-        if av1:
+        if from_pairs:
             x, x_tilde, q = (v.to(device) for v in sample_pair_crops(pairs, args.batch, args.crop, gen))
             x = x.contiguous(memory_format=CHANNELS_LAST)
             x_tilde = x_tilde.contiguous(memory_format=CHANNELS_LAST)
@@ -472,7 +474,7 @@ def main(argv: list[str] | None = None) -> None:
             from .realism import draw_realism
 
             realism = draw_realism(args.batch, args.realism_zero_prob, gen).to(device)
-        if not av1:
+        if not from_pairs:
             x_tilde = base_reconstruction(base, x, q, args.precision)
         if critic_opt is not None:
             objective.critic.requires_grad_(False)
@@ -495,7 +497,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step} {timer.elapsed():.0f}s " + " ".join(f"{k}={v:.4g}" for k, v in row.items()),
                   flush=True)
             acc, count = {}, 0
-            if not av1 and args.reload_base and os.stat(args.base).st_mtime != base_mtime:
+            if not from_pairs and args.reload_base and os.stat(args.base).st_mtime != base_mtime:
                 base_mtime = os.stat(args.base).st_mtime
                 base = load_base(args.base, device)
                 print(f"reloaded base codec from {args.base}", flush=True)
@@ -503,7 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     if rank == 0 and args.export:
         from ..weights import sha256_file
 
-        base_meta = {"base_codec": pairs_record.name} if av1 else {"base_sha256": sha256_file(args.base)}
+        base_meta = ({"base_codec": pairs_record.name} if from_pairs
+                     else {"base_sha256": sha256_file(args.base)})
         manifest = export(ema, args.export, stage=args.stage, steps=step, data=str(args.data),
                           ema=args.ema, **base_meta)
         print(f"exported {args.export} (sha256 {manifest['sha256'][:12]})", flush=True)
