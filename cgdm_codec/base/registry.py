@@ -39,7 +39,8 @@ def backend(key: int | str) -> BaseRecord:
 
 def names() -> tuple[str, ...]:
     """What ``--base`` accepts: the default first, then the others by id."""
-    return (DEFAULT_BACKEND, *sorted((n for n in BY_NAME if n != DEFAULT_BACKEND), key=lambda n: BY_NAME[n].codec_id))
+    others = sorted((n for n in BY_NAME if n != DEFAULT_BACKEND), key=lambda n: BY_NAME[n].codec_id)
+    return (DEFAULT_BACKEND, *others)
 
 
 def stream_names(codec_id: int) -> tuple[str, ...] | None:
