@@ -105,8 +105,9 @@ class Av1Base:
     def fine_level(self, fine: int) -> int:
         return level_for(fine)
 
-    def encode_rgb(self, rgb: "np.ndarray", quality: int, speed: int, grayscale: bool = False) -> tuple[bytes]:
-        return (split_avif(encode_avif(rgb, quality, speed, grayscale)),)
+    def encode_rgb(self, rgb: "np.ndarray", fine: int, speed: int, grayscale: bool = False) -> tuple[bytes]:
+        """The streams of an encode at Pillow quality ``fine`` and libaom ``speed``."""
+        return (split_avif(encode_avif(rgb, fine, speed, grayscale)),)
 
     def encode(self, rgb: "np.ndarray", level: int, *, fine: int | None = None, effort: str = "default",
                grayscale: bool = False, device=None) -> BaseEncoding:
@@ -114,7 +115,7 @@ class Av1Base:
         return BaseEncoding(streams, self.condition(streams), level if fine is None else level_for(fine))
 
     def condition(self, streams: tuple[bytes, ...], level: int | None = None) -> int:
-        """The diffusion stage's condition: the AV1 frame's base_q_idx (0..255)."""
+        """The diffusion stage's condition: the qindex, the AV1 frame's base_q_idx (0..255)."""
         return inspect_payload(streams[0])
 
     def decode_image(self, streams: tuple[bytes, ...], width: int, height: int) -> "Image.Image":
