@@ -18,6 +18,8 @@ Four numbers are called "quality" somewhere; these are their names in the code:
   payload: what the AV1 diffusion networks are conditioned on;
 - ``condition``: the integer the diffusion stage is conditioned on, whatever it means for
   the backend (``BaseRecord.condition``: ``"level"`` = level - 1, ``"qindex"`` = qindex).
+  Inside the networks (``Steering.quality``, the U-Net, the exported ONNX graphs' input
+  named ``quality``) it keeps its old name: the graphs already shipped fix it.
 """
 
 from __future__ import annotations
