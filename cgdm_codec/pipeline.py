@@ -106,10 +106,11 @@ def diffusion_sampler(decoder: Decoder) -> "SamplerConfig":
     return SamplerConfig(**decoder.sampler)
 
 
-def _config(decoder: Decoder) -> "CgdmConfig":
+def _config(path: Path) -> "CgdmConfig":
+    """The configuration of the weights at ``path`` (from its checked manifest)."""
     from .diffusion_config import CgdmConfig
 
-    return CgdmConfig.from_dict(_manifest(decoder.path)["config"])
+    return CgdmConfig.from_dict(_manifest(path)["config"])
 
 
 @functools.lru_cache(maxsize=8)
@@ -122,7 +123,7 @@ def _manifest(path: Path) -> dict:
 def ort_denoiser(path: Path, threads: int | None) -> "OrtDenoiser":
     from .runtime import OrtDenoiser, graph_paths
 
-    return OrtDenoiser(graph_paths(path, _manifest(path)), _config(Decoder("", {}, path)).unet, threads)
+    return OrtDenoiser(graph_paths(path, _manifest(path)), _config(path).unet, threads)
 
 
 @functools.lru_cache(maxsize=8)
@@ -130,7 +131,7 @@ def ort_syntax(path: Path, threads: int | None) -> "OrtSyntaxGenerator":
     from .runtime import OrtSyntaxGenerator, graph_paths
 
     graphs = graph_paths(path, _manifest(path))
-    return OrtSyntaxGenerator(graphs["syntax"], path, _config(Decoder("", {}, path)).syntax, threads)
+    return OrtSyntaxGenerator(graphs["syntax"], path, _config(path).syntax, threads)
 
 
 @functools.lru_cache(maxsize=8)
@@ -449,7 +450,7 @@ def _realism(bundle: Bundle, decoder: Decoder, realism: float) -> tuple[Decoder,
     """
     if not 0.0 <= realism <= 1.0:
         raise ValueError("realism must be between 0 and 1")
-    if _config(decoder).unet.realism:
+    if _config(decoder.path).unet.realism:
         return decoder, float(realism)
     if realism == 0:
         return decoder, None
