@@ -86,7 +86,6 @@ class OrtDenoiser:
         self.feature_graph = session(graphs["features"], threads)
         self.denoise_graph = session(graphs["denoise"], threads)
         self.multiple, self.realism = unet.multiple, unet.realism
-        self.levels = len(unet.multipliers)
 
     def condition(self, t: int, steering: Steering) -> np.ndarray:
         syntax = np.asarray(steering.syntax, dtype=np.float32).reshape(-1, np.shape(steering.syntax)[-1])

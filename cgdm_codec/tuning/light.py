@@ -87,4 +87,4 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     def unit(a: np.ndarray) -> np.ndarray:
         return (a[..., :vh, :vw] + 1.0) / 2.0
 
-    return Pass(symbols, objective(unit(out).clip(0.0, 1.0), unit(target), bpp), objective(unit(base), unit(target), 0.0))
+    return Pass(symbols, objective(unit(out), unit(target), bpp), objective(unit(base), unit(target), 0.0))
