@@ -152,3 +152,20 @@ def test_the_registry_and_its_backend_modules_import_without_numpy_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
                          cwd=REPO)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_weightless_toy_backend_gives_training_pairs(png_registered, tmp_path, monkeypatch):
+    """``train.cgdm --base png`` would train from whole-image decodes, at the toy's levels."""
+    from cgdm_codec.train import cgdm as train_cgdm
+    from cgdm_codec.train.av1_pairs import build_pairs
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    Image.fromarray(pattern(96, 128)).save(data / "p.png")
+    monkeypatch.setenv("CGDM_CACHE", str(tmp_path / "cache"))
+    pairs = build_pairs(data, min_side=64, per_image=2, workers=1, base="png")
+    assert len(pairs.decodes) == 2 * len(pairs.originals) and all(0 <= c <= 5 for c in pairs.qindex)
+    assert all(np.array_equal(d, pairs.originals[s]) for d, s in zip(pairs.decodes, pairs.source))  # lossless
+    assert list((tmp_path / "cache").glob("pngpairs-*.npz"))
+    args = train_cgdm.parse_args(["--data", str(data), "--base", "png"])
+    assert args.preset == "small"  # conditioned on the level, like the hyperprior's network
