@@ -26,6 +26,13 @@ AV1 = ["--base", "av1", "--base-only", "--effort", "fast"]
 ENV = dict(os.environ, CGDM_BASE="av1")
 
 
+def default_sigint() -> None:
+    """Children get Ctrl-C's default handling even when this run was started in the
+    background of a non-interactive shell, which passes SIGINT down as ignored (and Python
+    keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("proc")
@@ -101,7 +108,7 @@ def test_ctrl_c_is_one_line_and_leaves_no_file(coded, tmp_path):
     out = tmp_path / "x.cgdm"
     p = subprocess.Popen(CGDM + ["encode", str(coded[0]), "-o", str(out), "--base", "hyperprior",
                                  "--effort", "fast"], stderr=subprocess.PIPE,
-                         env=dict(ENV, CGDM_BASE="hyperprior"))
+                         env=dict(ENV, CGDM_BASE="hyperprior"), preexec_fn=default_sigint)
     assert p.stderr is not None
     first = p.stderr.readline()  # "[  0.1s] reading ...": the work has begun
     assert b"reading" in first
@@ -234,7 +241,8 @@ def test_interrupting_a_batch_stops_every_worker_at_once(tmp_path, how):
     out = tmp_path / "out"
     p = subprocess.Popen(CGDM + ["encode", *images, "-o", f"{out}/", "-j", "2", "--base", "hyperprior",
                                  "--effort", "fast"], stderr=subprocess.PIPE,
-                         env=dict(ENV, CGDM_BASE="hyperprior"), start_new_session=True)
+                         env=dict(ENV, CGDM_BASE="hyperprior"), start_new_session=True,
+                         preexec_fn=default_sigint)
     time.sleep(4)  # the workers have loaded torch and are encoding
     signalled = time.time()
     if how == "ctrl-c":
