@@ -241,7 +241,8 @@ def clear_cache() -> None:
 
 
 def load_bundle(base: str | int = "hyperprior", diffusion: bool = True) -> Bundle:
-    """The base codec and, with ``diffusion``, its CGDM; loaded once per process."""
+    """The base codec and its installed decoders, once per process. The networks load when
+    first used (``ort_denoiser``, ``torch_model``); ``diffusion`` is kept for callers."""
     name = backend(base).name
     return Bundle(_load_base(name, base_weights_path()), _decoders(cgdm_weights_paths(name)))
 
@@ -326,9 +327,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
                                 enc.condition, seed, steps_field, plan, decide=diffusion is None,
                                 progress=progress,
                                 steps_done=lambda i, n: _steps_to(progress, step_progress)("scoring steps", i, n))
-            from .entropy_models.syntax_coding import encode_symbols
-
-            syntax, base_only_wins = encode_symbols(prior_table(decoder.path), found.symbols), found.base_only_wins
+            syntax, base_only_wins = found.syntax, found.base_only_wins
         else:
             syntax, seed, base_only_wins = _torch_search(bundle, decoder, img, enc, seed, steps_field, plan, dev,
                                                          diffusion is None, progress, step_progress)

@@ -30,6 +30,7 @@ from .objective_numpy import objective
 @dataclass(frozen=True)
 class Pass:
     symbols: np.ndarray  # (S,) int64
+    syntax: bytes  # the symbols range-coded: the file's syntax section
     best_score: float | None = None
     base_score: float | None = None
 
@@ -57,16 +58,17 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     say("syntax: the generator's pass")
     symbols = symbols_of(generator.values(x01, xt01), generator.cfg.symbol_range)
     if not decide:
-        return Pass(symbols)
+        return Pass(symbols, encode_symbols(table, symbols))
     h, w = x_rgb.shape[:2]
-    bpp = 8.0 * len(encode_symbols(table, symbols)) / (h * w)
+    syntax = encode_symbols(table, symbols)
+    bpp = 8.0 * len(syntax) / (h * w)
     grid = make_grid(h, w, sampler.tile, sampler.overlap, denoiser.multiple, sampler.tiling)
     n = scored_tile_count(grid.tile, effort.score_tiles)
     if len(grid) <= n:
         say("scoring the diffusion decode against the base-only decode (whole image)")
         decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler,
                                 progress=steps_done)
-        return Pass(symbols, objective(decoded, x01, bpp), objective(xt01, x01, 0.0))
+        return Pass(symbols, syntax, objective(decoded, x01, bpp), objective(xt01, x01, 0.0))
     positions = [grid.positions()[i] for i in spread(len(grid), n)]
     (th, tw), vh, vw = grid.tile, min(grid.tile[0], h), min(grid.tile[1], w)
     patch = noise_patch(seed, 3, sampler.noise_period)
@@ -87,4 +89,4 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     def unit(a: np.ndarray) -> np.ndarray:
         return (a[..., :vh, :vw] + 1.0) / 2.0
 
-    return Pass(symbols, objective(unit(out), unit(target), bpp), objective(unit(base), unit(target), 0.0))
+    return Pass(symbols, syntax, objective(unit(out), unit(target), bpp), objective(unit(base), unit(target), 0.0))
