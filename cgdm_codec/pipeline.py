@@ -378,11 +378,14 @@ def encode(img, quality: int, device: str = "auto", progress: Progress = _quiet,
 def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
                 device: str = "auto", progress: Progress = _quiet,
                 step_progress: StepProgress | None = None, realism: float | None = None,
-                runtime: str | None = None, threads: int | None = None) -> "np.ndarray":
+                runtime: str | None = None, threads: int | None = None, texture: bool = True) -> "np.ndarray":
     """The decoded RGB image (H, W, 3) uint8 of a parsed container.
 
     ``realism`` (0..1) is the decode-time dial of weights trained with a realism input
-    (``docs/diffusion.md``); other weights accept only 0. ``runtime``: see ``pick_runtime``.
+    (``docs/diffusion.md``); other weights accept only 0. Above 0 the realism network's
+    decode gets the texture synthesis of its manifest (``sampling.texture``) at strength
+    ``realism``; ``texture=False`` leaves it out (to fit the model, and for ablations).
+    ``runtime``: see ``pick_runtime``.
     """
     restoring = f.diffusion and not base_only
     bundle, decoder = _checked_bundle(f, restoring, progress)
@@ -419,6 +422,8 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         out = decode_canvas(ort_denoiser(net.path, threads), x_tilde.transpose(2, 0, 1)[None], symbols,
                             condition, f.seed, steps, diffusion_sampler(net), realism=realism,
                             progress=lambda i, n: report("diffusion steps", i, n))
+        if texture:
+            _add_texture(out[0], net, f.seed, condition, realism, progress)
         out = out[0].transpose(1, 2, 0)
         out *= 255.0
         return np.ascontiguousarray(np.rint(out, out=out).astype(np.uint8))
@@ -430,7 +435,21 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         x_tilde = rgb_to_uint8_tensor(x_tilde)
     x_tilde = restore(torch_model(net), x_tilde, symbols, condition, f.seed, steps, device=dev, realism=realism,
                       progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
+    if texture:
+        _add_texture(x_tilde.numpy()[0], net, f.seed, condition, realism, progress)
     return tensor_to_rgb(x_tilde)
+
+
+def _add_texture(decode: "np.ndarray", net: Decoder, seed: int, condition: int, realism: float | None,
+                 progress: Progress) -> None:
+    """The texture synthesis of a realism network's manifest, in place on a (3, H, W) decode."""
+    model = _manifest(net.path).get("texture")
+    if not realism or model is None:
+        return
+    from .sampling.texture import TextureConfig, add_texture
+
+    progress("texture synthesis")
+    add_texture(decode, seed, condition, realism, TextureConfig.from_dict(model))
 
 
 def _syntax(read: Callable[[], object]):

@@ -1,0 +1,182 @@
+"""Texture synthesis, the last stage of a decode at realism > 0: seeded noise where detail was lost.
+
+The networks are restorers: what the bits do not describe they leave smooth, so a decode
+keeps only part of the original's fine detail (the finest band's energy 0.45–0.65 of the
+original's at levels 1–3 on sunhays80). This stage puts back the *amount* of detail a
+region lost, as noise, the way AV1's film grain synthesis and audio codecs' noise
+substitution do: per pixel and per fine band, a fitted model predicts the original's local
+RMS from the decode's own local band energies and the base quantiser, and luma noise of the
+missing RMS, filtered to that band, is added (scaled by the realism setting). Flat regions
+predict no missing energy and stay clean; textured regions get texture of their own scale.
+
+The model (``TextureConfig``) is fitted on training photos by ``train/texture.py`` and lives
+in the realism weights' manifest. The noise is part of the format: a periodic luma patch
+drawn from the file's seed by the counter-based generator of ``sampling.noise`` under a
+derived key (``texture_seed``), so every decode of a file at a given realism is the same
+picture. Bands are non-decimated ("à trous") so that the stage runs strip by strip with
+bounded memory and gives the same pixels as a whole-image pass.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .noise import MASK64, noise_patch
+
+#: The binomial low-pass of the Laplacian pyramid (runtime._separable), dilated per band.
+BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
+#: Rec. 601 luma weights: the noise is luma only, like film grain (chroma noise looks false).
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: Mixed into the file's seed so the texture noise is a stream apart from x_T's.
+TEXTURE_KEY = 0x5445585455524531  # "TEXTURE1"
+EPS = 1e-4
+STRIP = 512
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """The fitted model: per synthesised band, ``coef`` weights the energies of ``features``
+    to give the energy (mean square) the decode lacks there in that band; the noise gets its
+    square root times ``gain`` (calibrated so that band energy matches the originals' on the
+    training photos at realism 1)."""
+    coef: tuple[tuple[float, ...], ...] = ((0.0,) * 5, (0.0,) * 5)
+    gain: tuple[float, ...] = (1.0, 1.0)
+    window: int = 5  # side of the box over which local energy is taken
+    erode: int = 9  # side of the box whose minimum of it is taken (``texture_energy``)
+    period: int = 1024  # side of the seeded luma noise patch, tiled over the image
+    fitted: dict[str, Any] = field(default_factory=dict, compare=False)  # how (provenance)
+
+    @property
+    def bands(self) -> int:
+        return len(self.coef)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["coef"] = [list(c) for c in self.coef]
+        d["gain"] = list(self.gain)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TextureConfig":
+        return cls(coef=tuple(tuple(float(v) for v in c) for c in d["coef"]),
+                   gain=tuple(float(g) for g in d["gain"]), window=int(d["window"]), erode=int(d["erode"]),
+                   period=int(d["period"]), fitted=dict(d.get("fitted", {})))
+
+
+def texture_seed(seed: int) -> int:
+    return (seed ^ TEXTURE_KEY) & MASK64
+
+
+@functools.lru_cache(maxsize=2)
+def _patch(seed: int, period: int) -> np.ndarray:
+    return noise_patch(texture_seed(seed), 1, period)[0]
+
+
+def _blur(x: np.ndarray, dilation: int) -> np.ndarray:
+    """The separable binomial low-pass with taps ``dilation`` apart, edges replicated."""
+    r = 2 * dilation
+    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)], mode="edge")
+    h, w = x.shape[-2:]
+    rows = sum(BINOMIAL5[k] * p[..., :, k * dilation:k * dilation + w] for k in range(5))
+    return sum(BINOMIAL5[k] * rows[..., k * dilation:k * dilation + h, :] for k in range(5))
+
+
+def atrous_bands(y: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Non-decimated band-pass images, finest first: y - G1 y, G1 y - G2 G1 y, ..."""
+    bands = []
+    for k in range(levels):
+        low = _blur(y, 1 << k)
+        bands.append(y - low)
+        y = low
+    return bands
+
+
+def _box_mean(x: np.ndarray, side: int) -> np.ndarray:
+    """Mean over a side x side box centred on each pixel (edges replicated), by running sums."""
+    r = side // 2
+    p = np.pad(x.astype(np.float64), ((r + 1, r), (r + 1, r)), mode="edge")
+    p[0, :] = 0.0
+    p[:, 0] = 0.0
+    c = p.cumsum(0).cumsum(1)
+    h, w = x.shape
+    s = c[side:side + h, side:side + w] - c[:h, side:side + w] - c[side:side + h, :w] + c[:h, :w]
+    return (s / (side * side)).astype(np.float32)
+
+
+def _erode(x: np.ndarray, side: int) -> np.ndarray:
+    """The minimum over a side x side box centred on each pixel (edges replicated)."""
+    r = side // 2
+    h, w = x.shape
+    p = np.pad(x, ((0, 0), (r, r)), mode="edge")
+    rows = functools.reduce(np.minimum, (p[:, k:k + w] for k in range(side)))
+    p = np.pad(rows, ((r, r), (0, 0)), mode="edge")
+    return functools.reduce(np.minimum, (p[k:k + h, :] for k in range(side)))
+
+
+def texture_energy(band: np.ndarray, level: int, cfg: "TextureConfig") -> np.ndarray:
+    """Band ``level``'s (0 = finest) local mean square, then its local minimum over a box
+    that grows with the band's scale: area-filling texture keeps its energy, a thin edge or
+    line (which the decode keeps, and which lacks sharpness rather than grain) loses it, so
+    no noise fringes an edge."""
+    return _erode(np.maximum(_box_mean(band * band, cfg.window), 0.0), cfg.erode * (level + 1) | 1)
+
+
+def features(decode_luma: np.ndarray, qindex: int, cfg: "TextureConfig") -> np.ndarray:
+    """The model's inputs per pixel (H, W, 5), all energies, so that a flat region (no
+    energy) is predicted to lack none: E_1, E_2, E_3, E_1 q, E_2 q with E_k the decode's
+    ``texture_energy`` of band k and q = qindex / 255."""
+    energy = [texture_energy(b, k, cfg) for k, b in enumerate(atrous_bands(decode_luma, 3))]
+    q = np.float32(qindex / 255.0)
+    return np.stack([*energy, energy[0] * q, energy[1] * q], axis=-1)
+
+
+@functools.lru_cache(maxsize=4)
+def band_noise_rms(levels: int) -> tuple[float, ...]:
+    """The RMS of each band of unit white noise (the norms of the bands' impulse responses)."""
+    size = 8 * (1 << levels) + 1
+    delta = np.zeros((size, size), dtype=np.float32)
+    delta[size // 2, size // 2] = 1.0
+    return tuple(float(np.sqrt((b.astype(np.float64) ** 2).sum())) for b in atrous_bands(delta, levels))
+
+
+def _noise(seed: int, period: int, top: int, height: int, width: int) -> np.ndarray:
+    """Rows top..top+height of the periodic noise field (anchored at the image's origin)."""
+    patch = _patch(seed, period)
+    rows = np.arange(top, top + height) % period
+    cols = np.arange(width) % period
+    return patch[np.ix_(rows, cols)]
+
+
+def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
+    """The luma texture to add at realism 1, for a whole image or a strip with margins."""
+    feats = features(decode_luma, qindex, cfg)
+    unit = band_noise_rms(cfg.bands)
+    out = np.zeros_like(decode_luma)
+    for k, (coef, noise_band) in enumerate(zip(cfg.coef, atrous_bands(noise, cfg.bands))):
+        missing = np.sqrt(np.maximum(feats @ np.asarray(coef, dtype=np.float32), 0.0))
+        out += (cfg.gain[k] / unit[k]) * missing * noise_band
+    return out
+
+
+def margin(cfg: TextureConfig) -> int:
+    """Rows a strip needs on each side for its pixels to equal a whole-image pass."""
+    return sum(2 << k for k in range(3)) + cfg.window // 2 + (3 * cfg.erode | 1) // 2 + 2  # blurs, box, minimum
+
+
+def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig) -> np.ndarray:
+    """Add the synthesised texture to a (3, H, W) float32 decode in [0, 1], in place, strip by strip."""
+    if realism <= 0.0:
+        return rgb
+    _, h, w = rgb.shape
+    m = margin(cfg)
+    luma = np.tensordot(LUMA, rgb, axes=1)  # of the decode before any strip is changed
+    for top in range(0, h, STRIP):
+        lo, hi = max(0, top - m), min(h, top + STRIP + m)
+        tex = synthesis(luma[lo:hi], _noise(seed, cfg.period, lo, hi - lo, w), qindex, cfg)
+        rows = slice(top - lo, top - lo + min(STRIP, h - top))
+        rgb[:, top:top + STRIP] += np.float32(realism) * tex[rows]
+    return np.clip(rgb, 0.0, 1.0, out=rgb)

@@ -1,0 +1,156 @@
+"""Fit the texture synthesis model (``sampling.texture``) of a realism network on training photos.
+
+    python -m cgdm_codec.train.texture --data ../shared/datasets/train \\
+        --weights cgdm_codec/weights/cgdm-av1-3r.safetensors --images 64 --write
+
+Each photo (halved, as the evaluation does, then centre-cropped to at most --crop px) is
+coded by the real encoder (AV1 base, default effort) at each level and decoded at realism
+1 by the realism network *without* texture. Per band, a least-squares fit on pixels
+sampled on a grid maps the decode's local band RMS (log) and the quantiser to the
+original's local band RMS (log). Then each band's gain is set by bisection so that the
+mean band energy of decode + texture over the original's (``metrics.band_energy_ratios``,
+the measure of ``benchmarks/realism.py``) is 1.0 on these photos. ``--write`` stores the
+model, with how it was made, under ``texture`` in the weights' manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..sampling.texture import LUMA, TextureConfig, _noise, atrous_bands, features, synthesis, texture_energy
+
+GRID = 4  # sample every 4th pixel each way for the fit
+TARGET = 1.0
+
+
+def pairs(data: Path, weights: Path, images: int, crop: int, levels: list[int]):
+    """(original uint8, decode float (3, H, W) without texture, qindex, seed) per photo and level."""
+    from PIL import Image, ImageOps
+
+    from .. import pipeline
+    from ..container import parse
+    from .data import list_images
+
+    paths = list_images(data)
+    pick = [paths[round(i * (len(paths) - 1) / max(1, images - 1))] for i in range(images)]
+    for path in pick:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            im = im.resize((max(64, im.width // 2), max(64, im.height // 2)), Image.Resampling.LANCZOS)
+            w, h = min(crop, im.width), min(crop, im.height)
+            left, top = (im.width - w) // 2, (im.height - h) // 2
+            im = im.crop((left, top, left + w, top + h))
+        ref = np.asarray(im)
+        for lv in levels:
+            f = parse(pipeline.encode(im, lv, base="av1", device="cpu"))
+            if not f.diffusion:
+                continue
+            out = pipeline.decode_file(f, realism=1.0, texture=False, device="cpu")
+            condition = pipeline.load_bundle(f.base_codec).base.condition(f.base_streams, f.quality)
+            yield ref, out.transpose(2, 0, 1).astype(np.float32) / 255.0, condition, f.seed
+
+
+def fit_coefficients(samples: list, cfg: TextureConfig) -> tuple[tuple[float, ...], ...]:
+    """Least squares of the energy each band lacks (original's local mean square minus the
+    decode's, floored at 0) on the decode's energy features, pixels on a grid."""
+    xs, ys = [], [[] for _ in range(cfg.bands)]
+    sel = (slice(8, -8, GRID), slice(8, -8, GRID))
+    for ref, dec, q, _ in samples:
+        luma_d = np.tensordot(LUMA, dec, axes=1)
+        luma_o = np.tensordot(LUMA, ref.transpose(2, 0, 1).astype(np.float32) / 255.0, axes=1)
+        feats = features(luma_d, q, cfg)
+        xs.append(feats[sel].reshape(-1, feats.shape[-1]))
+        for k, (bo, bd) in enumerate(zip(atrous_bands(luma_o, cfg.bands), atrous_bands(luma_d, cfg.bands))):
+            lacking = np.maximum(texture_energy(bo, k, cfg) - texture_energy(bd, k, cfg), 0.0)
+            ys[k].append(lacking[sel].reshape(-1))
+    x = np.concatenate(xs).astype(np.float64)
+    return tuple(tuple(float(c) for c in np.linalg.lstsq(x, np.concatenate(y), rcond=None)[0]) for y in ys)
+
+
+def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[float, ...]:
+    """Per-band gains that bring the mean band energy ratio to TARGET (bands interact a little)."""
+    from ..metrics import band_energy_ratios
+
+    parts = []
+    for ref, dec, q, seed in samples:
+        luma = np.tensordot(LUMA, dec, axes=1)
+        noise = _noise(seed, cfg.period, 0, *luma.shape)
+        per_band = []
+        for k in range(cfg.bands):
+            only = replace(cfg, gain=tuple(1.0 if j == k else 0.0 for j in range(cfg.bands)))
+            per_band.append(synthesis(luma, noise, q, only))
+        parts.append((ref, dec, per_band))
+
+    def ratios(gain: list[float]) -> np.ndarray:
+        r = []
+        for ref, dec, per_band in parts:
+            tex = sum(g * t for g, t in zip(gain, per_band))
+            out = np.clip(dec + tex, 0.0, 1.0)
+            r.append(band_energy_ratios(np.rint(out.transpose(1, 2, 0) * 255).astype(np.uint8), ref, cfg.bands))
+        return np.mean(r, axis=0)
+
+    gain = [1.0] * cfg.bands
+    for _ in range(rounds):
+        for k in range(cfg.bands):
+            lo, hi = 0.0, 8.0
+            for _ in range(14):
+                gain[k] = (lo + hi) / 2
+                if ratios(gain)[k] < TARGET:
+                    lo = gain[k]
+                else:
+                    hi = gain[k]
+    print("band energy ratios at the fitted gains:", np.round(ratios(gain), 3))
+    return tuple(round(g, 4) for g in gain)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--weights", type=Path, required=True,
+                    help="the installed realism network's .safetensors (its manifest gets the model)")
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--crop", type=int, default=320)
+    ap.add_argument("--levels", type=int, nargs="*", default=[1, 2, 3, 4])
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="an .npz that keeps the decodes between fits (made if missing)")
+    ap.add_argument("--write", action="store_true", help="store the model in the weights' manifest")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    if args.cache and args.cache.is_file():
+        with np.load(args.cache, allow_pickle=False) as z:
+            n = int(z["n"])
+            samples = [(z[f"ref{i}"], z[f"dec{i}"], int(z[f"q{i}"]), int(z[f"seed{i}"])) for i in range(n)]
+    else:
+        samples = list(pairs(args.data, args.weights, args.images, args.crop, args.levels))
+        if args.cache:
+            np.savez(args.cache, n=len(samples), **{f"{k}{i}": v for i, s in enumerate(samples)
+                                                    for k, v in zip(("ref", "dec", "q", "seed"), s)})
+    if not samples:
+        print("error: no diffusion decodes to fit on (every encode chose the base codec alone)", file=sys.stderr)
+        return 1
+    print(f"{len(samples)} decodes in {time.time() - t0:.0f} s")
+    cfg = TextureConfig()
+    cfg = replace(cfg, coef=fit_coefficients(samples, cfg))
+    cfg = replace(cfg, gain=calibrate(samples, cfg), fitted={"command": "python -m cgdm_codec.train.texture " + " ".join(argv or sys.argv[1:]),
+                                "data": f"{args.images} photos of {args.data.name} (halved, centre {args.crop} px), "
+                                        f"levels {args.levels}, {len(samples)} diffusion decodes",
+                                "target_band_energy": TARGET})
+    print(json.dumps(cfg.to_dict(), indent=1))
+    if args.write:
+        manifest = args.weights.with_suffix(".json")
+        d = json.loads(manifest.read_text())
+        d["texture"] = cfg.to_dict()
+        manifest.write_text(json.dumps(d, indent=2) + "\n")
+        print(f"wrote the texture model into {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Texture synthesis at realism > 0: seeded, where detail was lost, strip-exact, and fitted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgdm_codec import pipeline
+from cgdm_codec.container import parse
+from cgdm_codec.metrics import band_energy_ratios
+from cgdm_codec.sampling import texture
+from cgdm_codec.sampling.texture import TextureConfig, add_texture
+from conftest import textured
+
+GOLDEN = Path(__file__).parent / "golden"
+#: A model of the shape train/texture.py fits: the energy a band lacks grows with the decode's
+#: texture energy and the quantiser.
+MODEL = TextureConfig(coef=((-0.5, 0.0, 0.04, 1.2, 0.0), (-0.17, 0.05, 0.03, 0.29, -0.05)), gain=(2.4, 6.5))
+
+
+def decode_like(seed: int = 3, size: tuple[int, int] = (96, 130)) -> np.ndarray:
+    """A (3, H, W) float decode in [0, 1]: a textured left half, a flat right half."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    img = np.full((3, h, w), 0.5, dtype=np.float32)
+    img[:, :, : w // 2] += 0.15 * rng.standard_normal((1, h, w // 2)).astype(np.float32)
+    return np.clip(img, 0, 1)
+
+
+def test_strips_give_the_whole_image_pass(monkeypatch):
+    whole = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=MODEL)
+    monkeypatch.setattr(texture, "STRIP", 17)  # many strips, none a multiple of anything
+    strips = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=MODEL)
+    np.testing.assert_allclose(strips, whole, atol=1e-6)
+
+
+def test_texture_is_seeded_goes_where_detail_is_and_scales_with_realism():
+    base = decode_like()
+    full = add_texture(base.copy(), seed=7, qindex=200, realism=1.0, cfg=MODEL)
+    assert np.array_equal(full, add_texture(base.copy(), seed=7, qindex=200, realism=1.0, cfg=MODEL))
+    assert not np.array_equal(full, add_texture(base.copy(), seed=8, qindex=200, realism=1.0, cfg=MODEL))
+    assert np.array_equal(add_texture(base.copy(), seed=7, qindex=200, realism=0.0, cfg=MODEL), base)
+    change = np.abs(full - base)
+    w = base.shape[-1]
+    assert change[:, :, : w // 2 - 16].mean() > 20 * change[:, :, w // 2 + 16:].mean()  # flat stays flat
+    half = np.abs(add_texture(base.copy(), seed=7, qindex=200, realism=0.5, cfg=MODEL) - base)
+    assert 0.4 < half[:, :, : w // 2 - 16].mean() / change[:, :, : w // 2 - 16].mean() < 0.6
+    luma_only = full - base
+    np.testing.assert_allclose(luma_only[0], luma_only[1], atol=1e-6)  # grey noise, no colour
+
+
+def test_band_noise_norms():
+    """The unit-noise band RMS the missing RMS is divided by, against white noise measured."""
+    rng = np.random.default_rng(0)
+    bands = texture.atrous_bands(rng.standard_normal((512, 512)).astype(np.float32), 2)
+    measured = [float(b[32:-32, 32:-32].std()) for b in bands]
+    np.testing.assert_allclose(measured, texture.band_noise_rms(2), rtol=0.02)
+
+
+def test_the_shipped_realism_network_carries_a_fitted_model():
+    manifest = json.loads((Path(pipeline.__file__).parent / "weights" / "cgdm-av1-3r.json").read_text())
+    cfg = TextureConfig.from_dict(manifest["texture"])
+    assert cfg.bands == 2 and all(g > 0 for g in cfg.gain)
+    assert "train.texture" in cfg.fitted["command"]
+    assert TextureConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_realism_decode_adds_texture_and_the_ablation_leaves_it_out():
+    f = parse((GOLDEN / "av1-cgdm3s1-q3.cgdm").read_bytes())
+    plain = pipeline.decode_file(f, realism=1.0, texture=False, device="cpu")
+    full = pipeline.decode_file(f, realism=1.0, device="cpu")
+    ref = pipeline.decode_file(f, device="cpu")
+    assert not np.array_equal(plain, full)
+    assert band_energy_ratios(full, ref, 1)[0] > band_energy_ratios(plain, ref, 1)[0]
+
+
+def test_fitting_recovers_a_model_that_matches_band_energy(tmp_path):
+    """train/texture.py end to end on two training-like pictures, written into a manifest."""
+    from cgdm_codec.train import texture as fit
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    from PIL import Image
+
+    for i in range(2):
+        Image.fromarray(textured(192, 256, seed=i)).save(images / f"{i}.png")
+    manifest = tmp_path / "net.json"
+    manifest.write_text(json.dumps({"kind": "cgdm-realism"}))
+    assert fit.main(["--data", str(images), "--weights", str(tmp_path / "net.safetensors"), "--images", "2",
+                     "--levels", "1", "--crop", "128", "--write"]) == 0
+    cfg = TextureConfig.from_dict(json.loads(manifest.read_text())["texture"])
+    assert cfg.bands == 2 and cfg.fitted["target_band_energy"] == 1.0
+
+
+def test_an_edge_gets_no_fringe():
+    """A thin edge has as much fine energy as texture but no area: its neighbourhood stays clean."""
+    base = decode_like()
+    w = base.shape[-1]
+    base[:, :, 3 * w // 4:] = 0.2  # a step edge in the flat half
+    change = np.abs(add_texture(base.copy(), seed=7, qindex=200, realism=1.0, cfg=MODEL) - base)
+    near_edge = change[:, 16:-16, 3 * w // 4 - 6: 3 * w // 4 + 6].mean()
+    assert near_edge < 0.05 * change[:, 16:-16, 8: w // 2 - 16].mean()
