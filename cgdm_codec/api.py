@@ -85,7 +85,7 @@ ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
                  "or env CGDM_BASE].", choices=BASES),
     EncodeOption("base_only", False, "Write a file without the diffusion stage (smaller, fast to "
                  "decode, less detail).", flag=True),
-    EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8, 6, 4) and, for the "
+    EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8, 4, 4) and, for the "
                  "diffusion stage, its search for the syntax and seed: fast and default = one pass of "
                  "the syntax encoder (default scores the diffusion-or-not decision on the whole "
                  "image); max = the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS),
@@ -227,7 +227,8 @@ def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = Non
     The image has the mode it was encoded from: RGB, L, RGBA or LA. ``base_only`` skips the
     diffusion stage (a fast preview); ``steps`` overrides the file's step count. ``realism``
     0..1 is the decode-time dial: 0 the fidelity decode, above 0 the installed realism network
-    of the file's weights synthesises texture from the file's seeded noise (same file).
+    of the file's weights runs and seeded grain puts back the texture energy the decode lacks
+    (same file, ``docs/diffusion.md``).
     ``limits`` bound the image size accepted (default: env ``CGDM_MAX_SIDE``/``CGDM_MAX_PIXELS``).
 
     Raises ``FormatError`` (not a valid .cgdm file), ``WeightsError`` (the file needs other

@@ -66,6 +66,31 @@ def test_onnx_decode_equals_the_torch_decode(name):
     assert err.mean() <= 0.01 and err.max() <= 1
 
 
+def test_tiles_side_by_side_equal_one_batch(monkeypatch):
+    """Small tiles run one per core, large ones as one batch on all cores: the same pixels."""
+    import cgdm_codec.runtime as runtime
+
+    path = weights_dir() / f"{AV1_WEIGHTS[-1]}.safetensors"
+    cfg = CgdmConfig.from_dict(read_manifest(path)["config"])
+    rgb = textured(300, 700, seed=5).transpose(2, 0, 1)[None]
+    symbols = np.arange(cfg.syntax.length) % 7 - 3
+
+    used_pool = []
+
+    def decode(threads: int) -> np.ndarray:
+        den = OrtDenoiser(graph_paths(path, read_manifest(path)), cfg.unet, threads)
+        out = decode_canvas(den, rgb, symbols, 90, 11, 1, cfg.sampler)
+        used_pool.append(den._pool is not None)
+        return out
+
+    tilewise = decode(2)
+    monkeypatch.setattr(runtime, "TILEWISE_MAX_PIXELS", 0)
+    batched = decode(2)
+    assert used_pool == [True, False]
+    assert np.array_equal(np.rint(tilewise * 255), np.rint(batched * 255))
+    np.testing.assert_allclose(tilewise, decode(1), atol=1e-5)
+
+
 @pytest.mark.parametrize("size", [(300, 700), (1030, 40), (3, 5)])
 def test_onnx_syntax_generator_equals_torch(size):
     """Pooled tile by tile (edge tiles thinner than every band included) like the torch one."""

@@ -194,8 +194,9 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
               help="Override the file's number of sampler steps (fewer is faster).")
 @click.option("--realism", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="0..1",
               help="The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
-                   "realism network of the file's weights synthesises texture from the file's "
-                   "seeded noise (sharper, a little less faithful to the exact pixels).")
+                   "realism network of the file's weights runs and seeded grain puts back the "
+                   "texture energy the decode lacks (sharper and more textured, less faithful to "
+                   "the exact pixels).")
 @click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=PNG_LEVEL, show_default=True,
               help="zlib level of PNG outputs (9: smallest file, several times slower to write).")
@@ -330,7 +331,8 @@ def _eval_command(a: dict) -> str:
               help="Also run Pillow's JPEG, WebP, AVIF (at --avif-speed and at speed 2) and, with "
                    "the JPEG XL plugin installed, JPEG XL over quality sweeps.")
 @click.option("--avif-speed", type=click.IntRange(0, 10), default=None,
-              help="libaom speed of the first AVIF anchor [default: 6, the speed of cgdm's default effort].")
+              help="libaom speed of the first AVIF anchor [default: 6, libavif's own default; "
+                   "cgdm's default effort uses 4].")
 @click.option("--ablation", "ablations", multiple=True, default=("base-only",), show_default=True,
               type=click.Choice(["base-only", "no-finetune", "none"]),
               help="Extra cgdm curves (repeatable; 'none' for none).")
