@@ -312,7 +312,8 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     dev = _device(device) if engine == "torch" or network else None
     progress(f"base codec ({bundle.base.record.name}): analysis and entropy coding")
     grayscale = img.mode in (ColourMode.L, ColourMode.LA)
-    enc = bundle.base.encode(img.rgb, quality, fine=fine, effort=effort, grayscale=grayscale, device=dev)
+    enc = bundle.base.encode(img.rgb, quality, fine=fine, effort=effort, grayscale=grayscale, device=dev,
+                             threads=threads)
     syntax, steps_field = None, None
     if use_diffusion:
         assert decoder is not None

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .cores import granted_cores
 from .diffusion_config import SyntaxConfig, UNetConfig
 from .sampling.sample import Steering
 
@@ -31,19 +32,6 @@ BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
 
 class MissingGraphs(RuntimeError):
     """The weights file has no exported ONNX graphs (or they are not installed)."""
-
-
-def granted_cores() -> int:
-    """Cores this process may run on (a container or ``taskset`` may grant fewer), unless
-    OMP_NUM_THREADS says otherwise (the batch runner and the Dask workers set it to share
-    the machine between processes)."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=16)

@@ -241,3 +241,21 @@ def test_av1_encodes_write_for_the_newest_generation():
     img = Image.fromarray(textured(64, 96))
     f = parse(pipeline.encode(img, 3, base="av1", device="cpu", effort="fast", diffusion=True))
     assert f.diffusion and f.weights_id.hex() == AV1_GENERATIONS[-1][1]
+
+
+def test_the_av1_encoder_uses_the_cores_it_is_given(monkeypatch):
+    """libaom gets --threads, else the granted cores (OMP_NUM_THREADS), not a fixed one."""
+    seen = []
+    save = Image.Image.save
+
+    def spy(self, fp, format=None, **params):
+        seen.append(params.get("max_threads"))
+        return save(self, fp, format, **params)
+
+    monkeypatch.setattr(Image.Image, "save", spy)
+    rgb = textured(64, 96, seed=2)
+    Av1Base().encode(rgb, 3, threads=1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    Av1Base().encode(rgb, 3)
+    pipeline.encode(Image.fromarray(rgb), 3, base="av1", threads=2)
+    assert seen == [1, 3, 2]

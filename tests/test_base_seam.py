@@ -45,7 +45,7 @@ class PngBase:
         return self.record.level_for(fine)
 
     def encode(self, rgb: np.ndarray, level: int, *, fine: int | None = None, effort: str = "default",
-               grayscale: bool = False, device=None) -> BaseEncoding:
+               grayscale: bool = False, device=None, threads: int | None = None) -> BaseEncoding:
         if fine is not None:
             raise ValueError("the png base has levels 1..6 only")
         im = Image.fromarray(np.ascontiguousarray(rgb[..., 0]), "L") if grayscale else Image.fromarray(rgb, "RGB")

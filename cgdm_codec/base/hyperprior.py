@@ -62,7 +62,8 @@ class HyperpriorBase:
         return RECORD.level_for(fine)  # raises: levels 1..6 only
 
     def encode(self, rgb: "np.ndarray", level: int, *, fine: int | None = None, effort: str = "default",
-               grayscale: bool = False, device: "torch.device | None" = None) -> BaseEncoding:
+               grayscale: bool = False, device: "torch.device | None" = None,
+               threads: int | None = None) -> BaseEncoding:  # torch's threads are set process-wide
         import torch
 
         from ..device import autocast_for

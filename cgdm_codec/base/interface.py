@@ -128,8 +128,10 @@ class BaseCodec(Protocol):
         """The level 1..6 the header records for an encode at fine quality ``fine``."""
 
     def encode(self, rgb: np.ndarray, level: int, *, fine: int | None = None, effort: str = "default",
-               grayscale: bool = False, device: "torch.device | None" = None) -> BaseEncoding:
-        """Compress (H, W, 3) uint8 at level 1..6, or at the backend's fine quality."""
+               grayscale: bool = False, device: "torch.device | None" = None,
+               threads: int | None = None) -> BaseEncoding:
+        """Compress (H, W, 3) uint8 at level 1..6, or at the backend's fine quality, on at
+        most ``threads`` cores (None: the granted cores)."""
 
     def condition(self, streams: tuple[bytes, ...], level: int) -> int:
         """The integer the diffusion stage is conditioned on, as a decoder derives it."""
