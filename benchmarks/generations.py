@@ -7,7 +7,8 @@
 Each image (halved, as for every sunhays80 figure) is AV1-coded once per level (the AV1
 speed of the default effort: 6 until 2026-12-04, 4 since); every candidate
 ``WEIGHTS:STEPS[:REALISM]`` (a shipped name or a .safetensors path) then writes its own
-syntax (its generator, one pass, the default effort) and decodes with the given step count, in torch float32 on the CPU, seed 0.
+syntax (its generator, one pass, the default effort) and decodes with the given step
+count, in torch float32 on the CPU, seed 0.
 Rows: PSNR / MS-SSIM / HaarPSI against the original, the band-energy ratio of the two
 finest Laplacian bands (decode / original, 1.0 = as much detail as the original), bpp
 from the AV1 payload plus the syntax bytes, and the seconds of the diffusion stage.
