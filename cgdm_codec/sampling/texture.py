@@ -4,10 +4,11 @@ The networks are restorers: what the bits do not describe they leave smooth, so 
 keeps only part of the original's fine detail (the finest band's energy 0.45–0.65 of the
 original's at levels 1–3 on sunhays80). This stage puts back the *amount* of detail a
 region lost, as noise, the way AV1's film grain synthesis and audio codecs' noise
-substitution do: per pixel and per fine band, a fitted model predicts the original's local
-RMS from the decode's own local band energies and the base quantiser, and luma noise of the
-missing RMS, filtered to that band, is added (scaled by the realism setting). Flat regions
-predict no missing energy and stay clean; textured regions get texture of their own scale.
+substitution do: per pixel and per fine band, a fitted model predicts the energy the
+decode lacks from its own local *texture* energies (``texture_energy``) and the base
+quantiser, and luma noise of that RMS, filtered to that band, is added (scaled by the
+realism setting). Flat regions and thin edges have no texture energy and stay clean;
+textured regions get texture of their own scale.
 
 The model (``TextureConfig``) is fitted on training photos by ``train/texture.py`` and lives
 in the realism weights' manifest. The noise is part of the format: a periodic luma patch

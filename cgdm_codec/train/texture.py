@@ -1,13 +1,14 @@
 """Fit the texture synthesis model (``sampling.texture``) of a realism network on training photos.
 
     python -m cgdm_codec.train.texture --data ../shared/datasets/train \\
-        --weights cgdm_codec/weights/cgdm-av1-3r.safetensors --images 64 --write
+        --weights cgdm_codec/weights/cgdm-av1-3r.safetensors --images 48 --levels 1 2 3 4 5 --write
 
 Each photo (halved, as the evaluation does, then centre-cropped to at most --crop px) is
 coded by the real encoder (AV1 base, default effort) at each level and decoded at realism
 1 by the realism network *without* texture. Per band, a least-squares fit on pixels
-sampled on a grid maps the decode's local band RMS (log) and the quantiser to the
-original's local band RMS (log). Then each band's gain is set by bisection so that the
+sampled on a grid maps the decode's texture energies and the quantiser
+(``sampling.texture.features``) to the energy the band lacks (the original's texture
+energy minus the decode's, floored at 0). Then each band's gain is set by bisection so that the
 mean band energy of decode + texture over the original's (``metrics.band_energy_ratios``,
 the measure of ``benchmarks/realism.py``) is 1.0 on these photos. ``--write`` stores the
 model, with how it was made, under ``texture`` in the weights' manifest.
