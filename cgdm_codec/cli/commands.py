@@ -196,7 +196,7 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
               help="The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
                    "realism network of the file's weights runs and seeded grain puts back the "
                    "texture energy the decode lacks (sharper and more textured, less faithful to "
-                   "the exact pixels).")
+                   "the exact pixels; 0.5 measured closest to real photos' texture statistics).")
 @click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=PNG_LEVEL, show_default=True,
               help="zlib level of PNG outputs (9: smallest file, several times slower to write).")
