@@ -162,7 +162,7 @@ def band_noise_rms(levels: int) -> tuple[float, ...]:
     return tuple(float(np.sqrt((b.astype(np.float64) ** 2).sum())) for b in atrous_bands(delta, levels))
 
 
-def _noise(seed: int, period: int, top: int, height: int, width: int) -> np.ndarray:
+def noise_rows(seed: int, period: int, top: int, height: int, width: int) -> np.ndarray:
     """Rows top..top+height of the periodic noise field (anchored at the image's origin)."""
     patch = _patch(seed, period)
     rows = np.arange(top, top + height) % period
@@ -195,7 +195,7 @@ def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: Te
     luma = np.tensordot(LUMA, rgb, axes=1)  # of the decode before any strip is changed
     for top in range(0, h, STRIP):
         lo, hi = max(0, top - m), min(h, top + STRIP + m)
-        tex = synthesis(luma[lo:hi], _noise(seed, cfg.period, lo, hi - lo, w), qindex, cfg)
+        tex = synthesis(luma[lo:hi], noise_rows(seed, cfg.period, lo, hi - lo, w), qindex, cfg)
         rows = slice(top - lo, top - lo + min(STRIP, h - top))
         rgb[:, top:top + STRIP] += np.float32(realism) * tex[rows]
     return np.clip(rgb, 0.0, 1.0, out=rgb)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sampling.texture import LUMA, TextureConfig, _noise, atrous_bands, features, synthesis, texture_energy
+from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, features, noise_rows, synthesis,
+                                texture_energy)
 
 GRID = 4  # sample every 4th pixel each way for the fit
 TARGET = 1.0
@@ -82,7 +83,7 @@ def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[float
     parts = []
     for ref, dec, q, seed in samples:
         luma = np.tensordot(LUMA, dec, axes=1)
-        noise = _noise(seed, cfg.period, 0, *luma.shape)
+        noise = noise_rows(seed, cfg.period, 0, *luma.shape)
         per_band = []
         for k in range(cfg.bands):
             only = replace(cfg, gain=tuple(1.0 if j == k else 0.0 for j in range(cfg.bands)))
