@@ -103,3 +103,15 @@ def test_an_edge_gets_no_fringe():
     change = np.abs(add_texture(base.copy(), seed=7, qindex=200, realism=1.0, cfg=MODEL) - base)
     near_edge = change[:, 16:-16, 3 * w // 4 - 6: 3 * w // 4 + 6].mean()
     assert near_edge < 0.05 * change[:, 16:-16, 8: w // 2 - 16].mean()
+
+
+def test_a_realism_decode_never_imports_torch():
+    """The realism network runs on ONNX Runtime and the texture stage on numpy alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
+            f"f = parse(open({str(GOLDEN / 'av1-cgdm3s1-q3.cgdm')!r}, 'rb').read()); "
+            "pipeline.decode_file(f, realism=1.0); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
