@@ -170,14 +170,21 @@ def noise_rows(seed: int, period: int, top: int, height: int, width: int) -> np.
     return patch[np.ix_(rows, cols)]
 
 
-def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
-    """The luma texture to add at realism 1, for a whole image or a strip with margins."""
+def band_terms(decode_luma: np.ndarray, noise: np.ndarray, qindex: int,
+               cfg: TextureConfig) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Per synthesised band: the RMS the decode lacks, the band-filtered noise and that
+    noise's RMS for unit white noise. The texture is their sum weighted by the gains."""
     feats = features(decode_luma, qindex, cfg)
     unit = band_noise_rms(cfg.bands)
+    return [(np.sqrt(np.maximum(feats @ np.asarray(coef, dtype=np.float32), 0.0)), noise_band, unit[k])
+            for k, (coef, noise_band) in enumerate(zip(cfg.coef, atrous_bands(noise, cfg.bands)))]
+
+
+def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
+    """The luma texture to add at realism 1, for a whole image or a strip with margins."""
     out = np.zeros_like(decode_luma)
-    for k, (coef, noise_band) in enumerate(zip(cfg.coef, atrous_bands(noise, cfg.bands))):
-        missing = np.sqrt(np.maximum(feats @ np.asarray(coef, dtype=np.float32), 0.0))
-        out += (cfg.gain[k] / unit[k]) * missing * noise_band
+    for gain, (missing, noise_band, unit) in zip(cfg.gain, band_terms(decode_luma, noise, qindex, cfg)):
+        out += (gain / unit) * missing * noise_band
     return out
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, features, noise_rows, synthesis,
+from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, features, noise_rows,
                                 texture_energy)
 
 GRID = 4  # sample every 4th pixel each way for the fit
@@ -84,10 +84,8 @@ def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[float
     for ref, dec, q, seed in samples:
         luma = np.tensordot(LUMA, dec, axes=1)
         noise = noise_rows(seed, cfg.period, 0, *luma.shape)
-        per_band = []
-        for k in range(cfg.bands):
-            only = replace(cfg, gain=tuple(1.0 if j == k else 0.0 for j in range(cfg.bands)))
-            per_band.append(synthesis(luma, noise, q, only))
+        per_band = [missing * noise_band / unit
+                    for missing, noise_band, unit in band_terms(luma, noise, q, cfg)]
         parts.append((ref, dec, per_band))
 
     def ratios(gain: list[float]) -> np.ndarray:
@@ -140,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(samples)} decodes in {time.time() - t0:.0f} s")
     cfg = TextureConfig()
     cfg = replace(cfg, coef=fit_coefficients(samples, cfg))
-    cfg = replace(cfg, gain=calibrate(samples, cfg), fitted={"command": "python -m cgdm_codec.train.texture " + " ".join(argv or sys.argv[1:]),
-                                "data": f"{args.images} photos of {args.data.name} (halved, centre {args.crop} px), "
-                                        f"levels {args.levels}, {len(samples)} diffusion decodes",
-                                "target_band_energy": TARGET})
+    fitted = {"command": "python -m cgdm_codec.train.texture " + " ".join(argv or sys.argv[1:]),
+              "data": f"{args.images} photos of {args.data.name} (halved, centre {args.crop} px), "
+                      f"levels {args.levels}, {len(samples)} diffusion decodes",
+              "target_band_energy": TARGET}
+    cfg = replace(cfg, gain=calibrate(samples, cfg), fitted=fitted)
     print(json.dumps(cfg.to_dict(), indent=1))
     if args.write:
         manifest = args.weights.with_suffix(".json")
