@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ GOLDEN = Path(__file__).parent / "golden"
 #: A model of the shape train/texture.py fits: the energy a band lacks grows with the decode's
 #: texture energy and the quantiser.
 MODEL = TextureConfig(coef=((-0.5, 0.0, 0.04, 1.2, 0.0), (-0.17, 0.05, 0.03, 0.29, -0.05)), gain=(2.4, 6.5))
+#: The same with the added energy coming from amplifying the decode's bands where they have any.
+AMPLIFIED = replace(MODEL, amplify=(1.0, 1.0), max_gain=3.0)
 
 
 def decode_like(seed: int = 3, size: tuple[int, int] = (96, 130)) -> np.ndarray:
@@ -30,10 +33,11 @@ def decode_like(seed: int = 3, size: tuple[int, int] = (96, 130)) -> np.ndarray:
     return np.clip(img, 0, 1)
 
 
-def test_strips_give_the_whole_image_pass(monkeypatch):
-    whole = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=MODEL)
+@pytest.mark.parametrize("cfg", [MODEL, AMPLIFIED], ids=["noise", "amplified"])
+def test_strips_give_the_whole_image_pass(monkeypatch, cfg):
+    whole = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=cfg)
     monkeypatch.setattr(texture, "STRIP", 17)  # many strips, none a multiple of anything
-    strips = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=MODEL)
+    strips = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=cfg)
     np.testing.assert_allclose(strips, whole, atol=1e-6)
 
 
@@ -50,6 +54,46 @@ def test_texture_is_seeded_goes_where_detail_is_and_scales_with_realism():
     assert 0.4 < half[:, :, : w // 2 - 16].mean() / change[:, :, : w // 2 - 16].mean() < 0.6
     luma_only = full - base
     np.testing.assert_allclose(luma_only[0], luma_only[1], atol=1e-6)  # grey noise, no colour
+
+
+def kept_band(keep: float, size: int = 192) -> tuple[np.ndarray, texture.BandTerm]:
+    """A fine band ``t`` of which a decode kept ``keep`` of the amplitude, and the term that
+    says exactly what it lacks (the fitted model's ideal)."""
+    rng = np.random.default_rng(5)
+    truth = texture.atrous_bands(rng.standard_normal((size, size)).astype(np.float32) * 0.05, 1)[0]
+    band = keep * truth
+    energy = texture.local_energy(band, MODEL)
+    missing = np.sqrt(np.maximum(texture.local_energy(truth, MODEL) - energy, 0.0))
+    noise = texture.atrous_bands(rng.standard_normal((size, size)).astype(np.float32), 1)[0]
+    return truth, texture.BandTerm(missing, noise, texture.band_noise_rms(1)[0], band, energy)
+
+
+def test_amplifying_a_kept_band_restores_energy_at_a_fraction_of_noises_error():
+    truth, term = kept_band(0.5)
+    inner = (slice(8, -8), slice(8, -8))
+    amplified = term.band + texture.band_texture(term, 1.0, 1.0, 3.0)
+    noisy = term.band + texture.band_texture(term, 1.0, 0.0, 3.0)
+    for out in (amplified, noisy):  # both put back the truth's energy
+        assert 0.9 < np.mean(out[inner] ** 2) / np.mean(truth[inner] ** 2) < 1.1
+    err_amplified, err_noisy = (np.mean((out - truth)[inner] ** 2) for out in (amplified, noisy))
+    assert err_amplified < 0.1 * err_noisy
+
+
+def test_a_band_the_decode_lost_entirely_gets_noise_and_the_gain_is_capped():
+    truth, term = kept_band(0.0)
+    out = texture.band_texture(term, 1.0, 1.0, 3.0)
+    inner = (slice(8, -8), slice(8, -8))
+    assert 0.8 < np.mean(out[inner] ** 2) / np.mean(truth[inner] ** 2) < 1.2  # all of it noise
+    _, faint = kept_band(0.1)
+    capped = texture.band_texture(faint, 1.0, 1.0, 3.0)
+    amplified_part = np.corrcoef(capped[inner].ravel(), faint.band[inner].ravel())[0, 1]
+    assert 0.0 < amplified_part < 0.5  # gain 3 of a 10x loss: mostly noise
+
+
+def test_models_written_before_amplification_read_as_noise_only():
+    d = MODEL.to_dict()
+    del d["amplify"], d["max_gain"]
+    assert TextureConfig.from_dict(d).amplify == (0.0, 0.0)
 
 
 def test_band_noise_norms():
@@ -95,12 +139,14 @@ def test_fitting_recovers_a_model_that_matches_band_energy(tmp_path):
     assert cfg.bands == 2 and cfg.fitted["target_band_energy"] == 1.0
 
 
-def test_an_edge_gets_no_fringe():
-    """A thin edge has as much fine energy as texture but no area: its neighbourhood stays clean."""
+@pytest.mark.parametrize("cfg", [MODEL, AMPLIFIED], ids=["noise", "amplified"])
+def test_an_edge_gets_no_fringe(cfg):
+    """A thin edge has as much fine energy as texture but no area: its neighbourhood stays
+    clean (and is not sharpened either)."""
     base = decode_like()
     w = base.shape[-1]
     base[:, :, 3 * w // 4:] = 0.2  # a step edge in the flat half
-    change = np.abs(add_texture(base.copy(), seed=7, qindex=200, realism=1.0, cfg=MODEL) - base)
+    change = np.abs(add_texture(base.copy(), seed=7, qindex=200, realism=1.0, cfg=cfg) - base)
     near_edge = change[:, 16:-16, 3 * w // 4 - 6: 3 * w // 4 + 6].mean()
     assert near_edge < 0.05 * change[:, 16:-16, 8: w // 2 - 16].mean()
 

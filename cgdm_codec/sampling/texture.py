@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from .noise import MASK64, noise_patch
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: Mixed into the file's seed so the texture noise is a stream apart from x_T's.
 TEXTURE_KEY = 0x5445585455524531  # "TEXTURE1"
-EPS = 1e-4
+AMPLIFY_EPS = 1e-6  # a band's mean square below this counts as kept-nothing (8-bit steps are 1.5e-5)
 STRIP = 512
 
 
@@ -47,6 +47,11 @@ class TextureConfig:
     window: int = 5  # side of the box over which local energy is taken
     erode: int = 9  # side of the box whose minimum of it is taken (``texture_energy``)
     period: int = 1024  # side of the seeded luma noise patch, tiled over the image
+    #: Per band, the share of the energy to add that comes from amplifying the decode's own
+    #: band (the rest is noise), its gain at most ``max_gain``: detail the decode half-kept
+    #: is restored at a fraction of noise's cost in squared error (``synthesis``).
+    amplify: tuple[float, ...] = (0.0, 0.0)
+    max_gain: float = 2.0
     fitted: dict[str, Any] = field(default_factory=dict, compare=False)  # how (provenance)
 
     @property
@@ -57,13 +62,15 @@ class TextureConfig:
         d = asdict(self)
         d["coef"] = [list(c) for c in self.coef]
         d["gain"] = list(self.gain)
+        d["amplify"] = list(self.amplify)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TextureConfig":
         return cls(coef=tuple(tuple(float(v) for v in c) for c in d["coef"]),
                    gain=tuple(float(g) for g in d["gain"]), window=int(d["window"]), erode=int(d["erode"]),
-                   period=int(d["period"]), fitted=dict(d.get("fitted", {})))
+                   period=int(d["period"]), amplify=tuple(float(a) for a in d.get("amplify", (0.0,) * len(d["coef"]))),
+                   max_gain=float(d.get("max_gain", 2.0)), fitted=dict(d.get("fitted", {})))
 
 
 def texture_seed(seed: int) -> int:
@@ -136,21 +143,40 @@ def _erode(x: np.ndarray, side: int) -> np.ndarray:
     return functools.reduce(np.minimum, (p[k:k + h, :] for k in range(side)))
 
 
-def texture_energy(band: np.ndarray, level: int, cfg: "TextureConfig") -> np.ndarray:
+def local_energy(band: np.ndarray, cfg: "TextureConfig") -> np.ndarray:
+    """A band's local mean square over ``cfg.window``."""
+    return np.maximum(_box_mean(band * band, cfg.window), 0.0)
+
+
+def texture_energy(band: np.ndarray, level: int, cfg: "TextureConfig",
+                   energy: np.ndarray | None = None) -> np.ndarray:
     """Band ``level``'s (0 = finest) local mean square, then its local minimum over a box
     that grows with the band's scale: area-filling texture keeps its energy, a thin edge or
     line (which the decode keeps, and which lacks sharpness rather than grain) loses it, so
     no noise fringes an edge."""
-    return _erode(np.maximum(_box_mean(band * band, cfg.window), 0.0), cfg.erode * (level + 1) | 1)
+    return _erode(local_energy(band, cfg) if energy is None else energy, cfg.erode * (level + 1) | 1)
+
+
+class Analysis(NamedTuple):
+    """What the decode's luma tells the model: its bands, their local and texture energies."""
+    bands: list[np.ndarray]
+    energy: list[np.ndarray]
+    features: np.ndarray  # (H, W, 5), see ``features``
+
+
+def analyse(decode_luma: np.ndarray, qindex: int, cfg: "TextureConfig") -> Analysis:
+    bands = atrous_bands(decode_luma, 3)
+    energy = [local_energy(b, cfg) for b in bands]
+    tex = [texture_energy(b, k, cfg, e) for k, (b, e) in enumerate(zip(bands, energy))]
+    q = np.float32(qindex / 255.0)
+    return Analysis(bands, energy, np.stack([*tex, tex[0] * q, tex[1] * q], axis=-1))
 
 
 def features(decode_luma: np.ndarray, qindex: int, cfg: "TextureConfig") -> np.ndarray:
     """The model's inputs per pixel (H, W, 5), all energies, so that a flat region (no
     energy) is predicted to lack none: E_1, E_2, E_3, E_1 q, E_2 q with E_k the decode's
     ``texture_energy`` of band k and q = qindex / 255."""
-    energy = [texture_energy(b, k, cfg) for k, b in enumerate(atrous_bands(decode_luma, 3))]
-    q = np.float32(qindex / 255.0)
-    return np.stack([*energy, energy[0] * q, energy[1] * q], axis=-1)
+    return analyse(decode_luma, qindex, cfg).features
 
 
 @functools.lru_cache(maxsize=4)
@@ -170,21 +196,47 @@ def noise_rows(seed: int, period: int, top: int, height: int, width: int) -> np.
     return patch[np.ix_(rows, cols)]
 
 
-def band_terms(decode_luma: np.ndarray, noise: np.ndarray, qindex: int,
-               cfg: TextureConfig) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Per synthesised band: the RMS the decode lacks, the band-filtered noise and that
-    noise's RMS for unit white noise. The texture is their sum weighted by the gains."""
-    feats = features(decode_luma, qindex, cfg)
+class BandTerm(NamedTuple):
+    """One synthesised band: the RMS the decode lacks there, the band-filtered noise with its
+    RMS for unit white noise, and the decode's own band with its local mean square."""
+    missing: np.ndarray
+    noise: np.ndarray
+    unit: float
+    band: np.ndarray
+    energy: np.ndarray
+
+
+def band_terms(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> list[BandTerm]:
+    a = analyse(decode_luma, qindex, cfg)
     unit = band_noise_rms(cfg.bands)
-    return [(np.sqrt(np.maximum(feats @ np.asarray(coef, dtype=np.float32), 0.0)), noise_band, unit[k])
+    return [BandTerm(np.sqrt(np.maximum(a.features @ np.asarray(coef, dtype=np.float32), 0.0)), noise_band,
+                     unit[k], a.bands[k], a.energy[k])
             for k, (coef, noise_band) in enumerate(zip(cfg.coef, atrous_bands(noise, cfg.bands)))]
+
+
+def band_texture(term: BandTerm, gain: float, amplify: float, max_gain: float) -> np.ndarray:
+    """One band's texture at realism 1: energy (gain x missing)^2 added, a share ``amplify``
+    of it by scaling the decode's band by a (at most ``max_gain``), the rest as noise.
+
+    Why amplify: if the decode is the expected picture given the bits, its error is
+    uncorrelated with it, so scaling its band by a costs (a - 1)^2 E in squared error for
+    (a^2 - 1) E of energy, where noise costs all the energy it adds (a = 1.4 doubles E at
+    0.17 E). Where the decode kept nothing of a band (E = 0), only noise can add any."""
+    if amplify <= 0.0:
+        return (gain / term.unit) * term.missing * term.noise
+    add = np.square(np.float32(gain) * term.missing)
+    a = np.minimum(np.sqrt(1.0 + np.float32(amplify) * add / (term.energy + np.float32(AMPLIFY_EPS))),
+                   np.float32(max_gain))
+    out = (a - 1.0) * term.band
+    out += np.sqrt(np.maximum(add - (a * a - 1.0) * term.energy, 0.0)) * term.noise * np.float32(1.0 / term.unit)
+    return out
 
 
 def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
     """The luma texture to add at realism 1, for a whole image or a strip with margins."""
     out = np.zeros_like(decode_luma)
-    for gain, (missing, noise_band, unit) in zip(cfg.gain, band_terms(decode_luma, noise, qindex, cfg)):
-        out += (gain / unit) * missing * noise_band
+    for k, term in enumerate(band_terms(decode_luma, noise, qindex, cfg)):
+        out += band_texture(term, cfg.gain[k], cfg.amplify[k], cfg.max_gain)
     return out
 
 

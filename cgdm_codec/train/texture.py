@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, features, noise_rows,
-                                texture_energy)
+from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, band_texture, features,
+                                noise_rows, texture_energy)
 
 GRID = 4  # sample every 4th pixel each way for the fit
 TARGET = 1.0
@@ -78,23 +78,13 @@ def fit_coefficients(samples: list, cfg: TextureConfig) -> tuple[tuple[float, ..
 
 def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[float, ...]:
     """Per-band gains that bring the mean band energy ratio to TARGET (bands interact a little)."""
-    from ..metrics import band_energy_ratios
-
     parts = []
     for ref, dec, q, seed in samples:
         luma = np.tensordot(LUMA, dec, axes=1)
-        noise = noise_rows(seed, cfg.period, 0, *luma.shape)
-        per_band = [missing * noise_band / unit
-                    for missing, noise_band, unit in band_terms(luma, noise, q, cfg)]
-        parts.append((ref, dec, per_band))
+        parts.append((ref, dec, band_terms(luma, noise_rows(seed, cfg.period, 0, *luma.shape), q, cfg)))
 
     def ratios(gain: list[float]) -> np.ndarray:
-        r = []
-        for ref, dec, per_band in parts:
-            tex = sum(g * t for g, t in zip(gain, per_band))
-            out = np.clip(dec + tex, 0.0, 1.0)
-            r.append(band_energy_ratios(np.rint(out.transpose(1, 2, 0) * 255).astype(np.uint8), ref, cfg.bands))
-        return np.mean(r, axis=0)
+        return mean_band_ratios(parts, replace(cfg, gain=tuple(gain)))
 
     gain = [1.0] * cfg.bands
     for _ in range(rounds):
@@ -110,6 +100,19 @@ def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[float
     return tuple(round(g, 4) for g in gain)
 
 
+def textured_decode(dec: np.ndarray, terms: list, cfg: TextureConfig) -> np.ndarray:
+    """decode + texture at realism 1 as uint8 (H, W, 3), from precomputed ``band_terms``."""
+    tex = sum(band_texture(t, cfg.gain[k], cfg.amplify[k], cfg.max_gain) for k, t in enumerate(terms))
+    return np.rint(np.clip(dec + tex, 0.0, 1.0).transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def mean_band_ratios(parts: list, cfg: TextureConfig) -> np.ndarray:
+    from ..metrics import band_energy_ratios
+
+    return np.mean([band_energy_ratios(textured_decode(dec, terms, cfg), ref, cfg.bands)
+                    for ref, dec, terms in parts], axis=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -120,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", type=int, nargs="*", default=[1, 2, 3, 4])
     ap.add_argument("--cache", type=Path, default=None,
                     help="an .npz that keeps the decodes between fits (made if missing)")
+    ap.add_argument("--amplify", type=float, nargs="*", default=[0.0, 0.0],
+                    help="per band, the share of the added energy that amplifies the decode's band")
+    ap.add_argument("--max-gain", type=float, default=2.0, help="the most a band is amplified")
     ap.add_argument("--write", action="store_true", help="store the model in the weights' manifest")
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no diffusion decodes to fit on (every encode chose the base codec alone)", file=sys.stderr)
         return 1
     print(f"{len(samples)} decodes in {time.time() - t0:.0f} s")
-    cfg = TextureConfig()
+    cfg = TextureConfig(amplify=tuple(args.amplify), max_gain=args.max_gain)
     cfg = replace(cfg, coef=fit_coefficients(samples, cfg))
     fitted = {"command": "python -m cgdm_codec.train.texture " + " ".join(argv or sys.argv[1:]),
               "data": f"{args.images} photos of {args.data.name} (halved, centre {args.crop} px), "
