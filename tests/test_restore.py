@@ -112,3 +112,23 @@ def test_uint8_tensor_of_a_read_only_array_copies_it_silently():
         warnings.simplefilter("error")
         t = rgb_to_uint8_tensor(rgb)
     assert t.shape == (1, 3, 2, 3) and torch.equal(t[0].permute(1, 2, 0), torch.from_numpy(rgb.copy()))
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_x_T_read_from_its_patch_decodes_like_the_whole_canvas(steps, monkeypatch):
+    """x_T is a lazy periodic canvas (a one-step decode never builds it); the pixels are
+    those of the canvas built whole, for one step and for more."""
+    import numpy as np
+
+    from cgdm_codec.sampling import restore as restore_module
+    from cgdm_codec.sampling.tiling import make_grid
+
+    grid = make_grid(40, 50, SAMPLER.tile, SAMPLER.overlap, 8, SAMPLER.tiling)
+    lazy = restore_module.periodic_noise(restore_module.noise_patch(9, 3, SAMPLER.noise_period)[None], grid)
+    assert np.array_equal(lazy.crop(0, 0, *grid.canvas), restore_module.seeded_noise_array(9, *grid.canvas, SAMPLER))
+    model, x_tilde, syntax = trained_looking(), image(40, 50), torch.arange(8) - 4
+    kwargs = dict(steps=steps, precision="fp32", max_batch_tiles=2, sampler=SAMPLER)
+    got = restore(model.unet, x_tilde, syntax, 2, seed=9, **kwargs)
+    monkeypatch.setattr(restore_module, "periodic_noise",
+                        lambda patch, grid: torch.from_numpy(restore_module.tiled_noise(patch[0].numpy(), *grid.canvas)[None]))
+    assert torch.equal(got, restore(model.unet, x_tilde, syntax, 2, seed=9, **kwargs))

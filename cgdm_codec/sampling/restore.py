@@ -43,6 +43,13 @@ def seeded_noise_array(seed: int, height: int, width: int, sampler: SamplerConfi
     return tiled_noise(noise_patch(seed, 3, sampler.noise_period), height, width)[None]
 
 
+def periodic_noise(patch: Any, grid: TileGrid) -> PaddedImage:
+    """x_T as a lazy canvas: the (1, 3, P, P) patch repeated from (0, 0), as
+    ``seeded_noise_array`` builds it, but cut tile by tile (24 MP: 288 MB and 0.7 s less)."""
+    p = patch.shape[-1]
+    return PaddedImage(patch, np.arange(grid.rows.canvas) % p, np.arange(grid.cols.canvas) % p)
+
+
 def chunk_tiles(grid: TileGrid, max_batch_tiles: int) -> int:
     """Tiles per network call: at most ``max_batch_tiles`` and CHUNK_PIXELS tile pixels.
 
@@ -78,8 +85,9 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int,
     codec's (``BaseCodec.condition``: the level index or the AV1 qindex).
 
     Memory: besides one chunk of tiles, the loop holds x~ (image-sized: its padded canvas is
-    read through ``PaddedImage``), two canvas-sized float32 arrays (the sample, the blended
-    x0) and the blending weights.
+    read through ``PaddedImage``), the blended x0 (canvas-sized float32), the blending
+    weights, and from the second step of a multi-step decode the sample (x_T is read from
+    its periodic patch until a step needs it whole).
     """
     ops = ops_for(x_tilde)
     convert = None
@@ -95,7 +103,7 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int,
     grid = make_grid(height, width, sampler.tile, sampler.overlap, denoiser.multiple, sampler.tiling)
     canvas_tilde = PaddedImage.of(x_tilde, grid, convert)
     del x_tilde
-    x_T = ops.asarray(seeded_noise_array(seed, *grid.canvas, sampler))
+    x_T = periodic_noise(ops.asarray(noise_patch(seed, 3, sampler.noise_period)[None]), grid)
     scheduler = DDIMScheduler.from_config(sampler)
     scheduler.set_timesteps(steps)
     # The cache trades memory for speed; it gives way as the canvas grows, so that cache

@@ -8,7 +8,7 @@
 A ``Denoiser`` is the network seen from the sampler: the consistency features of x~ (once
 per tile, cached within a budget), the condition vector of a step, and one x0 prediction.
 ``sampling.torch_denoiser`` runs the U-Net in torch (training, fine-tuning, CUDA);
-``sampling.onnx_denoiser`` runs exported graphs in ONNX Runtime on numpy arrays, so a CPU
+``runtime.OrtDenoiser`` runs exported graphs in ONNX Runtime on numpy arrays, so a CPU
 decode never imports torch. The decoder passes one image cut into overlapping tiles;
 training passes a batch of crops that are one tile each, with gradients through the last
 ``grad_steps`` steps; the encoder's simulation passes chosen decoder tiles as a batch.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .ddim import DDIMScheduler
-from .tiling import TileGrid, run_tiled
+from .tiling import PaddedImage, TileGrid, run_tiled
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def sample(denoiser: Denoiser, scheduler: DDIMScheduler, x_T: Any, x_tilde: Any,
            steering: Steering, *, max_batch: int = 8, cache_bytes: float = float("inf"),
            grad_steps: int | None = None, in_place: bool = False,
            progress: Callable[[int, int], None] | None = None) -> Any:
-    """Run ``scheduler.timesteps`` from ``x_T`` (B, 3, H, W canvases) and return the last x0.
+    """Run ``scheduler.timesteps`` from ``x_T`` (B, 3, H, W canvases, or a ``PaddedImage``
+    that reads a periodic noise patch as the canvas: a one-step in-place decode then never
+    builds x_T whole) and return the last x0.
 
     ``x_tilde`` is canvas-sized or a ``tiling.PaddedImage``, in [-1, 1]. Consistency
     features are computed at the first step, chunk by chunk, and kept for the later steps
@@ -67,7 +69,7 @@ def sample(denoiser: Denoiser, scheduler: DDIMScheduler, x_T: Any, x_tilde: Any,
     ``in_place`` reuses the sample's and the prediction's memory (a decoder, no autograd).
     """
     timesteps = scheduler.timesteps
-    jobs = x_T.shape[0] * len(grid)
+    jobs = (x_T.image if isinstance(x_T, PaddedImage) else x_T).shape[0] * len(grid)
     chunks = -(-jobs // max(1, max_batch))
     outer = denoiser.grad_enabled()
     cache: dict[int, list[Any]] = {}
@@ -89,6 +91,8 @@ def sample(denoiser: Denoiser, scheduler: DDIMScheduler, x_T: Any, x_tilde: Any,
         with denoiser.grad(outer and (grad_steps is None or i >= len(timesteps) - grad_steps)):
             cond = denoiser.condition(t, steering)
             x0 = run_tiled(predict, [current, x_tilde], grid, max_batch, with_owners=True)
+            if isinstance(current, PaddedImage) and not (in_place and scheduler.is_last(t)):
+                current = current.crop(0, 0, *grid.canvas)  # a lazy x_T, needed whole by this step
             current = scheduler.step_(x0, t, current) if in_place else scheduler.step(x0, t, current)
         del x0
         if progress is not None:
