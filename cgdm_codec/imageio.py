@@ -438,10 +438,11 @@ def _metadata_kwargs(fmt: str, md: Metadata | None, name: str, notes: list[str])
         if fmt == "PNG":
             from PIL import PngImagePlugin
 
+            from .png import xmp_itxt
+
             info = PngImagePlugin.PngInfo()
-            # an uncompressed iTXt chunk with empty language and translated keyword, written
-            # by hand so that the XMP bytes go in verbatim (add_itxt takes a str)
-            info.add(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
+            # written by hand so that the XMP bytes go in verbatim (add_itxt takes a str)
+            info.add(b"iTXt", xmp_itxt(xmp))
             kwargs["pnginfo"] = info
         else:
             kwargs["xmp"] = xmp
@@ -473,6 +474,16 @@ PNG_LEVEL = 1
 QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")
 
 
+def _parallel_png(im) -> bool:
+    """Large 8-bit pictures go to ``png.write_png`` (deflated on every core); small ones
+    stay with Pillow's writer, which is as fast there and needs no numpy."""
+    from .cores import granted_cores
+    from .png import PARALLEL_MIN_BYTES
+
+    return (im.mode in ("L", "LA", "RGB", "RGBA") and granted_cores() > 1
+            and im.width * im.height * len(im.getbands()) >= PARALLEL_MIN_BYTES)
+
+
 def write_image(im, f: BinaryIO, fmt: str, name: str = "output", png_level: int = PNG_LEVEL,
                 quality: int | None = None) -> list[str]:
     """Encode ``im`` into the open file ``f`` as ``fmt``, with the metadata in ``im.info``
@@ -485,6 +496,14 @@ def write_image(im, f: BinaryIO, fmt: str, name: str = "output", png_level: int 
     if fmt in _NO_ALPHA_FORMATS and im.mode in ("RGBA", "LA"):
         notes.append(f"{fmt} cannot store alpha: alpha dropped in {name}")
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    if fmt == "PNG" and _parallel_png(im):
+        import numpy as np
+
+        from .png import write_png
+
+        write_png(f, np.asarray(im), png_level, icc=kwargs.get("icc_profile"), exif=kwargs.get("exif"),
+                  xmp=None if md is None else md.xmp)
+        return notes
     if fmt == "PNG":
         kwargs["compress_level"] = png_level
     if quality is not None:

@@ -38,6 +38,20 @@ def test_every_shipped_av1_generation_has_checked_graphs(name):
     assert all(p.stat().st_size < 500_000 for p in graphs.values())  # tensors stay in the safetensors
 
 
+@pytest.mark.parametrize("r", [1, 2, 4])
+def test_the_exported_stem_is_the_unshuffle_stem(r):
+    """train.export_onnx folds pixel-unshuffle + 3x3 conv into one strided conv: same function."""
+    from torch import nn
+
+    from cgdm_codec.train.export_onnx import StridedStem
+
+    torch.manual_seed(r)
+    stem = nn.Sequential(nn.PixelUnshuffle(r), nn.Conv2d(3 * r * r, 16, 3, padding=1))
+    x = torch.rand(2, 3, 8 * r, 12 * r) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(StridedStem(stem)(x), stem(x), atol=1e-5, rtol=0)
+
+
 def test_a_damaged_graph_is_refused(tmp_path):
     import shutil
 
