@@ -227,8 +227,8 @@ def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = Non
     The image has the mode it was encoded from: RGB, L, RGBA or LA. ``base_only`` skips the
     diffusion stage (a fast preview); ``steps`` overrides the file's step count. ``realism``
     0..1 is the decode-time dial: 0 the fidelity decode, above 0 the installed realism network
-    of the file's weights runs and seeded grain puts back the texture energy the decode lacks
-    (same file, ``docs/diffusion.md``).
+    of the file's weights runs and the texture energy the decode lacks is put back (its kept
+    fine detail strengthened, seeded grain where none is left; same file, ``docs/diffusion.md``).
     ``limits`` bound the image size accepted (default: env ``CGDM_MAX_SIDE``/``CGDM_MAX_PIXELS``).
 
     Raises ``FormatError`` (not a valid .cgdm file), ``WeightsError`` (the file needs other

@@ -194,9 +194,10 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
               help="Override the file's number of sampler steps (fewer is faster).")
 @click.option("--realism", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="0..1",
               help="The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
-                   "realism network of the file's weights runs and seeded grain puts back the "
-                   "texture energy the decode lacks (sharper and more textured, less faithful to "
-                   "the exact pixels; 0.5 measured closest to real photos' texture statistics).")
+                   "realism network of the file's weights runs and the texture energy the decode "
+                   "lacks is put back, by strengthening the fine detail it kept and seeded grain "
+                   "where it kept none (sharper and more textured, less faithful to the exact "
+                   "pixels: 1 costs ~1.4 dB PSNR, 0.5 ~0.8 dB for nearly the same realism).")
 @click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
 @click.option("--png-level", type=click.IntRange(0, 9), default=PNG_LEVEL, show_default=True,
               help="zlib level of PNG outputs (9: smallest file, several times slower to write).")

@@ -6,9 +6,11 @@ original's at levels 1–3 on sunhays80). This stage puts back the *amount* of d
 region lost, as noise, the way AV1's film grain synthesis and audio codecs' noise
 substitution do: per pixel and per fine band, a fitted model predicts the energy the
 decode lacks from its own local *texture* energies (``texture_energy``) and the base
-quantiser, and luma noise of that RMS, filtered to that band, is added (scaled by the
-realism setting). Flat regions and thin edges have no texture energy and stay clean;
-textured regions get texture of their own scale.
+quantiser, and that energy is added (scaled by the realism setting): first by amplifying
+the band the decode kept, which costs a fraction of noise's squared error, then as luma
+noise filtered to that band where the decode kept too little (``band_texture``). Flat
+regions and thin edges have no texture energy and stay clean; textured regions get texture
+of their own scale.
 
 The model (``TextureConfig``) is fitted on training photos by ``train/texture.py`` and lives
 in the realism weights' manifest. The noise is part of the format: a periodic luma patch
