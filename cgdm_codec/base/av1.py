@@ -33,7 +33,8 @@ COLOUR_RANGE = "full"
 #: The default is speed 4 since 2026-12-04: the fast decoder left the encode time for it
 #: (768×512 in 2.2 s instead of 1.5 s; cgdm vs AVIF speed 6 on all 80 sunhays80 photos went
 #: from -8.2 / -12.3 / -10.0 / -6.2 % to -11.8 / -14.8 / -12.4 / -9.8 %, docs/results.md).
-SPEED_FOR_EFFORT = {"fast": 8, "default": 4, "max": 4}
+#: ``max`` takes speed 2: its per-image search already costs ~60 s, speed 2 adds ~1.5 s.
+SPEED_FOR_EFFORT = {"fast": 8, "default": 4, "max": 2}
 #: Pillow AVIF quality for levels 1..6: ≈ 0.064, 0.11, 0.20, 0.35, 0.62, 1.00 bpp on full-size
 #: sunhays80 photos (benchmarks/av1_levels.py, 12 images; docs/base-codec.md).
 LEVEL_QUALITY = (5, 16, 28, 40, 52, 68)
