@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError, FormatError
+
 __all__ = [
     "BASE_CODEC_STREAMS",
     "BASE_CODEC_STREAM_NAMES",
@@ -138,17 +140,6 @@ METADATA_KINDS: dict[int, str] = {1: "icc", 2: "exif", 3: "xmp"}
 MAX_METADATA_RECORD_BYTES = 16 << 20
 #: The two byte orders a TIFF-structured EXIF block can start with.
 _EXIF_MAGICS = (b"II*\x00", b"MM\x00*")
-
-
-class FormatError(ValueError):
-    """A ``.cgdm`` file (or a :class:`CgdmFile`) violates the format.
-
-    The message is a single user-readable line.
-    """
-
-
-class ConfigError(ValueError):
-    """A user setting (option or environment variable) is invalid; one line for the user."""
 
 
 @dataclass(frozen=True)

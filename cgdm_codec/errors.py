@@ -1,6 +1,18 @@
-"""User-facing error types, importable without torch or numpy (the CLI catches these)."""
+"""User-facing error types, importable without torch or numpy (the CLI catches these).
 
-from .container import ConfigError, FormatError
+They import nothing of the package, so every layer can raise them without an import cycle
+(``container`` re-exports ``FormatError`` and ``ConfigError``)."""
+
+
+class FormatError(ValueError):
+    """A ``.cgdm`` file (or a :class:`~cgdm_codec.container.CgdmFile`) violates the format.
+
+    The message is a single user-readable line.
+    """
+
+
+class ConfigError(ValueError):
+    """A user setting (option or environment variable) is invalid; one line for the user."""
 
 
 class ImageError(ValueError):

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from ..container import FormatError
-from ..errors import WeightsError
+from ..errors import FormatError, WeightsError
 from ..weights import base_weights_path, verified_manifest
 from .interface import BaseEncoding, BaseRecord, rgb_to_tensor, tensor_to_rgb
 
