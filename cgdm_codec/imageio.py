@@ -474,35 +474,39 @@ PNG_LEVEL = 1
 QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")
 
 
-def _parallel_png(im) -> bool:
+def _parallel_png(im, threads: int) -> bool:
     """Large 8-bit pictures go to ``png.write_png`` (deflated on every core); small ones
     stay with Pillow's writer, which is as fast there and needs no numpy."""
-    from .cores import granted_cores
     from .png import PARALLEL_MIN_BYTES
 
-    return (im.mode in ("L", "LA", "RGB", "RGBA") and granted_cores() > 1
+    return (im.mode in ("L", "LA", "RGB", "RGBA") and threads > 1
             and im.width * im.height * len(im.getbands()) >= PARALLEL_MIN_BYTES)
 
 
 def write_image(im, f: BinaryIO, fmt: str, name: str = "output", png_level: int = PNG_LEVEL,
-                quality: int | None = None) -> list[str]:
+                quality: int | None = None, threads: int | None = None) -> list[str]:
     """Encode ``im`` into the open file ``f`` as ``fmt``, with the metadata in ``im.info``
     (as :func:`to_pil` puts it) where the format can hold it (:data:`METADATA_FORMATS`);
     returns notes for the user, also for what could not be kept. ``quality`` (0..100) is
-    passed to the JPEG, WebP and AVIF writers; None keeps Pillow's default."""
+    passed to the JPEG, WebP and AVIF writers; None keeps Pillow's default. ``threads``: the
+    cores a large PNG may be deflated on (default: the granted cores, ``cores.granted_cores``)."""
     notes: list[str] = []
     md = metadata_from_info(im.info, im.mode in ("L", "LA"), im.mode, notes)
     kwargs = _metadata_kwargs(fmt, md, name, notes)
     if fmt in _NO_ALPHA_FORMATS and im.mode in ("RGBA", "LA"):
         notes.append(f"{fmt} cannot store alpha: alpha dropped in {name}")
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
-    if fmt == "PNG" and _parallel_png(im):
+    if threads is None:
+        from .cores import granted_cores
+
+        threads = granted_cores()
+    if fmt == "PNG" and _parallel_png(im, threads):
         import numpy as np
 
         from .png import write_png
 
         write_png(f, np.asarray(im), png_level, icc=kwargs.get("icc_profile"), exif=kwargs.get("exif"),
-                  xmp=None if md is None else md.xmp)
+                  xmp=None if md is None else md.xmp, threads=threads)
         return notes
     if fmt == "PNG":
         kwargs["compress_level"] = png_level
@@ -517,7 +521,7 @@ def write_image(im, f: BinaryIO, fmt: str, name: str = "output", png_level: int 
 
 
 def save(im, path: str | Path, overwrite: bool = True, png_level: int = PNG_LEVEL,
-         fmt: str | None = None, quality: int | None = None) -> list[str]:
+         fmt: str | None = None, quality: int | None = None, threads: int | None = None) -> list[str]:
     """Write atomically in ``fmt`` (default: the format the extension names); returns notes
     for the user.
 
@@ -538,7 +542,7 @@ def save(im, path: str | Path, overwrite: bool = True, png_level: int = PNG_LEVE
     notes: list[str] = []
 
     def writer(f: BinaryIO) -> None:
-        notes.extend(write_image(im, f, fmt, path.name, png_level, quality))
+        notes.extend(write_image(im, f, fmt, path.name, png_level, quality, threads))
 
     try:
         write_with(path, writer, overwrite, suffix=path.suffix.lower() or ".part")

@@ -55,7 +55,7 @@ def test_the_level_is_honoured():
 
 def test_metadata_is_what_pillow_reads(monkeypatch):
     monkeypatch.setattr(png, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(imageio, "_parallel_png", lambda im: True)
+    monkeypatch.setattr(imageio, "_parallel_png", lambda im, threads: True)
     exif = Image.Exif()
     exif[0x010F] = "cgdm test camera"
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -73,9 +73,14 @@ def test_metadata_is_what_pillow_reads(monkeypatch):
 
 def test_small_or_single_core_outputs_stay_with_pillow(monkeypatch):
     small = Image.fromarray(textured(40, 30))
-    assert not imageio._parallel_png(small)
+    assert not imageio._parallel_png(small, 2)
     big = Image.new("RGB", (2048, 1024))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert imageio._parallel_png(big) and not imageio._parallel_png(big.convert("P"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert not imageio._parallel_png(big)
+    assert imageio._parallel_png(big, 2) and not imageio._parallel_png(big.convert("P"), 2)
+    assert not imageio._parallel_png(big, 1)
+    seen = []
+    monkeypatch.setattr(png, "write_png", lambda f, pixels, level, threads=None, **md: seen.append(threads))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    imageio.write_image(big, io.BytesIO(), "PNG")  # the granted cores
+    imageio.write_image(big, io.BytesIO(), "PNG", threads=2)  # cgdm decode --threads 2
+    imageio.write_image(big, io.BytesIO(), "PNG", threads=1)  # one thread: Pillow's writer
+    assert seen == [3, 2]

@@ -125,11 +125,12 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
     report(f"writing {name} ({job.fmt})")
     if is_stdio(job.out):
         buf = io.BytesIO()
-        notes = imageio.write_image(im, buf, job.fmt, png_level=job.png_level, quality=job.output_quality)
+        notes = imageio.write_image(im, buf, job.fmt, png_level=job.png_level, quality=job.output_quality,
+                                    threads=job.threads)
         write_stdout(buf.getvalue())
     else:
         notes = imageio.save(im, job.out, overwrite=job.force, png_level=job.png_level, fmt=job.fmt,
-                             quality=job.output_quality)
+                             quality=job.output_quality, threads=job.threads)
     for note in notes:
         report(f"note: {note}")
     return f"wrote {name} ({f.width}x{f.height})"
