@@ -41,9 +41,9 @@ STRIP = 512
 @dataclass(frozen=True)
 class TextureConfig:
     """The fitted model: per synthesised band, ``coef`` weights the energies of ``features``
-    to give the energy (mean square) the decode lacks there in that band; the noise gets its
-    square root times ``gain`` (calibrated so that band energy matches the originals' on the
-    training photos at realism 1)."""
+    to give the energy (mean square) the decode lacks there in that band; its square root
+    times ``gain`` (calibrated so that band energy matches the originals' on the training
+    photos at realism 1) is the RMS that ``band_texture`` adds."""
     coef: tuple[tuple[float, ...], ...] = ((0.0,) * 5, (0.0,) * 5)
     gain: tuple[float, ...] = (1.0, 1.0)
     window: int = 5  # side of the box over which local energy is taken
@@ -51,7 +51,7 @@ class TextureConfig:
     period: int = 1024  # side of the seeded luma noise patch, tiled over the image
     #: Per band, the share of the energy to add that comes from amplifying the decode's own
     #: band (the rest is noise), its gain at most ``max_gain``: detail the decode half-kept
-    #: is restored at a fraction of noise's cost in squared error (``synthesis``).
+    #: is restored at a fraction of noise's cost in squared error (``band_texture``).
     amplify: tuple[float, ...] = (0.0, 0.0)
     max_gain: float = 2.0
     fitted: dict[str, Any] = field(default_factory=dict, compare=False)  # how (provenance)
@@ -234,12 +234,17 @@ def band_texture(term: BandTerm, gain: float, amplify: float, max_gain: float) -
     return out
 
 
-def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
-    """The luma texture to add at realism 1, for a whole image or a strip with margins."""
-    out = np.zeros_like(decode_luma)
-    for k, term in enumerate(band_terms(decode_luma, noise, qindex, cfg)):
+def texture_of(terms: list[BandTerm], cfg: TextureConfig) -> np.ndarray:
+    """The luma texture at realism 1 from the bands' terms (``band_terms``)."""
+    out = band_texture(terms[0], cfg.gain[0], cfg.amplify[0], cfg.max_gain)
+    for k, term in enumerate(terms[1:], start=1):
         out += band_texture(term, cfg.gain[k], cfg.amplify[k], cfg.max_gain)
     return out
+
+
+def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
+    """The luma texture to add at realism 1, for a whole image or a strip with margins."""
+    return texture_of(band_terms(decode_luma, noise, qindex, cfg), cfg)
 
 
 def margin(cfg: TextureConfig) -> int:

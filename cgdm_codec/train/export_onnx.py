@@ -11,7 +11,7 @@ The graphs hold no weights of their own: every parameter is an ONNX external-dat
 reference into the ``.safetensors`` file (its offset and length there), so the tensors
 exist once, the weights id stays defined by them, and a graph is a few hundred KB. The
 one exception is the encoders' stems, rewritten for speed (``StridedStem``): their
-rearranged kernels (3 KB each) live in the graph. Each
+rearranged kernels (14 KB each) live in the graph. Each
 graph's sha256 goes into the manifest under ``onnx``; the decoder checks it.
 """
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, band_texture, features,
-                                noise_rows, texture_energy)
+from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, features, noise_rows,
+                                texture_energy, texture_of)
 
 GRID = 4  # sample every 4th pixel each way for the fit
 TARGET = 1.0
@@ -67,10 +67,10 @@ def fit_coefficients(samples: list, cfg: TextureConfig) -> tuple[tuple[float, ..
     for ref, dec, q, _ in samples:
         luma_d = np.tensordot(LUMA, dec, axes=1)
         luma_o = np.tensordot(LUMA, ref.transpose(2, 0, 1).astype(np.float32) / 255.0, axes=1)
-        feats = features(luma_d, q, cfg)
+        feats = features(luma_d, q, cfg)  # E_1, E_2, E_3 first: the decode's texture energies
         xs.append(feats[sel].reshape(-1, feats.shape[-1]))
-        for k, (bo, bd) in enumerate(zip(atrous_bands(luma_o, cfg.bands), atrous_bands(luma_d, cfg.bands))):
-            lacking = np.maximum(texture_energy(bo, k, cfg) - texture_energy(bd, k, cfg), 0.0)
+        for k, bo in enumerate(atrous_bands(luma_o, cfg.bands)):
+            lacking = np.maximum(texture_energy(bo, k, cfg) - feats[..., k], 0.0)
             ys[k].append(lacking[sel].reshape(-1))
     x = np.concatenate(xs).astype(np.float64)
     return tuple(tuple(float(c) for c in np.linalg.lstsq(x, np.concatenate(y), rcond=None)[0]) for y in ys)
@@ -102,7 +102,7 @@ def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[float
 
 def textured_decode(dec: np.ndarray, terms: list, cfg: TextureConfig) -> np.ndarray:
     """decode + texture at realism 1 as uint8 (H, W, 3), from precomputed ``band_terms``."""
-    tex = sum(band_texture(t, cfg.gain[k], cfg.amplify[k], cfg.max_gain) for k, t in enumerate(terms))
+    tex = texture_of(terms, cfg)
     return np.rint(np.clip(dec + tex, 0.0, 1.0).transpose(1, 2, 0) * 255).astype(np.uint8)
 
 

@@ -20,7 +20,7 @@ from ..entropy_models.syntax_coding import encode_symbols
 from ..runtime import OrtDenoiser, OrtSyntaxGenerator, symbols_of
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
-from ..sampling.restore import decode_canvas, uint8_to_signed
+from ..sampling.restore import decode_canvas, periodic_noise, uint8_to_signed
 from ..sampling.sample import Steering, sample
 from ..sampling.tiling import PaddedImage, make_grid
 from .effort import Effort, scored_tile_count, spread
@@ -71,9 +71,8 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
         return Pass(symbols, syntax, objective(decoded, x01, bpp), objective(xt01, x01, 0.0))
     positions = [grid.positions()[i] for i in spread(len(grid), n)]
     (th, tw), vh, vw = grid.tile, min(grid.tile[0], h), min(grid.tile[1], w)
-    patch = noise_patch(seed, 3, sampler.noise_period)
-    _, ph, pw = patch.shape
-    x_T = np.stack([patch[:, (np.arange(th) + y) % ph][..., (np.arange(tw) + x) % pw] for y, x in positions])
+    noise = periodic_noise(noise_patch(seed, 3, sampler.noise_period)[None], grid)
+    x_T = np.concatenate([noise.crop(y, x, th, tw) for y, x in positions])
     xt_tiles = PaddedImage.of(chw(xt_rgb), grid, uint8_to_signed)
     x_tiles = PaddedImage.of(chw(x_rgb), grid, uint8_to_signed)
     base = np.concatenate([xt_tiles.crop(y, x, th, tw) for y, x in positions])
@@ -83,7 +82,7 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     steering = Steering(symbols.astype(np.float32).reshape(1, -1), np.array([condition]))
     one_tile = make_grid(th, tw, max(th, tw), 0, denoiser.multiple)
     say(f"scoring the diffusion decode against the base-only decode ({len(positions)} tiles)")
-    out = sample(denoiser, scheduler, x_T.astype(np.float32), base, one_tile, steering, max_batch=8,
+    out = sample(denoiser, scheduler, x_T, base, one_tile, steering, max_batch=8,
                  progress=steps_done)
 
     def unit(a: np.ndarray) -> np.ndarray:
