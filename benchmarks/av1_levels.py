@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from cgdm_codec.base.av1 import LEVEL_QUALITY, SPEED_FOR_EFFORT, encode_avif
+from cgdm_codec.base.av1 import LEVEL_QUALITY, encode_avif, speed_for
 from cgdm_codec.base.avif_file import split_avif
 
 
@@ -24,9 +24,9 @@ def main() -> None:
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".png", ".jpeg"})[: args.limit]
     rgbs = [np.asarray(ImageOps.exif_transpose(Image.open(p)).convert("RGB")) for p in paths]
     print(f"{len(rgbs)} images, mean {np.mean([a.shape[0] * a.shape[1] for a in rgbs]) / 1e6:.2f} MP, "
-          f"speed {SPEED_FOR_EFFORT['default']}; levels use qualities {LEVEL_QUALITY}")
+          f"the default effort's speed; levels use qualities {LEVEL_QUALITY}")
     for q in args.qualities:
-        bpp = [8 * (len(split_avif(encode_avif(a, q, SPEED_FOR_EFFORT["default"]))) + 19) / (a.shape[0] * a.shape[1])
+        bpp = [8 * (len(split_avif(encode_avif(a, q, speed_for("default", a.shape[0] * a.shape[1])))) + 19) / (a.shape[0] * a.shape[1])
                for a in rgbs]
         print(f"quality {q:3d}: mean {np.mean(bpp):.4f} bpp (min {min(bpp):.4f}, max {max(bpp):.4f})", flush=True)
 

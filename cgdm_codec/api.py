@@ -85,7 +85,7 @@ ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
                  "or env CGDM_BASE].", choices=BASES),
     EncodeOption("base_only", False, "Write a file without the diffusion stage (smaller, fast to "
                  "decode, less detail).", flag=True),
-    EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8, 4, 2) and, for the "
+    EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; 2) and, for the "
                  "diffusion stage, its search for the syntax and seed: fast and default = one pass of "
                  "the syntax encoder (default scores the diffusion-or-not decision on the whole "
                  "image); max = the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS),

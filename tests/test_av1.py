@@ -259,3 +259,20 @@ def test_the_av1_encoder_uses_the_cores_it_is_given(monkeypatch):
     Av1Base().encode(rgb, 3)
     pipeline.encode(Image.fromarray(rgb), 3, base="av1", threads=2)
     assert seen == [1, 3, 2]
+
+
+def test_the_av1_speed_follows_the_effort_and_the_size(monkeypatch):
+    """Speed 3 at the default effort up to DEFAULT_EFFORT_MAX_PIXELS, 4 above (a large photo
+    would take twice as long); fast 8 and max 2 at any size."""
+    import cgdm_codec.base.av1 as av1
+
+    assert av1.speed_for("default", 1 << 22) == 3 and av1.speed_for("default", (1 << 22) + 1) == 4
+    seen = []
+    monkeypatch.setattr(av1, "encode_avif", lambda rgb, q, speed, *a, **k: seen.append(speed) or
+                        pillow_avif(rgb, quality=q, speed=8))
+    monkeypatch.setattr(av1, "DEFAULT_EFFORT_MAX_PIXELS", 64 * 96)
+    small, large = textured(64, 96, seed=3), textured(65, 96, seed=3)
+    for effort in ("fast", "default", "max"):
+        for rgb in (small, large):
+            Av1Base().encode(rgb, 3, effort=effort)
+    assert seen == [8, 8, 3, 4, 2, 2]

@@ -30,11 +30,26 @@ SUBSAMPLING = "4:2:0"
 COLOUR_RANGE = "full"
 #: libaom speed per encoder effort (BD-rate vs speed 6 on 8 half-size sunhays80 photos:
 #: speed 8 +13 % PSNR at 2.7x less time, speed 4 -6.5 % at 6.5x more, speed 2 -9.4 % at 19x).
-#: The default is speed 4 since 2026-12-04: the fast decoder left the encode time for it
-#: (768×512 in 2.2 s instead of 1.5 s; cgdm vs AVIF speed 6 on all 80 sunhays80 photos went
-#: from -8.2 / -12.3 / -10.0 / -6.2 % to -11.8 / -14.8 / -12.4 / -9.8 %, docs/results.md).
-#: ``max`` takes speed 2: its per-image search already costs ~60 s, speed 2 adds ~1.5 s.
-SPEED_FOR_EFFORT = {"fast": 8, "default": 4, "max": 2}
+#: The default was speed 6, then 4 (2026-12-04, when the fast decoder left the encode time for
+#: it), and is speed 3 since the fourth session of 2026-12-04: against speed 4, -2.9 / -1.5 /
+#: -1.4 % BD-rate (PSNR / MS-SSIM / HaarPSI, base only) for 2.1x the AV1 time, which keeps a
+#: 768×512 encode within its 3 s aim (docs/base-codec.md, docs/benchmarks.md). ``max`` takes
+#: speed 2: its per-image search already costs ~60 s, speed 2 adds ~1.5 s.
+SPEED_FOR_EFFORT = {"fast": 8, "default": 3, "max": 2}
+#: Pictures larger than this keep speed 4 at the default effort: speed 3 would double the AV1
+#: time of a large photo (a 24 MP encode would take about a minute on two cores).
+DEFAULT_EFFORT_MAX_PIXELS = 1 << 22
+#: The default effort's speed above DEFAULT_EFFORT_MAX_PIXELS.
+DEFAULT_EFFORT_LARGE_SPEED = 4
+
+
+def speed_for(effort: str, pixels: int) -> int:
+    """libaom's speed for an encode of ``pixels`` pixels at ``effort``."""
+    if effort == "default" and pixels > DEFAULT_EFFORT_MAX_PIXELS:
+        return DEFAULT_EFFORT_LARGE_SPEED
+    return SPEED_FOR_EFFORT[effort]
+
+
 #: Pillow AVIF quality for levels 1..6: ≈ 0.064, 0.11, 0.20, 0.35, 0.62, 1.00 bpp on full-size
 #: sunhays80 photos (benchmarks/av1_levels.py, 12 images; docs/base-codec.md).
 LEVEL_QUALITY = (5, 16, 28, 40, 52, 68)
@@ -124,7 +139,8 @@ class Av1Base:
 
     def encode(self, rgb: "np.ndarray", level: int, *, fine: int | None = None, effort: str = "default",
                grayscale: bool = False, device=None, threads: int | None = None) -> BaseEncoding:
-        streams = self.encode_rgb(rgb, quality_for(level, fine), SPEED_FOR_EFFORT[effort], grayscale, threads)
+        speed = speed_for(effort, rgb.shape[0] * rgb.shape[1])
+        streams = self.encode_rgb(rgb, quality_for(level, fine), speed, grayscale, threads)
         return BaseEncoding(streams, self.condition(streams), level if fine is None else level_for(fine))
 
     def condition(self, streams: tuple[bytes, ...], level: int | None = None) -> int:
