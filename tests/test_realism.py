@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 from dataclasses import replace
@@ -115,7 +117,8 @@ def test_realism_training_step_and_pack(tmp_path, monkeypatch):
     for i in range(2):
         Image.fromarray(textured(140, 200, seed=i)).save(data / f"p{i}.png")
     monkeypatch.setenv("CGDM_CACHE", str(tmp_path / "cache"))
-    n = pack(data, tmp_path / "pack", size=64, pixels_per_crop=64 * 64 * 2, per_crop=2, workers=1)
+    n = pack(data, tmp_path / "pack", size=64, pixels_per_crop=64 * 64 * 2, per_crop=2, workers=1, speed=8)
+    assert json.loads((tmp_path / "pack" / "index.json").read_text())["speed"] == 8
     pairs = load_pack(tmp_path / "pack", workers=1)
     assert n > 2 and len(pairs.decodes) == 2 * n and all(0 <= q <= 255 for q in pairs.qindex)
     orig, dec = pairs.originals[0].float(), pairs.decodes[0].float()
@@ -123,7 +126,7 @@ def test_realism_training_step_and_pack(tmp_path, monkeypatch):
     init = tmp_path / "init.safetensors"
     train_cgdm.main(["--data", str(data), "--base", "av1", "--preset", "tiny-av1", "--crop", "64",
                      "--batch", "2", "--steps", "1", "--out", str(tmp_path / "c0"), "--threads", "1",
-                     "--export", str(init)])
+                     "--av1-speed", "8", "--export", str(init)])
     out = tmp_path / "run"
     train_cgdm.main(["--base", "av1", "--pack", str(tmp_path / "pack"), "--stage", "fine", "--init", str(init),
                      "--realism", "--crop", "64", "--batch", "2", "--steps", "2", "--ckpt-every", "1",

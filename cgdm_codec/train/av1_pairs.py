@@ -26,6 +26,9 @@ import torch
 from .data import build_pool
 
 DEFAULT_QUALITY_RANGE = (0, 70)
+#: libaom speed of the pairs every shipped generation was trained on (the codec's default
+#: effort has since moved to 4, then 3: base.av1.speed_for).
+PAIR_SPEED = 6
 
 
 @dataclass
@@ -56,7 +59,7 @@ def _encode_one(job: tuple[np.ndarray, int, int, str]) -> tuple[np.ndarray, int]
 
 
 def build_pairs(root: str | Path, min_side: int = 128, per_image: int = 2,
-                quality_range: tuple[int, int] | None = None, speed: int = 6,
+                quality_range: tuple[int, int] | None = None, speed: int = PAIR_SPEED,
                 workers: int = 2, seed: int = 0, cache_dir: str | Path | None = None,
                 base: str = "av1") -> PairPool:
     """The pairs of every pool image; ``quality_range`` defaults to ``DEFAULT_QUALITY_RANGE``

@@ -33,6 +33,7 @@ from ..models.cgdm import Cgdm, export_weights
 from ..models.syntax import quantize
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.unrolled import unrolled_sample
+from .av1_pairs import PAIR_SPEED
 from .common import CsvLog, Timer, autocast_for, pick_device, save_checkpoint
 from .data import build_pool, sample_crops
 from ..losses import fine_loss
@@ -254,6 +255,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--init-unet-only", action="store_true",
                     help="with --init: take only the U-Net weights whose shapes match; the "
                          "syntax generator and prior start fresh")
+    ap.add_argument("--av1-speed", type=int, default=PAIR_SPEED, choices=range(0, 11), metavar="0..10",
+                    help=f"--base av1 without --pack: libaom speed of the training pairs [default: "
+                         f"{PAIR_SPEED}, what every shipped generation was trained on; the codec's "
+                         "default effort encodes at 3 up to 4.2 MP]")
     ap.add_argument("--pack", default=None,
                     help="with --base av1: read the pairs from a pack (train.pack) instead of --data")
     ap.add_argument("--realism", action="store_true",
@@ -421,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
             pairs = load_pack(args.pack)
         else:
             pairs = build_pairs(args.data, min_side=args.crop, per_image=args.av1_pairs_per_image,
-                                base=pairs_record.name)
+                                base=pairs_record.name, speed=args.av1_speed)
         pool = pairs.decodes
     else:
         base = load_base(args.base, device)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .av1_pairs import DEFAULT_QUALITY_RANGE, PairPool
+from .av1_pairs import DEFAULT_QUALITY_RANGE, PAIR_SPEED, PairPool
 from .data import build_pool
 
 TRANSPORT_QUALITY = 92
@@ -39,24 +39,25 @@ def crop_positions(h: int, w: int, size: int, count: int, rng: np.random.Generat
     return [(int(c // cols) * GRID, int(c % cols) * GRID) for c in cells]
 
 
-def _encode_job(job: tuple[np.ndarray, list[int]]) -> tuple[bytes, list[bytes], list[int]]:
+def _encode_job(job: tuple[np.ndarray, list[int], int]) -> tuple[bytes, list[bytes], list[int]]:
     from PIL import Image
 
     from ..base.av1 import encode_avif, inspect_payload
     from ..base.avif_file import split_avif
 
-    rgb, qualities = job
+    rgb, qualities, speed = job
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "AVIF", quality=TRANSPORT_QUALITY, speed=6, subsampling="4:4:4",
                               range="full", max_threads=1)
-    encodes = [encode_avif(rgb, q, 6) for q in qualities]
+    encodes = [encode_avif(rgb, q, speed) for q in qualities]
     return buf.getvalue(), encodes, [inspect_payload(split_avif(a)) for a in encodes]
 
 
 def pack(data: str | Path, out: str | Path, size: int = 256, pixels_per_crop: int = 4 * 256 * 256,
          per_crop: int = 3, quality_range: tuple[int, int] = DEFAULT_QUALITY_RANGE,
-         seed: int = 0, workers: int = 2) -> int:
-    """Write the pack; returns the number of crops. One crop per ``pixels_per_crop`` of each image."""
+         seed: int = 0, workers: int = 2, speed: int = PAIR_SPEED) -> int:
+    """Write the pack; returns the number of crops. One crop per ``pixels_per_crop`` of each image;
+    the AV1 encodes at libaom ``speed``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pool = build_pool(data, min_side=size)
@@ -67,7 +68,7 @@ def pack(data: str | Path, out: str | Path, size: int = 256, pixels_per_crop: in
         h, w = a.shape[:2]
         for y, x in crop_positions(h, w, size, max(1, h * w // pixels_per_crop), rng):
             qs = [int(q) for q in rng.integers(quality_range[0], quality_range[1] + 1, per_crop)]
-            jobs.append((np.ascontiguousarray(a[y:y + size, x:x + size]), qs))
+            jobs.append((np.ascontiguousarray(a[y:y + size, x:x + size]), qs, speed))
     index = []
     with ProcessPoolExecutor(workers) as ex:
         for k, (orig, encodes, qindex) in enumerate(ex.map(_encode_job, jobs, chunksize=8)):
@@ -77,7 +78,7 @@ def pack(data: str | Path, out: str | Path, size: int = 256, pixels_per_crop: in
                 names.append(f"{k:05d}-{j}.avif")
                 (out / names[-1]).write_bytes(enc)
             index.append({"original": f"{k:05d}.avif", "decodes": names, "qindex": qindex})
-    (out / "index.json").write_text(json.dumps({"size": size, "crops": index}))
+    (out / "index.json").write_text(json.dumps({"size": size, "speed": speed, "crops": index}))
     return len(index)
 
 
@@ -114,8 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-crop", type=int, default=3)
     ap.add_argument("--pixels-per-crop", type=int, default=4 * 256 * 256)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--av1-speed", type=int, default=PAIR_SPEED, choices=range(0, 11), metavar="0..10",
+                    help=f"libaom speed of the AV1 encodes [default: {PAIR_SPEED}, what every shipped "
+                         "generation was trained on; the codec's default effort encodes at 3 up to 4.2 MP]")
     args = ap.parse_args(argv)
-    n = pack(args.data, args.out, args.size, args.pixels_per_crop, args.per_crop, workers=args.workers)
+    n = pack(args.data, args.out, args.size, args.pixels_per_crop, args.per_crop, workers=args.workers,
+             speed=args.av1_speed)
     total = sum(p.stat().st_size for p in Path(args.out).iterdir())
     print(f"packed {n} crops into {args.out}: {total / 2**20:.1f} MiB")
 
