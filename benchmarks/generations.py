@@ -5,7 +5,7 @@
         --candidate real.safetensors:1:1.0 --out docs/results/generations.json
 
 Each image (halved, as for every sunhays80 figure) is AV1-coded once per level (the AV1
-speed of the default effort: 6 until 2026-12-04, 4 since); every candidate
+speed of the default effort: 6 until 2026-12-04, then 4, 3 since its fourth session); every candidate
 ``WEIGHTS:STEPS[:REALISM]`` (a shipped name or a .safetensors path) then writes its own
 syntax (its generator, one pass, the default effort) and decodes with the given step
 count, in torch float32 on the CPU, seed 0.
