@@ -2,7 +2,10 @@
 
 The encoder knows the exact size of every candidate, so the search is over real files:
 a bisection over the base codec's qualities (AV1: Pillow's AVIF quality 0..100; the learned
-base: levels 1..6), each candidate coded without the diffusion stage, which is cheap. The
+base: levels 1..6), each candidate coded without the diffusion stage, which is cheap. On a
+fine scale coded slower than ``PROBE_EFFORT`` (AV1 at the default effort: speed 3) the
+bisection runs at the probe's speed, whose sizes are within a few per cent, and a short walk
+at the real speed from its answer settles the quality (``largest_fitting_near``). The
 final file is then coded as asked; the diffusion stage adds a few bytes (syntax, steps),
 so when that pushes it over the budget the next lower quality is taken. File sizes grow
 with quality almost always, not strictly: of every candidate coded, the largest that
@@ -41,6 +44,10 @@ class Fitted:
     def miss(self) -> float:
         """How far under the budget the file landed, as a fraction of the budget."""
         return (self.budget - len(self.data)) / self.budget
+
+
+#: The effort whose encodes guess the quality before the real speed settles it.
+PROBE_EFFORT = "fast"
 
 
 class TargetError(ValueError):
@@ -82,6 +89,47 @@ def largest_fitting(n: int, size_at: Callable[[int], int], budget: int) -> int |
     return max(fitting, key=lambda i: (sizes[i], i))
 
 
+def largest_fitting_near(guess: int, n: int, size_at: Callable[[int], int], budget: int) -> int | None:
+    """``largest_fitting`` started from a ``guess``: steps of 1, 2, 4, ... away from it until
+    the answer is bracketed, then bisection inside the bracket. Two calls when the guess is
+    right, O(log distance) when it is not; as there, every size measured counts."""
+    sizes: dict[int, int] = {}
+
+    def size(i: int) -> int:
+        if i not in sizes:
+            sizes[i] = size_at(i)
+        return sizes[i]
+
+    i = min(max(guess, 0), n - 1)
+    step = 1
+    if size(i) <= budget:  # up from a fit to the first that does not fit
+        lo, hi = i, n - 1
+        while lo < hi:
+            j = min(hi, lo + step)
+            if size(j) > budget:
+                hi = j - 1
+                break
+            lo, step = j, step * 2
+    else:  # down to the first that fits
+        hi = i - 1
+        while True:
+            if hi < 0:
+                return None
+            j = max(0, i - step)
+            if size(j) <= budget:
+                lo = j
+                break
+            i, hi, step = j, j - 1, step * 2
+    while lo < hi:  # invariant: size(lo) <= budget, nothing above hi is asked for
+        mid = (lo + hi + 1) // 2
+        if size(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    fitting = [k for k, v in sizes.items() if v <= budget]
+    return max(fitting, key=lambda k: (sizes[k], k))
+
+
 def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
                    diffusion: bool | None = None, **options: Any) -> Fitted:
     """The file of ``img`` coded at the best setting whose size is at most ``budget`` bytes."""
@@ -102,7 +150,18 @@ def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
         progress(f"target {budget} bytes: {s.describe(name)} gives {len(coded[i])} bytes")
         return len(coded[i])
 
-    best = largest_fitting(len(candidates), size_at, budget)
+    if codec.record.fine_range is not None and quiet.get("effort", "default") != PROBE_EFFORT:
+        probe = {**quiet, "effort": PROBE_EFFORT}
+
+        def probe_at(i: int) -> int:
+            s = candidates[i]
+            return len(encode_image(img, s.level, fine=s.fine, base=name, diffusion=False, **probe))
+
+        guess = largest_fitting(len(candidates), probe_at, budget)
+        progress(f"target {budget} bytes: {candidates[guess or 0].describe(name)} at the probe's speed")
+        best = largest_fitting_near(guess or 0, len(candidates), size_at, budget)
+    else:
+        best = largest_fitting(len(candidates), size_at, budget)
     if best is None:
         raise TargetError(f"cannot reach {budget} bytes: the smallest file is {len(coded[0])} bytes "
                           f"({candidates[0].describe(name)})")

@@ -13,7 +13,7 @@ from PIL import Image
 from cgdm_codec import batch
 from cgdm_codec.cli import main
 from cgdm_codec.container import parse
-from cgdm_codec.target import largest_fitting, settings_for
+from cgdm_codec.target import largest_fitting, largest_fitting_near, settings_for
 from conftest import textured
 
 AV1 = ["--base", "av1", "-Q", "--effort", "fast"]
@@ -160,6 +160,25 @@ def test_largest_fitting_never_exceeds_and_finds_the_best():
     assert largest_fitting(len(sizes), lambda i: sizes[i], 9) is None
 
 
+def test_the_search_from_a_guess_never_exceeds_and_is_short_near_the_answer():
+    sizes = [10, 20, 20, 35, 34, 50, 80, 81, 90, 95, 99, 120]  # not strictly monotone
+    for budget in (9, 10, 19, 20, 34, 35, 49, 79, 80, 100, 1000):
+        fits = [i for i, v in enumerate(sizes) if v <= budget]
+        for guess in range(len(sizes)):
+            calls: list[int] = []
+            i = largest_fitting_near(guess, len(sizes), lambda k: calls.append(k) or sizes[k], budget)
+            if not fits:
+                assert i is None
+                continue
+            assert i is not None and sizes[i] <= budget
+            assert sizes[i] == max(sizes[j] for j in set(calls) if sizes[j] <= budget)
+            if guess == max(fits):
+                assert len(set(calls)) <= 2
+            if abs(guess - max(fits)) <= 1:
+                assert len(set(calls)) <= 4
+            assert len(set(calls)) <= 2 * len(sizes).bit_length() + 2
+
+
 def test_settings_span_the_fine_scale_or_the_levels():
     assert [s.level for s in settings_for(None, None)] == [1, 2, 3, 4, 5, 6]
     fine = settings_for((0, 100), lambda q: 1 + q // 20)
@@ -182,6 +201,30 @@ def test_encode_to_size_lands_under_the_target(tmp_path, target):
         above = tmp_path / "above.cgdm"
         assert cli("encode", str(src), "--av1-quality", str(chosen + 1), "-o", str(above), *AV1).exit_code == 0
         assert above.stat().st_size > int(target) or above.stat().st_size == size
+
+
+def test_a_slow_effort_guesses_at_the_probe_speed_and_settles_at_its_own(tmp_path, monkeypatch):
+    """At the default effort (AV1 speed 3) the bisection runs at speed 8; the answer is still
+    the default effort's: under the target, and one AV1 quality more would not fit."""
+    import cgdm_codec.base.av1 as av1
+
+    speeds: list[int] = []
+    encode = av1.encode_avif
+    monkeypatch.setattr(av1, "encode_avif", lambda rgb, q, speed, *a, **k: speeds.append(speed) or
+                        encode(rgb, q, speed, *a, **k))
+    src = tmp_path / "big.png"
+    src.write_bytes(png_bytes(96, 128, seed=5))
+    out = tmp_path / "t.cgdm"
+    res = CliRunner().invoke(main, ["encode", str(src), "--size", "700", "-o", str(out), "--base", "av1",
+                                    "--base-only"])
+    assert res.exit_code == 0, res.stderr
+    assert out.stat().st_size <= 700 and speeds.count(8) >= 5 and 1 <= speeds.count(3) <= 2 * 7 + 2
+    chosen = int(res.stderr.split("chose av1 quality ")[1].split()[0])
+    if chosen < 100:
+        above = tmp_path / "above.cgdm"
+        res = cli("encode", str(src), "--av1-quality", str(chosen + 1), "-o", str(above), "--base", "av1",
+                  "--base-only", "-Q")
+        assert res.exit_code == 0 and above.stat().st_size > 700
 
 
 def test_bpp_target_and_unreachable_target(tmp_path, images):
