@@ -63,71 +63,71 @@ def settings_for(fine_range: tuple[int, int] | None,
     return [Setting(level_of(q), q) for q in range(lo, hi + 1)]
 
 
+class _Sizes:
+    """Sizes measured once each, against one budget; the answer is the largest that fits of
+    *every* size measured, so a non-monotone step cannot push it over the budget."""
+
+    def __init__(self, size_at: Callable[[int], int], budget: int) -> None:
+        self.size_at, self.budget, self.sizes = size_at, budget, {}
+
+    def fits(self, i: int) -> bool:
+        if i not in self.sizes:
+            self.sizes[i] = self.size_at(i)
+        return self.sizes[i] <= self.budget
+
+    def bisect(self, lo: int, hi: int) -> None:
+        """Narrow [lo, hi] down, given that lo fits."""
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+
+    def best(self) -> int:
+        fitting = [i for i, s in self.sizes.items() if s <= self.budget]
+        return max(fitting, key=lambda i: (self.sizes[i], i))
+
+
 def largest_fitting(n: int, size_at: Callable[[int], int], budget: int) -> int | None:
     """The index whose size is the largest not over ``budget``, by bisection over 0..n-1.
 
     ``size_at`` is called O(log n) times and should grow with the index; every index it is
     called on is considered, so a non-monotone step cannot make the answer exceed the budget.
     """
-    sizes: dict[int, int] = {}
-
-    def size(i: int) -> int:
-        if i not in sizes:
-            sizes[i] = size_at(i)
-        return sizes[i]
-
-    lo, hi = 0, n - 1
-    if size(lo) > budget:
+    sizes = _Sizes(size_at, budget)
+    if not sizes.fits(0):
         return None
-    while lo < hi:  # invariant: size(lo) <= budget
-        mid = (lo + hi + 1) // 2
-        if size(mid) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    fitting = [i for i, s in sizes.items() if s <= budget]
-    return max(fitting, key=lambda i: (sizes[i], i))
+    sizes.bisect(0, n - 1)
+    return sizes.best()
 
 
 def largest_fitting_near(guess: int, n: int, size_at: Callable[[int], int], budget: int) -> int | None:
     """``largest_fitting`` started from a ``guess``: steps of 1, 2, 4, ... away from it until
     the answer is bracketed, then bisection inside the bracket. Two calls when the guess is
     right, O(log distance) when it is not; as there, every size measured counts."""
-    sizes: dict[int, int] = {}
-
-    def size(i: int) -> int:
-        if i not in sizes:
-            sizes[i] = size_at(i)
-        return sizes[i]
-
+    sizes = _Sizes(size_at, budget)
     i = min(max(guess, 0), n - 1)
     step = 1
-    if size(i) <= budget:  # up from a fit to the first that does not fit
+    if sizes.fits(i):  # up from a fit to the first that does not fit
         lo, hi = i, n - 1
         while lo < hi:
             j = min(hi, lo + step)
-            if size(j) > budget:
+            if not sizes.fits(j):
                 hi = j - 1
                 break
             lo, step = j, step * 2
     else:  # down to the first that fits
-        hi = i - 1
         while True:
-            if hi < 0:
+            if i == 0:
                 return None
             j = max(0, i - step)
-            if size(j) <= budget:
-                lo = j
+            if sizes.fits(j):
+                lo, hi = j, i - 1
                 break
-            i, hi, step = j, j - 1, step * 2
-    while lo < hi:  # invariant: size(lo) <= budget, nothing above hi is asked for
-        mid = (lo + hi + 1) // 2
-        if size(mid) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    fitting = [k for k, v in sizes.items() if v <= budget]
-    return max(fitting, key=lambda k: (sizes[k], k))
+            i, step = j, step * 2
+    sizes.bisect(lo, hi)
+    return sizes.best()
 
 
 def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
