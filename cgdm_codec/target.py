@@ -4,7 +4,7 @@ The encoder knows the exact size of every candidate, so the search is over real 
 a bisection over the base codec's qualities (AV1: Pillow's AVIF quality 0..100; the learned
 base: levels 1..6), each candidate coded without the diffusion stage, which is cheap. On a
 fine scale coded slower than ``PROBE_EFFORT`` (AV1 at the default effort: speed 3) the
-bisection runs at the probe's speed, whose sizes are within a few per cent, and a short walk
+bisection runs at the probe's speed, whose files are somewhat larger at a quality, and a search
 at the real speed from its answer settles the quality (``largest_fitting_near``). The
 final file is then coded as asked; the diffusion stage adds a few bytes (syntax, steps),
 so when that pushes it over the budget the next lower quality is taken. File sizes grow
