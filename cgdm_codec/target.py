@@ -144,20 +144,18 @@ def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
     candidates = settings_for(codec.record.fine_range, codec.fine_level)
     coded: dict[int, bytes] = {}
 
-    def size_at(i: int) -> int:
+    def base_only(i: int, opts: dict[str, Any]) -> bytes:
         s = candidates[i]
-        coded[i] = encode_image(img, s.level, fine=s.fine, base=name, diffusion=False, **quiet)
-        progress(f"target {budget} bytes: {s.describe(name)} gives {len(coded[i])} bytes")
+        return encode_image(img, s.level, fine=s.fine, base=name, diffusion=False, **opts)
+
+    def size_at(i: int) -> int:
+        coded[i] = base_only(i, quiet)
+        progress(f"target {budget} bytes: {candidates[i].describe(name)} gives {len(coded[i])} bytes")
         return len(coded[i])
 
     if codec.record.fine_range is not None and quiet.get("effort", "default") != PROBE_EFFORT:
         probe = {**quiet, "effort": PROBE_EFFORT}
-
-        def probe_at(i: int) -> int:
-            s = candidates[i]
-            return len(encode_image(img, s.level, fine=s.fine, base=name, diffusion=False, **probe))
-
-        guess = largest_fitting(len(candidates), probe_at, budget)
+        guess = largest_fitting(len(candidates), lambda i: len(base_only(i, probe)), budget)
         progress(f"target {budget} bytes: {candidates[guess or 0].describe(name)} at the probe's speed")
         best = largest_fitting_near(guess or 0, len(candidates), size_at, budget)
     else:
