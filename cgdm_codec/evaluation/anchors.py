@@ -6,7 +6,8 @@ installed), each driven by one quality setting.
 bisects the setting to match cgdm's bpp per image (``match_bpp``).
 
 AVIF comes twice by default: ``avif`` at speed 6 (the everyday setting, libavif's default,
-and the speed of cgdm's AV1 base at its default effort until 2026-12-04; it is 4 since) and
+and the speed of cgdm's AV1 base at its default effort until 2026-12-04; then 4, and 3
+since that day's fourth session, 4 above 4.2 MP) and
 ``avif-s2``, speed 2, about the strongest AVIF
 that is practical (10-20x slower to encode, a shorter sweep). ``avif_anchor(speed)`` makes
 one at any other speed, e.g. the one cgdm's AV1 base uses at another effort, and
