@@ -123,7 +123,7 @@ def _ssim_terms(x: "torch.Tensor", y: "torch.Tensor",
     return (lum * cs).mean(dim=(0, 2, 3)), cs.mean(dim=(0, 2, 3))
 
 
-def _half(x: "torch.Tensor") -> "torch.Tensor":
+def half_size(x: "torch.Tensor") -> "torch.Tensor":
     """2x2 mean downsampling; an odd side is first extended by replicating its last line."""
     import torch.nn.functional as F
 
@@ -172,7 +172,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
         term = ssim_mean if j == n - 1 else cs_mean
         value = value * term.clamp(min=0.0) ** weights[j]
         if j < n - 1:
-            x, y = _half(x), _half(y)
+            x, y = half_size(x), half_size(y)
     return float(value.mean())
 
 
@@ -188,13 +188,14 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 # -------------------------------------------------------------------------------- HaarPSI
 
 
-def _rgb_to_yiq(x: "torch.Tensor") -> "torch.Tensor":
-    """(1, 3, H, W) RGB in [0, 255] -> (1, 3, H, W) YIQ (NTSC matrix used by the paper)."""
+def rgb_to_yiq(x: "torch.Tensor") -> "torch.Tensor":
+    """(N, 3, H, W) RGB in [0, 255] -> (N, 3, H, W) YIQ (NTSC matrix used by the paper), in
+    the input's dtype and device (the training loss shares it in float32)."""
     import torch
 
     m = torch.tensor([[0.299, 0.587, 0.114],
                       [0.596, -0.274, -0.322],
-                      [0.211, -0.523, 0.312]], dtype=torch.float64)
+                      [0.211, -0.523, 0.312]], dtype=x.dtype, device=x.device)
     return torch.einsum("oc,nchw->nohw", m, x)
 
 
@@ -207,6 +208,7 @@ def _conv_same_zero(x: "torch.Tensor", kernel: "torch.Tensor") -> "torch.Tensor"
     before, after = (k - 1) // 2, k // 2
     c = x.shape[1]
     x = F.pad(x, (before, after, before, after))
+    kernel = kernel.to(dtype=x.dtype, device=x.device)
     return F.conv2d(x, kernel.view(1, 1, k, k).expand(c, 1, k, k), groups=c)
 
 
@@ -254,21 +256,28 @@ def _chroma_map(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
     """Similarity of the 2x2-mean-filtered I and Q magnitudes, averaged over I and Q."""
     import torch
 
-    box = torch.full((2, 2), 0.25, dtype=torch.float64)
+    box = torch.full((2, 2), 0.25, dtype=x.dtype, device=x.device)
     sim = _similarity(_conv_same_zero(x[:, 1:], box).abs(),
                       _conv_same_zero(y[:, 1:], box).abs(), HAARPSI_C)
     return (sim[:, :1] + sim[:, 1:]) / 2
 
 
-def _haarpsi_maps(x: "torch.Tensor", y: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Local similarity maps and weight maps, each (3, h, w): horizontal, vertical, chroma
-    (whose weight is the mean of the two luma weights)."""
+def haarpsi_maps(x: "torch.Tensor", y: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Local similarity maps and weight maps of (N, 3, h, w) YIQ images after the paper's
+    preprocessing, each (N, 3, h, w): horizontal, vertical, chroma (whose weight is the mean
+    of the two luma weights). Differentiable, so the training loss uses it too."""
     import torch
 
     (s_h, w_h), (s_v, w_v) = (_luma_maps(x[:, :1], y[:, :1], o) for o in (0, 1))
-    sims = torch.cat([s_h, s_v, _chroma_map(x, y)], dim=1)[0]
-    weights = torch.cat([w_h, w_v, (w_h + w_v) / 2], dim=1)[0]
+    sims = torch.cat([s_h, s_v, _chroma_map(x, y)], dim=1)
+    weights = torch.cat([w_h, w_v, (w_h + w_v) / 2], dim=1)
     return sims, weights
+
+
+def haarpsi_input(rgb255: "torch.Tensor") -> "torch.Tensor":
+    """The paper's preprocessing of (N, 3, H, W) RGB in [0, 255]: YIQ, then 2x2 mean and
+    subsampling."""
+    return half_size(rgb_to_yiq(rgb255))
 
 
 def haarpsi(a: np.ndarray, b: np.ndarray) -> float:
@@ -276,8 +285,7 @@ def haarpsi(a: np.ndarray, b: np.ndarray) -> float:
     import torch
 
     _check_pair(a, b)
-    x, y = _half(_rgb_to_yiq(_to_nchw(a))), _half(_rgb_to_yiq(_to_nchw(b)))
-    sims, weights = _haarpsi_maps(x, y)
+    sims, weights = haarpsi_maps(haarpsi_input(_to_nchw(a)), haarpsi_input(_to_nchw(b)))
     total = float(weights.sum())
     if total == 0.0:
         weights, total = torch.ones_like(weights), float(weights.numel())

@@ -129,3 +129,27 @@ def test_offline_perceptual_loss():
     loss, parts = fine_loss(x_hat, x, torch.full((2,), 0.01), 1.0, 0.3, 0.05)
     loss.backward()
     assert x_hat.grad is not None and set(parts) == {"l1", "perceptual", "bpp"}
+    with_h, parts_h = fine_loss(x_hat, x, torch.full((2,), 0.01), 1.0, 0.3, 0.05, lambda_h=0.5)
+    torch.testing.assert_close(with_h, loss + 0.5 * parts_h["haarpsi"])
+
+
+def test_haarpsi_loss_is_the_evaluation_metric_made_differentiable():
+    """The training term must be the metric the evaluation reports, not a look-alike."""
+    import numpy as np
+
+    from cgdm_codec import metrics
+    from cgdm_codec.losses import haarpsi_loss
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:96, 0:80]
+    a = np.stack([(xx * 3) % 256, (yy * 2 + xx) % 256, (yy * 5) % 256], -1).astype(np.uint8)
+    b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
+    c = np.clip(a * 0.7 + 40, 0, 255).astype(np.uint8)
+    t = lambda z: torch.from_numpy(z.copy()).float().permute(2, 0, 1) / 255  # noqa: E731
+    losses = haarpsi_loss(torch.stack([t(b), t(c), t(a)]), torch.stack([t(a), t(a), t(a)]))
+    expected = [1 - metrics.haarpsi(a, b), 1 - metrics.haarpsi(a, c), 0.0]
+    torch.testing.assert_close(losses, torch.tensor(expected), atol=2e-5, rtol=0)
+    assert 0.05 < float(losses[0]) < 0.95 and float(losses[0]) != float(losses[1])
+    x_hat = t(b)[None].requires_grad_()
+    haarpsi_loss(x_hat, t(a)[None]).sum().backward()
+    assert torch.isfinite(x_hat.grad).all() and float(x_hat.grad.abs().sum()) > 0

@@ -57,9 +57,12 @@ def test_coarse_then_fine_with_resume_and_export(setup, capsys):
 
     fine, weights = tmp / "fine", tmp / "cgdm-tiny.safetensors"
     run(data, base, fine, "--stage", "fine", "--steps", "2", "--init", str(coarse / "last.pt"),
-        "--sample-steps", "2", "--export", str(weights))
+        "--sample-steps", "2", "--lambda-h", "0.5", "--export", str(weights))
     state = torch.load(fine / "last.pt", weights_only=False)
     assert state["step"] == 2 and state["stage"] == "fine"
+    rows = (fine / "log.csv").read_text().splitlines()
+    haar = rows[0].split(",").index("haarpsi")
+    assert all(0 < float(r.split(",")[haar]) < 1 for r in rows[1:])  # the term was trained on
     manifest = json.loads(weights.with_suffix(".json").read_text())
     assert manifest["stage"] == "fine" and manifest["steps"] == 2 and manifest["kind"] == "cgdm"
     assert len(manifest["sha256"]) == 64 and len(manifest["base_sha256"]) == 64

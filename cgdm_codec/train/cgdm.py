@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ..models.base_codec import VariableRateHyperprior
 
 CHANNELS_LAST = torch.channels_last
-LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "bpp", "lr", "feature", "adv", "critic"]
+LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "haarpsi", "bpp", "lr", "feature", "adv", "critic"]
 
 
 def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
@@ -109,7 +109,8 @@ class Objective(nn.Module):
         sample = unrolled_sample(m.unet, self.scheduler, noise, xt, s_hat, q, steps, a.grad_steps,
                                  realism=realism)
         if realism is None:
-            loss, parts = fine_loss((sample + 1) / 2, x01, rate, a.lambda_d, a.lambda_p, a.lambda_rate)
+            loss, parts = fine_loss((sample + 1) / 2, x01, rate, a.lambda_d, a.lambda_p, a.lambda_rate,
+                                    a.lambda_h)
         else:
             loss, parts = self.realism_loss(sample, x, xt, rate, realism)
             self.last_sample = sample.detach()  # what the critic learns from next
@@ -123,7 +124,7 @@ class Objective(nn.Module):
         At r = 0 this is the fine stage's loss; toward r = 1 the exact-pixel terms weaken and
         the terms that reward plausible texture take over. Images in [-1, 1].
         """
-        from ..losses import perceptual_loss
+        from ..losses import haarpsi_loss, perceptual_loss
         from .realism import generator_adversarial
 
         a = self.args
@@ -134,6 +135,8 @@ class Objective(nn.Module):
         feat = self.features(sample, x).float()
         adv = generator_adversarial(self.critic(sample, xt).float())
         fidelity = a.lambda_d * l1 + a.lambda_p * perc
+        if a.lambda_h:
+            fidelity = fidelity + a.lambda_h * haarpsi_loss(x_hat01, x01)
         per_image = (1 - 0.5 * realism) * fidelity + realism * (a.lambda_feat * feat + a.lambda_adv * adv)
         loss = (per_image + a.lambda_rate * rate).mean()
         return loss, {"l1": l1.mean().detach(), "perceptual": perc.mean().detach(),
@@ -288,6 +291,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="weight of the syntax bpp (default: 0.02 coarse, 0.05 fine)")
     ap.add_argument("--lambda-d", type=float, default=1.0)
     ap.add_argument("--lambda-p", type=float, default=0.3)
+    ap.add_argument("--lambda-h", type=float, default=0.0,
+                    help="fine stage: weight of 1 - HaarPSI in the fidelity loss (0: not used)")
     ap.add_argument("--sample-steps", type=int, default=None, help="fine stage DDIM steps")
     ap.add_argument("--grad-steps", type=int, default=1, help="fine stage: backprop through the last k")
     ap.add_argument("--reload-base", action="store_true",
