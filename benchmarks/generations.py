@@ -11,7 +11,11 @@ syntax (its generator, one pass, the default effort) and decodes with the given 
 count, in torch float32 on the CPU, seed 0.
 Rows: PSNR / MS-SSIM / HaarPSI against the original, the band-energy ratio of the two
 finest Laplacian bands (decode / original, 1.0 = as much detail as the original), bpp
-from the AV1 payload plus the syntax bytes, and the seconds of the diffusion stage.
+from the AV1 payload plus the syntax bytes, and the seconds of the diffusion stage. A
+second table gives each setting's BD-rate (PSNR / MS-SSIM / HaarPSI, %) against the
+base-only decode and against the first candidate: per image over its levels, then the
+mean over images (needs two or more levels; an image whose curves do not overlap is left
+out of that mean).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from PIL import Image, ImageOps
 
 from cgdm_codec.base.av1 import Av1Base, quality_for
 from cgdm_codec.base.interface import rgb_to_tensor, tensor_to_rgb
+from cgdm_codec.evaluation.bdrate import bd_rate
 from cgdm_codec.metrics import band_energy_ratios as band_ratios, haarpsi, ms_ssim, psnr
 from cgdm_codec.models.cgdm import Cgdm
 from cgdm_codec.sampling.restore import restore
@@ -45,6 +50,22 @@ def parse_candidate(text: str) -> tuple[str, Path, int, float | None]:
     weights = Path(parts[0]) if parts[0].endswith(".safetensors") else weights_dir() / f"{parts[0]}.safetensors"
     realism = float(parts[2]) if len(parts) > 2 else None
     return text, weights, int(parts[1]), realism
+
+
+def mean_bd_rates(rows: list[dict], anchor: str, setting: str) -> dict[str, float]:
+    """Per-image BD-rate of ``setting`` against ``anchor`` on each metric, averaged over images."""
+    out = {}
+    for metric in METRICS:
+        values = []
+        for image in dict.fromkeys(r["image"] for r in rows):
+            a = sorted((r["level"], r) for r in rows if r["image"] == image and r["setting"] == anchor)
+            t = sorted((r["level"], r) for r in rows if r["image"] == image and r["setting"] == setting)
+            v = bd_rate([r["bpp"] for _, r in a], [r[metric] for _, r in a],
+                        [r["bpp"] for _, r in t], [r[metric] for _, r in t])
+            if v is not None:
+                values.append(v)
+        out[metric] = float(np.mean(values)) if values else float("nan")
+    return out
 
 
 def main() -> None:
@@ -101,6 +122,15 @@ def main() -> None:
         summary[s] = m
         print(f"| {s} | {m['bpp']:.4f} | {m['psnr']:.3f} | {m['ms_ssim']:.4f} | {m['haarpsi']:.4f} | "
               f"{m['band1']:.3f} | {m['band2']:.3f} | {m['seconds']:.2f} |")
+    if len(args.levels) > 1:
+        first = settings[1]
+        print(f"\nBD-rate % (PSNR / MS-SSIM / HaarPSI), mean of per-image values\n"
+              f"| setting | vs base-only | vs {first} |\n|---|---|---|")
+        for s in settings:
+            for key, anchor in (("bd_vs_base_only", "base-only"), ("bd_vs_first", first)):
+                summary[s][key] = mean_bd_rates(rows, anchor, s)
+            cells = [" / ".join(f"{v:+.2f}" for v in summary[s][k].values()) for k in ("bd_vs_base_only", "bd_vs_first")]
+            print(f"| {s} | {cells[0]} | {cells[1]} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"images": [p.name for p in paths], "levels": args.levels,
