@@ -22,7 +22,10 @@ from conftest import cpu_precision, textured
 GOLDEN = Path(__file__).parent / "golden"
 # one committed file per generation of AV1 diffusion weights: (file stem, weights id)
 AV1_GENERATIONS = [("av1-cgdm-q3", "506e564b"), ("av1-cgdm2-q3", "d5c2b35d"), ("av1-cgdm3-q3", "fd2b8633"),
-                   ("av1-cgdm3s1-q3", "bf1dd9f6")]  # cgdm-av1-3, 1-step decoder (2026-12-04)
+                   ("av1-cgdm3s1-q3", "bf1dd9f6"),  # cgdm-av1-3, 1-step decoder (2026-12-04)
+                   ("av1-cgdm4-q3", "1c42c21e")]  # cgdm-av1-4, trained for 1 step with the HaarPSI term
+
+FIVE_STEP_GOLDEN = {"av1-cgdm-q3", "av1-cgdm2-q3", "av1-cgdm3-q3"}
 
 
 def pillow_avif(rgb: np.ndarray, **opts) -> bytes:
@@ -219,7 +222,7 @@ def test_golden_av1_file_with_the_diffusion_stage(stem: str, weights_id: str, fl
     base-only decode needs neither numpy nor torch."""
     data = (GOLDEN / f"{stem}.cgdm").read_bytes()
     f = parse(data)
-    assert f.base_codec == 2 and f.diffusion and f.steps == (1 if "s1" in stem else 5) and f.weights_id.hex() == weights_id
+    assert f.base_codec == 2 and f.diffusion and f.steps == (5 if stem in FIVE_STEP_GOLDEN else 1) and f.weights_id.hex() == weights_id
     full = np.asarray(Image.open(GOLDEN / f"{stem}.full.png")).astype(int)
     got = pipeline.decode_file(f, device="cpu").astype(int)
     assert np.abs(got - full).mean() <= 0.5 and np.abs(got - full).max() <= 8
