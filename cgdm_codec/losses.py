@@ -109,7 +109,7 @@ def haarpsi_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     scales, so it rewards keeping edges crisp where they matter, which L1 and MS-SSIM
     (window statistics) reward less.
     """
-    from .metrics import HAARPSI_ALPHA, haarpsi_input, haarpsi_maps
+    from .haarpsi import HAARPSI_ALPHA, haarpsi_input, haarpsi_maps
 
     with torch.autocast(x.device.type, enabled=False):
         a = haarpsi_input(x_hat.float().clamp(0, 1) * 255.0)

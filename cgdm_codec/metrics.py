@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .haarpsi import HAARPSI_ALPHA, haarpsi_input, haarpsi_maps, half_size
+
 if TYPE_CHECKING:
     import torch
 
@@ -47,9 +49,6 @@ SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
-HAARPSI_C = 30.0
-HAARPSI_ALPHA = 4.2
-HAARPSI_SCALES = 3
 
 
 # ---------------------------------------------------------------------------------- input
@@ -123,16 +122,6 @@ def _ssim_terms(x: "torch.Tensor", y: "torch.Tensor",
     return (lum * cs).mean(dim=(0, 2, 3)), cs.mean(dim=(0, 2, 3))
 
 
-def half_size(x: "torch.Tensor") -> "torch.Tensor":
-    """2x2 mean downsampling; an odd side is first extended by replicating its last line."""
-    import torch.nn.functional as F
-
-    h, w = x.shape[-2:]
-    if h % 2 or w % 2:
-        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
-    return F.avg_pool2d(x, 2)
-
-
 def ms_ssim_scales(height: int, width: int, max_scales: int = len(MS_SSIM_WEIGHTS),
                    win: int = SSIM_WIN) -> int:
     """How many scales fit: a scale is used while both sides are still >= the window size."""
@@ -186,46 +175,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # -------------------------------------------------------------------------------- HaarPSI
-
-
-def rgb_to_yiq(x: "torch.Tensor") -> "torch.Tensor":
-    """(N, 3, H, W) RGB in [0, 255] -> (N, 3, H, W) YIQ (NTSC matrix used by the paper), in
-    the input's dtype and device (the training loss shares it in float32)."""
-    import torch
-
-    m = torch.tensor([[0.299, 0.587, 0.114],
-                      [0.596, -0.274, -0.322],
-                      [0.211, -0.523, 0.312]], dtype=x.dtype, device=x.device)
-    return torch.einsum("oc,nchw->nohw", m, x)
-
-
-def _conv_same_zero(x: "torch.Tensor", kernel: "torch.Tensor") -> "torch.Tensor":
-    """Per-channel 2-D filtering to the input size with zero padding (k/2-1 before, k/2 after
-    for even k), the alignment of a "same"-size convolution."""
-    import torch.nn.functional as F
-
-    k = kernel.shape[-1]
-    before, after = (k - 1) // 2, k // 2
-    c = x.shape[1]
-    x = F.pad(x, (before, after, before, after))
-    kernel = kernel.to(dtype=x.dtype, device=x.device)
-    return F.conv2d(x, kernel.view(1, 1, k, k).expand(c, 1, k, k), groups=c)
-
-
-def _haar_kernels(scale: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """2-D Haar wavelet filters of a scale: a 2^j x 2^j block of +-2^-j, split across rows
-    (one orientation) or across columns (the other)."""
-    import torch
-
-    n = 2 ** scale
-    k = torch.full((n, n), 2.0 ** -scale, dtype=torch.float64)
-    k[: n // 2] *= -1.0
-    return k, k.t().contiguous()
-
-
-def _similarity(p: "torch.Tensor", q: "torch.Tensor", c: float) -> "torch.Tensor":
-    """The paper's local similarity S(a, b) = (2ab + C) / (a^2 + b^2 + C) of magnitudes."""
-    return (2.0 * p * q + c) / (p * p + q * q + c)
+# The maps live in ``haarpsi`` (shared with the training loss); this pools them for one image.
 
 
 def _logistic(x: "torch.Tensor", alpha: float) -> "torch.Tensor":
@@ -238,46 +188,6 @@ def _logistic(x: "torch.Tensor", alpha: float) -> "torch.Tensor":
 def _logit(y: float, alpha: float) -> float:
     """Inverse of the logistic l_alpha."""
     return math.log(y / (1.0 - y)) / alpha
-
-
-def _luma_maps(lx: "torch.Tensor", ly: "torch.Tensor",
-               orient: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """One orientation: similarity of the two finest Haar scales (averaged), and the weight,
-    the larger of the two images' coarsest-scale magnitudes (where structure is visible)."""
-    import torch
-
-    mags = [(_conv_same_zero(lx, k).abs(), _conv_same_zero(ly, k).abs())
-            for k in (_haar_kernels(j)[orient] for j in range(1, HAARPSI_SCALES + 1))]
-    sim = (_similarity(*mags[0], HAARPSI_C) + _similarity(*mags[1], HAARPSI_C)) / 2
-    return sim, torch.maximum(*mags[-1])
-
-
-def _chroma_map(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
-    """Similarity of the 2x2-mean-filtered I and Q magnitudes, averaged over I and Q."""
-    import torch
-
-    box = torch.full((2, 2), 0.25, dtype=x.dtype, device=x.device)
-    sim = _similarity(_conv_same_zero(x[:, 1:], box).abs(),
-                      _conv_same_zero(y[:, 1:], box).abs(), HAARPSI_C)
-    return (sim[:, :1] + sim[:, 1:]) / 2
-
-
-def haarpsi_maps(x: "torch.Tensor", y: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Local similarity maps and weight maps of (N, 3, h, w) YIQ images after the paper's
-    preprocessing, each (N, 3, h, w): horizontal, vertical, chroma (whose weight is the mean
-    of the two luma weights). Differentiable, so the training loss uses it too."""
-    import torch
-
-    (s_h, w_h), (s_v, w_v) = (_luma_maps(x[:, :1], y[:, :1], o) for o in (0, 1))
-    sims = torch.cat([s_h, s_v, _chroma_map(x, y)], dim=1)
-    weights = torch.cat([w_h, w_v, (w_h + w_v) / 2], dim=1)
-    return sims, weights
-
-
-def haarpsi_input(rgb255: "torch.Tensor") -> "torch.Tensor":
-    """The paper's preprocessing of (N, 3, H, W) RGB in [0, 255]: YIQ, then 2x2 mean and
-    subsampling."""
-    return half_size(rgb_to_yiq(rgb255))
 
 
 def haarpsi(a: np.ndarray, b: np.ndarray) -> float:
