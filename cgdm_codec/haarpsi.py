@@ -110,3 +110,13 @@ def haarpsi_input(rgb255: "torch.Tensor") -> "torch.Tensor":
     return half_size(rgb_to_yiq(rgb255))
 
 
+def haarpsi_score(sims: "torch.Tensor", weights: "torch.Tensor") -> "torch.Tensor":
+    """HaarPSI per image (N,) from ``haarpsi_maps``: the weighted mean of the logistic
+    similarities, mapped back through the logit and squared. All-zero weights (only two
+    all-black images) count uniformly."""
+    import torch
+
+    s, w = sims.flatten(1), weights.flatten(1)
+    w = torch.where(w.sum(1, keepdim=True) > 0, w, torch.ones_like(w))
+    pooled = (torch.sigmoid(HAARPSI_ALPHA * s) * w).sum(1) / w.sum(1)
+    return (torch.logit(pooled) / HAARPSI_ALPHA) ** 2

@@ -102,38 +102,40 @@ def perceptual_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def haarpsi_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """1 - HaarPSI per image (B,), the evaluation's metric (``metrics.haarpsi``) made
-    differentiable in float32: the same maps, pooled per image instead of over one image.
+    differentiable in float32: the same maps and pooling, per image of a batch.
 
     Why a second structural term beside MS-SSIM: HaarPSI weighs each place by how much
     coarse structure it has and compares Haar-wavelet edge magnitudes at the two finest
     scales, so it rewards keeping edges crisp where they matter, which L1 and MS-SSIM
     (window statistics) reward less.
     """
-    from .haarpsi import HAARPSI_ALPHA, haarpsi_input, haarpsi_maps
+    from .haarpsi import haarpsi_input, haarpsi_maps, haarpsi_score
 
     with torch.autocast(x.device.type, enabled=False):
         a = haarpsi_input(x_hat.float().clamp(0, 1) * 255.0)
         b = haarpsi_input(x.float() * 255.0)
-        sims, weights = haarpsi_maps(a, b)
-        total = weights.flatten(1).sum(1).clamp_min(1e-6)
-        pooled = (torch.sigmoid(HAARPSI_ALPHA * sims) * weights).flatten(1).sum(1) / total
-        pooled = pooled.clamp(0.5 + 1e-6, 1 - 1e-6)
-        score = (torch.logit(pooled) / HAARPSI_ALPHA) ** 2
-        return 1.0 - score
+        return 1.0 - haarpsi_score(*haarpsi_maps(a, b))
+
+
+def fidelity_loss(x_hat: torch.Tensor, x: torch.Tensor, lambda_d: float, lambda_p: float,
+                  lambda_h: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """lambda_d * L1 + lambda_p * perceptual + lambda_h * (1 - HaarPSI) per image (B,), and
+    its logged parts; shared by the fine stage and the realism objective (images in [0, 1])."""
+    l1 = (x_hat.float() - x.float()).abs().flatten(1).mean(1)
+    perc = perceptual_loss(x_hat, x)
+    per_image = lambda_d * l1 + lambda_p * perc
+    parts = {"l1": l1.mean().detach(), "perceptual": perc.mean().detach()}
+    if lambda_h:
+        haar = haarpsi_loss(x_hat, x)
+        per_image = per_image + lambda_h * haar
+        parts["haarpsi"] = haar.mean().detach()
+    return per_image, parts
 
 
 def fine_loss(x_hat: torch.Tensor, x: torch.Tensor, rate_bpp: torch.Tensor, lambda_d: float,
               lambda_p: float, lambda_f: float,
               lambda_h: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """lambda_d * L1 + lambda_p * perceptual + lambda_h * (1 - HaarPSI) + lambda_f * syntax
-    bpp, averaged over the batch (images in [0, 1])."""
-    l1 = (x_hat.float() - x.float()).abs().flatten(1).mean(1)
-    perc = perceptual_loss(x_hat, x)
-    per_image = lambda_d * l1 + lambda_p * perc + lambda_f * rate_bpp
-    parts = {"l1": l1.mean().detach(), "perceptual": perc.mean().detach(),
-             "bpp": rate_bpp.mean().detach()}
-    if lambda_h:
-        haar = haarpsi_loss(x_hat, x)
-        per_image = per_image + lambda_h * haar
-        parts["haarpsi"] = haar.mean().detach()
-    return per_image.mean(), parts
+    """The fidelity loss + lambda_f * syntax bpp, averaged over the batch."""
+    per_image, parts = fidelity_loss(x_hat, x, lambda_d, lambda_p, lambda_h)
+    parts["bpp"] = rate_bpp.mean().detach()
+    return (per_image + lambda_f * rate_bpp).mean(), parts

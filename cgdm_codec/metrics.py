@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .haarpsi import HAARPSI_ALPHA, haarpsi_input, haarpsi_maps, half_size
+from .haarpsi import haarpsi_input, haarpsi_maps, haarpsi_score, half_size
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +48,6 @@ SSIM_WIN = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-
 
 
 # ---------------------------------------------------------------------------------- input
@@ -178,29 +177,11 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 # The maps live in ``haarpsi`` (shared with the training loss); this pools them for one image.
 
 
-def _logistic(x: "torch.Tensor", alpha: float) -> "torch.Tensor":
-    """The paper's logistic l_alpha(x) = 1 / (1 + exp(-alpha x))."""
-    import torch
-
-    return torch.sigmoid(alpha * x)
-
-
-def _logit(y: float, alpha: float) -> float:
-    """Inverse of the logistic l_alpha."""
-    return math.log(y / (1.0 - y)) / alpha
-
-
 def haarpsi(a: np.ndarray, b: np.ndarray) -> float:
     """HaarPSI in [0, 1] (1 for identical images), colour version, paper preprocessing."""
-    import torch
-
     _check_pair(a, b)
     sims, weights = haarpsi_maps(haarpsi_input(_to_nchw(a)), haarpsi_input(_to_nchw(b)))
-    total = float(weights.sum())
-    if total == 0.0:
-        weights, total = torch.ones_like(weights), float(weights.numel())
-    pooled = float((_logistic(sims, HAARPSI_ALPHA) * weights).sum()) / total
-    return min(1.0, max(0.0, _logit(pooled, HAARPSI_ALPHA) ** 2))
+    return min(1.0, max(0.0, float(haarpsi_score(sims, weights)[0])))
 
 
 def band_energy_ratios(decoded: np.ndarray, original: np.ndarray, bands: int = 2) -> list[float]:

@@ -124,23 +124,18 @@ class Objective(nn.Module):
         At r = 0 this is the fine stage's loss; toward r = 1 the exact-pixel terms weaken and
         the terms that reward plausible texture take over. Images in [-1, 1].
         """
-        from ..losses import haarpsi_loss, perceptual_loss
+        from ..losses import fidelity_loss
         from .realism import generator_adversarial
 
         a = self.args
         with torch.autocast(sample.device.type, enabled=False):
             x_hat01, x01 = (sample.float() + 1) / 2, (x.float() + 1) / 2
-            l1 = (x_hat01 - x01).abs().flatten(1).mean(1)
-            perc = perceptual_loss(x_hat01, x01)
+            fidelity, parts = fidelity_loss(x_hat01, x01, a.lambda_d, a.lambda_p, a.lambda_h)
         feat = self.features(sample, x).float()
         adv = generator_adversarial(self.critic(sample, xt).float())
-        fidelity = a.lambda_d * l1 + a.lambda_p * perc
-        if a.lambda_h:
-            fidelity = fidelity + a.lambda_h * haarpsi_loss(x_hat01, x01)
         per_image = (1 - 0.5 * realism) * fidelity + realism * (a.lambda_feat * feat + a.lambda_adv * adv)
         loss = (per_image + a.lambda_rate * rate).mean()
-        return loss, {"l1": l1.mean().detach(), "perceptual": perc.mean().detach(),
-                      "feature": feat.mean().detach(), "adv": adv.mean().detach()}
+        return loss, {**parts, "feature": feat.mean().detach(), "adv": adv.mean().detach()}
 
 
 def critic_step(objective: Objective, opt: torch.optim.Optimizer, x01: torch.Tensor, xt01: torch.Tensor,
