@@ -107,7 +107,7 @@ def test_band_noise_norms():
 def test_the_shipped_realism_network_carries_a_fitted_model():
     manifest = json.loads((Path(pipeline.__file__).parent / "weights" / "cgdm-av1-3r.json").read_text())
     cfg = TextureConfig.from_dict(manifest["texture"])
-    assert cfg.bands == 2 and all(g > 0 for g in cfg.gain)
+    assert cfg.bands == 2 and all(g > 0 for g in cfg.gains(255))  # texture where the bits are fewest
     assert "train.texture" in cfg.fitted["command"]
     assert TextureConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -137,6 +137,61 @@ def test_fitting_recovers_a_model_that_matches_band_energy(tmp_path):
                      "--levels", "1", "--crop", "128", "--write"]) == 0
     cfg = TextureConfig.from_dict(json.loads(manifest.read_text())["texture"])
     assert cfg.bands == 2 and cfg.fitted["target_band_energy"] == 1.0
+
+
+def level_samples() -> list:
+    """Two levels of decodes of the same pictures: at qindex 220 the decode kept a fifth of
+    the finest detail, at 80 all of it (so there it lacks none)."""
+    rng = np.random.default_rng(5)
+    samples = []
+    for q, keep in ((220, 0.2), (80, 1.0)):
+        for seed in (1, 2):
+            ref = textured(96, 128, seed=seed)
+            fine = ref.astype(np.float32).transpose(2, 0, 1) / 255.0
+            low = np.stack([texture._blur(c, 1) for c in fine])
+            dec = np.clip(low + keep * (fine - low), 0.0, 1.0).astype(np.float32)
+            samples.append((ref, dec, q, int(rng.integers(1 << 30))))
+    return samples
+
+
+def level_ratios(samples: list, cfg: TextureConfig) -> dict[int, np.ndarray]:
+    from cgdm_codec.train import texture as fit
+
+    out = {}
+    for q in sorted({s[2] for s in samples}):
+        parts = [(ref, dec, texture.band_terms(np.tensordot(texture.LUMA, dec, axes=1),
+                                               texture.noise_rows(seed, cfg.period, 0, *dec.shape[1:]), q, cfg), q)
+                 for ref, dec, sq, seed in samples if sq == q]
+        out[q] = fit.mean_band_ratios(parts, cfg)
+    return out
+
+
+def test_calibration_brings_every_level_to_the_target():
+    """A gain that is a line in the quantiser gives each level the finest band's energy of
+    the original, where one gain for both (the mean's calibration) could not."""
+    from cgdm_codec.train import texture as fit
+
+    samples = level_samples()
+    cfg = replace(AMPLIFIED, coef=fit.fit_coefficients(samples, AMPLIFIED))
+    gain, gain_q = fit.calibrate(samples, cfg, rounds=2)
+    assert gain_q[0] != 0.0
+    line = replace(cfg, gain=gain, gain_q=gain_q)
+    fitted = level_ratios(samples, line)
+    assert all(abs(r[0] - 1.0) < 0.03 for r in fitted.values()), fitted
+    between = (line.gains(80)[0] + line.gains(220)[0]) / 2
+    one_gain = replace(cfg, gain=(between, gain[1]), gain_q=(0.0, gain_q[1]))
+    spread = [r[0] for r in level_ratios(samples, one_gain).values()]
+    assert max(spread) - min(spread) > 0.05, spread
+
+
+def test_models_without_a_quantiser_slope_keep_their_gains():
+    """Manifests written before ``gain_q`` existed decode exactly as before."""
+    old = {k: v for k, v in MODEL.to_dict().items() if k != "gain_q"}
+    cfg = TextureConfig.from_dict(old)
+    assert cfg.gain_q == (0.0, 0.0)
+    assert all(cfg.gains(q) == MODEL.gain for q in (0, 128, 255))
+    assert replace(MODEL, gain_q=(-1.0, 0.5)).gains(255) == (MODEL.gain[0] - 1.0, MODEL.gain[1] + 0.5)
+    assert replace(MODEL, gain_q=(-10.0, 0.0)).gains(255)[0] == 0.0  # never negative
 
 
 @pytest.mark.parametrize("cfg", [MODEL, AMPLIFIED], ids=["noise", "amplified"])

@@ -42,10 +42,13 @@ STRIP = 512
 class TextureConfig:
     """The fitted model: per synthesised band, ``coef`` weights the energies of ``features``
     to give the energy (mean square) the decode lacks there in that band; its square root
-    times ``gain`` (calibrated so that band energy matches the originals' on the training
-    photos at realism 1) is the RMS that ``band_texture`` adds."""
+    times the band's gain (``gains``: calibrated so that band energy matches the originals'
+    on the training photos at realism 1) is the RMS that ``band_texture`` adds."""
     coef: tuple[tuple[float, ...], ...] = ((0.0,) * 5, (0.0,) * 5)
     gain: tuple[float, ...] = (1.0, 1.0)
+    #: Per band, the gain's change per unit of qindex / 255: the linear model under-predicts
+    #: what the coarsest levels lack, so one gain per band cannot serve every level.
+    gain_q: tuple[float, ...] = (0.0, 0.0)
     window: int = 5  # side of the box over which local energy is taken
     erode: int = 9  # side of the box whose minimum of it is taken (``texture_energy``)
     period: int = 1024  # side of the seeded luma noise patch, tiled over the image
@@ -64,15 +67,25 @@ class TextureConfig:
         d = asdict(self)
         d["coef"] = [list(c) for c in self.coef]
         d["gain"] = list(self.gain)
+        d["gain_q"] = list(self.gain_q)
         d["amplify"] = list(self.amplify)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TextureConfig":
         return cls(coef=tuple(tuple(float(v) for v in c) for c in d["coef"]),
-                   gain=tuple(float(g) for g in d["gain"]), window=int(d["window"]), erode=int(d["erode"]),
+                   gain=tuple(float(g) for g in d["gain"]),
+                   gain_q=tuple(float(g) for g in d.get("gain_q", (0.0,) * len(d["gain"]))),
+                   window=int(d["window"]), erode=int(d["erode"]),
                    period=int(d["period"]), amplify=tuple(float(a) for a in d.get("amplify", (0.0,) * len(d["coef"]))),
                    max_gain=float(d.get("max_gain", 2.0)), fitted=dict(d.get("fitted", {})))
+
+
+    def gains(self, qindex: int) -> tuple[float, ...]:
+        """Each band's gain at this quantiser (``gain`` alone where ``gain_q`` is zero, as in
+        models fitted before it existed), never below zero."""
+        q = qindex / 255.0
+        return tuple(g if s == 0.0 else max(0.0, g + s * q) for g, s in zip(self.gain, self.gain_q))
 
 
 def texture_seed(seed: int) -> int:
@@ -234,17 +247,18 @@ def band_texture(term: BandTerm, gain: float, amplify: float, max_gain: float) -
     return out
 
 
-def texture_of(terms: list[BandTerm], cfg: TextureConfig) -> np.ndarray:
+def texture_of(terms: list[BandTerm], cfg: TextureConfig, qindex: int) -> np.ndarray:
     """The luma texture at realism 1 from the bands' terms (``band_terms``)."""
-    out = band_texture(terms[0], cfg.gain[0], cfg.amplify[0], cfg.max_gain)
+    gain = cfg.gains(qindex)
+    out = band_texture(terms[0], gain[0], cfg.amplify[0], cfg.max_gain)
     for k, term in enumerate(terms[1:], start=1):
-        out += band_texture(term, cfg.gain[k], cfg.amplify[k], cfg.max_gain)
+        out += band_texture(term, gain[k], cfg.amplify[k], cfg.max_gain)
     return out
 
 
 def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
     """The luma texture to add at realism 1, for a whole image or a strip with margins."""
-    return texture_of(band_terms(decode_luma, noise, qindex, cfg), cfg)
+    return texture_of(band_terms(decode_luma, noise, qindex, cfg), cfg, qindex)
 
 
 def margin(cfg: TextureConfig) -> int:

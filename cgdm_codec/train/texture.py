@@ -8,9 +8,10 @@ coded by the real encoder (AV1 base, default effort) at each level and decoded a
 1 by the realism network *without* texture. Per band, a least-squares fit on pixels
 sampled on a grid maps the decode's texture energies and the quantiser
 (``sampling.texture.features``) to the energy the band lacks (the original's texture
-energy minus the decode's, floored at 0). Then each band's gain is set by bisection so that the
-mean band energy of decode + texture over the original's (``metrics.band_energy_ratios``,
-the measure of ``benchmarks/realism.py``) is 1.0 on these photos. ``--write`` stores the
+energy minus the decode's, floored at 0). Then each band's gain, a line in the quantiser, is
+set so that the band energy of decode + texture over the original's
+(``metrics.band_energy_ratios``, the measure of ``benchmarks/realism.py``), averaged over
+the photos of each level, is 1.0 at every level (``calibrate``). ``--write`` stores the
 model, with how it was made, under ``texture`` in the weights' manifest.
 """
 
@@ -76,41 +77,57 @@ def fit_coefficients(samples: list, cfg: TextureConfig) -> tuple[tuple[float, ..
     return tuple(tuple(float(c) for c in np.linalg.lstsq(x, np.concatenate(y), rcond=None)[0]) for y in ys)
 
 
-def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[float, ...]:
-    """Per-band gains that bring the mean band energy ratio to TARGET (bands interact a little)."""
-    parts = []
+def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per band, a gain and its slope in the quantiser (``TextureConfig.gain``, ``gain_q``)
+    that bring *each level's* mean band energy ratio to TARGET.
+
+    Why per level: the aim is a ratio within 0.9-1.1 at every level. One gain per band,
+    calibrated on the mean over levels, left the second band at its floor (levels 3-5 had
+    enough without it) while level 1 lacked 14 % of it. So each level's gain is found by
+    bisection on that level's photos (their quantiser tells the levels apart: one AV1 qindex
+    per level), and a line in qindex / 255 is fitted through those gains; bands interact a
+    little, so this runs ``rounds`` times with the other bands at their lines."""
+    groups: dict[int, list] = {}
     for ref, dec, q, seed in samples:
         luma = np.tensordot(LUMA, dec, axes=1)
-        parts.append((ref, dec, band_terms(luma, noise_rows(seed, cfg.period, 0, *luma.shape), q, cfg)))
-
-    def ratios(gain: list[float]) -> np.ndarray:
-        return mean_band_ratios(parts, replace(cfg, gain=tuple(gain)))
-
-    gain = [1.0] * cfg.bands
+        groups.setdefault(q, []).append(
+            (ref, dec, band_terms(luma, noise_rows(seed, cfg.period, 0, *luma.shape), q, cfg), q))
+    flat = (0.0,) * cfg.bands
+    cfg = replace(cfg, gain=(1.0,) * cfg.bands, gain_q=flat)
     for _ in range(rounds):
         for k in range(cfg.bands):
-            lo, hi = 0.0, 8.0
-            for _ in range(14):
-                gain[k] = (lo + hi) / 2
-                if ratios(gain)[k] < TARGET:
-                    lo = gain[k]
-                else:
-                    hi = gain[k]
-    print("band energy ratios at the fitted gains:", np.round(ratios(gain), 3))
-    return tuple(round(g, 4) for g in gain)
+            xs, ys = [], []
+            for q, parts in groups.items():
+                gain = list(cfg.gains(q))
+                lo, hi = 0.0, 8.0
+                for _ in range(14):
+                    gain[k] = (lo + hi) / 2
+                    if mean_band_ratios(parts, replace(cfg, gain=tuple(gain), gain_q=flat))[k] < TARGET:
+                        lo = gain[k]
+                    else:
+                        hi = gain[k]
+                xs.append(q / 255.0)
+                ys.append(gain[k])
+            slope, level = np.polyfit(xs, ys, 1) if len(xs) > 1 else (0.0, ys[0])
+            cfg = replace(cfg, gain=tuple(round(float(level), 4) if j == k else g for j, g in enumerate(cfg.gain)),
+                          gain_q=tuple(round(float(slope), 4) if j == k else g for j, g in enumerate(cfg.gain_q)))
+    for q, parts in groups.items():
+        print(f"qindex {q}: gains {np.round(cfg.gains(q), 3)}, band energy ratios "
+              f"{np.round(mean_band_ratios(parts, cfg), 3)}")
+    return cfg.gain, cfg.gain_q
 
 
-def textured_decode(dec: np.ndarray, terms: list, cfg: TextureConfig) -> np.ndarray:
+def textured_decode(dec: np.ndarray, terms: list, cfg: TextureConfig, qindex: int) -> np.ndarray:
     """decode + texture at realism 1 as uint8 (H, W, 3), from precomputed ``band_terms``."""
-    tex = texture_of(terms, cfg)
+    tex = texture_of(terms, cfg, qindex)
     return np.rint(np.clip(dec + tex, 0.0, 1.0).transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
 def mean_band_ratios(parts: list, cfg: TextureConfig) -> np.ndarray:
     from ..metrics import band_energy_ratios
 
-    return np.mean([band_energy_ratios(textured_decode(dec, terms, cfg), ref, cfg.bands)
-                    for ref, dec, terms in parts], axis=0)
+    return np.mean([band_energy_ratios(textured_decode(dec, terms, cfg, q), ref, cfg.bands)
+                    for ref, dec, terms, q in parts], axis=0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
               "data": f"{args.images} photos of {args.data.name} (halved, centre {args.crop} px), "
                       f"levels {args.levels}, {len(samples)} diffusion decodes",
               "target_band_energy": TARGET}
-    cfg = replace(cfg, gain=calibrate(samples, cfg), fitted=fitted)
+    gain, gain_q = calibrate(samples, cfg)
+    cfg = replace(cfg, gain=gain, gain_q=gain_q, fitted=fitted)
     print(json.dumps(cfg.to_dict(), indent=1))
     if args.write:
         manifest = args.weights.with_suffix(".json")
