@@ -11,7 +11,7 @@ decoder starts it). ``search.py`` does the same with torch and can also search.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from ..sampling.restore import decode_canvas, periodic_noise, uint8_to_signed
 from ..sampling.sample import Steering, sample
 from ..sampling.tiling import PaddedImage, make_grid
 from .effort import Effort, scored_tile_count, spread
+from .objective import Objective
 from .objective_numpy import objective
 
 
@@ -48,11 +49,13 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
                 sampler: SamplerConfig, x_rgb: np.ndarray, xt_rgb: np.ndarray, condition: int, seed: int,
                 steps: int, effort: Effort, decide: bool,
                 progress: Callable[[str], None] | None = None,
-                steps_done: Callable[[int, int], None] | None = None) -> Pass:
-    """The generator's symbols and, with ``decide``, the objective of the decode they give
-    against the base-only decode's. ``progress`` hears each stage, ``steps_done`` the
-    scoring decode's sampler steps."""
+                steps_done: Callable[[int, int], None] | None = None,
+                weights: Objective = Objective()) -> Pass:
+    """The generator's symbols and, with ``decide``, the objective (``weights``: the
+    generation's own) of the decode they give against the base-only decode's. ``progress``
+    hears each stage, ``steps_done`` the scoring decode's sampler steps."""
     say = progress or (lambda _: None)
+    lambdas = asdict(weights)
     x01 = chw(x_rgb).astype(np.float32) / np.float32(255.0)
     xt01 = chw(xt_rgb).astype(np.float32) / np.float32(255.0)
     say("syntax: the generator's pass")
@@ -68,7 +71,7 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
         say("scoring the diffusion decode against the base-only decode (whole image)")
         decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler,
                                 progress=steps_done)
-        return Pass(symbols, syntax, objective(decoded, x01, bpp), objective(xt01, x01, 0.0))
+        return Pass(symbols, syntax, objective(decoded, x01, bpp, **lambdas), objective(xt01, x01, 0.0, **lambdas))
     positions = [grid.positions()[i] for i in spread(len(grid), n)]
     (th, tw), vh, vw = grid.tile, min(grid.tile[0], h), min(grid.tile[1], w)
     noise = periodic_noise(noise_patch(seed, 3, sampler.noise_period)[None], grid)
@@ -88,4 +91,5 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     def unit(a: np.ndarray) -> np.ndarray:
         return (a[..., :vh, :vw] + 1.0) / 2.0
 
-    return Pass(symbols, syntax, objective(unit(out), unit(target), bpp), objective(unit(base), unit(target), 0.0))
+    return Pass(symbols, syntax, objective(unit(out), unit(target), bpp, **lambdas),
+                objective(unit(base), unit(target), 0.0, **lambdas))

@@ -2,14 +2,16 @@
 
 The torch-free encoder decides between the diffusion stage and the base-only decode with
 the same quantity the torch encoder and training use: lambda_d * L1 + lambda_p * (1 -
-MS-SSIM + band-energy difference) + lambda_f * syntax bpp. The formulas follow
-``losses.py`` step by step; a test holds the two within float tolerance.
+MS-SSIM + band-energy difference) + lambda_h * (1 - HaarPSI) + lambda_f * syntax bpp, with
+the lambdas a generation was trained with (``objective.Objective.of``). The formulas follow
+``losses.py`` and ``haarpsi.py`` step by step; tests hold the two within float tolerance.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..haarpsi import HAARPSI_ALPHA, HAARPSI_C, HAARPSI_SCALES
 from ..runtime import laplacian_bands
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -69,10 +71,66 @@ def band_energy(a: np.ndarray, b: np.ndarray, levels: int = 4, window: int = 4) 
     return total
 
 
+YIQ = np.array([[0.299, 0.587, 0.114],
+                [0.596, -0.274, -0.322],
+                [0.211, -0.523, 0.312]], dtype=np.float32)
+
+
+def _half_size(x: np.ndarray) -> np.ndarray:
+    """haarpsi.half_size: an odd side gets its last line repeated, then 2x2 means."""
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = np.pad(x, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)), mode="edge")
+    return _pool(x, 2)
+
+
+def _correlate(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) cross-correlated with the separable kernel outer(rows, cols), zero
+    padding (k-1)//2 before and k//2 after: haarpsi._conv_same_zero's alignment."""
+    k = rows.size
+    h, w = x.shape[-2:]
+    p = np.pad(x, ((0, 0), (0, 0), ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2)))
+    across = sum(cols[j] * p[..., :, j:j + w] for j in range(k))
+    return sum(rows[i] * across[..., i:i + h, :] for i in range(k))
+
+
+def _similarity(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return (2.0 * p * q + HAARPSI_C) / (p * p + q * q + HAARPSI_C)
+
+
+def haarpsi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """losses.haarpsi_loss's HaarPSI per image (B,) of (B, 3, H, W) in [0, 1] (``a`` clipped)."""
+    x = _half_size(np.einsum("oc,nchw->nohw", YIQ, np.clip(a, 0.0, 1.0) * np.float32(255.0)))
+    y = _half_size(np.einsum("oc,nchw->nohw", YIQ, b * np.float32(255.0)))
+    sims, weights = [], []
+    for orient in (0, 1):
+        mags = []
+        for j in range(1, HAARPSI_SCALES + 1):
+            n = 2 ** j
+            step = np.where(np.arange(n) < n // 2, -1.0, 1.0).astype(np.float32) * np.float32(2.0 ** -j)
+            flat = np.ones(n, dtype=np.float32)
+            rows, cols = (step, flat) if orient == 0 else (flat, step)
+            mags.append((np.abs(_correlate(x[:, :1], rows, cols)), np.abs(_correlate(y[:, :1], rows, cols))))
+        sims.append((_similarity(*mags[0]) + _similarity(*mags[1])) / 2)
+        weights.append(np.maximum(*mags[-1]))
+    box = np.full(2, 0.5, dtype=np.float32)
+    chroma = _similarity(np.abs(_correlate(x[:, 1:], box, box)), np.abs(_correlate(y[:, 1:], box, box)))
+    sims.append((chroma[:, :1] + chroma[:, 1:]) / 2)
+    weights.append((weights[0] + weights[1]) / 2)
+    s = np.concatenate(sims, axis=1).reshape(a.shape[0], -1)
+    w = np.concatenate(weights, axis=1).reshape(a.shape[0], -1)
+    w = np.where(w.sum(1, keepdims=True) > 0, w, 1.0)
+    pooled = (w / (1.0 + np.exp(-HAARPSI_ALPHA * s))).sum(1) / w.sum(1)
+    return (np.log(pooled / (1.0 - pooled)) / HAARPSI_ALPHA) ** 2
+
+
 def objective(decoded: np.ndarray, original: np.ndarray, syntax_bpp: float, lambda_d: float = 1.0,
-              lambda_p: float = 0.3, lambda_f: float = 0.05) -> float:
+              lambda_p: float = 0.3, lambda_f: float = 0.05, lambda_h: float = 0.0) -> float:
     """objective.Objective's value (mean over the batch) for (B, 3, H, W) images in [0, 1]."""
     decoded, original = decoded.astype(np.float32), original.astype(np.float32)
     l1 = np.abs(decoded - original).reshape(decoded.shape[0], -1).mean(1)
     perceptual = (1.0 - ms_ssim(decoded, original)) + band_energy(decoded, original)
-    return float((lambda_d * l1 + lambda_p * perceptual + lambda_f * syntax_bpp).mean())
+    per_image = lambda_d * l1 + lambda_p * perceptual
+    if lambda_h:
+        per_image = per_image + lambda_h * (1.0 - haarpsi(decoded, original))
+    return float((per_image + lambda_f * syntax_bpp).mean())
