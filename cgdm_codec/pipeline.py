@@ -427,7 +427,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
                             condition, f.seed, steps, diffusion_sampler(net), realism=realism,
                             progress=lambda i, n: report("diffusion steps", i, n))
         if texture:
-            _add_texture(out[0], net, f.seed, condition, realism, progress)
+            _add_texture(out[0], net, decoder, f.seed, condition, realism, progress)
         out = out[0].transpose(1, 2, 0)
         out *= 255.0
         return np.ascontiguousarray(np.rint(out, out=out).astype(np.uint8))
@@ -440,14 +440,22 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     x_tilde = restore(torch_model(net), x_tilde, symbols, condition, f.seed, steps, device=dev, realism=realism,
                       progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
     if texture:
-        _add_texture(x_tilde.numpy()[0], net, f.seed, condition, realism, progress)
+        _add_texture(x_tilde.numpy()[0], net, decoder, f.seed, condition, realism, progress)
     return tensor_to_rgb(x_tilde)
 
 
-def _add_texture(decode: "np.ndarray", net: Decoder, seed: int, condition: int, realism: float | None,
-                 progress: Progress) -> None:
-    """The texture synthesis of a realism network's manifest, in place on a (3, H, W) decode."""
-    model = _manifest(net.path).get("texture")
+def texture_model(manifest: dict, generation: str) -> dict | None:
+    """The texture model a realism network's manifest keeps for files of ``generation``: its
+    own under ``texture_for`` (a model refitted for newer files leaves older files' realism
+    pictures as they were), else the default ``texture``."""
+    return (manifest.get("texture_for") or {}).get(generation) or manifest.get("texture")
+
+
+def _add_texture(decode: "np.ndarray", net: Decoder, decoder: Decoder, seed: int, condition: int,
+                 realism: float | None, progress: Progress) -> None:
+    """The texture synthesis of a realism network's manifest for files of ``decoder``'s
+    generation, in place on a (3, H, W) decode."""
+    model = texture_model(_manifest(net.path), decoder.path.stem)
     if not realism or model is None:
         return
     from .sampling.texture import TextureConfig, add_texture

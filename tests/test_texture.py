@@ -112,6 +112,24 @@ def test_the_shipped_realism_network_carries_a_fitted_model():
     assert TextureConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_each_generation_gets_its_texture_model(monkeypatch):
+    """Files of a generation the manifest names under ``texture_for`` keep that model (their
+    realism picture did not change when the default was refitted); others get ``texture``."""
+    manifest = {"texture": {"gain": [1]}, "texture_for": {"old-gen": {"gain": [2]}}}
+    assert pipeline.texture_model(manifest, "old-gen") == {"gain": [2]}
+    assert pipeline.texture_model(manifest, "new-gen") == {"gain": [1]}
+    assert pipeline.texture_model({}, "new-gen") is None
+    shipped = json.loads((Path(pipeline.__file__).parent / "weights" / "cgdm-av1-3r.json").read_text())
+    assert shipped["texture_for"]["cgdm-av1-3"] != shipped["texture"]
+    used = []
+    real = texture.add_texture
+    monkeypatch.setattr(texture, "add_texture", lambda *a: used.append(a[-1]) or real(*a))
+    for golden, model in (("av1-cgdm3s1-q3", shipped["texture_for"]["cgdm-av1-3"]),
+                          ("av1-cgdm4-q3", shipped["texture"])):
+        pipeline.decode_file(parse((GOLDEN / f"{golden}.cgdm").read_bytes()), realism=1.0, device="cpu")
+        assert used.pop() == TextureConfig.from_dict(model), golden
+
+
 def test_realism_decode_adds_texture_and_the_ablation_leaves_it_out():
     f = parse((GOLDEN / "av1-cgdm3s1-q3.cgdm").read_bytes())
     plain = pipeline.decode_file(f, realism=1.0, texture=False, device="cpu")

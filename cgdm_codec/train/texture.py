@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="per band, the share of the added energy that amplifies the decode's band")
     ap.add_argument("--max-gain", type=float, default=2.0, help="the most a band is amplified")
     ap.add_argument("--write", action="store_true", help="store the model in the weights' manifest")
+    ap.add_argument("--for", dest="generation", default=None, metavar="WEIGHTS",
+                    help="with --write: store it for files of these diffusion weights only (texture_for); "
+                         "encode them with CGDM_DIFFUSION_WEIGHTS set to those weights")
     args = ap.parse_args(argv)
     t0 = time.time()
     if args.cache and args.cache.is_file():
@@ -171,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         manifest = args.weights.with_suffix(".json")
         d = json.loads(manifest.read_text())
-        d["texture"] = cfg.to_dict()
+        if args.generation:
+            d.setdefault("texture_for", {})[args.generation] = cfg.to_dict()
+        else:
+            d["texture"] = cfg.to_dict()
         manifest.write_text(json.dumps(d, indent=2) + "\n")
         print(f"wrote the texture model into {manifest}")
     return 0
