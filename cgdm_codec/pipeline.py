@@ -320,7 +320,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
         assert decoder is not None
         steps_field = steps or decoder.sampler["steps"]
         progress("syntax: decoding the base as the decoder will")
-        weights = Objective.of(_manifest(decoder.path))
+        objective = Objective.of(_manifest(decoder.path))  # the lambdas it was trained with
         if engine == "onnx":
             from .tuning.light import single_pass
 
@@ -330,11 +330,11 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
                                 enc.condition, seed, steps_field, plan, decide=diffusion is None,
                                 progress=progress,
                                 steps_done=lambda i, n: _steps_to(progress, step_progress)("scoring steps", i, n),
-                                weights=weights)
+                                objective=objective)
             syntax, base_only_wins = found.syntax, found.base_only_wins
         else:
             syntax, seed, base_only_wins = _torch_search(bundle, decoder, img, enc, seed, steps_field, plan, dev,
-                                                         diffusion is None, progress, step_progress, weights)
+                                                         diffusion is None, progress, step_progress, objective)
         if base_only_wins:
             progress("the base-only decode scores better: writing a file without the diffusion stage")
             syntax, steps_field = None, None
@@ -352,7 +352,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
 
 def _torch_search(bundle: Bundle, decoder: Decoder, img: "imageio.CodecImage", enc, seed: int, steps: int,
                   plan, dev, decide: bool, progress: Progress,
-                  step_progress: StepProgress | None, weights: Objective) -> tuple[bytes, int, bool]:
+                  step_progress: StepProgress | None, objective: Objective) -> tuple[bytes, int, bool]:
     """The torch encoder: one pass or a search (``tuning.search``); (syntax bytes, seed, base-only wins)."""
     from .base.interface import rgb_to_tensor
     from .tuning.search import search
@@ -364,7 +364,7 @@ def _torch_search(bundle: Bundle, decoder: Decoder, img: "imageio.CodecImage", e
         progress(f"searching syntax and seed ({plan.finetune_iters} fine-tuning iterations, "
                  f"{plan.seeds} seed{'s' if plan.seeds > 1 else ''})")
     found = search(cgdm, x, x_tilde, enc.condition, seed, plan, steps, device=dev,
-                   progress=_steps_to(progress, step_progress), decide=decide, objective=weights)
+                   progress=_steps_to(progress, step_progress), decide=decide, objective=objective)
     if found.scores:
         progress(f"chose the {found.best.source} syntax with seed {found.best.seed} "
                  f"(scored {len(found.scores)} candidates on the {found.scored_on})")

@@ -25,7 +25,7 @@ from ..sampling.sample import Steering, sample
 from ..sampling.tiling import PaddedImage, make_grid
 from .effort import Effort, scored_tile_count, spread
 from .objective import Objective
-from .objective_numpy import objective
+from .objective_numpy import objective as numpy_objective
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,12 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
                 steps: int, effort: Effort, decide: bool,
                 progress: Callable[[str], None] | None = None,
                 steps_done: Callable[[int, int], None] | None = None,
-                weights: Objective = Objective()) -> Pass:
-    """The generator's symbols and, with ``decide``, the objective (``weights``: the
-    generation's own) of the decode they give against the base-only decode's. ``progress``
+                objective: Objective = Objective()) -> Pass:
+    """The generator's symbols and, with ``decide``, the ``objective`` (the generation's
+    own) of the decode they give against the base-only decode's. ``progress``
     hears each stage, ``steps_done`` the scoring decode's sampler steps."""
     say = progress or (lambda _: None)
-    lambdas = asdict(weights)
+    lambdas = asdict(objective)
     x01 = chw(x_rgb).astype(np.float32) / np.float32(255.0)
     xt01 = chw(xt_rgb).astype(np.float32) / np.float32(255.0)
     say("syntax: the generator's pass")
@@ -71,7 +71,8 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
         say("scoring the diffusion decode against the base-only decode (whole image)")
         decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler,
                                 progress=steps_done)
-        return Pass(symbols, syntax, objective(decoded, x01, bpp, **lambdas), objective(xt01, x01, 0.0, **lambdas))
+        return Pass(symbols, syntax, numpy_objective(decoded, x01, bpp, **lambdas),
+                    numpy_objective(xt01, x01, 0.0, **lambdas))
     positions = [grid.positions()[i] for i in spread(len(grid), n)]
     (th, tw), vh, vw = grid.tile, min(grid.tile[0], h), min(grid.tile[1], w)
     noise = periodic_noise(noise_patch(seed, 3, sampler.noise_period)[None], grid)
@@ -91,5 +92,5 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     def unit(a: np.ndarray) -> np.ndarray:
         return (a[..., :vh, :vw] + 1.0) / 2.0
 
-    return Pass(symbols, syntax, objective(unit(out), unit(target), bpp, **lambdas),
-                objective(unit(base), unit(target), 0.0, **lambdas))
+    return Pass(symbols, syntax, numpy_objective(unit(out), unit(target), bpp, **lambdas),
+                numpy_objective(unit(base), unit(target), 0.0, **lambdas))
