@@ -27,6 +27,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from prepare import write_bytecode
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "val" / "sunhays80"
 SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     cgdm = [sys.executable, "-m", "cgdm_codec.cli"]
+    log(write_bytecode())
     steps: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="cgdm-big-") as tmp:
         t = Path(tmp) if args.keep is None else args.keep

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from prepare import write_bytecode
+
 CHILD = r'''
 import sys, time, json
 t0 = time.perf_counter()
@@ -83,6 +85,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="0: the file's own step count")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    print(write_bytecode(), file=sys.stderr)
     runs = []
     for _ in range(args.repeat):
         s = time.perf_counter()

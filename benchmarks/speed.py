@@ -16,7 +16,6 @@ resized (Lanczos) to exactly --size. Markdown goes to stdout, progress to stderr
 from __future__ import annotations
 
 import argparse
-import compileall
 import datetime as _dt
 import json
 import os
@@ -32,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageOps
+
+from prepare import write_bytecode
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "val" / "sunhays80"
@@ -155,19 +156,6 @@ def child_env(threads: int | None) -> dict[str, str]:
 # -------------------------------------------------------------------------- environment
 
 
-def compile_package() -> str:
-    """Write the package's bytecode before timing, as ``pip install`` does.
-
-    Without it a shell with PYTHONDONTWRITEBYTECODE set (this project's sandboxes have it)
-    recompiles every changed module in every run: 35-45 ms that no installed copy pays.
-    """
-    import cgdm_codec
-
-    package = Path(cgdm_codec.__file__).parent
-    ok = compileall.compile_dir(str(package), quiet=1)
-    return f"{package} compiled before timing" + ("" if ok else " (some modules failed)")
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -261,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.base:
         env["CGDM_BASE"] = args.base
     cgdm = cgdm_command()
-    bytecode = compile_package()
+    bytecode = write_bytecode()
     src = args.image or first_image(DEFAULT_IMAGES)
     w, h = args.size
     dev = ["--device", args.device]
