@@ -77,6 +77,11 @@ def fit_coefficients(samples: list, cfg: TextureConfig) -> tuple[tuple[float, ..
     return tuple(tuple(float(c) for c in np.linalg.lstsq(x, np.concatenate(y), rcond=None)[0]) for y in ys)
 
 
+def _set(values: tuple[float, ...], k: int, value: float) -> tuple[float, ...]:
+    """``values`` with entry ``k`` replaced by ``value`` (rounded, as the manifest keeps it)."""
+    return tuple(round(float(value), 4) if j == k else v for j, v in enumerate(values))
+
+
 def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per band, a gain and its slope in the quantiser (``TextureConfig.gain``, ``gain_q``)
     that bring *each level's* mean band energy ratio to TARGET.
@@ -109,8 +114,7 @@ def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[tuple
                 xs.append(q / 255.0)
                 ys.append(gain[k])
             slope, level = np.polyfit(xs, ys, 1) if len(xs) > 1 else (0.0, ys[0])
-            cfg = replace(cfg, gain=tuple(round(float(level), 4) if j == k else g for j, g in enumerate(cfg.gain)),
-                          gain_q=tuple(round(float(slope), 4) if j == k else g for j, g in enumerate(cfg.gain_q)))
+            cfg = replace(cfg, gain=_set(cfg.gain, k, level), gain_q=_set(cfg.gain_q, k, slope))
     for q, parts in groups.items():
         print(f"qindex {q}: gains {np.round(cfg.gains(q), 3)}, band energy ratios "
               f"{np.round(mean_band_ratios(parts, cfg), 3)}")
