@@ -198,6 +198,34 @@ def test_default_av1_decode_and_encode_never_import_torch():
     assert _run(code, str(GOLDEN), *stems) == "True False False"
 
 
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("effort, where", [("default", "cgdm_codec.tuning.light.single_pass"),
+                                           ("max", "cgdm_codec.tuning.search.search")])
+def test_both_encoders_score_with_the_generations_objective(monkeypatch, effort, where):
+    """The torch-free single pass and the torch search both get the newest generation's
+    training objective (HaarPSI included), not the defaults."""
+    from cgdm_codec.tuning.objective import Objective
+
+
+
+    module, name = where.rsplit(".", 1)
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["objective"])
+        raise _Stop
+
+    monkeypatch.setattr(importlib.import_module(module), name, spy)
+    with pytest.raises(_Stop):
+        pipeline.encode(Image.fromarray(textured(64, 96, seed=1)), 3, base="av1", device="cpu", effort=effort)
+    newest = backend("av1").diffusion_weights[-1]
+    assert seen == [Objective.of(json.loads((weights_dir() / f"{newest}.json").read_text()))]
+    assert seen[0].lambda_h > 0
+
+
 def test_runtime_choice(monkeypatch):
     bundle = pipeline.load_bundle("av1")
     newest = bundle.newest
