@@ -3,6 +3,7 @@ default AV1 decodes and encodes that never import torch."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -208,8 +209,6 @@ def test_both_encoders_score_with_the_generations_objective(monkeypatch, effort,
     """The torch-free single pass and the torch search both get the newest generation's
     training objective (HaarPSI included), not the defaults."""
     from cgdm_codec.tuning.objective import Objective
-
-
 
     module, name = where.rsplit(".", 1)
     seen = []
