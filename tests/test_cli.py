@@ -346,6 +346,14 @@ def test_info_names_the_base_codec(small):
     assert res.exit_code == 0 and "base codec av1," in res.output
 
 
+def test_info_counts_sampler_steps_in_english():
+    golden = Path(__file__).parent / "golden"
+    one = run("info", str(golden / "av1-cgdm4-q3.cgdm"))
+    assert one.exit_code == 0 and "diffusion  1 DDIM step, seed" in one.output
+    five = run("info", str(golden / "av1-cgdm3-q3.cgdm"))
+    assert five.exit_code == 0 and "diffusion  5 DDIM steps, seed" in five.output
+
+
 def test_terminal_clock_ticks_through_a_silent_stage_and_is_cleared():
     """Some pipeline stages run for a minute without a message (a 12 MP encode's scoring):
     on a terminal the clock line shows the time passing; logs get only the stage lines."""

@@ -269,7 +269,8 @@ def info(input: Path, as_json: bool) -> None:
             f"  quality    {s['quality']}",
             f"  size       {s['bytes']} bytes, {s['bpp']} bpp ({s['framing_bytes']} bytes of framing)",
             f"  base codec {_base_name(s['base_codec'])}, weights {s['weights_id']}",
-            (f"  diffusion  {s['steps']} DDIM steps, seed {s['seed']}" if s.get("diffusion")
+            (f"  diffusion  {s['steps']} DDIM step{'' if s['steps'] == 1 else 's'}, seed {s['seed']}"
+             if s.get("diffusion")
              else f"  diffusion  none (base codec only), seed {s['seed']}"),
             "  sections   " + ", ".join(f"{k} {v} B" for k, v in s["sections"].items()),
             "  metadata   " + (", ".join(f"{k} {v} B" for k, v in s["metadata"].items()) or "none"),
