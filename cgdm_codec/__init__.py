@@ -1,4 +1,4 @@
-"""cgdm: a perceptual image codec (learned base codec + consistency-guided diffusion).
+"""cgdm: a perceptual image codec (AV1 or a learned base codec + consistency-guided diffusion).
 
 The Python API::
 

@@ -87,8 +87,8 @@ ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
                  "decode, less detail).", flag=True),
     EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; 2) and, for the "
                  "diffusion stage, its search for the syntax and seed: fast and default = one pass of "
-                 "the syntax encoder (default scores the diffusion-or-not decision on the whole "
-                 "image); max = the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS),
+                 "the syntax encoder, and both score the diffusion-or-not decision on a decode (default on "
+                 "up to 12 tiles' worth of pixels, fast 4); max = the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS),
     EncodeOption("seed", 0, "Noise seed the decoder's diffusion starts from (the first one tried "
                  "when searching seeds).", low=0, high=2**32 - 1),
     EncodeOption("steps", None, "Sampler steps the decoder should run [default: the newest decoder's, 1].",

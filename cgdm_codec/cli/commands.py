@@ -80,7 +80,7 @@ def CODING(command: Callable) -> Callable:
               help=f"Refuse images with more pixels than this; bounds memory [env {ENV_MAX_PIXELS}].")
 @click.pass_context
 def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
-    """cgdm: a perceptual image codec (learned base codec + diffusion decoder).
+    """cgdm: a perceptual image codec (AV1 or a learned base codec + a diffusion post-processor).
 
     \b
       cgdm encode img.png -q 3 -o img.cgdm
