@@ -189,6 +189,25 @@ def test_runner_writes_every_row_from_real_files(evaluated):
     assert result["images_complete"] == 2
 
 
+def test_the_report_counts_decodes_that_ran_the_stage(evaluated):
+    """Each cgdm row says whether its decode ran the diffusion stage (the file has it, and the
+    ablation did not skip it); the report counts them per codec."""
+    out, _ = evaluated
+    rows = rows_of(out)
+    cg = [r for r in rows if r["codec"] == "cgdm"]
+    from cgdm_codec.container import parse
+
+    for r in cg:  # the file on disk says whether it carries the stage
+        coded = parse((out / "files" / "cgdm" / f"{r['image']}.{r['setting']}.cgdm").read_bytes())
+        assert r["stage"] is coded.diffusion
+    assert not any(r["stage"] for r in rows if r["codec"] == "cgdm:base-only")
+    assert not any("stage" in r for r in rows if not r["codec"].startswith("cgdm"))
+    s = json.loads((out / "summary.json").read_text())
+    assert s["diffusion_stage"]["cgdm"] == [sum(r["stage"] for r in cg), len(cg)]
+    ran, total = s["diffusion_stage"]["cgdm"]
+    assert f"- `cgdm`: the diffusion stage ran in {ran} of {total} decodes" in (out / "results.md").read_text()
+
+
 def test_reports_exist_and_parse(evaluated):
     out, _ = evaluated
     with (out / "results.csv").open() as f:

@@ -14,7 +14,20 @@ def summary(rows: list[dict], info: dict) -> dict:
     curves = mean_curves(rows)
     names = [m for m in info.get("metrics", METRICS) if any(r.get(m) is not None for r in rows)]
     return {**info, "images_complete": len(done), "images_incomplete": partial,
-            "curves": curves, "bd_metrics": names, "bd_rates": bd_table(curves, names)}
+            "curves": curves, "bd_metrics": names, "bd_rates": bd_table(curves, names),
+            "diffusion_stage": stage_counts(rows)}
+
+
+def stage_counts(rows: list[dict]) -> dict[str, list[int]]:
+    """Per cgdm codec, [decodes that ran the diffusion stage, rows that say]: rows written
+    before the field existed do not count."""
+    counts: dict[str, list[int]] = {}
+    for r in rows:
+        if "stage" in r:
+            c = counts.setdefault(r["codec"], [0, 0])
+            c[0] += bool(r["stage"])
+            c[1] += 1
+    return counts
 
 
 def _fmt(v: object, digits: int) -> str:
@@ -48,6 +61,8 @@ def markdown(s: dict) -> str:
         fmt = f" {a['format']}" if a.get("format") else ""
         lines.append(f"- anchor `{name}` (Pillow{fmt}; {opts}): quality {', '.join(map(str, a['sweep']))}")
     lines += [f"- note: {n}" for n in s.get("notes", [])]
+    lines += [f"- `{codec}`: the diffusion stage ran in {ran} of {total} decodes"
+              for codec, (ran, total) in s.get("diffusion_stage", {}).items()]
     lines += ["", "## Means over images", "",
               "bpp from the files' sizes on disk; seconds per megapixel and peak RSS (MiB) per "
               "call, in one process with the models already loaded.", "",

@@ -261,9 +261,13 @@ class Runner:
                                            **self.encode_kwargs, **enc_kwargs)
                 files[file_key] = (self._file(image, file_key, level, "cgdm", data), (t, mem))
             data, enc = files[file_key]
-            out, t, mem = self._timed(decode_file, parse(data), device=self.cfg.device, threads=self.cfg.threads,
+            coded = parse(data)
+            out, t, mem = self._timed(decode_file, coded, device=self.cfg.device, threads=self.cfg.threads,
                                       **dec_kwargs)
-            self.store.add(self._row(image, codec, level, ref, out, len(data), enc, (t, mem)))
+            row = self._row(image, codec, level, ref, out, len(data), enc, (t, mem))
+            # whether the decode ran the diffusion stage: the encoder writes it only where it wins
+            row["stage"] = coded.diffusion and not dec_kwargs.get("base_only", False)
+            self.store.add(row)
         return True
 
     def run_anchor(self, image: str, img, ref: np.ndarray, codec: ClassicalCodec) -> bool:
