@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 HAARPSI_C = 30.0
 HAARPSI_ALPHA = 4.2
 HAARPSI_SCALES = 3
+#: RGB -> YIQ (the NTSC matrix the paper uses); the torch-free encoder's HaarPSI shares it.
+YIQ = ((0.299, 0.587, 0.114),
+       (0.596, -0.274, -0.322),
+       (0.211, -0.523, 0.312))
 
 
 def half_size(x: "torch.Tensor") -> "torch.Tensor":
@@ -35,9 +39,7 @@ def rgb_to_yiq(x: "torch.Tensor") -> "torch.Tensor":
     the input's dtype and device (the training loss shares it in float32)."""
     import torch
 
-    m = torch.tensor([[0.299, 0.587, 0.114],
-                      [0.596, -0.274, -0.322],
-                      [0.211, -0.523, 0.312]], dtype=x.dtype, device=x.device)
+    m = torch.tensor(YIQ, dtype=x.dtype, device=x.device)
     return torch.einsum("oc,nchw->nohw", m, x)
 
 
@@ -65,8 +67,9 @@ def _haar_kernels(scale: int) -> tuple["torch.Tensor", "torch.Tensor"]:
     return k, k.t().contiguous()
 
 
-def _similarity(p: "torch.Tensor", q: "torch.Tensor", c: float) -> "torch.Tensor":
-    """The paper's local similarity S(a, b) = (2ab + C) / (a^2 + b^2 + C) of magnitudes."""
+def similarity(p, q, c: float = HAARPSI_C):
+    """The paper's local similarity S(a, b) = (2ab + C) / (a^2 + b^2 + C) of magnitudes
+    (torch tensors or numpy arrays alike)."""
     return (2.0 * p * q + c) / (p * p + q * q + c)
 
 
@@ -78,7 +81,7 @@ def _luma_maps(lx: "torch.Tensor", ly: "torch.Tensor",
 
     mags = [(_conv_same_zero(lx, k).abs(), _conv_same_zero(ly, k).abs())
             for k in (_haar_kernels(j)[orient] for j in range(1, HAARPSI_SCALES + 1))]
-    sim = (_similarity(*mags[0], HAARPSI_C) + _similarity(*mags[1], HAARPSI_C)) / 2
+    sim = (similarity(*mags[0], HAARPSI_C) + similarity(*mags[1], HAARPSI_C)) / 2
     return sim, torch.maximum(*mags[-1])
 
 
@@ -87,8 +90,8 @@ def _chroma_map(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
     import torch
 
     box = torch.full((2, 2), 0.25, dtype=x.dtype, device=x.device)
-    sim = _similarity(_conv_same_zero(x[:, 1:], box).abs(),
-                      _conv_same_zero(y[:, 1:], box).abs(), HAARPSI_C)
+    sim = similarity(_conv_same_zero(x[:, 1:], box).abs(),
+                     _conv_same_zero(y[:, 1:], box).abs(), HAARPSI_C)
     return (sim[:, :1] + sim[:, 1:]) / 2
 
 

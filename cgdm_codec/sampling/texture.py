@@ -80,7 +80,6 @@ class TextureConfig:
                    period=int(d["period"]), amplify=tuple(float(a) for a in d.get("amplify", (0.0,) * len(d["coef"]))),
                    max_gain=float(d.get("max_gain", 2.0)), fitted=dict(d.get("fitted", {})))
 
-
     def gains(self, qindex: int) -> tuple[float, ...]:
         """Each band's gain at this quantiser (``gain`` alone where ``gain_q`` is zero, as in
         models fitted before it existed), never below zero."""

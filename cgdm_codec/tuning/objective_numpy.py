@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..haarpsi import HAARPSI_ALPHA, HAARPSI_C, HAARPSI_SCALES
+from ..haarpsi import HAARPSI_ALPHA, HAARPSI_SCALES, YIQ, similarity
 from ..runtime import laplacian_bands
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -71,11 +71,6 @@ def band_energy(a: np.ndarray, b: np.ndarray, levels: int = 4, window: int = 4) 
     return total
 
 
-YIQ = np.array([[0.299, 0.587, 0.114],
-                [0.596, -0.274, -0.322],
-                [0.211, -0.523, 0.312]], dtype=np.float32)
-
-
 def _half_size(x: np.ndarray) -> np.ndarray:
     """haarpsi.half_size: an odd side gets its last line repeated, then 2x2 means."""
     h, w = x.shape[-2:]
@@ -94,14 +89,11 @@ def _correlate(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return sum(rows[i] * across[..., i:i + h, :] for i in range(k))
 
 
-def _similarity(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return (2.0 * p * q + HAARPSI_C) / (p * p + q * q + HAARPSI_C)
-
-
 def haarpsi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """losses.haarpsi_loss's HaarPSI per image (B,) of (B, 3, H, W) in [0, 1] (``a`` clipped)."""
-    x = _half_size(np.einsum("oc,nchw->nohw", YIQ, np.clip(a, 0.0, 1.0) * np.float32(255.0)))
-    y = _half_size(np.einsum("oc,nchw->nohw", YIQ, b * np.float32(255.0)))
+    yiq = np.array(YIQ, dtype=np.float32)
+    x = _half_size(np.einsum("oc,nchw->nohw", yiq, np.clip(a, 0.0, 1.0) * np.float32(255.0)))
+    y = _half_size(np.einsum("oc,nchw->nohw", yiq, b * np.float32(255.0)))
     sims, weights = [], []
     for orient in (0, 1):
         mags = []
@@ -111,10 +103,10 @@ def haarpsi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             flat = np.ones(n, dtype=np.float32)
             rows, cols = (step, flat) if orient == 0 else (flat, step)
             mags.append((np.abs(_correlate(x[:, :1], rows, cols)), np.abs(_correlate(y[:, :1], rows, cols))))
-        sims.append((_similarity(*mags[0]) + _similarity(*mags[1])) / 2)
+        sims.append((similarity(*mags[0]) + similarity(*mags[1])) / 2)
         weights.append(np.maximum(*mags[-1]))
     box = np.full(2, 0.5, dtype=np.float32)
-    chroma = _similarity(np.abs(_correlate(x[:, 1:], box, box)), np.abs(_correlate(y[:, 1:], box, box)))
+    chroma = similarity(np.abs(_correlate(x[:, 1:], box, box)), np.abs(_correlate(y[:, 1:], box, box)))
     sims.append((chroma[:, :1] + chroma[:, 1:]) / 2)
     weights.append((weights[0] + weights[1]) / 2)
     s = np.concatenate(sims, axis=1).reshape(a.shape[0], -1)
