@@ -150,6 +150,25 @@ def write_with(path: Path, writer: Callable[[BinaryIO], None], overwrite: bool,
         Path(tmp).unlink(missing_ok=True)
 
 
+def write_all(stream: BinaryIO, data: bytes) -> None:
+    """Write every byte of ``data`` to ``stream`` (the caller flushes).
+
+    Why not one ``stream.write(data)``: an unbuffered stream (``sys.stdout.buffer`` under
+    ``python -u`` or ``PYTHONUNBUFFERED``, a raw ``FileIO``) may take only part of the bytes
+    and return the count, for instance a pipe whose reader leaves mid-write. Ignoring that
+    count would report success for lost data; writing the rest raises the real error
+    (``BrokenPipeError``) instead. A write that takes nothing is an error too.
+    """
+    view = memoryview(data).cast("B")
+    while view:
+        n = stream.write(view)
+        if n is None:  # a non-blocking stream that could take nothing now
+            raise BlockingIOError(errno.EAGAIN, "the output stream takes no more bytes")
+        if n <= 0:
+            raise OSError(errno.EIO, "the output stream took no bytes")
+        view = view[n:]
+
+
 def write_atomic(path: Path, data: bytes, overwrite: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`write_with`)."""
-    write_with(path, lambda f: f.write(data), overwrite)
+    write_with(path, lambda f: write_all(f, data), overwrite)

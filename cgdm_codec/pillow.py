@@ -31,6 +31,7 @@ from typing import IO, Any
 from PIL import Image, ImageFile
 
 from .api import ENCODE_OPTIONS
+from .atomic import write_all
 from .container import MAGIC, CgdmFile, Limits, parse, summary
 from .errors import FormatError
 from .imageio import EXIF_PREFIX
@@ -109,7 +110,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
 
     info = getattr(im, "encoderinfo", {}) or {}
     options = {k: info[k] for k in SAVE_OPTIONS if k in info}
-    fp.write(encode(im, info.get("quality", 3), **options))
+    write_all(fp, encode(im, info.get("quality", 3), **options))  # fp may be unbuffered
 
 
 def register() -> None:

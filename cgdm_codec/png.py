@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .atomic import write_all
 from .cores import granted_cores
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -93,11 +94,11 @@ def write_png(f: BinaryIO, pixels: np.ndarray, level: int = 1, icc: bytes | None
         parts.append(chunk(b"iTXt", xmp_itxt(xmp)))
     if exif is not None:
         parts.append(chunk(b"eXIf", exif))
-    f.write(b"".join(parts))
+    write_all(f, b"".join(parts))  # f may be a caller's unbuffered stream: no short write ignored
     data = deflate_strips(rows, level, threads or granted_cores())
     for start in range(0, len(data), IDAT_MAX):
-        f.write(chunk(b"IDAT", data[start:start + IDAT_MAX]))
-    f.write(chunk(b"IEND", b""))
+        write_all(f, chunk(b"IDAT", data[start:start + IDAT_MAX]))
+    write_all(f, chunk(b"IEND", b""))
 
 
 def xmp_itxt(xmp: bytes) -> bytes:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ..atomic import check_output, is_stream, same_file
+from ..atomic import check_output, is_stream, same_file, write_all
 from ..container import MAX_FILE_BYTES
 from ..errors import ConfigError, ImageError
 from ..imageio import NO_SUCH_FILE
@@ -181,14 +181,18 @@ def check_stdout() -> None:
 
 
 def write_stdout(data: bytes) -> None:
-    """The whole output in one write, after it is complete: a failed run writes nothing."""
+    """The whole output at once, after it is complete: a failed run writes nothing. Every
+    byte is accounted for (``write_all``), so a reader that leaves early (``| head -c 10``)
+    ends the run with 141, never with a success message."""
     with writing_stdout():
+        sys.stdout.flush()  # text written before (none today) keeps its place
         out = sys.stdout.buffer
-        out.write(data)
+        write_all(out, data)
         out.flush()
 
 
 def echo_stdout(text: str) -> None:
-    """A line of text on standard output (``cgdm info``), its failures told apart."""
-    with writing_stdout():
-        click.echo(text)
+    """A line of text on standard output (``cgdm info``), its failures told apart; written
+    as bytes through ``write_stdout``, so that no short write goes unnoticed either."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    write_stdout((text + "\n").encode(encoding, "replace"))

@@ -1,0 +1,81 @@
+"""What a user of gzip, cwebp or avifenc expects of ``cgdm``, as real processes: no silent
+failure (a closed pipe), one rule for ``-o``, environment variables checked like options,
+a missing extra named in one line, no option silently ignored, ``cgdm info`` like
+``gzip -l``. Encodes use the AV1 base without the diffusion stage (no torch): quick.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import textured
+
+CGDM = [sys.executable, "-m", "cgdm_codec.cli"]
+AV1 = ["--base", "av1", "--base-only", "--effort", "fast"]
+ENV = dict(os.environ, CGDM_BASE="av1")
+
+
+def run(args: list[str], env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(CGDM + args, capture_output=True, env=env or ENV, timeout=120, **kwargs)
+
+
+def one_line(res: subprocess.CompletedProcess, code: int) -> str:
+    """The run ended with ``code`` and said why in exactly one line, without a traceback."""
+    text = res.stderr.decode()
+    assert "Traceback" not in text, text
+    lines = text.strip().splitlines()
+    assert res.returncode == code, (res.returncode, text)
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A 256x256 image and its base-only AV1 file (a 197 kB PNG at level 0: more than a pipe holds)."""
+    d = tmp_path_factory.mktemp("expect")
+    src = d / "k.png"
+    Image.fromarray(textured(256, 256)).save(src)
+    subprocess.run(CGDM + ["encode", str(src), "-o", str(d / "k.cgdm"), "-Q", *AV1], check=True, env=ENV)
+    return {"png": src, "cgdm": d / "k.cgdm", "dir": d}
+
+
+# ------------------------------------------------------------------ 1. a closed pipe
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_reader_leaving_mid_output_is_status_141_not_success(files, unbuffered):
+    """``cgdm decode k.cgdm -o - --png-level 0 | head -c 10``: the reader takes 10 bytes and
+    leaves while cgdm is still writing. Under PYTHONUNBUFFERED the write returned a short
+    count that was ignored: exit 0 and "wrote standard output" for a lost image."""
+    env = dict(ENV, PYTHONUNBUFFERED=unbuffered)
+    p = subprocess.Popen(CGDM + ["decode", str(files["cgdm"]), "-o", "-", "--png-level", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert p.stdout is not None and p.stderr is not None
+    assert len(p.stdout.read(10)) == 10
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141, err
+    assert "wrote" not in err and "error" not in err and "Traceback" not in err, err
+
+
+def test_write_all_finishes_short_writes():
+    from cgdm_codec.atomic import write_all
+
+    class Trickle:
+        """A raw stream that takes at most 3 bytes a call."""
+
+        def __init__(self) -> None:
+            self.data = b""
+
+        def write(self, b) -> int:
+            self.data += bytes(b[:3])
+            return min(3, len(b))
+
+    t = Trickle()
+    write_all(t, b"0123456789")
+    assert t.data == b"0123456789"
