@@ -79,3 +79,34 @@ def test_write_all_finishes_short_writes():
     t = Trickle()
     write_all(t, b"0123456789")
     assert t.data == b"0123456789"
+
+
+# ----------------------------------------------------------- 2. several inputs, one -o
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_several_inputs_and_a_file_name_are_a_usage_error(files, tmp_path, command):
+    """gzip and cwebp refuse several inputs for one output file; cgdm created a folder
+    named like the file (``-o two.cgdm/``, ``-o single.png/``)."""
+    src = files["png"] if command == "encode" else files["cgdm"]
+    other = tmp_path / ("b" + src.suffix)
+    other.write_bytes(src.read_bytes())
+    out = tmp_path / ("two.cgdm" if command == "encode" else "single.png")
+    extra = AV1 if command == "encode" else []
+    line = one_line(run([command, str(src), str(other), "-o", str(out), *extra]), 2)
+    assert line.startswith("cgdm: error:") and "2 inputs" in line and f"-o {out}/" in line
+    assert not out.exists()
+    res = run([command, str(src), str(other), "-o", "/dev/null", *extra])
+    assert "takes one input" in one_line(res, 2)
+    # a trailing / or an existing folder is a folder, for any number of inputs
+    assert run([command, str(src), str(other), "-o", f"{tmp_path}/new/", "-Q", *extra]).returncode == 0
+    assert len(list((tmp_path / "new").iterdir())) == 2
+    (tmp_path / "there").mkdir()
+    assert run([command, str(src), str(other), "-o", str(tmp_path / "there"), "-Q", *extra]).returncode == 0
+    assert len(list((tmp_path / "there").iterdir())) == 2
+
+
+def test_a_file_given_as_a_folder_is_named_as_such(files, tmp_path):
+    """``-o existing_file/`` said "cannot create the folder (File exists)"."""
+    (tmp_path / "plain").write_bytes(b"x")
+    line = one_line(run(["decode", str(files["cgdm"]), "-o", f"{tmp_path}/plain/"]), 2)
+    assert line.endswith(f"{tmp_path}/plain is a file, not a folder"), line

@@ -98,7 +98,7 @@ def test_batch_encode_and_decode_into_folders(tmp_path, images, jobs):
         assert cli("encode", str(src), "-o", str(single), "-f", *AV1).exit_code == 0
         assert cg.read_bytes() == single.read_bytes()
     dec = tmp_path / f"dec{jobs}"
-    res = cli("decode", *map(str, coded), "-o", str(dec), "--format", "webp", "-j", jobs)
+    res = cli("decode", *map(str, coded), "-o", f"{dec}/", "--format", "webp", "-j", jobs)
     assert res.exit_code == 0, res.stderr
     assert sorted(p.name for p in dec.iterdir()) == ["img0.webp", "img1.webp", "img2.webp"]
     assert f"decoded 3 of 3 files" in res.stderr
@@ -108,7 +108,7 @@ def test_batch_goes_on_after_a_failure_and_exits_non_zero(tmp_path, images):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     out = tmp_path / "out"
-    res = cli("encode", str(images[0]), str(bad), str(images[1]), "-o", str(out), "-j", "1", *AV1)
+    res = cli("encode", str(images[0]), str(bad), str(images[1]), "-o", f"{out}/", "-j", "1", *AV1)
     assert res.exit_code == 1
     assert sorted(p.name for p in out.iterdir()) == ["img0.cgdm", "img1.cgdm"]  # no partial file
     errors = [line for line in res.stderr.splitlines() if line.startswith("cgdm: error:")]
@@ -118,19 +118,19 @@ def test_batch_goes_on_after_a_failure_and_exits_non_zero(tmp_path, images):
 
 def test_batch_respects_existing_outputs(tmp_path, images):
     out = tmp_path / "out"
-    assert cli("encode", *map(str, images[:2]), "-o", str(out), *AV1).exit_code == 0
+    assert cli("encode", *map(str, images[:2]), "-o", f"{out}/", *AV1).exit_code == 0
     before = (out / "img0.cgdm").read_bytes()
-    res = cli("encode", *map(str, images[:2]), "-o", str(out), *AV1)
+    res = cli("encode", *map(str, images[:2]), "-o", f"{out}/", *AV1)
     assert res.exit_code == 1 and res.stderr.count("already exists") == 2
     assert (out / "img0.cgdm").read_bytes() == before
-    assert cli("encode", *map(str, images[:2]), "-o", str(out), "-f", *AV1).exit_code == 0
+    assert cli("encode", *map(str, images[:2]), "-o", f"{out}/", "-f", *AV1).exit_code == 0
 
 
 def test_two_inputs_with_one_output_name_are_refused(tmp_path, images):
     (tmp_path / "b").mkdir()
     other = tmp_path / "b" / "img0.png"
     other.write_bytes(images[0].read_bytes())
-    res = cli("encode", str(images[0]), str(other), "-o", str(tmp_path / "out"), *AV1)
+    res = cli("encode", str(images[0]), str(other), "-o", f"{tmp_path}/out/", *AV1)
     assert res.exit_code == 2 and "both be written" in res.stderr
 
 

@@ -95,7 +95,8 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
 
 
 OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an existing folder; "
-               "created if missing) or a character device such as /dev/null")
+               "created if missing; the only choice for several inputs) or a character device "
+               "such as /dev/null")
 
 
 @main.command()

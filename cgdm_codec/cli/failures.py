@@ -177,5 +177,7 @@ class GuardedGroup(click.Group):
         except StdoutFailed as e:
             silence_stdout()
             fail(str(e))
+        except ConfigError as e:  # a usage error a command found itself: one line, exit 2
+            fail(str(e), EXIT_USAGE)
         except OSError:  # stderr failed while click showed a usage error: nowhere to say it
             sys.exit(EXIT_ERROR)

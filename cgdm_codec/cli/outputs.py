@@ -39,10 +39,12 @@ class OutputPlan:
     folder: Path | None = None
 
 
-def names_a_folder(output: str, n_inputs: int) -> bool:
-    """``-o`` names a folder if it ends in ``/``, is an existing folder, or there are several
-    inputs. (The raw string: ``Path("newdir/")`` has already lost the slash.)"""
-    return n_inputs > 1 or output.endswith(("/", os.sep)) or os.path.isdir(output)
+def names_a_folder(output: str) -> bool:
+    """``-o`` names a folder if it ends in ``/`` or is an existing folder. (The raw string:
+    ``Path("newdir/")`` has already lost the slash.) Several inputs do not make a folder of
+    a file name: ``-o two.cgdm`` with two inputs is refused, as gzip and cwebp refuse it,
+    rather than creating a folder named like a file."""
+    return output.endswith(("/", os.sep)) or os.path.isdir(output)
 
 
 def plan_outputs(inputs: tuple[Path, ...], output: str | None, default: Callable[[Path], Path],
@@ -50,27 +52,39 @@ def plan_outputs(inputs: tuple[Path, ...], output: str | None, default: Callable
     """Where each input goes: -o FILE or - for one input, -o FOLDER/ for any number of them.
 
     Without -o each output lies beside its input, and standard input goes to standard output.
+    Every refusal is a usage error (exit 2) of one line.
     """
     if any(is_stdio(p) for p in inputs) and len(inputs) > 1:
-        raise click.UsageError("'-' (standard input) must be the only input")
+        raise ConfigError("'-' (standard input) must be the only input")
     if output is None:
         return OutputPlan([Path(STDIO) if is_stdio(p) else default(p) for p in inputs])
     if is_stdio(output):
         if len(inputs) > 1:
-            raise click.UsageError("-o - (standard output) takes one input")
+            raise ConfigError("-o - (standard output) takes one input")
         return OutputPlan([Path(STDIO)])
-    if not names_a_folder(output, len(inputs)):
+    if not names_a_folder(output):
+        if len(inputs) > 1 and is_stream(Path(output)):
+            raise ConfigError(f"-o {output} (a device or pipe) takes one input")
+        if len(inputs) > 1:
+            raise ConfigError(f"-o {output} names one file but there are {len(inputs)} inputs; "
+                              f"for a folder end it with / (-o {output}/)")
         return OutputPlan([Path(output)])
+    return _folder_plan(inputs, output, in_folder)
+
+
+def _folder_plan(inputs: tuple[Path, ...], output: str, in_folder: Callable[[Path], str]) -> OutputPlan:
+    """``-o DIR/``: each input's name in the folder; two inputs may not share one."""
     folder = Path(output)
-    if os.path.lexists(output) and not folder.is_dir():
-        raise click.UsageError(f"{output} is not a folder: with several inputs, -o names a folder")
+    name = output.rstrip("/" + os.sep) or output  # "file/" does not exist to lexists: "file" does
+    if os.path.lexists(name) and not folder.is_dir():
+        raise ConfigError(f"-o {output}: {name} is a file, not a folder")
     if any(is_stdio(p) for p in inputs):
-        raise click.UsageError("standard input has no name to put in a folder; give -o FILE")
+        raise ConfigError("standard input has no name to put in a folder; give -o FILE")
     outs = [folder / in_folder(p) for p in inputs]
     seen: dict[Path, Path] = {}
     for src, out in zip(inputs, outs):
         if out in seen:
-            raise click.UsageError(f"{seen[out]} and {src} would both be written to {out}")
+            raise ConfigError(f"{seen[out]} and {src} would both be written to {out}")
         seen[out] = src
     return OutputPlan(outs, folder)
 
