@@ -39,7 +39,8 @@ from .pipeline import RUNTIMES  # noqa: E402  (pipeline.pick_runtime's choices)
 #: The registered base codecs, the default first (``base.registry``).
 BASES = registry.names()
 
-__all__ = ["encode", "decode", "info", "EFFORTS", "BASES", "DEVICES", "ENCODE_OPTIONS", "EncodeOption"]
+__all__ = ["encode", "decode", "info", "check_environment", "EFFORTS", "BASES", "DEVICES", "ENCODE_OPTIONS",
+           "EncodeOption"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,29 @@ def _int_in(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     return value
+
+
+#: The environment variables that stand in for an option, and the option: each is checked
+#: as its option is, so that a typo is one ConfigError naming the variable, never a
+#: traceback from deep in the pipeline or a setting silently ignored.
+ENV_CHOICES = {"CGDM_BASE": ("--base", BASES), "CGDM_RUNTIME": ("--runtime", RUNTIMES)}
+#: Variables naming a weights file ("none" or empty for CGDM_DIFFUSION_WEIGHTS: no stage).
+ENV_FILES = ("CGDM_BASE_WEIGHTS", "CGDM_DIFFUSION_WEIGHTS")
+
+
+def check_environment(environ: "os._Environ[str] | dict[str, str] | None" = None) -> None:
+    """Raise ConfigError for the first CGDM_* variable whose value its option would refuse
+    (the size limits: ``Limits.from_env``)."""
+    env = os.environ if environ is None else environ
+    for var, (option, choices) in ENV_CHOICES.items():
+        value = env.get(var)
+        if value and value not in choices:
+            raise ConfigError(f"{var}={value!r} is not one of {', '.join(choices)} (as {option})")
+    for var in ENV_FILES:
+        value = env.get(var)
+        if value and value.lower() != "none" and not Path(value).is_file():
+            raise ConfigError(f"{var}={value!r}: no such weights file")
+    Limits.from_env(env)
 
 
 def _check_device(device: Any) -> str:
@@ -205,6 +229,7 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
                     finetune=finetune, device=device, runtime=runtime, threads=threads)
     for name, value in settings.items():
         ENCODE_OPTION[name].check(value)
+    check_environment()
     lim = _limits(limits)
     prepared = _prepare(image, lim)
 
@@ -255,6 +280,7 @@ def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = N
     """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
     from .pipeline import decode_image
 
+    check_environment()
     ENCODE_OPTION["runtime"].check(runtime)
     ENCODE_OPTION["threads"].check(threads)
     return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet,
@@ -265,6 +291,8 @@ def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:
     """Describe a ``.cgdm`` file without decoding it: the dict ``cgdm info --json`` prints.
 
     Needs neither torch nor the weights. Raises ``FormatError`` for a file that is not valid.
+    ``limits`` default to the format's own, not the environment's: no pixel is decoded, so
+    ``CGDM_MAX_SIDE`` has no reason to refuse a file here.
     """
-    f, size = _read(data, _limits(limits))
+    f, size = _read(data, Limits() if limits is None else _limits(limits))
     return summary(f, size)

@@ -110,3 +110,46 @@ def test_a_file_given_as_a_folder_is_named_as_such(files, tmp_path):
     (tmp_path / "plain").write_bytes(b"x")
     line = one_line(run(["decode", str(files["cgdm"]), "-o", f"{tmp_path}/plain/"]), 2)
     assert line.endswith(f"{tmp_path}/plain is a file, not a folder"), line
+
+
+# ------------------------------------------------------- 3. environment variables
+
+@pytest.mark.parametrize("var, value, said", [
+    ("CGDM_BASE", "bogus", "CGDM_BASE='bogus' is not one of av1, hyperprior (as --base)"),
+    ("CGDM_RUNTIME", "bogus", "CGDM_RUNTIME='bogus' is not one of auto, onnx, torch (as --runtime)"),
+    ("CGDM_MAX_PIXELS", "abc", "CGDM_MAX_PIXELS='abc' is not an integer"),
+    ("CGDM_MAX_SIDE", "0", "max side must be an integer in 1..32768"),
+    ("CGDM_DIFFUSION_WEIGHTS", "/no/such.safetensors", "no such weights file"),
+    ("CGDM_BASE_WEIGHTS", "/no/such.safetensors", "no such weights file"),
+])
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_a_bad_environment_variable_is_a_one_line_usage_error(files, tmp_path, var, value, said, command):
+    """``CGDM_BASE=bogus cgdm encode`` printed a traceback where ``--base bogus`` is a usage
+    error; a weights path that does not exist was silently ignored."""
+    src = files["png"] if command == "encode" else files["cgdm"]
+    res = run([command, str(src), "-o", str(tmp_path / ("x.cgdm" if command == "encode" else "x.png"))],
+              env=dict(ENV, **{var: value}))
+    assert said in one_line(res, 2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_api_checks_the_environment_too(monkeypatch):
+    import cgdm_codec
+    from cgdm_codec.errors import ConfigError
+
+    monkeypatch.setenv("CGDM_BASE", "bogus")
+    with pytest.raises(ConfigError, match="CGDM_BASE='bogus'"):
+        cgdm_codec.encode(Image.new("RGB", (16, 16)))
+
+
+# ------------------------------------------------------------ 8. limits after the command
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_size_limits_work_after_the_command_name(files, tmp_path, where):
+    limit = ["--max-side", "100"]
+    args = ["decode", str(files["cgdm"]), "-o", str(tmp_path / "x.png"), "-Q"]
+    res = run(limit + args if where == "before" else args + limit)
+    assert "the limit is 100 px per side" in one_line(res, 1)
+    args = ["encode", str(files["png"]), "-o", str(tmp_path / "x.cgdm"), *AV1, "--max-pixels", "1000", "-Q"]
+    assert "1000 pixels" in one_line(run(args), 1)
+    assert list(tmp_path.iterdir()) == []

@@ -240,8 +240,8 @@ def test_limits_from_options_and_environment(coded, tmp_path):
                       (("--max-side", "39"), None), ((), {"CGDM_MAX_SIDE": "39"})):
         err = one_line_error(cli(*args, "encode", str(src), "-o", str(tmp_path / "o.cgdm"), env=env))
         assert "limit" in err
-        for cmd in (["info", str(cg)], ["decode", str(cg), "-o", str(tmp_path / "o.png")]):
-            assert "limit" in one_line_error(cli(*args, *cmd, env=env))
+        assert "limit" in one_line_error(cli(*args, "decode", str(cg), "-o", str(tmp_path / "o.png"), env=env))
+        assert cli(*args, "info", str(cg), env=env).exit_code == 0  # info decodes no pixel
     assert list(tmp_path.iterdir()) == []
     assert cli("--max-pixels", "960", "--max-side", "40", "info", str(cg)).exit_code == 0
     res = cli("info", str(cg), env={"CGDM_MAX_PIXELS": "960"})

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .. import __version__
-from ..api import ENCODE_OPTION, EncodeOption
+from ..api import ENCODE_OPTION, EncodeOption, check_environment
 from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, read_file, summary
 from ..imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
 from .failures import GuardedGroup, run_guarded
@@ -24,10 +25,30 @@ from .outputs import (check_encode_output, check_input, decode_format, echo_stdo
 
 
 def limits() -> Limits:
-    """The size limits the group options (or their environment variables) set."""
+    """The size limits the options (or their environment variables) set."""
     ctx = click.get_current_context(silent=True)
     found = ctx.find_object(Limits) if ctx is not None else None
     return found if found is not None else Limits.from_env()
+
+
+def _set_limit(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    """A limit given to the group or to a command (``cgdm encode --max-side 4000``) lowers
+    the limits of this command's context, over the environment's."""
+    if value is not None:
+        assert param.name is not None
+        ctx.obj = replace(ctx.find_object(Limits) or Limits.from_env(), **{param.name: value})
+
+
+def LIMITS(command: Callable) -> Callable:
+    """--max-side and --max-pixels, before the command name or after it, as every option."""
+    for name, var, top, metavar, what in (
+            ("--max-pixels", ENV_MAX_PIXELS, MAX_PIXELS, "N", "with more pixels than N; bounds memory"),
+            ("--max-side", ENV_MAX_SIDE, MAX_DIM, "PX", "wider or taller than PX")):
+        command = click.option(name, type=click.IntRange(1, top), default=None, metavar=metavar,
+                               expose_value=False, callback=_set_limit, is_eager=False,
+                               help=f"Refuse images (input or .cgdm) {what} [default: {top}, or env "
+                                    f"{var}].")(command)
+    return command
 
 
 def option_from(setting: EncodeOption, *names: str, **overrides: Any) -> Callable:
@@ -64,22 +85,18 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
 
 
 def CODING(command: Callable) -> Callable:
-    """The options every coding command shares: jobs, force, where and how the networks run."""
-    for option in (QUIET, THREADS, RUNTIME, DEVICE, FORCE, JOBS):
+    """The options every coding command shares: jobs, force, where and how the networks run,
+    the size limits."""
+    for option in (LIMITS, QUIET, THREADS, RUNTIME, DEVICE, FORCE, JOBS):
         command = option(command)
     return command
 
 
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="cgdm")
-@click.option("--max-side", type=click.IntRange(1, MAX_DIM), envvar=ENV_MAX_SIDE, default=MAX_DIM,
-              show_default=True, metavar="PX",
-              help=f"Refuse images (input or .cgdm) wider or taller than this [env {ENV_MAX_SIDE}].")
-@click.option("--max-pixels", type=click.IntRange(1, MAX_PIXELS), envvar=ENV_MAX_PIXELS,
-              default=MAX_PIXELS, show_default=True, metavar="N",
-              help=f"Refuse images with more pixels than this; bounds memory [env {ENV_MAX_PIXELS}].")
+@LIMITS
 @click.pass_context
-def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
+def main(ctx: click.Context) -> None:
     """cgdm: a perceptual image codec (AV1 or a learned base codec + a diffusion post-processor).
 
     \b
@@ -91,7 +108,9 @@ def main(ctx: click.Context, max_side: int, max_pixels: int) -> None:
     Exit status: 0 done, 1 an error, 2 a usage error, 130 interrupted, 141 standard output
     closed by its reader (as a shell reports a filter ended by SIGPIPE).
     """
-    ctx.obj = Limits(max_side, max_pixels)
+    check_environment()  # CGDM_BASE, CGDM_RUNTIME, ...: a bad value is a usage error, one line
+    if ctx.find_object(Limits) is None:
+        ctx.obj = Limits.from_env()
 
 
 OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an existing folder; "
@@ -259,7 +278,7 @@ def info(input: Path, as_json: bool) -> None:
     """Describe a .cgdm file without decoding it."""
 
     def job() -> None:
-        f = read_file(input, limits())
+        f = read_file(input, Limits())  # the format's limits: info decodes no pixel
         s = summary(f, input.stat().st_size)
         if as_json:
             echo_stdout(json.dumps(s))
