@@ -20,7 +20,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = ("encode", "decode", "info")
-_ERRORS = ("ConfigError", "FormatError", "ImageError", "WeightsError")
+_ERRORS = ("ConfigError", "FormatError", "ImageError", "MissingDependency", "WeightsError")
 __all__ = ["__version__", *_API, *_ERRORS]
 
 

@@ -308,7 +308,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     plan = resolve_effort(effort, "cuda" if engine == "torch" and device == "cuda" else "cpu",
                           finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
     if engine == "onnx" and plan.searches:
-        require_torch(f"--effort {effort}'s search" if effort == "max" else "the syntax search")
+        require_torch(f"effort {effort!r} (the per-image search)" if effort == "max" else "the syntax search")
         engine = "torch"
     dev = _device(device) if engine == "torch" or network else None
     progress(f"base codec ({bundle.base.record.name}): analysis and entropy coding")

@@ -153,3 +153,34 @@ def test_size_limits_work_after_the_command_name(files, tmp_path, where):
     args = ["encode", str(files["png"]), "-o", str(tmp_path / "x.cgdm"), *AV1, "--max-pixels", "1000", "-Q"]
     assert "1000 pixels" in one_line(run(args), 1)
     assert list(tmp_path.iterdir()) == []
+
+
+# -------------------------------------------------------- 4, 5. a missing extra
+
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None  # as on the light install\n"
+
+
+def test_eval_without_torch_names_the_eval_extra_in_one_line(files, tmp_path):
+    """The light install's ``cgdm eval`` ended in a traceback (No module named 'torch')."""
+    code = WITHOUT_TORCH + "from cgdm_codec.cli import main\nmain()\n"
+    res = subprocess.run([sys.executable, "-c", code, "eval", str(files["dir"]), "--out", str(tmp_path / "ev"),
+                          "-q", "1", "--limit", "1"], capture_output=True, env=ENV, timeout=120)
+    line = one_line(res, 1)
+    assert line == "cgdm: error: cgdm eval needs torch, which is not installed: pip install 'cgdm-codec[eval]'"
+    assert not (tmp_path / "ev").exists()
+
+
+def test_missing_dependency_is_importable_and_speaks_python():
+    """docs/api.md: the exceptions import from cgdm_codec; the message had CLI flags in it."""
+    code = WITHOUT_TORCH + (
+        "import cgdm_codec\n"
+        "from PIL import Image\n"
+        "try:\n"
+        "    cgdm_codec.encode(Image.new('RGB', (32, 32), 'gray'), base='av1', effort='max')\n"
+        "except cgdm_codec.MissingDependency as e:\n"
+        "    print(e)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()[-800:]
+    said = res.stdout.decode().strip()
+    assert "needs torch" in said and "pip install 'cgdm-codec[torch]'" in said, said
+    assert "--" not in said, said

@@ -303,6 +303,23 @@ def info(input: Path, as_json: bool) -> None:
     run_guarded(lambda: (check_input(input), job()), name=named)
 
 
+#: What ``cgdm eval`` imports beyond the codec: the ``eval`` extra (pyproject.toml).
+EVAL_MODULES = ("torch", "piq", "scipy", "matplotlib")
+
+
+def require_extra(what: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Refuse before any work, in one line naming the extra to install, when a module of it
+    is missing: a light install running ``cgdm eval`` used to end in a traceback."""
+    import importlib.util
+
+    from ..errors import MissingDependency
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependency(f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                                f"not installed: pip install 'cgdm-codec[{extra}]'")
+
+
 def _levels(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[int, ...]:
     """-q accepts repeats and comma lists (-q 1 -q 3, -q 1,3,5); default all six levels."""
     levels: list[int] = []
@@ -378,6 +395,7 @@ def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float,
     def job() -> None:
         if not folder.is_dir():
             raise OSError(2, "not a folder", str(folder))
+        require_extra("cgdm eval", "eval", EVAL_MODULES)
         from ..evaluation.runner import EvalConfig, run_eval
 
         cfg = EvalConfig(images=folder, outdir=outdir, levels=levels, downscale=downscale, limit=limit,
