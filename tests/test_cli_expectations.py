@@ -184,3 +184,20 @@ def test_missing_dependency_is_importable_and_speaks_python():
     said = res.stdout.decode().strip()
     assert "needs torch" in said and "pip install 'cgdm-codec[torch]'" in said, said
     assert "--" not in said, said
+
+
+# ---------------------------------------------------------- 6. no option silently ignored
+
+@pytest.mark.parametrize("extra, name", [(["--realism", "0.5"], "--realism"), (["--steps", "3"], "--steps")])
+def test_base_only_with_a_diffusion_setting_is_a_usage_error(files, tmp_path, extra, name):
+    res = run(["decode", str(files["cgdm"]), "-o", str(tmp_path / "x.png"), "--base-only", *extra])
+    assert one_line(res, 2) == f"cgdm: error: {name} sets the diffusion stage, which --base-only skips: give one"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_realism_on_a_base_only_file_says_it_has_no_effect(files, tmp_path):
+    res = run(["decode", str(files["cgdm"]), "-o", str(tmp_path / "x.png"), "--realism", "1"])
+    assert res.returncode == 0
+    notes = [line for line in res.stderr.decode().splitlines() if "note:" in line]
+    assert len(notes) == 1 and notes[0].endswith(
+        "k.cgdm has no diffusion stage (written --base-only): --realism has no effect"), res.stderr

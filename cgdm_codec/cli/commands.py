@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..api import ENCODE_OPTION, EncodeOption, check_environment
+from ..errors import ConfigError
 from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, read_file, summary
 from ..imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
 from .failures import GuardedGroup, run_guarded
@@ -209,7 +210,8 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
               help="Output format for standard output, devices and folders (png, webp, jpg, tiff, "
                    "...) [default: png]; with -o NAME.EXT it must agree with the extension.")
 @click.option("--base-only", is_flag=True,
-              help="Skip the diffusion stage: the base codec's reconstruction (a fast preview).")
+              help="Skip the diffusion stage: the base codec's reconstruction (a fast preview); "
+                   "not with --steps or --realism, which set that stage.")
 @click.option("--steps", type=click.IntRange(1, 255), default=None,
               help="Override the file's number of sampler steps (fewer is faster).")
 @click.option("--realism", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="0..1",
@@ -239,6 +241,7 @@ def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_o
     """
     from ..imageio import QUALITY_FORMATS
 
+    check_base_only(base_only, steps, realism)
     ext = "." + ("png" if fmt is None else _extension(fmt))
     plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".decoded" + ext), lambda p: p.stem + ext)
 
@@ -252,6 +255,16 @@ def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_o
                       output_quality, realism, runtime, threads)
             for src, out, fm in zip(inputs, plan.outputs, formats)]
     run_all(work, decode_one, decode_job, plan.folder, jobs, quiet, "decoded")
+
+
+def check_base_only(base_only: bool, steps: int | None, realism: float) -> None:
+    """--steps and --realism set the diffusion stage that --base-only skips: together they
+    contradict each other (a usage error), rather than being silently ignored."""
+    if not base_only:
+        return
+    for name, given in (("--realism", realism > 0), ("--steps", steps is not None)):
+        if given:
+            raise ConfigError(f"{name} sets the diffusion stage, which --base-only skips: give one")
 
 
 def _extension(fmt: str) -> str:

@@ -20,7 +20,7 @@ import click
 
 from ..atomic import write_atomic
 from ..batch import Outcome
-from ..container import Limits, parse, read_file
+from ..container import CgdmFile, Limits, parse, read_file
 from ..imageio import PNG_LEVEL
 from .failures import EXIT_INTERRUPTED, describe_error, fail, run_guarded, sigterm_interrupts
 from .outputs import check_input, check_target, is_stdio, make_folder, read_stdin, write_stdout
@@ -109,6 +109,18 @@ def encode_one(job: EncodeJob, report: Reporter) -> str:
     return f"wrote {name} ({len(data)} bytes, {8 * len(data) / (img.width * img.height):.4f} bpp)"
 
 
+def stage_notes(f: CgdmFile, job: DecodeJob) -> list[str]:
+    """What a decode setting cannot do for this file: --realism and --steps act on the
+    diffusion stage, which a file written --base-only does not have. Said, not ignored."""
+    if f.diffusion or job.base_only:
+        return []
+    given = [name for name, on in (("--realism", job.realism > 0), ("--steps", job.steps is not None)) if on]
+    if not given:
+        return []
+    return [f"{_name(job.src, 'standard input')} has no diffusion stage (written --base-only): "
+            f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect"]
+
+
 def decode_one(job: DecodeJob, report: Reporter) -> str:
     """Decode one file; returns the line that says what was written."""
     check_target(job.src, job.out, job.force)
@@ -116,6 +128,8 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
     f = parse(read_stdin(), job.limits) if is_stdio(job.src) else read_file(job.src, job.limits)
     if job.strip:
         f = replace(f, metadata=None)
+    for note in stage_notes(f, job):
+        report(f"note: {note}")
     from .. import imageio
     from ..pipeline import decode_image
 
