@@ -36,6 +36,11 @@ class UNetConfig:
     # Whether the condition also carries a realism setting in [0, 1] (0: the fidelity decode,
     # 1: texture synthesised from the seeded noise), a decode-time dial of one network.
     realism: bool = False
+    # Whether the pixel-shuffle head's output passes a fixed filter with a zero at the
+    # Nyquist frequency (layers.nyquist): without it the head's four pixel phases paint a
+    # one-pixel grid. False for every generation before cgdm-av1-5, so their files decode
+    # exactly as before.
+    nyquist_null: bool = False
 
     @classmethod
     def paper(cls) -> "UNetConfig":

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .. import metrics
+from ..artefacts import artefacts
 
 VIF_MIN_SIDE = 41  # piq.vif_p's largest filter needs at least this many pixels per side
 
@@ -29,6 +30,15 @@ METRICS: dict[str, tuple[str, bool]] = {
     "vif": ("VIF", True),
     "lpips": ("LPIPS", False),
     "dists": ("DISTS", False),
+}
+
+# artefact measure -> label (``cgdm_codec.artefacts``): reported beside the metrics, never
+# turned into BD-rates (a generation that lowers BD-rate by painting a pattern is not better)
+ARTEFACTS: dict[str, str] = {
+    "period2": "period-2 ratio",
+    "period2_ref": "original's period-2",
+    "edge_overshoot": "edge overshoot (levels)",
+    "flat_noise": "flat-area energy",
 }
 
 _NETWORK_FILES = {
@@ -103,6 +113,7 @@ class Scorer:
             "ms_ssim": metrics.ms_ssim(ref, out),
             "haarpsi": metrics.haarpsi(ref, out),
             "vif": vif(ref, out),
+            **artefacts(out, ref),
         }
         for name, fn in self._networks.items():
             row[name] = fn(ref, out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .quality import METRICS
+from .quality import ARTEFACTS, METRICS
 from .summary import bd_table, complete_images, mean_curves
 
 LOW_COVERAGE = 0.5  # BD-rates over less than half of the test curve's range are flagged
@@ -76,6 +76,7 @@ def markdown(s: dict) -> str:
             cells += [_fmt(p.get(k), 3) for k in ("encode_s_per_mp", "decode_s_per_mp")]
             cells += [_fmt(p.get(k), 0) for k in ("encode_peak_mib", "decode_peak_mib")]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += artefact_table(s["curves"])
     lines += ["", "## BD-rate (%)", "",
               "Bjøntegaard delta rate of *test* against *anchor* at equal quality (piecewise-cubic "
               "interpolation of log-rate over the common metric range of the mean curves); "
@@ -90,3 +91,23 @@ def markdown(s: dict) -> str:
             cells.append("–" if v is None else f"{v:+.1f}" + ("*" if cov is not None and cov < LOW_COVERAGE else ""))
         lines.append(f"| {e['test']} | {e['anchor']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def artefact_table(curves: dict[str, list[dict]]) -> list[str]:
+    """Means of the artefact measures per codec and setting (``cgdm_codec.artefacts``);
+    nothing for results scored before they existed."""
+    names = [a for a in ARTEFACTS if any(p.get(a) is not None for pts in curves.values() for p in pts)]
+    if not names:
+        return []
+    lines = ["", "## Artefacts", "",
+             "Period-2 ratio: luma power at the Nyquist frequency over the frequencies just below "
+             "it (about 1 for photographs; a one-pixel grid gives several times that), beside the "
+             "original's; edge overshoot: mean 8-bit luma levels outside the original's local range "
+             "near its strongest edges; flat-area energy: finest-band energy over the original's on "
+             "its flattest quarter (above 1: grain or a pattern added).", "",
+             "| codec | setting | " + " | ".join(ARTEFACTS[a] for a in names) + " |",
+             "|---|---:|" + "---:|" * len(names)]
+    for codec, points in curves.items():
+        for p in points:
+            lines.append(f"| {codec} | {p['setting']} | " + " | ".join(_fmt(p.get(a), 3) for a in names) + " |")
+    return lines

@@ -12,10 +12,10 @@ import math
 from collections import defaultdict
 
 from .bdrate import bd_rate, overlap
-from .quality import METRICS
+from .quality import ARTEFACTS, METRICS
 
 CGDM = "cgdm"
-MEAN_FIELDS = ("bpp", *METRICS, "encode_s_per_mp", "decode_s_per_mp", "encode_peak_mib",
+MEAN_FIELDS = ("bpp", *METRICS, *ARTEFACTS, "encode_s_per_mp", "decode_s_per_mp", "encode_peak_mib",
                "decode_peak_mib")
 
 

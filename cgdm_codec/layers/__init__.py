@@ -1,3 +1,4 @@
 from .gain import GainUnit
+from .nyquist import NyquistNull
 
-__all__ = ["GainUnit"]
+__all__ = ["GainUnit", "NyquistNull"]

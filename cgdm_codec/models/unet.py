@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..diffusion_config import UNetConfig
+from ..layers.nyquist import NyquistNull
 from ..layers.sff import SyntaxFeatureFusion
 
 
@@ -148,6 +149,8 @@ class ConsistencyGuidedUNet(nn.Module):
                                   nn.PixelShuffle(r))
         nn.init.zeros_(self.head[2].weight)
         nn.init.zeros_(self.head[2].bias)
+        if cfg.nyquist_null:
+            self.head.append(NyquistNull(3))
 
     @property
     def multiple(self) -> int:

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from ..models.base_codec import VariableRateHyperprior
 
 CHANNELS_LAST = torch.channels_last
-LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "haarpsi", "bpp", "lr", "feature", "adv", "critic"]
+LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "haarpsi", "bpp", "lr", "feature", "adv", "critic",
+              "val_psnr", "val_gain", "val_period2", "val_flat"]
 
 
 def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
@@ -250,6 +251,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--syntax-statistics", action="store_true",
                     help="with --init: a new syntax generator that also sees band statistics of "
                          "x and x~ (SyntaxConfig.statistics); the other weights come from --init")
+    ap.add_argument("--nyquist-null", action="store_true",
+                    help="the head's output passes the fixed Nyquist-null filter (layers.nyquist); with "
+                         "--init from weights without it, every tensor is taken as it is")
     ap.add_argument("--init-unet-only", action="store_true",
                     help="with --init: take only the U-Net weights whose shapes match; the "
                          "syntax generator and prior start fresh")
@@ -293,6 +297,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--reload-base", action="store_true",
                     help="re-read --base whenever the file changes (train beside a base-codec run)")
     ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--val", default=None, metavar="DIR",
+                    help="held-out photos: at every checkpoint the EMA weights decode their AV1-coded "
+                         "central crops, and log.csv gets PSNR, the gain over AV1, the period-2 ratio and "
+                         "flat-area noise (train.validation)")
+    ap.add_argument("--val-limit", type=int, default=None, help="use only the first N photos of --val")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
@@ -356,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = replace(cfg, syntax=replace(cfg.syntax, statistics=True))
     if state is None and args.sample_steps:  # the weights are trained for, and ship with, this sampler
         cfg = replace(cfg, sampler=replace(cfg.sampler, steps=args.sample_steps))
+    if state is None and args.nyquist_null:
+        cfg = replace(cfg, unet=replace(cfg.unet, nyquist_null=True))
     grow_realism = state is None and args.realism and not cfg.unet.realism
     if grow_realism:
         cfg = replace(cfg, unet=replace(cfg.unet, realism=True))
@@ -436,6 +447,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{len(pool)} training images, device {device}, world {world}, stage {args.stage}, "
               f"preset {cfg.unet}", flush=True)
     log = CsvLog(out / "log.csv", LOG_FIELDS) if rank == 0 else None
+    valset = None
+    if rank == 0 and args.val:
+        from .validation import build_validation
+
+        valset = build_validation(args.val, size=args.crop, limit=args.val_limit)
+        print(f"validation: {len(valset.qindex)} AV1-coded crops of {args.val}", flush=True)
+
+    def validation_row() -> dict[str, float]:
+        if valset is None or args.stage != "fine":
+            return {}
+        from .validation import validate
+
+        row = validate(ema.eval(), DDIMScheduler.from_config(cfg.sampler), valset,
+                       args.sample_steps or cfg.sampler.steps)
+        print(" ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
+        return row
+
+    if state is None and valset is not None:
+        log.write(step=0, seconds=0.0, lr=args.lr, **validation_row())
     timer, acc, count = Timer(seconds), {}, 0
     num_q, num_t = cfg.unet.num_qualities, cfg.sampler.train_timesteps
 
@@ -498,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
         count += 1
         if rank == 0 and (step % args.ckpt_every == 0 or step == args.steps):
             row = {k: v / count for k, v in acc.items()}
-            log.write(step=step, seconds=round(timer.elapsed(), 1), lr=args.lr, **row)
+            log.write(step=step, seconds=round(timer.elapsed(), 1), lr=args.lr, **row, **validation_row())
             print(f"step {step} {timer.elapsed():.0f}s " + " ".join(f"{k}={v:.4g}" for k, v in row.items()),
                   flush=True)
             acc, count = {}, 0

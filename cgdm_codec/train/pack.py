@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .av1_pairs import DEFAULT_QUALITY_RANGE, PAIR_SPEED, PairPool
-from .data import build_pool
+from .data import _load_rgb, build_pool, list_images
 
 TRANSPORT_QUALITY = 92
+INDEX_EVERY = 200
 GRID = 64
 
 
@@ -39,6 +41,27 @@ def crop_positions(h: int, w: int, size: int, count: int, rng: np.random.Generat
     return [(int(c // cols) * GRID, int(c % cols) * GRID) for c in cells]
 
 
+def multiscale_pool(data: str | Path, sides: tuple[int, ...], min_side: int,
+                    exclude: frozenset[str] = frozenset()) -> list[np.ndarray]:
+    """Every photo under ``data`` (but those named in ``exclude``) at each long side in
+    ``sides`` it is larger than, and once as it is when it is smaller than the largest.
+
+    A photo downscaled several times over loses its JPEG traces and gains the dense detail
+    of a camera original, which is what most users' files look like.
+    """
+    pool = []
+    for path in list_images(data):
+        if path.name in exclude or path.stem in exclude:
+            continue
+        with Image.open(path) as im:
+            long_side = max(im.size)
+        for side in sorted({min(s, long_side) for s in sides}, reverse=True):
+            a = _load_rgb(path, side)
+            if min(a.shape[:2]) >= min_side:
+                pool.append(a)
+    return pool
+
+
 def _encode_job(job: tuple[np.ndarray, list[int], int]) -> tuple[bytes, list[bytes], list[int]]:
     from PIL import Image
 
@@ -49,26 +72,31 @@ def _encode_job(job: tuple[np.ndarray, list[int], int]) -> tuple[bytes, list[byt
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "AVIF", quality=TRANSPORT_QUALITY, speed=6, subsampling="4:4:4",
                               range="full", max_threads=1)
-    encodes = [encode_avif(rgb, q, speed) for q in qualities]
+    encodes = [encode_avif(rgb, q, speed, threads=1) for q in qualities]
     return buf.getvalue(), encodes, [inspect_payload(split_avif(a)) for a in encodes]
 
 
 def pack(data: str | Path, out: str | Path, size: int = 256, pixels_per_crop: int = 4 * 256 * 256,
          per_crop: int = 3, quality_range: tuple[int, int] = DEFAULT_QUALITY_RANGE,
-         seed: int = 0, workers: int = 2, speed: int = PAIR_SPEED) -> int:
+         seed: int = 0, workers: int = 2, speed: int = PAIR_SPEED, sides: tuple[int, ...] | None = None,
+         exclude: frozenset[str] = frozenset()) -> int:
     """Write the pack; returns the number of crops. One crop per ``pixels_per_crop`` of each image;
-    the AV1 encodes at libaom ``speed``."""
+    the AV1 encodes at libaom ``speed``. ``sides``: the long sides of ``multiscale_pool``
+    (None: the full and half-size pool of ``train.data.build_pool``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pool = build_pool(data, min_side=size)
+    if sides is None:
+        pool = [img.permute(1, 2, 0).numpy() for img in build_pool(data, min_side=size)]
+    else:
+        pool = multiscale_pool(data, sides, size, exclude)
     rng = np.random.default_rng(seed)
     jobs = []
-    for img in pool:
-        a = img.permute(1, 2, 0).numpy()
+    for a in pool:
         h, w = a.shape[:2]
         for y, x in crop_positions(h, w, size, max(1, h * w // pixels_per_crop), rng):
             qs = [int(q) for q in rng.integers(quality_range[0], quality_range[1] + 1, per_crop)]
             jobs.append((np.ascontiguousarray(a[y:y + size, x:x + size]), qs, speed))
+    jobs = [jobs[i] for i in rng.permutation(len(jobs))]  # any prefix of the pack is a fair sample
     index = []
     with ProcessPoolExecutor(workers) as ex:
         for k, (orig, encodes, qindex) in enumerate(ex.map(_encode_job, jobs, chunksize=8)):
@@ -78,7 +106,17 @@ def pack(data: str | Path, out: str | Path, size: int = 256, pixels_per_crop: in
                 names.append(f"{k:05d}-{j}.avif")
                 (out / names[-1]).write_bytes(enc)
             index.append({"original": f"{k:05d}.avif", "decodes": names, "qindex": qindex})
-    (out / "index.json").write_text(json.dumps({"size": size, "speed": speed, "crops": index}))
+            if len(index) % INDEX_EVERY == 0 or len(index) == len(jobs):
+                write_index(out, {"size": size, "speed": speed, "sides": sides, "excluded": sorted(exclude),
+                                  "crops": index})
+    return len(index)
+
+
+def write_index(out: Path, index: dict) -> None:
+    """Rewritten as crops arrive, so a pack being built can already be trained on."""
+    tmp = out / "index.json.tmp"
+    tmp.write_text(json.dumps(index))
+    tmp.replace(out / "index.json")
     return len(index)
 
 
@@ -118,9 +156,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--av1-speed", type=int, default=PAIR_SPEED, choices=range(0, 11), metavar="0..10",
                     help=f"libaom speed of the AV1 encodes [default: {PAIR_SPEED}, what every shipped "
                          "generation was trained on; the codec's default effort encodes at 3 up to 4.2 MP]")
+    ap.add_argument("--sides", type=int, nargs="+", default=None, metavar="PX",
+                    help="long sides every photo is resized to (multiscale_pool); default: the full "
+                         "and half-size pool, long side at most 1024")
+    ap.add_argument("--exclude", default=None, metavar="FOLDER",
+                    help="leave out the photos whose names (or stems) are in this folder: a held-out "
+                         "validation set made from training photos (benchmarks/camera_set.py)")
     args = ap.parse_args(argv)
+    exclude = frozenset()
+    if args.exclude:
+        exclude = frozenset(p.stem for p in Path(args.exclude).iterdir())
     n = pack(args.data, args.out, args.size, args.pixels_per_crop, args.per_crop, workers=args.workers,
-             speed=args.av1_speed)
+             speed=args.av1_speed, sides=tuple(args.sides) if args.sides else None, exclude=exclude)
     total = sum(p.stat().st_size for p in Path(args.out).iterdir())
     print(f"packed {n} crops into {args.out}: {total / 2**20:.1f} MiB")
 
