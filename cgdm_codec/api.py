@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from .container import CgdmFile, Limits, parse, read_file, summary
-from .errors import ConfigError, FormatError, ImageError
+from .errors import ConfigError, FormatError, ImageError, WeightsError
+from .weights import decoders, weights_id
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -287,6 +288,52 @@ def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = N
                         realism=check_realism(realism), runtime=runtime, threads=threads)
 
 
+def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
+    """The ``info`` dict: the container's summary, with the base codec by name (as ``cgdm
+    info`` prints it; the number stays as ``base_codec_id``) and the weights by name, with
+    whether a realism network is installed for them: what a user needs to know before
+    asking for ``--realism``, which a 4-byte hash does not tell."""
+    s = summary(f, file_bytes)
+    record = registry.BY_ID.get(f.base_codec)
+    s["base_codec_id"] = f.base_codec
+    s["base_codec"] = record.name if record is not None else f"id {f.base_codec}"
+    name, realism = _weights_of(f, record) if record is not None else (None, False)
+    s["weights"], s["realism"] = name, realism
+    return s
+
+
+def _weights_of(f: CgdmFile, record: Any) -> tuple[str | None, bool]:
+    """The installed weights a file names ("none" where it needs none; None where they are
+    not installed here) and whether its decode can run a realism network. Manifests only:
+    no weights file is read or hashed."""
+    from .pipeline import NO_WEIGHTS_ID, cgdm_weights_paths
+    from .weights import BASE_WEIGHTS, base_weights_path, read_checked_manifest
+
+    try:
+        base = read_checked_manifest(base_weights_path())["sha256"] if record.network else ""
+        if not f.diffusion:
+            named = weights_id(base) if base else NO_WEIGHTS_ID
+            return (BASE_WEIGHTS if base else "none") if f.weights_id == named else None, False
+        for path in cgdm_weights_paths(record.name):
+            manifest = read_checked_manifest(path)
+            if any(weights_id(*(p for p in (base, ident) if p)) == f.weights_id
+                   for ident, _ in decoders(manifest)):
+                return path.stem, _has_realism(path.stem, manifest, record)
+    except (WeightsError, OSError, KeyError, TypeError):
+        pass
+    return None, False
+
+
+def _has_realism(name: str, manifest: dict, record: Any) -> bool:
+    """Whether ``--realism`` above 0 does something for files of the weights ``name``."""
+    from .weights import read_checked_manifest, weights_dir
+
+    if manifest.get("config", {}).get("unet", {}).get("realism"):
+        return True
+    paths = (weights_dir() / f"{r}.safetensors" for r in record.realism_weights)
+    return any(p.is_file() and name in read_checked_manifest(p).get("realism_for", ()) for p in paths)
+
+
 def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:
     """Describe a ``.cgdm`` file without decoding it: the dict ``cgdm info --json`` prints.
 
@@ -295,4 +342,4 @@ def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:
     ``CGDM_MAX_SIDE`` has no reason to refuse a file here.
     """
     f, size = _read(data, Limits() if limits is None else _limits(limits))
-    return summary(f, size)
+    return describe(f, size)

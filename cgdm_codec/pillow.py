@@ -30,9 +30,9 @@ from typing import IO, Any
 
 from PIL import Image, ImageFile
 
-from .api import ENCODE_OPTIONS
+from .api import ENCODE_OPTIONS, describe
 from .atomic import write_all
-from .container import MAGIC, CgdmFile, Limits, parse, summary
+from .container import MAGIC, CgdmFile, Limits, parse
 from .errors import FormatError
 from .imageio import EXIF_PREFIX
 
@@ -72,7 +72,7 @@ class CgdmImageFile(ImageFile.ImageFile):
         f = self._cgdm
         self._size = (f.width, f.height)
         self._mode = f.colour_mode.name  # RGB, L, RGBA, LA: Pillow's names too
-        self.info["cgdm"] = summary(f, len(data))
+        self.info["cgdm"] = describe(f, len(data))
         # the metadata where Pillow's own readers put it, so that code written for a JPEG
         # or PNG (im.info["icc_profile"], im.getexif(), im.save(..., exif=...)) works as is
         if f.metadata is not None:

@@ -201,3 +201,53 @@ def test_realism_on_a_base_only_file_says_it_has_no_effect(files, tmp_path):
     notes = [line for line in res.stderr.decode().splitlines() if "note:" in line]
     assert len(notes) == 1 and notes[0].endswith(
         "k.cgdm has no diffusion stage (written --base-only): --realism has no effect"), res.stderr
+
+
+# ------------------------------------------------------------------------- 7. cgdm info
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def test_info_reads_standard_input(files):
+    res = run(["info", "-"], input=files["cgdm"].read_bytes())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode().startswith("standard input: cgdm format 1\n  image      256x256 RGB")
+
+
+def test_info_describes_several_files_and_goes_on_after_a_bad_one(files, tmp_path):
+    """Like ``gzip -l``: one block per file; a bad one is an error line, the others still told."""
+    good = [files["cgdm"], GOLDEN / "av1-cgdm4-q3.cgdm"]
+    res = run(["info", str(good[0]), str(tmp_path / "missing.cgdm"), str(good[1])])
+    assert res.returncode == 1
+    assert one_line(res, 1) == f"cgdm: error: {tmp_path / 'missing.cgdm'}: No such file or directory"
+    blocks = res.stdout.decode().split("\n\n")
+    assert [b.splitlines()[0] for b in blocks] == [f"{good[0]}: cgdm format 1", f"{good[1]}: cgdm format 1"]
+    res = run(["info", "--json", *map(str, good)])
+    import json
+
+    listed = json.loads(res.stdout)
+    assert res.returncode == 0 and [d["width"] for d in listed] == [256, 400]
+
+
+def test_info_applies_no_size_limit(files):
+    """``CGDM_MAX_SIDE=100 cgdm info`` refused a file it never decodes."""
+    res = run(["info", str(files["cgdm"])], env=dict(ENV, CGDM_MAX_SIDE="100"))
+    assert res.returncode == 0 and b"256x256" in res.stdout
+
+
+@pytest.mark.parametrize("name, weights, realism", [
+    ("av1-cgdm4-q3.cgdm", "cgdm-av1-4", True), ("av1-cgdm-q3.cgdm", "cgdm-av1", False),
+    ("av1-q3.cgdm", "none", False), ("hyperprior-q3.cgdm", "cgdm-small", False)])
+def test_info_json_names_the_base_codec_and_the_weights(name, weights, realism):
+    """``"base_codec": 2`` where the text says av1, and the weights only by a hash."""
+    import json
+
+    res = run(["info", "--json", str(GOLDEN / name)])
+    s = json.loads(res.stdout)
+    assert s["base_codec"] == ("hyperprior" if name.startswith("hyperprior") else "av1")
+    assert s["base_codec_id"] == (1 if name.startswith("hyperprior") else 2)
+    assert (s["weights"], s["realism"]) == (weights, realism)
+    text = run(["info", str(GOLDEN / name)]).stdout.decode()
+    assert f"weights {weights}" in text
+    if weights != "none":
+        assert f"realism network: {'yes' if realism else 'no'}" in text

@@ -7,6 +7,7 @@ Only click and the pure-Python container are imported at start-up, so ``cgdm --h
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,12 +18,12 @@ import click
 from .. import __version__
 from ..api import ENCODE_OPTION, EncodeOption, check_environment
 from ..errors import ConfigError
-from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, read_file, summary
+from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, parse, read_file
 from ..imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
-from .failures import GuardedGroup, run_guarded
+from .failures import GuardedGroup, describe_error, echo_err, run_guarded
 from .jobs import DecodeJob, EncodeJob, decode_job, decode_one, encode_job, encode_one, run_all
-from .outputs import (check_encode_output, check_input, decode_format, echo_stdout, image_format,
-                      plan_outputs)
+from .outputs import (check_encode_output, check_input, decode_format, echo_stdout, image_format, is_stdio,
+                      plan_outputs, read_stdin)
 
 
 def limits() -> Limits:
@@ -276,44 +277,78 @@ def _extension(fmt: str) -> str:
     return (preferred or (exts[0] if exts else "." + fmt.lower())).lstrip(".")
 
 
-def _base_name(codec_id: int) -> str:
-    from ..base.registry import BY_ID
-
-    b = BY_ID.get(codec_id)
-    return b.name if b is not None else f"id {codec_id}"
-
-
-
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info(input: Path, as_json: bool) -> None:
-    """Describe a .cgdm file without decoding it."""
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...",
+                type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (a list of them for several inputs).")
+def info(inputs: tuple[Path, ...], as_json: bool) -> None:
+    """Describe .cgdm files without decoding them ('-' reads standard input).
 
-    def job() -> None:
-        f = read_file(input, Limits())  # the format's limits: info decodes no pixel
-        s = summary(f, input.stat().st_size)
-        if as_json:
-            echo_stdout(json.dumps(s))
-            return
-        lines = [
-            f"{input}: cgdm format {s['format_version']}",
-            f"  image      {s['width']}x{s['height']} {s['colour_mode']}",
-            f"  quality    {s['quality']}",
-            f"  size       {s['bytes']} bytes, {s['bpp']} bpp ({s['framing_bytes']} bytes of framing)",
-            f"  base codec {_base_name(s['base_codec'])}, weights {s['weights_id']}",
-            (f"  diffusion  {s['steps']} DDIM step{'' if s['steps'] == 1 else 's'}, seed {s['seed']}"
-             if s.get("diffusion")
-             else f"  diffusion  none (base codec only), seed {s['seed']}"),
-            "  sections   " + ", ".join(f"{k} {v} B" for k, v in s["sections"].items()),
-            "  metadata   " + (", ".join(f"{k} {v} B" for k, v in s["metadata"].items()) or "none"),
-        ]
-        echo_stdout("\n".join(lines))
+    One block per file, as gzip -l lists several; a file that cannot be read is one error
+    line and the others are still described (exit status 1). No size limit applies: no
+    pixel is decoded.
+    """
+    if sum(is_stdio(p) for p in inputs) > 1:
+        raise ConfigError("'-' (standard input) can be read once")
+    run_guarded(_info_all, inputs, as_json)
 
-    def named(msg: str) -> str:
-        return msg if str(input) in msg else f"{input}: {msg}"
 
-    run_guarded(lambda: (check_input(input), job()), name=named)
+def _info_all(inputs: tuple[Path, ...], as_json: bool) -> None:
+    """Describe each input (text as it goes, JSON at the end); the worst exit code last."""
+    found, code = [], 0
+    for src in inputs:
+        try:
+            described = _info_of(src)
+        except Exception as e:
+            said = describe_error(e)
+            if said is None:
+                raise
+            name = _name_of(src)
+            echo_err(f"cgdm: error: {said[0] if name in said[0] else f'{name}: {said[0]}'}")
+            code = max(code, said[1])
+            continue
+        found.append(described)
+        if not as_json:
+            echo_stdout(("\n" if len(found) > 1 else "") + _info_text(_name_of(src), described))
+    if as_json and found:
+        echo_stdout(json.dumps(found[0] if len(inputs) == 1 else found))
+    if code:
+        sys.exit(code)
+
+
+def _name_of(src: Path) -> str:
+    return "standard input" if is_stdio(src) else str(src)
+
+
+def _info_of(src: Path) -> dict:
+    """The ``info`` dict of a file or of standard input, under the format's own limits."""
+    from ..api import describe
+
+    check_input(src)
+    if is_stdio(src):
+        data = read_stdin()
+        return describe(parse(data, Limits()), len(data))
+    return describe(read_file(src, Limits()), src.stat().st_size)
+
+
+def _info_text(name: str, s: dict) -> str:
+    """The text block of one file."""
+    weights = s["weights"] or f"{s['weights_id']} (not installed here)"
+    if s["weights"] not in (None, "none"):
+        weights += f" ({s['weights_id']}; realism network: {'yes' if s['realism'] else 'no'})"
+    return "\n".join([
+        f"{name}: cgdm format {s['format_version']}",
+        f"  image      {s['width']}x{s['height']} {s['colour_mode']}",
+        f"  quality    {s['quality']}",
+        f"  size       {s['bytes']} bytes, {s['bpp']} bpp ({s['framing_bytes']} bytes of framing)",
+        f"  base codec {s['base_codec']}, weights {weights}",
+        (f"  diffusion  {s['steps']} DDIM step{'' if s['steps'] == 1 else 's'}, seed {s['seed']}"
+         if s.get("diffusion")
+         else f"  diffusion  none (base codec only), seed {s['seed']}"),
+        "  sections   " + ", ".join(f"{k} {v} B" for k, v in s["sections"].items()),
+        "  metadata   " + (", ".join(f"{k} {v} B" for k, v in s["metadata"].items()) or "none"),
+    ])
 
 
 #: What ``cgdm eval`` imports beyond the codec: the ``eval`` extra (pyproject.toml).
