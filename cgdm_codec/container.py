@@ -690,9 +690,8 @@ def _parse(data: bytes, limits: Limits | None) -> CgdmFile:
     stored = int.from_bytes(data[pos:], "little")
     computed = zlib.crc32(memoryview(data)[:pos])
     if stored != computed:
-        raise FormatError(
-            f"corrupted file or trailing bytes (checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x})"
-        )
+        what = "truncated file" if _cut_short(base_codec, sections[-1]) else "corrupted file or trailing bytes"
+        raise FormatError(f"{what} (checksum mismatch: stored 0x{stored:08x}, computed 0x{computed:08x})")
 
     # 7. metadata records (after the checksum: a damaged file is never inflated)
     k = int(diffusion) + int(colour_mode.has_alpha)
@@ -713,6 +712,28 @@ def _parse(data: bytes, limits: Limits | None) -> CgdmFile:
         version=version,
         metadata=metadata,
     )
+
+
+def _cut_short(base_codec: int, last: bytes) -> bool:
+    """Whether the last section ends before its picture does, so that a checksum mismatch
+    can say "truncated" (the usual cause) rather than "corrupted": an AV1 payload's OBUs
+    carry their sizes, and a whole frame OBU means bytes were changed or appended instead.
+    Other streams do not say their length, and keep the general wording."""
+    if BASE_CODEC_STREAM_NAMES.get(base_codec) != ("av1",):
+        return False
+    from .base.av1_bitstream import OBU_FRAME, Av1Error, read_leb128
+
+    pos = 0
+    try:
+        while pos < len(last):
+            header = last[pos]
+            size, pos = read_leb128(last, pos + 1 + ((header >> 2) & 1))
+            if (header >> 3) & 0xF == OBU_FRAME and pos + size <= len(last):
+                return False
+            pos += size
+    except Av1Error:
+        pass
+    return True
 
 
 def read_file(path: str | os.PathLike[str], limits: Limits | None = None) -> CgdmFile:

@@ -142,7 +142,7 @@ def test_damaged_files_fail_cleanly(encoded, tmp_path, damage):
 
 def test_unknown_output_extension_writes_nothing(encoded, tmp_path):
     res = CliRunner().invoke(main, ["decode", str(encoded[2]), "-o", str(tmp_path / "o.xyz")])
-    assert res.exit_code == 1 and "unknown output format" in _err(res)
+    assert res.exit_code == 2 and "unknown output format" in _err(res)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -251,3 +251,30 @@ def test_info_json_names_the_base_codec_and_the_weights(name, weights, realism):
     assert f"weights {weights}" in text
     if weights != "none":
         assert f"realism network: {'yes' if realism else 'no'}" in text
+
+
+# -------------------------------------------------------------------- 10. error wording
+
+def test_a_folder_as_input_is_one_line(tmp_path):
+    (tmp_path / "somedir").mkdir()
+    for command in ("encode", "decode", "info"):
+        line = one_line(run([command, f"{tmp_path}/somedir/"]), 2)
+        assert line == f"cgdm: error: {tmp_path}/somedir: is a folder, not a file (give the files in it, e.g. {tmp_path}/somedir/*)"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.95])
+def test_a_truncated_file_says_truncated(files, tmp_path, keep):
+    data = files["cgdm"].read_bytes()
+    cut = tmp_path / "cut.cgdm"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    for args in (["info", str(cut)], ["decode", str(cut), "-o", str(tmp_path / "x.png"), "-Q"]):
+        assert one_line(run(args), 1).startswith(f"cgdm: error: {cut}: truncated file")
+    cut.write_bytes(data + b"appended")
+    assert "corrupted file or trailing bytes" in one_line(run(["info", str(cut)]), 1)
+
+
+def test_decode_to_a_name_without_extension_is_a_usage_error(files, tmp_path):
+    """``decode -o noext`` exited 1; a name that says no format is a usage error."""
+    line = one_line(run(["decode", str(files["cgdm"]), "-o", str(tmp_path / "noext")]), 2)
+    assert "unknown output format" in line and "--format" in line
+    assert list(tmp_path.iterdir()) == []

@@ -139,7 +139,7 @@ def test_bad_images_fail_cleanly(tmp_path, name):
 
 def test_directory_as_input(tmp_path):
     res = cli("encode", str(tmp_path), "-o", str(tmp_path / "x.cgdm"))
-    assert res.exit_code == 2 and "is a directory" in res.stderr and "Traceback" not in res.output
+    assert one_line_error(res, 2) == f"cgdm: error: {tmp_path}: is a folder, not a file (give the files in it, e.g. {tmp_path}/*)"
 
 
 # ------------------------------------------------------------------------ output policy

@@ -79,8 +79,17 @@ THREADS = encode_option("threads")
 QUIET = click.option("--quiet", "-Q", is_flag=True, help="No progress messages on stderr.")
 FORCE = click.option("--force", "-f", is_flag=True,
                      help="Overwrite the output file if it exists (never the input).")
-INPUTS = click.argument("inputs", nargs=-1, required=True, metavar="INPUT...",
-                        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+def _no_folders(ctx: click.Context, param: click.Parameter, inputs: tuple[Path, ...]) -> tuple[Path, ...]:
+    """A folder given as an input is a usage error of one line, as every other one, not
+    click's three-line "Invalid value"."""
+    for p in inputs:
+        if not is_stdio(p) and p.is_dir():
+            raise ConfigError(f"{p}: is a folder, not a file (give the files in it, e.g. {p}/*)")
+    return inputs
+
+
+INPUTS = click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", callback=_no_folders,
+                        type=click.Path(allow_dash=True, path_type=Path))
 JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
                     help="Files coded at once, each in its own process [default: one per core, "
                          "as far as free memory allows].")
@@ -278,8 +287,7 @@ def _extension(fmt: str) -> str:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...",
-                type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@INPUTS
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (a list of them for several inputs).")
 def info(inputs: tuple[Path, ...], as_json: bool) -> None:

@@ -162,7 +162,7 @@ def decode_format(out: Path, wanted: str | None) -> str:
     Pillow format name), else PNG for standard output and devices such as /dev/null.
 
     An extension and a ``--format`` that disagree are a usage error (exit 2), not a PNG in a
-    file named .webp."""
+    file named .webp; so is a name whose extension (or lack of one) names no format."""
     if is_stdio(out) or is_stream(out):
         return wanted or "PNG"
     ext = out.suffix
@@ -174,7 +174,7 @@ def decode_format(out: Path, wanted: str | None) -> str:
         return named
     if wanted is not None:
         return wanted
-    raise ImageError(f"{out}: unknown output format '{ext or '(none)'}'; use e.g. .png or --format")
+    raise ConfigError(f"{out}: unknown output format '{ext or '(none)'}'; use e.g. .png or --format")
 
 
 # -------------------------------------------------------------------------------- stdio
