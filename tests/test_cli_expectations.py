@@ -278,3 +278,20 @@ def test_decode_to_a_name_without_extension_is_a_usage_error(files, tmp_path):
     line = one_line(run(["decode", str(files["cgdm"]), "-o", str(tmp_path / "noext")]), 2)
     assert "unknown output format" in line and "--format" in line
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------- 11, 12. documents
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_readme_says_which_runtime_gives_the_decode_bit_for_bit():
+    readme = (ROOT / "README.md").read_text()
+    assert "bit for bit on every run with the default runtime, ONNX Runtime" in readme
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+@pytest.mark.parametrize("path", ["light/bin/cgdm", "build/lib/x.py", "cgdm_codec.egg-info/PKG-INFO"])
+def test_the_readmes_install_folders_are_ignored_by_git(path):
+    """README's light install (``light/``) and ``pip install .``'s leftovers stay out of git."""
+    assert subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
