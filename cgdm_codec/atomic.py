@@ -13,6 +13,7 @@ import errno
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -117,11 +118,7 @@ def write_with(path: Path, writer: Callable[[BinaryIO], None], overwrite: bool,
         except OSError as e:
             raise _named(e, path) from None
         return
-    directory = _folder(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=suffix, dir=directory)
-    except OSError as e:
-        raise _named(e, path, f"cannot create a file in folder {directory}") from None
+    fd, tmp = _new_temp(path, suffix)
     try:
         # mkstemp makes the file private (0600); give it the permissions open() would.
         os.fchmod(fd, 0o666 & ~_umask())
@@ -129,25 +126,71 @@ def write_with(path: Path, writer: Callable[[BinaryIO], None], overwrite: bool,
             writer(f)
             f.flush()
             os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise OutputExistsError(path) from None
-            except OSError as e:  # file systems without hard links: check, then rename
-                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                    raise
-                if path.exists() or path.is_symlink():
-                    raise OutputExistsError(path) from None
-                os.replace(tmp, path)
+        with _publishing:
+            _check_cancelled()
+            _publish(tmp, path, overwrite)
     except OutputExistsError:
         raise
     except OSError as e:
         raise _named(e, path) from None
     finally:
+        with _publishing:
+            _pending.discard(tmp)
         Path(tmp).unlink(missing_ok=True)
+
+
+#: Temporary files being written, and whether the run was cancelled: an interrupted command
+#: whose work goes on in a worker thread (``cli.jobs.run_interruptible``) must neither leave
+#: those files behind nor publish an output after it said "interrupted".
+_publishing = threading.Lock()
+_pending: set[str] = set()
+_cancelled = threading.Event()
+
+
+def cancel_writes() -> None:
+    """From now on no output is created or published, and the temporary files being written
+    are removed. For the thread that took Ctrl-C while another one still works."""
+    with _publishing:
+        _cancelled.set()
+        for tmp in _pending:
+            Path(tmp).unlink(missing_ok=True)
+        _pending.clear()
+
+
+def _check_cancelled() -> None:
+    if _cancelled.is_set():
+        raise KeyboardInterrupt
+
+
+def _new_temp(path: Path, suffix: str) -> tuple[int, str]:
+    """A hidden temporary file beside ``path``, registered for :func:`cancel_writes`."""
+    directory = _folder(path)
+    with _publishing:
+        _check_cancelled()
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".cgdm-", suffix=suffix, dir=directory)
+        except OSError as e:
+            raise _named(e, path, f"cannot create a file in folder {directory}") from None
+        _pending.add(tmp)
+    return fd, tmp
+
+
+def _publish(tmp: str, path: Path, overwrite: bool) -> None:
+    """Give the finished temporary file its name: never over an existing file without
+    ``overwrite`` (a hard link fails if the name exists)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(path) from None
+    except OSError as e:  # file systems without hard links: check, then rename
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if path.exists() or path.is_symlink():
+            raise OutputExistsError(path) from None
+        os.replace(tmp, path)
 
 
 def write_all(stream: BinaryIO, data: bytes) -> None:

@@ -295,3 +295,33 @@ def test_readme_says_which_runtime_gives_the_decode_bit_for_bit():
 def test_the_readmes_install_folders_are_ignored_by_git(path):
     """README's light install (``light/``) and ``pip install .``'s leftovers stay out of git."""
     assert subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+
+
+# ------------------------------------------------------------- 9. Ctrl-C inside libaom
+
+def test_ctrl_c_inside_a_long_av1_encode_takes_effect_at_once(tmp_path):
+    """libaom codes a picture in one C call (18 s for 24 MP), during which Python runs no
+    signal handler: Ctrl-C waited for it. The work now runs in a worker thread."""
+    import signal
+    import time
+
+    import numpy as np
+
+    src = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)).save(src)
+    out = tmp_path / "noise.cgdm"
+    p = subprocess.Popen(CGDM + ["encode", str(src), "-o", str(out), "--base", "av1", "--base-only"],
+                         stderr=subprocess.PIPE, env=ENV,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stderr is not None
+    while b"base codec (av1)" not in p.stderr.readline():
+        pass
+    time.sleep(0.5)  # inside libaom now (the encode takes seconds)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    err = p.stderr.read().decode()
+    p.wait(timeout=120)
+    took = time.monotonic() - sent
+    assert p.returncode == 130 and err.strip().splitlines() == ["cgdm: error: interrupted"], err
+    assert took < 2.0, took
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["noise.png"]  # no output, no temporary file
