@@ -97,9 +97,10 @@ def pack(data: str | Path, out: str | Path, size: int = 256, pixels_per_crop: in
             qs = [int(q) for q in rng.integers(quality_range[0], quality_range[1] + 1, per_crop)]
             jobs.append((np.ascontiguousarray(a[y:y + size, x:x + size]), qs, speed))
     jobs = [jobs[i] for i in rng.permutation(len(jobs))]  # any prefix of the pack is a fair sample
-    index = []
+    index = resumed_index(out, len(jobs))
     with ProcessPoolExecutor(workers) as ex:
-        for k, (orig, encodes, qindex) in enumerate(ex.map(_encode_job, jobs, chunksize=8)):
+        for k, (orig, encodes, qindex) in enumerate(ex.map(_encode_job, jobs[len(index):], chunksize=8),
+                                                    start=len(index)):
             (out / f"{k:05d}.avif").write_bytes(orig)
             names = []
             for j, enc in enumerate(encodes):
@@ -108,8 +109,21 @@ def pack(data: str | Path, out: str | Path, size: int = 256, pixels_per_crop: in
             index.append({"original": f"{k:05d}.avif", "decodes": names, "qindex": qindex})
             if len(index) % INDEX_EVERY == 0 or len(index) == len(jobs):
                 write_index(out, {"size": size, "speed": speed, "sides": sides, "excluded": sorted(exclude),
-                                  "crops": index})
+                                  "jobs": len(jobs), "crops": index})
     return len(index)
+
+
+def resumed_index(out: Path, total: int) -> list[dict]:
+    """The crops an interrupted run of the same command already wrote (the jobs are drawn
+    from the seed, so they are the same), or none."""
+    path = out / "index.json"
+    if not path.exists():
+        return []
+    done = json.loads(path.read_text())
+    if done.get("jobs") != total:
+        raise SystemExit(f"{out} holds a pack of other settings; give another --out")
+    print(f"resuming after {len(done['crops'])} crops", flush=True)
+    return done["crops"]
 
 
 def write_index(out: Path, index: dict) -> None:

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A lent accelerator's 10 minutes, prepared: fine-tune the fidelity network on a pack.
+#
+#   On this CPU, once:  python -m cgdm_codec.train.pack --data ../shared/datasets/train --out runs/pack \
+#                         --av1-speed 6 --sides 2048 1024 512 --exclude /tmp/camera12 \
+#                         --pixels-per-crop 40000 --per-crop 2        (about 55 MB; /runs/ is git-ignored)
+#                       python benchmarks/camera_set.py ../shared/datasets/train/debian_wallpapers runs/val
+#   dry run here:       OUT=/tmp/gpu-dry LIMIT=30 BATCH=4 CROP=128 benchmarks/gpu_train.sh
+#   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val"], timeout_s=600)
+#
+# Writes $OUT/run/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
+# ratio, flat-area energy) and $OUT/w.safetensors (+ .json manifest), weights-only, ready to
+# be exported to ONNX and shipped as a generation here. cuDNN benchmark mode and bf16
+# autocast are the trainer's defaults on CUDA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-out}
+LIMIT=${LIMIT:-480}          # seconds of training; leaves the rest of 10 minutes for start-up and export
+BATCH=${BATCH:-32}
+CROP=${CROP:-256}
+PACK=${PACK:-runs/pack}
+VAL=${VAL:-runs/val}
+INIT=${INIT:-cgdm_codec/weights/cgdm-av1-4.safetensors}
+PY=${PY:-python}
+if [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  "$PY" -m pip install -q -e '.[train]'
+fi
+mkdir -p "$OUT"
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/device.txt"
+val=()
+if [ -d "$VAL" ]; then val=(--val "$VAL"); fi
+"$PY" -m cgdm_codec.train.cgdm --base av1 --pack "$PACK" --stage fine --init "$INIT" --nyquist-null \
+  --crop "$CROP" --batch "$BATCH" --syntax-bits-target 64 --syntax-proxy noise --sample-steps 1 \
+  --lr 2e-4 --lambda-h 0.5 --time-limit "$LIMIT" --ckpt-every 200 "${val[@]}" \
+  --out "$OUT/run" --export "$OUT/w.safetensors" 2>&1 | tee "$OUT/train.txt"
