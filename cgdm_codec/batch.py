@@ -25,12 +25,14 @@ WORKER_MEMORY_BYTES = 3 << 29  # 1.5 GiB
 
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """What became of one task: ``message`` (what was written) or ``error`` with its exit code."""
+    """What became of one task: ``message`` (what was written) or ``error`` with its exit code,
+    and the notes its worker could not print itself."""
 
     task: T
     message: str = ""
     error: str | None = None
     code: int = 0
+    notes: tuple[str, ...] = ()  # what the output lost, shown beside the file's line
 
     @property
     def ok(self) -> bool:

@@ -233,7 +233,6 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
         alpha = None  # fully opaque: nothing to keep
     if alpha is not None:
         cmode = ColourMode.LA if is_gray else ColourMode.RGBA
-        notes.append("alpha channel kept (coded losslessly)")
     else:
         cmode = ColourMode.L if is_gray else ColourMode.RGB
     metadata = metadata_from_info(info, is_gray, source_mode, notes)

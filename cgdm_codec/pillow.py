@@ -26,6 +26,7 @@ arguments of :func:`cgdm_codec.encode`.
 
 from __future__ import annotations
 
+import warnings
 from typing import IO, Any
 
 from PIL import Image, ImageFile
@@ -113,10 +114,31 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     write_all(fp, encode(im, info.get("quality", 3), **options))  # fp may be unbuffered
 
 
+def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    """``im.save(..., save_all=True)``: a .cgdm file holds one picture, so the first frame is
+    saved, with a warning naming what is left out (Pillow's KeyError said nothing useful)."""
+    info = getattr(im, "encoderinfo", {}) or {}
+    frames = getattr(im, "n_frames", 1) + len(info.get("append_images") or ())
+    if frames > 1:
+        warnings.warn(f"a .cgdm file holds one picture: only the first of {frames} frames is saved",
+                      UserWarning, stacklevel=3)
+    current = im.tell() if hasattr(im, "tell") else 0
+    if current:
+        im.seek(0)
+    try:
+        first = im.copy() if current else im
+        first.encoderinfo = info
+        _save(first, fp, filename)
+    finally:
+        if current:
+            im.seek(current)
+
+
 def register() -> None:
     """Tell Pillow about the format (done on import; calling it again is harmless)."""
     Image.register_open(FORMAT, CgdmImageFile, _accept)
     Image.register_save(FORMAT, _save)
+    Image.register_save_all(FORMAT, _save_all)
     Image.register_extension(FORMAT, EXTENSION)
     Image.register_mime(FORMAT, MIME)
 

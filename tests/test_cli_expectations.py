@@ -325,3 +325,54 @@ def test_ctrl_c_inside_a_long_av1_encode_takes_effect_at_once(tmp_path):
     assert p.returncode == 130 and err.strip().splitlines() == ["cgdm: error: interrupted"], err
     assert took < 2.0, took
     assert sorted(q.name for q in tmp_path.iterdir()) == ["noise.png"]  # no output, no temporary file
+
+
+# ------------------------------------------- 12. save_all, and notes of losses on -Q
+
+def animation(path: Path) -> Path:
+    frames = [Image.fromarray(textured(48, 64, seed=i)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    return path
+
+
+def test_pillow_save_all_saves_the_first_frame_with_a_warning(tmp_path):
+    import cgdm_codec.pillow  # noqa: F401
+
+    with Image.open(animation(tmp_path / "a.gif")) as im:
+        im.seek(2)
+        with pytest.warns(UserWarning, match="only the first of 3 frames is saved"):
+            im.save(tmp_path / "a.cgdm", save_all=True, base="av1", base_only=True)
+        assert im.tell() == 2  # the caller's frame is left as it was
+        im.seek(0)
+        first = im.convert("RGB")
+    with Image.open(tmp_path / "a.cgdm") as coded:
+        assert coded.size == first.size
+    single = Image.fromarray(textured(48, 64))
+    with pytest.warns(UserWarning, match="first of 2 frames"):
+        single.save(tmp_path / "b.cgdm", save_all=True, append_images=[single], base="av1", base_only=True)
+
+
+@pytest.mark.parametrize("quiet, shown", [("-Q", True), ("-QQ", False)])
+def test_quiet_keeps_the_notes_of_what_is_lost(tmp_path, quiet, shown):
+    """-Q hid "only the first frame is coded" and "alpha dropped": silent data loss."""
+    res = run(["encode", str(animation(tmp_path / "a.gif")), "-o", str(tmp_path / "a.cgdm"), quiet, *AV1])
+    assert res.returncode == 0
+    want = "cgdm: note: 3 frames (an animation or a multi-page file): only the first is coded\n"
+    assert res.stderr.decode() == (want if shown else "")
+    rgba = tmp_path / "t.png"
+    Image.new("RGBA", (32, 16), (200, 10, 10, 90)).save(rgba)
+    assert run(["encode", str(rgba), "-o", str(tmp_path / "t.cgdm"), quiet, *AV1]).stderr == b""  # alpha kept
+    res = run(["decode", str(tmp_path / "t.cgdm"), "-o", str(tmp_path / "t.jpg"), quiet])
+    assert res.returncode == 0
+    assert res.stderr.decode() == ("cgdm: note: JPEG cannot store alpha: alpha dropped in t.jpg\n" if shown else "")
+
+
+def test_a_batch_shows_each_files_notes(tmp_path):
+    """A batch's workers printed nothing of what their files lost, -Q or not."""
+    src = animation(tmp_path / "a.gif")
+    other = tmp_path / "b.png"
+    Image.fromarray(textured(48, 64)).save(other)
+    res = run(["encode", str(src), str(other), "-o", f"{tmp_path}/out/", "-Q", "-j", "1", *AV1])
+    assert res.returncode == 0
+    assert res.stderr.decode() == (f"cgdm: note: {src}: 3 frames (an animation or a multi-page file): "
+                                   "only the first is coded\n")

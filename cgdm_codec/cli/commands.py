@@ -76,7 +76,9 @@ def encode_option(name: str, *names: str, **overrides: Any) -> Callable:
 DEVICE = encode_option("device")
 RUNTIME = encode_option("runtime")
 THREADS = encode_option("threads")
-QUIET = click.option("--quiet", "-Q", is_flag=True, help="No progress messages on stderr.")
+QUIET = click.option("--quiet", "-Q", count=True,
+                     help="No progress messages on stderr; notes of what an output loses (frames, "
+                          "alpha, metadata) still show. -QQ: not those either.")
 FORCE = click.option("--force", "-f", is_flag=True,
                      help="Overwrite the output file if it exists (never the input).")
 def _no_folders(ctx: click.Context, param: click.Parameter, inputs: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -162,7 +164,7 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
            seed: int, steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
            finetune: bool, base: str | None, av1_quality: int | None, metadata: str, strip: bool,
            jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
-           quiet: bool) -> None:
+           quiet: int) -> None:
     """Compress images (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm.
 
     \b
@@ -240,7 +242,7 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
 def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_only: bool,
            steps: int | None, realism: float, strip: bool, png_level: int, output_quality: int | None,
            jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
-           quiet: bool) -> None:
+           quiet: int) -> None:
     """Decode .cgdm files to images.
 
     \b
@@ -442,7 +444,7 @@ def _eval_command(a: dict) -> str:
 @QUIET
 def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float, limit: int | None,
           anchors: bool, avif_speed: int | None, ablations: tuple[str, ...], effort: str | None, resume: bool,
-          keep_files: bool, threads: int | None, device: str, quiet: bool) -> None:
+          keep_files: bool, threads: int | None, device: str, quiet: int) -> None:
     """Rate-distortion-perception evaluation of every image in FOLDER, with anchors and plots."""
     cfg_args = dict(folder=folder, levels=levels, outdir=outdir, downscale=downscale, limit=limit,
                     anchors=anchors, avif_speed=avif_speed, ablations=ablations, effort=effort,

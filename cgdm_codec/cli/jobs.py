@@ -88,8 +88,10 @@ def encode_one(job: EncodeJob, report: Reporter) -> str:
     else:
         img = imageio.load(job.src, job.limits)
     img.metadata = imageio.select_metadata(img.metadata, job.metadata)
+    if img.alpha is not None:
+        report("alpha channel kept (coded losslessly)")
     for note in img.notes:
-        report(f"note: {note}")
+        report.note(note)
     opts = dict(job.options, progress=report, step_progress=report.step)
     if job.size is not None or job.bpp is not None:
         from ..target import encode_to_size
@@ -132,7 +134,7 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
     if job.strip:
         f = replace(f, metadata=None)
     for note in stage_notes(f, job):
-        report(f"note: {note}")
+        report.note(note)
     from .. import imageio
     from ..pipeline import decode_image
 
@@ -149,14 +151,15 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
         notes = imageio.save(im, job.out, overwrite=job.force, png_level=job.png_level, fmt=job.fmt,
                              quality=job.output_quality, threads=job.threads)
     for note in notes:
-        report(f"note: {note}")
+        report.note(note)
     return f"wrote {name} ({f.width}x{f.height})"
 
 
 def _guarded(run_one: Callable[[Any, Reporter], str], job: Any) -> Outcome:
     """One file of a batch, its expected failures turned into an Outcome."""
+    report = Reporter(quiet=2)  # silent: the notes travel back with the outcome
     try:
-        return Outcome(job, message=run_one(job, Reporter(quiet=True)))
+        return Outcome(job, message=run_one(job, report), notes=tuple(report.notes))
     except Exception as e:
         if isinstance(e, click.ClickException):
             return Outcome(job, error=about(job, e.format_message()), code=e.exit_code)
@@ -172,7 +175,7 @@ def decode_job(job: DecodeJob) -> Outcome:
     return _guarded(decode_one, job)
 
 
-def run_batch(work: list, run_one: Callable[[Any], Outcome], jobs: int | None, quiet: bool,
+def run_batch(work: list, run_one: Callable[[Any], Outcome], jobs: int | None, quiet: int,
               verb: str) -> None:
     """Every file, then one summary line; the exit code is the worst file's (like gzip)."""
     from .. import batch
@@ -186,6 +189,8 @@ def run_batch(work: list, run_one: Callable[[Any], Outcome], jobs: int | None, q
         try:
             with sigterm_interrupts():
                 for i, outcome in enumerate(batch.run(work, run_one, workers), 1):
+                    for note in outcome.notes:
+                        report.note(about(outcome.task, note))
                     if outcome.ok:
                         report(outcome.message)
                     else:
@@ -233,7 +238,7 @@ def run_interruptible(work: Callable[[], T]) -> T:
 
 
 def run_all(work: list, run_one: Callable[[Any, Reporter], str], as_job: Callable[[Any], Outcome],
-            folder: Path | None, jobs: int | None, quiet: bool, verb: str) -> None:
+            folder: Path | None, jobs: int | None, quiet: int, verb: str) -> None:
     """One file: its stage messages and its own exit code. Several: a batch (``run_batch``).
     ``folder`` (``-o DIR/``) is created first, once the one input is known to exist."""
     if len(work) == 1:

@@ -4,7 +4,8 @@ terminal, a ticking clock while a stage runs without a message.
 Why the clock: some stages of the pipeline run for a minute on a 12 MP image without saying
 anything (the encoder's scoring of the diffusion decode, for one), and a silent terminal
 looks like a hung program. The clock redraws one line in place, so logs (stderr not a
-terminal) get only the stage lines. ``--quiet`` silences all of it.
+terminal) get only the stage lines. ``-Q`` silences all of it but the notes of what an
+output loses; ``-QQ`` those too.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ class Reporter:
     #: Seconds without a message before the terminal shows the clock line.
     TICK = 1.0
 
-    def __init__(self, quiet: bool, stream: TextIO | None = None, tty: bool | None = None,
+    def __init__(self, quiet: int, stream: TextIO | None = None, tty: bool | None = None,
                  tick: float = TICK) -> None:
-        self.quiet, self.t0 = quiet, time.monotonic()
+        self.quiet, self.t0 = bool(quiet), time.monotonic()
+        #: Notes of what an output loses are shown on -Q too; only -QQ (quiet 2) hides them.
+        self.notes_shown = quiet < 2
+        self.notes: list[str] = []  # every note, for a batch to show beside its file's line
         self.stream = stream if stream is not None else sys.stderr
         if tty is None:
             try:
@@ -70,7 +74,7 @@ class Reporter:
             self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):
-            self.quiet = True
+            self.quiet, self.notes_shown = True, False
 
     def _clear(self) -> None:
         if self.transient:
@@ -88,6 +92,18 @@ class Reporter:
             self._clear()
             self._write(f"[{self.last_event - self.t0:5.1f}s] {msg}\n")
             self._start_clock()
+
+    def note(self, msg: str) -> None:
+        """What the output loses or what an option cannot do (dropped frames, alpha, metadata;
+        --realism on a file without the diffusion stage): shown even on -Q, as a silent loss
+        is what a user least expects; -QQ hides it."""
+        with self._lock:
+            self.notes.append(msg)
+            if self.quiet and self.notes_shown:
+                self._clear()
+                self._write(f"cgdm: note: {msg}\n")
+        if not self.quiet:
+            self(f"note: {msg}")
 
     def step(self, what: str, done: int, total: int) -> None:
         """``done`` of ``total`` units of counted work: a bar, redrawn in place on a terminal,
