@@ -6,7 +6,6 @@ a missing extra named in one line, no option silently ignored, ``cgdm info`` lik
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import textured
-
-CGDM = [sys.executable, "-m", "cgdm_codec.cli"]
-AV1 = ["--base", "av1", "--base-only", "--effort", "fast"]
-ENV = dict(os.environ, CGDM_BASE="av1")
+from test_cli_process import AV1, CGDM, ENV, encode_card
 
 
 def run(args: list[str], env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -39,10 +35,8 @@ def one_line(res: subprocess.CompletedProcess, code: int) -> str:
 def files(tmp_path_factory) -> dict[str, Path]:
     """A 256x256 image and its base-only AV1 file (a 197 kB PNG at level 0: more than a pipe holds)."""
     d = tmp_path_factory.mktemp("expect")
-    src = d / "k.png"
-    Image.fromarray(textured(256, 256)).save(src)
-    subprocess.run(CGDM + ["encode", str(src), "-o", str(d / "k.cgdm"), "-Q", *AV1], check=True, env=ENV)
-    return {"png": src, "cgdm": d / "k.cgdm", "dir": d}
+    src, coded = encode_card(d, "k", 256, 256)
+    return {"png": src, "cgdm": coded, "dir": d}
 
 
 # ------------------------------------------------------------------ 1. a closed pipe

@@ -33,13 +33,17 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def encode_card(d: Path, name: str, h: int, w: int) -> tuple[Path, Path]:
+    """A test card NAME.png of h x w and its base-only AV1 file NAME.cgdm, coded by the command."""
+    src = d / f"{name}.png"
+    Image.fromarray(textured(h, w)).save(src)
+    subprocess.run(CGDM + ["encode", str(src), "-o", str(d / f"{name}.cgdm"), "-Q", *AV1], check=True, env=ENV)
+    return src, d / f"{name}.cgdm"
+
+
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("proc")
-    src = d / "small.png"
-    Image.fromarray(textured(48, 64)).save(src)
-    subprocess.run(CGDM + ["encode", str(src), "-o", str(d / "small.cgdm"), "-Q", *AV1], check=True, env=ENV)
-    return src, d / "small.cgdm"
+    return encode_card(tmp_path_factory.mktemp("proc"), "small", 48, 64)
 
 
 def one_error_line(stderr: bytes) -> str:
