@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from cgdm_codec.artefacts import flat_noise, period2_ratio
 from cgdm_codec.base.av1 import Av1Base, quality_for
 from cgdm_codec.base.interface import rgb_to_tensor, tensor_to_rgb
 from cgdm_codec.evaluation.bdrate import bd_rate
@@ -38,6 +39,11 @@ from cgdm_codec.sampling.restore import restore
 from cgdm_codec.weights import weights_dir
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}
+
+
+def artefact_fields(rgb: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """The artefacts a fidelity metric can reward (``cgdm_codec.artefacts``)."""
+    return {"period2": period2_ratio(rgb), "flat": flat_noise(rgb, ref)}
 
 
 def load(path: Path, downscale: float) -> Image.Image:
@@ -93,7 +99,8 @@ def main() -> None:
             x, xt = rgb_to_tensor(ref), rgb_to_tensor(xt_rgb)
             payload = len(enc.streams[0])
             rows.append(dict(image=p.name, level=lv, setting="base-only", bpp=8 * payload / (h * w), seconds=0.0,
-                             bands=band_ratios(xt_rgb, ref), **{k: fn(ref, xt_rgb) for k, fn in METRICS.items()}))
+                             bands=band_ratios(xt_rgb, ref), **{k: fn(ref, xt_rgb) for k, fn in METRICS.items()},
+                             **artefact_fields(xt_rgb, ref)))
             for name, weights, steps, realism in cands:
                 model = models[weights]
                 with torch.no_grad():
@@ -106,22 +113,34 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 rgb = tensor_to_rgb(out)
                 row = dict(image=p.name, level=lv, setting=name, bpp=8 * (payload + syntax_bytes) / (h * w),
-                           seconds=dt, bands=band_ratios(rgb, ref), **{k: fn(ref, rgb) for k, fn in METRICS.items()})
+                           seconds=dt, bands=band_ratios(rgb, ref), **{k: fn(ref, rgb) for k, fn in METRICS.items()},
+                           **artefact_fields(rgb, ref))
                 rows.append(row)
                 print(f"{p.name[:24]} q{lv} {name}: {row['psnr']:.2f} dB {row['ms_ssim']:.4f} {row['haarpsi']:.4f} "
-                      f"bands {row['bands'][0]:.2f}/{row['bands'][1]:.2f} {dt:.2f}s", flush=True)
+                      f"bands {row['bands'][0]:.2f}/{row['bands'][1]:.2f} period-2 {row['period2']:.2f} "
+                      f"{dt:.2f}s", flush=True)
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    print(f"\n{len(paths)} images, levels {args.levels}\n"
-          "| setting | bpp | PSNR | MS-SSIM | HaarPSI | band 1 | band 2 | diffusion s |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"\n{len(paths)} images, levels {args.levels}; period-2: the median ratio, flat: the mean "
+          "flat-area energy (cgdm_codec.artefacts)\n"
+          "| setting | bpp | PSNR | MS-SSIM | HaarPSI | band 1 | band 2 | period-2 | flat | diffusion s |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     summary = {}
     for s in settings:
         sel = [r for r in rows if r["setting"] == s]
         m = {k: float(np.mean([r[k] for r in sel])) for k in ("bpp", "psnr", "ms_ssim", "haarpsi", "seconds")}
         m["band1"] = float(np.mean([r["bands"][0] for r in sel]))
         m["band2"] = float(np.mean([r["bands"][1] for r in sel]))
+        m["period2"] = float(np.nanmedian([r["period2"] for r in sel]))
+        m["flat"] = float(np.mean([r["flat"] for r in sel]))
+        m["period2_by_level"] = {lv: float(np.nanmedian([r["period2"] for r in sel if r["level"] == lv]))
+                                 for lv in args.levels}
         summary[s] = m
         print(f"| {s} | {m['bpp']:.4f} | {m['psnr']:.3f} | {m['ms_ssim']:.4f} | {m['haarpsi']:.4f} | "
-              f"{m['band1']:.3f} | {m['band2']:.3f} | {m['seconds']:.2f} |")
+              f"{m['band1']:.3f} | {m['band2']:.3f} | {m['period2']:.2f} | {m['flat']:.3f} | {m['seconds']:.2f} |")
+    print("\nperiod-2 ratio by level (median over images)\n| setting | " + " | ".join(f"level {lv}" for lv in args.levels)
+          + " |\n|---|" + "---:|" * len(args.levels))
+    for s in settings:
+        print(f"| {s} | " + " | ".join(f"{summary[s]['period2_by_level'][lv]:.2f}" for lv in args.levels) + " |")
     if len(args.levels) > 1:
         first = settings[1]
         print(f"\nBD-rate % (PSNR / MS-SSIM / HaarPSI), mean of per-image values\n"
