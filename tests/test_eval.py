@@ -541,3 +541,23 @@ def test_identity_names_the_base_and_weights_the_encodes_use(images, tmp_path, m
     monkeypatch.setenv("CGDM_BASE", "hyperprior")
     with pytest.raises(EvalError, match="base"):
         run_eval(config(images, out, levels=(2,), anchors=False, ablations=(), limit=1))
+
+
+def test_anchor_choice_runs_only_the_named_anchors():
+    from cgdm_codec.evaluation.anchors import default_anchors
+    from cgdm_codec.evaluation.runner import pick_anchors
+
+    every = default_anchors(3)
+    assert pick_anchors(every, ()) == every
+    assert [a.name for a in pick_anchors(every, ("avif-s2",))] == ["avif-s2"]
+    with pytest.raises(ValueError, match="unknown anchor avif-s9; choose from"):
+        pick_anchors(every, ("avif-s9",))
+
+
+def test_the_report_has_an_artefact_table_when_rows_have_the_measures():
+    from cgdm_codec.evaluation.report import artefact_table
+
+    curves = {"cgdm": [{"setting": 1, "period2": 1.1, "period2_ref": 0.8, "edge_overshoot": 2.0, "flat_noise": 0.9}]}
+    text = "\n".join(artefact_table(curves))
+    assert "## Artefacts" in text and "| cgdm | 1 | 1.100 | 0.800 | 2.000 | 0.900 |" in text
+    assert artefact_table({"cgdm": [{"setting": 1, "psnr": 30.0}]}) == []

@@ -403,6 +403,8 @@ def _eval_command(a: dict) -> str:
         words.append("--no-anchors")
     elif a.get("avif_speed") is not None:
         words += ["--avif-speed", str(a["avif_speed"])]
+    for name in a.get("anchor_names") or ():
+        words += ["--anchor", name]
     if tuple(a["ablations"]) != ("base-only",):
         for name in a["ablations"]:
             words += ["--ablation", name]
@@ -427,6 +429,9 @@ def _eval_command(a: dict) -> str:
 @click.option("--anchors/--no-anchors", default=True, show_default=True,
               help="Also run Pillow's JPEG, WebP, AVIF (at --avif-speed and at speed 2) and, with "
                    "the JPEG XL plugin installed, JPEG XL over quality sweeps.")
+@click.option("--anchor", "anchor_names", multiple=True, metavar="NAME",
+              help="Run only this anchor (repeatable): jpeg, webp, avif (or avif-sN at --avif-speed N), "
+                   "avif-s2, jxl [default: all].")
 @click.option("--avif-speed", type=click.IntRange(0, 10), default=None,
               help="libaom speed of the first AVIF anchor [default: 6, libavif's own default; "
                    "cgdm's default effort uses 3, or 4 above 4.2 MP].")
@@ -443,12 +448,12 @@ def _eval_command(a: dict) -> str:
 @DEVICE
 @QUIET
 def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float, limit: int | None,
-          anchors: bool, avif_speed: int | None, ablations: tuple[str, ...], effort: str | None, resume: bool,
-          keep_files: bool, threads: int | None, device: str, quiet: int) -> None:
+          anchors: bool, anchor_names: tuple[str, ...], avif_speed: int | None, ablations: tuple[str, ...],
+          effort: str | None, resume: bool, keep_files: bool, threads: int | None, device: str, quiet: int) -> None:
     """Rate-distortion-perception evaluation of every image in FOLDER, with anchors and plots."""
     cfg_args = dict(folder=folder, levels=levels, outdir=outdir, downscale=downscale, limit=limit,
                     anchors=anchors, avif_speed=avif_speed, ablations=ablations, effort=effort,
-                    device=device, threads=threads)
+                    device=device, threads=threads, anchor_names=anchor_names)
 
     def job() -> None:
         if not folder.is_dir():
@@ -459,7 +464,7 @@ def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float,
         cfg = EvalConfig(images=folder, outdir=outdir, levels=levels, downscale=downscale, limit=limit,
                          anchors=anchors, ablations=tuple(a for a in ablations if a != "none"),
                          effort=effort, device=device, resume=resume, keep_files=keep_files,
-                         quiet=quiet, threads=threads, command=_eval_command(cfg_args),
+                         quiet=quiet, threads=threads, command=_eval_command(cfg_args), anchor_names=anchor_names,
                          **({} if avif_speed is None else {"avif_speed": avif_speed}))
         result = run_eval(cfg)
         if not quiet:

@@ -47,6 +47,17 @@ ABLATIONS: dict[str, Ablation] = {
 }
 
 
+def pick_anchors(anchors: tuple[ClassicalCodec, ...], names: tuple[str, ...]) -> tuple[ClassicalCodec, ...]:
+    """The anchors named (all when none is): a short run against the one anchor an aim names."""
+    if not names:
+        return anchors
+    known = {a.name for a in anchors}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown anchor {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    return tuple(a for a in anchors if a.name in names)
+
+
 @dataclass
 class EvalConfig:
     images: Path
@@ -67,6 +78,8 @@ class EvalConfig:
     sweeps: dict[str, tuple[int, ...]] | None = None  # override the anchors' sweeps (tests)
     # speed of the main AVIF anchor (e.g. the AV1 speed of cgdm's effort); avif-s2 runs besides
     avif_speed: int = AVIF_DEFAULT_SPEED
+    # run only the anchors of these names (e.g. "avif-s2"); empty: all of them
+    anchor_names: tuple[str, ...] = ()
 
 
 def encoder_keywords() -> set[str]:
@@ -155,7 +168,7 @@ class Runner:
         self.anchors: list[ClassicalCodec] = []
         if cfg.anchors:
             try:
-                wanted = default_anchors(cfg.avif_speed)
+                wanted = pick_anchors(default_anchors(cfg.avif_speed), cfg.anchor_names)
             except ValueError as e:
                 raise EvalError(str(e)) from None
             self.anchors, notes = available_anchors(wanted)
