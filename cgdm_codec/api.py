@@ -40,8 +40,8 @@ from .pipeline import RUNTIMES  # noqa: E402  (pipeline.pick_runtime's choices)
 #: The registered base codecs, the default first (``base.registry``).
 BASES = registry.names()
 
-__all__ = ["encode", "decode", "info", "check_environment", "EFFORTS", "BASES", "DEVICES", "ENCODE_OPTIONS",
-           "EncodeOption"]
+__all__ = ["encode", "decode", "info", "check_environment", "check_lossless", "EFFORTS", "BASES", "DEVICES",
+           "ENCODE_OPTIONS", "EncodeOption", "LOSSLESS_CONFLICTS"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,9 @@ ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
                  "or env CGDM_BASE].", choices=BASES),
     EncodeOption("base_only", False, "Write a file without the diffusion stage (smaller, fast to "
                  "decode, less detail).", flag=True),
+    EncodeOption("lossless", False, "Code the exact pixels (RGB, L, RGBA, LA; WebP's lossless coder, "
+                 "no diffusion stage): decodes bit for bit to the input. Not with a quality, a size "
+                 "target, --base or the diffusion stage's settings.", flag=True),
     EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; 2) and, for the "
                  "diffusion stage, its search for the syntax and seed: fast and default = one pass of "
                  "the syntax encoder, and both score the diffusion-or-not decision on a decode (default on "
@@ -112,6 +115,24 @@ ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
                  low=1, high=1024),
 )
 ENCODE_OPTION = {o.name: o for o in ENCODE_OPTIONS}
+
+
+#: The settings a lossless encode has no use for: each chooses a rate or a base codec, or
+#: shapes the diffusion stage a lossless file does not have. Giving one with ``lossless`` is
+#: a contradiction (ConfigError; a usage error in the CLI), not silently ignored.
+LOSSLESS_CONFLICTS = ("quality", "base", "av1_quality", "seed", "steps", "finetune_iters", "seeds", "finetune")
+
+
+def check_lossless(settings: dict[str, Any]) -> None:
+    """Refuse, in one line, the settings of ``LOSSLESS_CONFLICTS`` given away from their
+    defaults together with ``lossless=True`` (``quality`` counts as given unless None)."""
+    if not settings.get("lossless"):
+        return
+    given = [name for name in LOSSLESS_CONFLICTS if name in settings
+             and settings[name] != (None if name == "quality" else ENCODE_OPTION[name].default)]
+    if given:
+        raise ConfigError(f"lossless codes the exact pixels without a diffusion stage: "
+                          f"{', '.join(given)} cannot be given with it")
 
 
 def _quiet(_: str) -> None:
@@ -203,8 +224,8 @@ def _prepare(image: ImageSource, limits: Limits) -> "CodecImage":
     raise TypeError(f"expected a Pillow image, a path or an image file's bytes, got {type(image).__name__}")
 
 
-def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
-           base_only: bool = False, effort: str = "default", seed: int = 0,
+def encode(image: ImageSource, quality: int | None = None, *, base: str | None = None,
+           base_only: bool = False, lossless: bool = False, effort: str = "default", seed: int = 0,
            steps: int | None = None, av1_quality: int | None = None,
            finetune_iters: int | None = None, seeds: int | None = None, finetune: bool = True,
            device: str = "auto", runtime: str = "auto", threads: int | None = None,
@@ -212,7 +233,9 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
     """Compress an image into the bytes of a ``.cgdm`` file.
 
     ``image`` is a Pillow image, a path to any image Pillow reads, or such a file's bytes.
-    ``quality`` 1..6 (1 = smallest). ``base`` is one of ``BASES`` (``"av1"``, ``"hyperprior"``;
+    ``quality`` 1..6 (1 = smallest; None: 3). ``lossless`` codes the exact pixels instead
+    (base codec ``webp-lossless``, no diffusion stage; not with ``quality``, ``base``,
+    ``av1_quality`` or the diffusion stage's settings). ``base`` is one of ``BASES`` (``"av1"``, ``"hyperprior"``;
     default: env ``CGDM_BASE``, else AV1). ``base_only`` writes no diffusion stage (fast to
     decode); without it the encoder adds the stage only when its weights are installed and
     it scores better.
@@ -225,24 +248,27 @@ def encode(image: ImageSource, quality: int = 3, *, base: str | None = None,
     Raises ``ConfigError`` (a bad setting), ``ImageError`` (an unreadable or oversized
     image), ``WeightsError`` (weights missing or damaged).
     """
-    settings = dict(quality=quality, base=base, base_only=base_only, effort=effort, seed=seed,
-                    steps=steps, av1_quality=av1_quality, finetune_iters=finetune_iters, seeds=seeds,
-                    finetune=finetune, device=device, runtime=runtime, threads=threads)
+    settings = dict(quality=quality, base=base, base_only=base_only, lossless=lossless, effort=effort,
+                    seed=seed, steps=steps, av1_quality=av1_quality, finetune_iters=finetune_iters,
+                    seeds=seeds, finetune=finetune, device=device, runtime=runtime, threads=threads)
     for name, value in settings.items():
-        ENCODE_OPTION[name].check(value)
+        if not (name == "quality" and value is None):
+            ENCODE_OPTION[name].check(value)
+    check_lossless(settings)
+    quality = ENCODE_OPTION["quality"].default if quality is None else quality
     check_environment()
     lim = _limits(limits)
     prepared = _prepare(image, lim)
 
     from .pipeline import default_base, encode_image
 
-    chosen = base or default_base()
+    chosen = None if lossless else base or default_base()
     if av1_quality is not None and registry.backend(chosen).fine_range is None:
         raise ConfigError(f"av1_quality needs the AV1 base (base='av1'); {chosen} has levels only")
     return encode_image(prepared, quality, diffusion=False if base_only else None, seed=seed,
                         steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
                         finetune=finetune, device=device, progress=progress or _quiet,
-                        base=chosen, fine=av1_quality, runtime=runtime, threads=threads)
+                        base=chosen, fine=av1_quality, runtime=runtime, threads=threads, lossless=lossless)
 
 
 def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = None,
@@ -297,6 +323,7 @@ def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
     record = registry.BY_ID.get(f.base_codec)
     s["base_codec_id"] = f.base_codec
     s["base_codec"] = record.name if record is not None else f"id {f.base_codec}"
+    s["lossless"] = record is not None and record.lossless
     name, realism = _weights_of(f, record) if record is not None else (None, False)
     s["weights"], s["realism"] = name, realism
     return s

@@ -421,6 +421,13 @@ def _check_base_codec(base_codec: int) -> None:
         raise FormatError(f"unknown base codec id {base_codec} (this cgdm knows: {known})")
 
 
+def _is_lossless(base_codec: int) -> bool:
+    """Whether the registry's record of this codec says its files are exact (docs/format.md 3.2)."""
+    from .base.registry import is_lossless
+
+    return is_lossless(base_codec)
+
+
 def _check_version(version: int) -> None:
     if version != FORMAT_VERSION:
         raise FormatError(
@@ -505,6 +512,8 @@ class CgdmFile:
             raise FormatError("steps and syntax must both be set (diffusion) or both be None")
         if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
             raise FormatError(f"invalid DDIM step count {self.steps} (must be 1..{MAX_STEPS})")
+        if self.diffusion and _is_lossless(self.base_codec):
+            raise FormatError(f"base codec {self.base_codec} is lossless: its files have no diffusion stage")
         if self.colour_mode.has_alpha and self.alpha is None:
             raise FormatError(f"colour mode {self.colour_mode.name} requires an alpha section")
         if not self.colour_mode.has_alpha and self.alpha is not None:

@@ -32,6 +32,9 @@ class CodecImage:
     alpha: np.ndarray | None = None  # (H, W) uint8 when mode has alpha
     notes: list[str] = field(default_factory=list)
     metadata: Metadata | None = None  # ICC profile, EXIF (orientation 1 or none), XMP
+    #: why ``rgb``/``alpha`` are not the input's own numbers (16 bits or floats reduced, CMYK
+    #: converted...), or None: a lossless encode refuses what it could not give back
+    inexact: str | None = None
 
     @property
     def height(self) -> int:
@@ -199,14 +202,17 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
     if tiff_exif is not None:
         info["exif"] = tiff_exif
     mode = im.mode
+    inexact = None
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     elif mode == "PA":
         im = im.convert("RGBA")
     elif mode in ("RGBa", "La"):
         im = im.convert("RGBA" if mode == "RGBa" else "LA")
+        inexact = f"premultiplied {mode} input converted to straight alpha"
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         im = im.convert("RGB")
+        inexact = f"{mode} input converted to RGB"
     mode = im.mode
     if mode == "1":
         im, mode = im.convert("L"), "L"
@@ -220,7 +226,9 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
     elif mode == "RGB":
         colour, is_gray = np.asarray(im), False
     elif mode == "L" or mode.startswith("I") or mode == "F":
+        before = len(notes)
         colour, is_gray = _to_8bit(np.asarray(im), notes), True
+        inexact = notes[-1] if len(notes) > before else inexact
     else:
         raise ImageError(f"unsupported image mode {mode}")
 
@@ -236,7 +244,7 @@ def from_pil(im, limits: Limits | None = None) -> CodecImage:
     else:
         cmode = ColourMode.L if is_gray else ColourMode.RGB
     metadata = metadata_from_info(info, is_gray, source_mode, notes)
-    return CodecImage(np.ascontiguousarray(rgb, dtype=np.uint8), cmode, alpha, notes, metadata)
+    return CodecImage(np.ascontiguousarray(rgb, dtype=np.uint8), cmode, alpha, notes, metadata, inexact)
 
 
 #: The one wording of a missing input, in every command and the API (the operating system's).
@@ -320,6 +328,7 @@ def _load(source: BinaryIO, name: str, limits: Limits | None) -> CodecImage:
         img.notes.insert(0, f"{frames} frames (an animation or a multi-page file): only the first is coded")
     if bits > 8:
         img.notes.insert(0, f"{bits}-bit input reduced to 8 bits per channel")
+        img.inexact = img.notes[0]
     return img
 
 

@@ -20,8 +20,9 @@ Decode settings: ``im.decode_options`` (per image, before the pixels are used) s
 copy of :data:`DECODE_OPTIONS` (per process): ``base_only``, ``steps``, ``realism`` (the
 decode-time dial, 0..1), ``device``, ``runtime``, ``threads``.
 Save options (``im.save(..., **options)``): ``quality`` 1..6 (default 3), ``base``,
-``base_only``, ``effort``, ``seed``, ``steps``, ``av1_quality``, ``device`` — the keyword
-arguments of :func:`cgdm_codec.encode`.
+``base_only``, ``lossless`` (the exact pixels: ``im.save("x.cgdm", lossless=True)``),
+``effort``, ``seed``, ``steps``, ``av1_quality``, ``device`` — the keyword arguments of
+:func:`cgdm_codec.encode`.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
 
     info = getattr(im, "encoderinfo", {}) or {}
     options = {k: info[k] for k in SAVE_OPTIONS if k in info}
-    write_all(fp, encode(im, info.get("quality", 3), **options))  # fp may be unbuffered
+    write_all(fp, encode(im, info.get("quality"), **options))  # fp may be unbuffered; None: 3
 
 
 def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from .container import CgdmFile, ColourMode, FormatError, parse, serialize
-from .errors import MissingDependency, WeightsError
+from .errors import ConfigError, ImageError, MissingDependency, WeightsError
 from .base.registry import DEFAULT_BACKEND, backend, create
 from .tuning.objective import Objective
 from .weights import base_weights_path, decoders, verified_manifest, weights_dir, weights_id
@@ -279,8 +279,13 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
                  finetune_iters: int | None = None, seeds: int | None = None,
                  finetune: bool = True, device: str = "auto", progress: Progress = _quiet,
                  step_progress: StepProgress | None = None, base: str | None = None,
-                 fine: int | None = None, runtime: str | None = None, threads: int | None = None) -> bytes:
+                 fine: int | None = None, runtime: str | None = None, threads: int | None = None,
+                 lossless: bool = False) -> bytes:
     """Compress a prepared image at quality 1..6 into .cgdm bytes.
+
+    ``lossless`` codes the exact pixels with the registry's lossless backend (no diffusion
+    stage; ``quality`` is not used); an image whose numbers were changed on reading (16 bits,
+    CMYK...) is refused rather than coded "losslessly" from the changed numbers.
 
     ``base`` names the base codec (default: ``registry.DEFAULT_BACKEND``); ``fine`` is a
     backend-specific fine quality (AV1: Pillow's AVIF quality 0..100) instead of the level.
@@ -296,7 +301,11 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
 
     if not 1 <= quality <= 6:
         raise ValueError("quality must be 1..6")
+    if lossless:
+        diffusion, base = _lossless_setup(img, diffusion, base)
     name = backend(base or default_base()).name
+    if backend(name).lossless:
+        diffusion = False
     progress("loading weights")
     bundle = load_bundle(name)
     decoder = bundle.newest
@@ -348,6 +357,20 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
         seed=seed, steps=steps_field, syntax=syntax, alpha=alpha, metadata=img.metadata,
     )
     return serialize(f)
+
+
+def _lossless_setup(img: "imageio.CodecImage", diffusion: bool | None, base: str | None) -> tuple[bool, str]:
+    """(diffusion, base) of a lossless encode, after refusing what contradicts it."""
+    from .base.registry import lossless_backend
+
+    name = lossless_backend()
+    if diffusion:
+        raise ConfigError("a lossless file has no diffusion stage")
+    if base is not None and backend(base).name != name:
+        raise ConfigError(f"lossless coding has its own base codec ({name}), not {base}")
+    if img.inexact is not None:
+        raise ImageError(f"cannot be coded losslessly: {img.inexact}")
+    return False, name
 
 
 def _torch_search(bundle: Bundle, decoder: Decoder, img: "imageio.CodecImage", enc, seed: int, steps: int,

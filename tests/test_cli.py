@@ -317,17 +317,17 @@ def test_a_flipped_header_byte_reads_as_damage_not_as_a_version_problem(small, t
     import zlib
 
     data = bytearray(small[1].read_bytes())
-    data[5] = 3  # the base codec id
+    data[5] = 9  # the base codec id
     bad = tmp_path / "flipped.cgdm"
     bad.write_bytes(bytes(data))
     res = CliRunner().invoke(main, ["decode", str(bad), "-o", str(tmp_path / "o.png")])
     assert res.exit_code == 1
-    assert _err(res) == (f"cgdm: error: {bad}: damaged file (checksum mismatch): unknown base codec id 3 "
-                         "(this cgdm knows: 1, 2)")
+    assert _err(res) == (f"cgdm: error: {bad}: damaged file (checksum mismatch): unknown base codec id 9 "
+                         "(this cgdm knows: 1, 2, 3)")
     data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")  # intact: a newer writer's file
     bad.write_bytes(bytes(data))
     res = CliRunner().invoke(main, ["info", str(bad)])
-    assert res.exit_code == 1 and "damaged" not in _err(res) and "unknown base codec id 3" in _err(res)
+    assert res.exit_code == 1 and "damaged" not in _err(res) and "unknown base codec id 9" in _err(res)
 
 
 def test_a_missing_input_has_one_wording_everywhere(tmp_path):

@@ -483,7 +483,7 @@ def test_bad_packed_byte(packed, fragment):
         parse(reheader(serialize(make()), packed=packed))
 
 
-@pytest.mark.parametrize("codec", [0, 3, 255])
+@pytest.mark.parametrize("codec", [0, 4, 255])
 def test_unknown_base_codec(codec):
     with pytest.raises(FormatError, match=f"unknown base codec id {codec}"):
         parse(reheader(serialize(make()), codec=codec))
@@ -727,7 +727,7 @@ def test_summary():
 
 def test_colour_mode_has_alpha():
     assert [m.has_alpha for m in ColourMode] == [False, False, True, True]
-    assert BASE_CODEC_STREAMS == {1: 2, 2: 1}
+    assert BASE_CODEC_STREAMS == {1: 2, 2: 1, 3: 1}
 
 
 def test_dataclass_is_frozen():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import av1, hyperprior
+from . import av1, hyperprior, webp_lossless
 from .interface import BaseRecord
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 BACKENDS: tuple[BaseRecord, ...] = (
     hyperprior.HyperpriorBase.record,
     av1.Av1Base.record,
+    webp_lossless.WebpLosslessBase.record,
 )
 #: The lookups everything uses (a test may add a backend to both).
 BY_ID: dict[int, BaseRecord] = {b.codec_id: b for b in BACKENDS}
@@ -38,9 +39,22 @@ def backend(key: int | str) -> BaseRecord:
 
 
 def names() -> tuple[str, ...]:
-    """What ``--base`` accepts: the default first, then the others by id."""
-    others = sorted((n for n in BY_NAME if n != DEFAULT_BACKEND), key=lambda n: BY_NAME[n].codec_id)
+    """What ``--base`` accepts: the default first, then the others by id. A lossless backend
+    is not among them: ``--lossless`` chooses it, so that one spelling says "exact"."""
+    others = sorted((n for n, r in BY_NAME.items() if n != DEFAULT_BACKEND and not r.lossless),
+                    key=lambda n: BY_NAME[n].codec_id)
     return (DEFAULT_BACKEND, *others)
+
+
+def lossless_backend() -> str:
+    """The backend ``--lossless`` encodes with (the first lossless one registered)."""
+    return next(r.name for r in BACKENDS if r.lossless)
+
+
+def is_lossless(codec_id: int) -> bool:
+    """Whether files of this codec id are exact (and so never have a diffusion stage)."""
+    record = BY_ID.get(codec_id)
+    return record is not None and record.lossless
 
 
 def stream_names(codec_id: int) -> tuple[str, ...] | None:

@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..api import ENCODE_OPTION, EncodeOption, check_environment
+from ..api import LOSSLESS_CONFLICTS as LOSSLESS_CONFLICTS_API
 from ..errors import ConfigError
 from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, parse, read_file
 from ..imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
@@ -143,6 +144,7 @@ OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an exi
 @click.option("--bpp", "target_bpp", type=click.FloatRange(0, None, min_open=True), default=None,
               metavar="X", help="As --size, for a target of X bits per pixel.")
 @encode_option("base_only")
+@encode_option("lossless")
 @click.option("--diffusion", "always_diffusion", is_flag=True,
               help="Always write the diffusion stage, even where the encoder's objective scores "
                    "the base-only decode better.")
@@ -160,7 +162,8 @@ OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an exi
 @click.option("--strip", is_flag=True, help="Carry no metadata (same as --metadata none).")
 @CODING
 def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
-           target_size: int | None, target_bpp: float | None, base_only: bool, always_diffusion: bool,
+           target_size: int | None, target_bpp: float | None, base_only: bool, lossless: bool,
+           always_diffusion: bool,
            seed: int, steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
            finetune: bool, base: str | None, av1_quality: int | None, metadata: str, strip: bool,
            jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
@@ -172,8 +175,11 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
       cgdm encode photo.jpg -o coded/       -> coded/photo.cgdm (folder created if missing)
       cgdm encode *.png -o coded/ -j 2      -> coded/NAME.cgdm, two at a time
       cgdm encode photo.jpg --size 20000    -> the best file of at most 20000 bytes
+      cgdm encode scan.png --lossless       -> decodes bit for bit to scan.png's pixels
       cat photo.png | cgdm encode - > photo.cgdm
     """
+    if lossless:
+        check_lossless_options()
     given = [name for name, v in (("-q", quality), ("--size", target_size), ("--bpp", target_bpp),
                                   ("--av1-quality", av1_quality)) if v is not None]
     if len(given) > 1:
@@ -194,11 +200,30 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
     options = dict(diffusion=False if base_only else (True if always_diffusion else None), seed=seed,
                    steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
                    finetune=finetune, device=device, base=base, fine=av1_quality, runtime=runtime,
-                   threads=threads)
+                   threads=threads, lossless=lossless)
     work = [EncodeJob(src, out, quality or ENCODE_OPTION["quality"].default, limits(), force,
                       target_size, target_bpp, keep, options)
             for src, out in zip(inputs, plan.outputs)]
     run_all(work, encode_one, encode_job, plan.folder, jobs, quiet, "encoded")
+
+
+#: The encode options that contradict --lossless, by parameter name: the encoder settings
+#: ``api.LOSSLESS_CONFLICTS`` names, and the CLI's own rate targets and --diffusion.
+LOSSLESS_CONFLICTS = (*LOSSLESS_CONFLICTS_API, "target_size", "target_bpp", "always_diffusion")
+
+
+def check_lossless_options() -> None:
+    """A usage error (one line, exit 2, as decode's ``check_base_only``) naming the options
+    given on the command line that --lossless contradicts: each sets a rate, a base codec or
+    the diffusion stage a lossless file lacks."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    flags = {p.name: max(p.opts, key=len) if p.name != "quality" else "-q" for p in ctx.command.params}
+    given = [flags[n] for n in LOSSLESS_CONFLICTS if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+    if given:
+        raise ConfigError(f"--lossless codes the exact pixels without a diffusion stage: "
+                          f"{', '.join(given)} cannot be given with it")
 
 
 def _format_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -350,7 +375,7 @@ def _info_text(name: str, s: dict) -> str:
     return "\n".join([
         f"{name}: cgdm format {s['format_version']}",
         f"  image      {s['width']}x{s['height']} {s['colour_mode']}",
-        f"  quality    {s['quality']}",
+        f"  quality    {'lossless (exact pixels)' if s.get('lossless') else s['quality']}",
         f"  size       {s['bytes']} bytes, {s['bpp']} bpp ({s['framing_bytes']} bytes of framing)",
         f"  base codec {s['base_codec']}, weights {weights}",
         (f"  diffusion  {s['steps']} DDIM step{'' if s['steps'] == 1 else 's'}, seed {s['seed']}"

@@ -122,7 +122,10 @@ def stage_notes(f: CgdmFile, job: DecodeJob) -> list[str]:
     given = [name for name, on in (("--realism", job.realism > 0), ("--steps", job.steps is not None)) if on]
     if not given:
         return []
-    return [f"{_name(job.src, 'standard input')} has no diffusion stage (written --base-only): "
+    from ..base.registry import is_lossless
+
+    why = "a lossless file" if is_lossless(f.base_codec) else "written --base-only"
+    return [f"{_name(job.src, 'standard input')} has no diffusion stage ({why}): "
             f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect"]
 
 
