@@ -302,10 +302,10 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     if not 1 <= quality <= 6:
         raise ValueError("quality must be 1..6")
     if lossless:
-        diffusion, base = _lossless_setup(img, diffusion, base)
+        base = _lossless_base(base)
     name = backend(base or default_base()).name
     if backend(name).lossless:
-        diffusion = False
+        diffusion = _exact_only(img, diffusion)
     progress("loading weights")
     bundle = load_bundle(name)
     decoder = bundle.newest
@@ -359,18 +359,24 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     return serialize(f)
 
 
-def _lossless_setup(img: "imageio.CodecImage", diffusion: bool | None, base: str | None) -> tuple[bool, str]:
-    """(diffusion, base) of a lossless encode, after refusing what contradicts it."""
+def _lossless_base(base: str | None) -> str:
+    """The base of a lossless encode: the registry's lossless one (another is a contradiction)."""
     from .base.registry import lossless_backend
 
     name = lossless_backend()
-    if diffusion:
-        raise ConfigError("a lossless file has no diffusion stage")
     if base is not None and backend(base).name != name:
         raise ConfigError(f"lossless coding has its own base codec ({name}), not {base}")
+    return name
+
+
+def _exact_only(img: "imageio.CodecImage", diffusion: bool | None) -> bool:
+    """A lossless base's encode has no diffusion stage (False), and refuses an image whose
+    numbers changed on reading: coding those exactly would not be lossless."""
+    if diffusion:
+        raise ConfigError("a lossless file has no diffusion stage")
     if img.inexact is not None:
         raise ImageError(f"cannot be coded losslessly: {img.inexact}")
-    return False, name
+    return False
 
 
 def _torch_search(bundle: Bundle, decoder: Decoder, img: "imageio.CodecImage", enc, seed: int, steps: int,

@@ -271,3 +271,18 @@ def test_the_backend_is_registered_but_not_a_base_choice():
     assert registry.lossless_backend() == "webp-lossless" and registry.is_lossless(3)
     assert "webp-lossless" not in cgdm_codec.api.BASES
     assert WebpLosslessBase.record is registry.backend(3)
+
+
+def test_the_pipeline_never_writes_a_diffusion_stage_on_the_lossless_base(monkeypatch):
+    """Not even where CGDM_DIFFUSION_WEIGHTS names weights for every base."""
+    from cgdm_codec import pipeline
+    from cgdm_codec.weights import weights_dir
+
+    monkeypatch.setenv("CGDM_DIFFUSION_WEIGHTS", str(weights_dir() / "cgdm-av1-4.safetensors"))
+    src = picture("RGB", 33, 17)
+    f = parse(pipeline.encode(src, 3, base="webp-lossless"))
+    assert not f.diffusion and f.base_codec == 3
+    with pytest.raises(ConfigError, match="no diffusion stage"):
+        pipeline.encode(src, 3, base="webp-lossless", diffusion=True)
+    with pytest.raises(ConfigError, match="its own base codec"):
+        pipeline.encode(src, 3, base="av1", lossless=True)
