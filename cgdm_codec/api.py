@@ -13,7 +13,6 @@ or ``decode`` in a loop (or in a long-lived worker) pays the loading cost only o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -32,118 +31,21 @@ CgdmSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 ImageSource = Union["PILImage.Image", bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 Progress = Callable[[str], None]
 
-EFFORTS = ("fast", "default", "max")
-DEVICES = ("auto", "cpu", "cuda")
 from .base import registry  # noqa: E402  (standard library data: no backend's coder loads)
-from .pipeline import RUNTIMES  # noqa: E402  (pipeline.pick_runtime's choices)
+from .options import (BASES, DECODE_OPTION, DECODE_OPTIONS, DEFAULT_QUALITY, DEVICES, EFFORTS,  # noqa: E402
+                      ENCODE_OPTION, ENCODE_OPTIONS, LOSSLESS_CONFLICTS, Option, check_decode,
+                      check_encode, kept_metadata, pipeline_options)
+from .pipeline import RUNTIMES  # noqa: E402,F401  (pipeline.pick_runtime's choices)
 
-#: The registered base codecs, the default first (``base.registry``).
-BASES = registry.names()
+#: The name the encoder's table had before the decoder's joined it (``options.Option``).
+EncodeOption = Option
 
-__all__ = ["encode", "decode", "info", "check_environment", "check_lossless", "EFFORTS", "BASES", "DEVICES",
-           "ENCODE_OPTIONS", "EncodeOption", "LOSSLESS_CONFLICTS"]
-
-
-@dataclass(frozen=True)
-class EncodeOption:
-    """One encoder setting, described once for ``encode``, ``cgdm encode`` and ``im.save``.
-
-    ``name`` is the keyword of :func:`encode` (and of Pillow's ``im.save``); the CLI spells it
-    ``--name-with-dashes`` unless ``cli`` says otherwise. An integer setting has ``low`` and
-    ``high``; a text setting ``choices``; ``flag`` marks a bool.
-    """
-
-    name: str
-    default: Any
-    help: str
-    low: int | None = None
-    high: int | None = None
-    choices: tuple[str, ...] = ()
-    flag: bool = False
-    cli: str | None = None  # the CLI's spelling where it differs (a negated flag, a short name)
-
-    def check(self, value: Any) -> Any:
-        """``value`` if it is valid for this setting, else a ConfigError naming the setting."""
-        if value is None and self.default is None:
-            return value
-        if self.flag:
-            if not isinstance(value, bool):
-                raise ConfigError(f"{self.name} must be True or False, got {value!r}")
-            return value
-        if self.choices:
-            if value not in self.choices:
-                raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
-            return value
-        assert self.low is not None and self.high is not None
-        return _int_in(self.name, value, self.low, self.high)
-
-
-#: The encoder's settings: the keywords of :func:`encode` after the image, the ``cgdm encode``
-#: options of the same names and the keywords ``im.save`` passes on (``cgdm_codec.pillow``).
-ENCODE_OPTIONS: tuple[EncodeOption, ...] = (
-    EncodeOption("quality", 3, "Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp).",
-                 low=1, high=6),
-    EncodeOption("base", None, f"Base codec: {' or '.join(BASES)} [default: {registry.DEFAULT_BACKEND}, "
-                 "or env CGDM_BASE].", choices=BASES),
-    EncodeOption("base_only", False, "Write a file without the diffusion stage (smaller, fast to "
-                 "decode, less detail).", flag=True),
-    EncodeOption("lossless", False, "Code the exact pixels (RGB, L, RGBA, LA; WebP's lossless coder, "
-                 "no diffusion stage): decodes bit for bit to the input. Not with a quality, a size "
-                 "target, --base or the diffusion stage's settings.", flag=True),
-    EncodeOption("effort", "default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; 2) and, for the "
-                 "diffusion stage, its search for the syntax and seed: fast and default = one pass of "
-                 "the syntax encoder, and both score the diffusion-or-not decision on a decode (default on "
-                 "up to 12 tiles' worth of pixels, fast 4); max = the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS),
-    EncodeOption("seed", 0, "Noise seed the decoder's diffusion starts from (the first one tried "
-                 "when searching seeds).", low=0, high=2**32 - 1),
-    EncodeOption("steps", None, "Sampler steps the decoder should run [default: the newest decoder's, 1].",
-                 low=1, high=255),
-    EncodeOption("av1_quality", None, "AV1 base: Pillow's AVIF quality 0..100 instead of the level "
-                 "(a fine-grained rate).", low=0, high=100),
-    EncodeOption("finetune_iters", None, "Override the effort's number of per-image fine-tuning "
-                 "iterations.", low=0, high=100000),
-    EncodeOption("seeds", None, "Override the effort's number of noise seeds tried (each costs one "
-                 "decode).", low=1, high=1024),
-    EncodeOption("finetune", True, "Skip the per-image fine-tuning (seeds are still searched).",
-                 flag=True, cli="--no-finetune"),
-    EncodeOption("device", "auto", "Where the networks run (entropy coding always runs on the CPU).",
-                 choices=DEVICES),
-    EncodeOption("runtime", "auto", "What runs the diffusion stage's networks: onnx (ONNX Runtime on the "
-                 "CPU, no torch needed), torch, or auto (torch for CUDA and the learned base, else onnx; "
-                 "env CGDM_RUNTIME).", choices=RUNTIMES),
-    EncodeOption("threads", None, "Threads for the networks [default: the cores this process may use].",
-                 low=1, high=1024),
-)
-ENCODE_OPTION = {o.name: o for o in ENCODE_OPTIONS}
-
-
-#: The settings a lossless encode has no use for: each chooses a rate or a base codec, or
-#: shapes the diffusion stage a lossless file does not have. Giving one with ``lossless`` is
-#: a contradiction (ConfigError; a usage error in the CLI), not silently ignored.
-LOSSLESS_CONFLICTS = ("quality", "base", "av1_quality", "seed", "steps", "finetune_iters", "seeds", "finetune")
-
-
-def check_lossless(settings: dict[str, Any]) -> None:
-    """Refuse, in one line, the settings of ``LOSSLESS_CONFLICTS`` given away from their
-    defaults together with ``lossless=True`` (``quality`` counts as given unless None)."""
-    if not settings.get("lossless"):
-        return
-    given = [name for name in LOSSLESS_CONFLICTS if name in settings
-             and settings[name] != (None if name == "quality" else ENCODE_OPTION[name].default)]
-    if given:
-        raise ConfigError(f"lossless codes the exact pixels without a diffusion stage: "
-                          f"{', '.join(given)} cannot be given with it")
+__all__ = ["encode", "decode", "info", "check_environment", "EFFORTS", "BASES", "DEVICES",
+           "ENCODE_OPTIONS", "DECODE_OPTIONS", "Option", "EncodeOption", "LOSSLESS_CONFLICTS"]
 
 
 def _quiet(_: str) -> None:
     pass
-
-
-def _int_in(name: str, value: Any, low: int, high: int) -> int:
-    """An integer setting in low..high, or a ConfigError naming it (bools are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-    return value
 
 
 #: The environment variables that stand in for an option, and the option: each is checked
@@ -167,11 +69,6 @@ def check_environment(environ: "os._Environ[str] | dict[str, str] | None" = None
         if value and value.lower() != "none" and not Path(value).is_file():
             raise ConfigError(f"{var}={value!r}: no such weights file")
     Limits.from_env(env)
-
-
-def _check_device(device: Any) -> str:
-    """The CLI's choices; whether CUDA is present is checked once torch is loaded."""
-    return ENCODE_OPTION["device"].check(device)
 
 
 def _is_path(x: Any) -> bool:
@@ -224,94 +121,112 @@ def _prepare(image: ImageSource, limits: Limits) -> "CodecImage":
     raise TypeError(f"expected a Pillow image, a path or an image file's bytes, got {type(image).__name__}")
 
 
-def encode(image: ImageSource, quality: int | None = None, *, base: str | None = None,
-           base_only: bool = False, lossless: bool = False, effort: str = "default", seed: int = 0,
+def encode(image: ImageSource, quality: int | None = None, *, size: int | None = None,
+           bpp: float | None = None, base: str | None = None, base_only: bool = False,
+           lossless: bool = False, diffusion: bool = False, effort: str = "default", seed: int = 0,
            steps: int | None = None, av1_quality: int | None = None,
            finetune_iters: int | None = None, seeds: int | None = None, finetune: bool = True,
-           device: str = "auto", runtime: str = "auto", threads: int | None = None,
-           limits: Limits | None = None, progress: Progress | None = None) -> bytes:
+           metadata: str = "all", strip: bool = False, device: str = "auto", runtime: str = "auto",
+           threads: int | None = None, limits: Limits | None = None, progress: Progress | None = None) -> bytes:
     """Compress an image into the bytes of a ``.cgdm`` file.
 
     ``image`` is a Pillow image, a path to any image Pillow reads, or such a file's bytes.
-    ``quality`` 1..6 (1 = smallest; None: 3). ``lossless`` codes the exact pixels instead
-    (base codec ``webp-lossless``, no diffusion stage; not with ``quality``, ``base``,
-    ``av1_quality`` or the diffusion stage's settings). ``base`` is one of ``BASES`` (``"av1"``, ``"hyperprior"``;
-    default: env ``CGDM_BASE``, else AV1). ``base_only`` writes no diffusion stage (fast to
-    decode); without it the encoder adds the stage only when its weights are installed and
-    it scores better.
-    ``effort`` (``"fast"``, ``"default"``, ``"max"``), ``finetune_iters``, ``seeds`` and
+    The keywords are the options of ``cgdm encode`` (``options.ENCODE_OPTIONS``), checked by
+    the same rules: ``quality`` 1..6 (None: 3), or ``size`` (bytes) or ``bpp`` (bits per
+    pixel) for the best quality whose file fits, or ``av1_quality`` (Pillow's AVIF quality
+    0..100, AV1 base only): one of the four at most. ``lossless`` codes the exact pixels
+    instead (base codec ``webp-lossless``, no diffusion stage). ``base`` is one of ``BASES``
+    (default: env ``CGDM_BASE``, else AV1). ``base_only`` writes no diffusion stage,
+    ``diffusion`` always writes it; without either the encoder adds it only when its weights
+    are installed and it scores better. ``effort``, ``finetune_iters``, ``seeds`` and
     ``finetune`` set how hard the encoder searches; ``seed`` is the first noise seed tried,
-    ``steps`` the DDIM steps written for the decoder, ``av1_quality`` Pillow's AVIF quality
-    0..100 instead of the level (AV1 base only). ``runtime`` and ``threads``: what runs the
-    networks, and on how many threads. ``progress`` receives stage messages.
+    ``steps`` the sampler steps written for the decoder. ``metadata`` (``"all"``, ``"none"``
+    or a comma list of icc, exif, xmp) and ``strip`` choose the metadata carried. ``runtime``
+    and ``threads``: what runs the networks, and on how many threads. ``progress`` receives
+    stage messages.
 
     Raises ``ConfigError`` (a bad setting), ``ImageError`` (an unreadable or oversized
     image), ``WeightsError`` (weights missing or damaged).
     """
-    settings = dict(quality=quality, base=base, base_only=base_only, lossless=lossless, effort=effort,
-                    seed=seed, steps=steps, av1_quality=av1_quality, finetune_iters=finetune_iters,
-                    seeds=seeds, finetune=finetune, device=device, runtime=runtime, threads=threads)
-    for name, value in settings.items():
-        if not (name == "quality" and value is None):
-            ENCODE_OPTION[name].check(value)
-    check_lossless(settings)
-    quality = ENCODE_OPTION["quality"].default if quality is None else quality
+    settings = dict(quality=quality, size=size, bpp=bpp, base=base, base_only=base_only, lossless=lossless,
+                    diffusion=diffusion, effort=effort, seed=seed, steps=steps, av1_quality=av1_quality,
+                    finetune_iters=finetune_iters, seeds=seeds, finetune=finetune, metadata=metadata,
+                    strip=strip, device=device, runtime=runtime, threads=threads)
+    check_encode(settings)
     check_environment()
     lim = _limits(limits)
     prepared = _prepare(image, lim)
 
-    from .pipeline import default_base, encode_image
+    from .imageio import select_metadata
+    from .pipeline import default_base
 
+    prepared.metadata = select_metadata(prepared.metadata, kept_metadata(settings))
     chosen = None if lossless else base or default_base()
     if av1_quality is not None and registry.backend(chosen).fine_range is None:
         raise ConfigError(f"av1_quality needs the AV1 base (base='av1'); {chosen} has levels only")
-    return encode_image(prepared, quality, diffusion=False if base_only else None, seed=seed,
-                        steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
-                        finetune=finetune, device=device, progress=progress or _quiet,
-                        base=chosen, fine=av1_quality, runtime=runtime, threads=threads, lossless=lossless)
+    options = dict(pipeline_options(settings), base=chosen, progress=progress or _quiet)
+    return _encode_prepared(prepared, quality, size, bpp, options)
+
+
+def _encode_prepared(prepared: "CodecImage", quality: int | None, size: int | None, bpp: float | None,
+                     options: dict[str, Any]) -> bytes:
+    """The file at a level, or, for a ``size`` or ``bpp`` target, at the best setting whose
+    file fits (``target.encode_to_size``, a bisection over real encodes, as ``cgdm encode``)."""
+    if size is None and bpp is None:
+        from .pipeline import encode_image
+
+        return encode_image(prepared, DEFAULT_QUALITY if quality is None else quality, **options)
+    from .target import encode_to_size
+
+    budget = size if size is not None else int(bpp * prepared.width * prepared.height / 8)
+    fitted = encode_to_size(prepared, budget, **options)
+    options["progress"](f"chose {fitted.setting.describe(fitted.base)}: {len(fitted.data)} bytes for a "
+                        f"target of {budget} ({100 * fitted.miss:.1f} % under)")
+    return fitted.data
 
 
 def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = None,
-           realism: float = 0.0, device: str = "auto", runtime: str = "auto", threads: int | None = None,
-           limits: Limits | None = None, progress: Progress | None = None) -> "PILImage.Image":
+           realism: float = 0.0, strip: bool = False, device: str = "auto", runtime: str = "auto",
+           threads: int | None = None, limits: Limits | None = None,
+           progress: Progress | None = None) -> "PILImage.Image":
     """Decode a ``.cgdm`` file (its bytes or a path) to a Pillow image.
 
-    The image has the mode it was encoded from: RGB, L, RGBA or LA. ``base_only`` skips the
-    diffusion stage (a fast preview); ``steps`` overrides the file's step count. ``realism``
-    0..1 is the decode-time dial: 0 the fidelity decode, above 0 the installed realism network
-    of the file's weights runs and the texture energy the decode lacks is put back (its kept
-    fine detail strengthened, seeded grain where none is left; same file, ``docs/diffusion.md``).
+    The image has the mode it was encoded from: RGB, L, RGBA or LA, and the file's metadata
+    in ``im.info`` (none with ``strip``). The keywords are the options of ``cgdm decode``
+    that concern the picture (``options.DECODE_OPTIONS``; the output file's format and its
+    writer's settings are the caller's ``im.save``): ``base_only`` skips the diffusion stage
+    (a fast preview); ``steps`` overrides the file's step count. ``realism`` 0..1 is the
+    decode-time dial: 0 the fidelity decode, above 0 the installed realism network of the
+    file's weights runs and the texture energy the decode lacks is put back (its kept fine
+    detail strengthened, seeded grain where none is left; same file, ``docs/diffusion.md``).
     ``limits`` bound the image size accepted (default: env ``CGDM_MAX_SIDE``/``CGDM_MAX_PIXELS``).
 
     Raises ``FormatError`` (not a valid .cgdm file), ``WeightsError`` (the file needs other
     weights than the installed ones), ``ConfigError`` (a bad setting), ``OSError`` (a path
     that cannot be read).
     """
-    if steps is not None:
-        _int_in("steps", steps, 1, 255)
-    _check_device(device)
+    settings = dict(base_only=base_only, steps=steps, realism=realism, strip=strip, device=device,
+                    runtime=runtime, threads=threads)
+    check_decode(settings)
     f, _ = _read(data, _limits(limits))
-    return decode_parsed(f, base_only=base_only, steps=steps, realism=realism, device=device,
-                         runtime=runtime, threads=threads, progress=progress)
-
-
-def check_realism(realism: Any) -> float:
-    if isinstance(realism, bool) or not isinstance(realism, (int, float)) or not 0 <= realism <= 1:
-        raise ConfigError(f"realism must be a number in 0..1, got {realism!r}")
-    return float(realism)
+    return decode_parsed(f, progress=progress, **settings)
 
 
 def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = None, realism: float = 0.0,
-                  device: str = "auto", runtime: str = "auto", threads: int | None = None,
+                  strip: bool = False, device: str = "auto", runtime: str = "auto", threads: int | None = None,
                   progress: Progress | None = None) -> "PILImage.Image":
     """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
+    from dataclasses import replace
+
     from .pipeline import decode_image
 
+    check_decode(dict(base_only=base_only, steps=steps, realism=realism, strip=strip, device=device,
+                      runtime=runtime, threads=threads))
     check_environment()
-    ENCODE_OPTION["runtime"].check(runtime)
-    ENCODE_OPTION["threads"].check(threads)
+    if strip:
+        f = replace(f, metadata=None)
     return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet,
-                        realism=check_realism(realism), runtime=runtime, threads=threads)
+                        realism=float(realism), runtime=runtime, threads=threads)
 
 
 def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:

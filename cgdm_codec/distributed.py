@@ -38,6 +38,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from distributed import Client
 
+    from .options import Option, Spell
+
     from .cli import DecodeJob, EncodeJob
     from .pipeline import Bundle
 
@@ -185,18 +187,34 @@ def _image_extensions() -> set[str]:
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
-def plan(command: str, inputs: Sequence[Path], outdir: Path, *, quality: int = 3, base_only: bool = False,
-         force: bool = False, fmt: str = "png", base: str | None = None, effort: str = "default",
-         device: str = "auto", limits: Limits | None = None) -> list["EncodeJob | DecodeJob"]:
-    """One job per input, each with its output in ``outdir``; two inputs for one output are refused."""
-    from . import imageio
-    from .cli import DecodeJob, EncodeJob
+def check_settings(command: str, settings: dict[str, Any], spell: "Spell | None" = None) -> None:
+    """The settings of ``command`` by the rules every surface applies (``options.check_encode``
+    / ``check_decode``), and none the runner does not offer (``-j``: the cluster's workers)."""
+    from .options import DECODE_OPTION, ENCODE_OPTION, check_decode, check_encode, keyword
 
+    if command not in COMMANDS:
+        raise ConfigError(f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
+    table = ENCODE_OPTION if command == "encode" else DECODE_OPTION
+    for name in settings:
+        if name in table and not table[name].offered_on("distributed"):
+            raise ConfigError(f"{(spell or keyword)(table[name])}: {table[name].not_on['distributed']}")
+    (check_encode if command == "encode" else check_decode)(settings, spell or keyword)
+
+
+def plan(command: str, inputs: Sequence[Path], outdir: Path, *, limits: Limits | None = None,
+         **settings: Any) -> list["EncodeJob | DecodeJob"]:
+    """One job per input, each with its output in ``outdir``, from the settings of the
+    command's table (``options.ENCODE_OPTIONS`` / ``DECODE_OPTIONS``: ``quality``, ``size``,
+    ``realism``, ``fmt``, ``force``...); two inputs for one output are refused."""
+    from . import imageio
+    from .cli.jobs import decode_job_for, encode_job_for
+
+    check_settings(command, settings)
     limits = limits or Limits.from_env()
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 6:
-        raise ConfigError(f"quality must be 1..6, got {quality!r}")
-    ext = "." + fmt.lower().lstrip(".")
+    ext = "." + (settings.get("fmt") or "png").lower().lstrip(".")
     pil_format = imageio.format_for(ext) if command == "decode" else ""
+    if settings.get("output_quality") is not None and pil_format not in imageio.QUALITY_FORMATS:
+        raise ConfigError(f"output_quality applies to JPEG, WebP and AVIF outputs, not {pil_format}")
     jobs: list[EncodeJob | DecodeJob] = []
     seen: dict[Path, Path] = {}
     for src in inputs:
@@ -204,23 +222,20 @@ def plan(command: str, inputs: Sequence[Path], outdir: Path, *, quality: int = 3
         if out in seen:
             raise ConfigError(f"{seen[out]} and {src} would both be written to {out}")
         seen[out] = src
-        if command == "encode":
-            options = dict(diffusion=False if base_only else None, effort=effort, device=device, base=base)
-            jobs.append(EncodeJob(src=src, out=out, quality=quality, limits=limits, force=force,
-                                  options=options))
-        else:
-            jobs.append(DecodeJob(src=src, out=out, fmt=pil_format, limits=limits, force=force,
-                                  base_only=base_only, device=device))
+        jobs.append(encode_job_for(src, out, settings, limits) if command == "encode"
+                    else decode_job_for(src, out, pil_format, settings, limits))
     return jobs
 
 
 def run(command: str, inputs: Sequence[str | os.PathLike[str]], outdir: str | os.PathLike[str], *,
         client: "Client | None" = None, scheduler: str | None = None, workers: int | None = None,
-        processes: bool = True, quality: int = 3, base_only: bool = False, force: bool = False,
-        fmt: str = "png", base: str | None = None, effort: str = "default", device: str = "auto",
-        limits: Limits | None = None, progress: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+        processes: bool = True, limits: Limits | None = None,
+        progress: Callable[[FileResult], None] | None = None, **settings: Any) -> list[FileResult]:
     """Encode or decode ``inputs`` (files or folders) into ``outdir`` on a Dask cluster.
 
+    ``settings`` are the options of ``cgdm encode``/``cgdm decode`` by their keywords
+    (``options.ENCODE_OPTIONS`` / ``DECODE_OPTIONS``: ``quality=3``, ``size=20000``,
+    ``realism=0.5``, ``fmt="webp"``, ``force=True``...), checked as the other surfaces check them.
     The cluster is ``client`` if given, else the scheduler at ``scheduler``, else a
     ``LocalCluster`` of ``workers`` worker processes (threads with ``processes=False``),
     one task at a time each, which is closed afterwards. Returns one :class:`FileResult`
@@ -230,8 +245,7 @@ def run(command: str, inputs: Sequence[str | os.PathLike[str]], outdir: str | os
         raise ConfigError(f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
     files = expand_inputs(inputs, command)
     out = Path(outdir)
-    jobs = plan(command, files, out, quality=quality, base_only=base_only, force=force, fmt=fmt,
-                base=base, effort=effort, device=device, limits=limits)
+    jobs = plan(command, files, out, limits=limits, **settings)
     if not jobs:
         return []
     dd = _dask()
@@ -299,10 +313,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"cgdm: error: {message} (see --help)\n")
 
 
+#: What the runner's command does itself with an option rather than pass it to the jobs.
+OWN_OPTIONS = ("quiet", "max_side", "max_pixels")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m cgdm_codec.distributed",
                 description="Encode or decode many files on a Dask cluster. Outputs go to OUTDIR, "
-                            "which every worker must see under the same path.")
+                            "which every worker must see under the same path. The options are those "
+                            "of cgdm encode / cgdm decode.")
     p.add_argument("command", choices=COMMANDS)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, or folders (their images / .cgdm files)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
@@ -311,44 +330,134 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=int, metavar="N",
                        help="start a local cluster of N worker processes [default: one per core, "
                             "as far as free memory allows]")
-    p.add_argument("-q", "--quality", type=int, choices=range(1, 7), default=3, metavar="1..6",
-                   help="encode: quality level [default: 3]")
-    p.add_argument("--base-only", action="store_true",
-                   help="encode: write no diffusion stage; decode: skip it (fast preview)")
-    from .api import BASES, EFFORTS
-
-    p.add_argument("--base", choices=BASES, default=None, help="encode: base codec")
-    p.add_argument("--effort", choices=EFFORTS, default="default", help="encode: effort")
-    p.add_argument("--format", dest="fmt", default="png", metavar="EXT", help="decode: output format [default: png]")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("-f", "--force", action="store_true", help="replace existing outputs (never an input)")
     p.add_argument("--report", metavar="FILE.json", help="also write every file's result as JSON")
-    p.add_argument("-Q", "--quiet", action="store_true", help="no per-file lines, only errors and the summary")
+    for option, help in _table_options():
+        _add_option(p, option, help)
     return p
+
+
+def _table_options() -> list[tuple["Option", str]]:
+    """Each option of the two tables the runner offers, once, with its help: an option of
+    one command says which; one of both with two meanings gives both."""
+    from .options import DECODE_OPTION, DECODE_OPTIONS, ENCODE_OPTION, ENCODE_OPTIONS
+
+    found: list[tuple[Option, str]] = []
+    for option in (*ENCODE_OPTIONS, *(o for o in DECODE_OPTIONS if o.name not in ENCODE_OPTION)):
+        if not option.offered_on("distributed"):
+            continue
+        other = DECODE_OPTION.get(option.name)
+        if option.name not in ENCODE_OPTION:
+            help = f"decode: {option.help}"
+        elif other is None:
+            help = f"encode: {option.help}"
+        elif other.help != option.help:
+            help = f"encode: {option.help} decode: {other.help}"
+        else:
+            help = option.help
+        found.append((option, help.replace("%", "%%")))
+    return found
+
+
+def _add_option(p: argparse.ArgumentParser, option: "Option", help: str) -> None:
+    """An option as ``cgdm`` spells it; left out of the namespace unless given (so that what
+    was given can be told from the defaults), its value checked by ``Option.check``."""
+    names = [n for n in (option.short, option.flag_name) if n]
+    common: dict[str, Any] = dict(dest=option.name, default=argparse.SUPPRESS, help=help)
+    if option.count:
+        p.add_argument(*names, action="count", **common)
+    elif option.flag:
+        p.add_argument(*names, action="store_const", const=not option.default, **common)
+    else:
+        p.add_argument(*names, type=_checked(option), metavar=option.metavar or _metavar(option), **common)
+
+
+def _metavar(option: "Option") -> str:
+    if option.choices:
+        return "|".join(option.choices)
+    return "N" if not option.real else "X"
+
+
+def _checked(option: "Option") -> Callable[[str], Any]:
+    """argparse's type for an option: the text parsed as the option's kind and checked as
+    the API checks it, so that a bad value reads the same on every surface."""
+    def convert(text: str) -> Any:
+        try:
+            value: Any = text
+            if not (option.choices or option.validate):
+                value = float(text) if option.real else int(text)
+            return option.check(value)
+        except ValueError as e:  # ConfigError is one; int("x") another
+            raise argparse.ArgumentTypeError(str(e) if isinstance(e, ConfigError) else
+                                             f"{option.name} must be a number, got {text!r}") from None
+    convert.__name__ = option.name
+    return convert
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A parsed command line: what to run, and the settings of the command's table."""
+
+    command: str
+    inputs: list[str]
+    output: str
+    settings: dict[str, Any]
+    limits: Limits
+    quiet: int = 0
+    scheduler: str | None = None
+    workers: int | None = None
+    report: str | None = None
+
+
+def parse_command(argv: Sequence[str] | None = None) -> Invocation:
+    """The command line read and checked as ``cgdm`` checks its own: an option of the other
+    command, or options that contradict each other, end in a usage error (exit 2)."""
+    from dataclasses import replace
+
+    from .options import DECODE_OPTION, ENCODE_OPTION, command_line
+
+    parser = _parser()
+    args = vars(parser.parse_args(argv))
+    if args["workers"] is not None and args["workers"] < 1:
+        parser.error("--workers must be at least 1")
+    table = ENCODE_OPTION if args["command"] == "encode" else DECODE_OPTION
+    given = {k: v for k, v in args.items() if k in ENCODE_OPTION or k in DECODE_OPTION}
+    for name in given:
+        if name not in table:
+            other = (ENCODE_OPTION.get(name) or DECODE_OPTION[name]).flag_name
+            parser.error(f"{other} is not an option of {args['command']}")
+    own = {k: given.pop(k) for k in OWN_OPTIONS if k in given}
+    try:
+        check_settings(args["command"], given, command_line)
+    except ConfigError as e:
+        parser.error(str(e))
+    limits = replace(Limits.from_env(), **{k: v for k, v in own.items() if k != "quiet"})
+    return Invocation(args["command"], args["inputs"], args["output"], given, limits, own.get("quiet", 0),
+                      args["scheduler"], args["workers"], args["report"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command; returns the exit code: 0, 1 if any file failed, 2 for a usage error."""
-    args = _parser().parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        _parser().error("--workers must be at least 1")
     # The tasks must be pickled by reference to the importable module, not to __main__.
     from cgdm_codec import distributed as this
+
+    try:
+        inv = parse_command(argv)
+    except ConfigError as e:  # a bad CGDM_* variable, from Limits.from_env
+        print(f"cgdm: error: {e}", file=sys.stderr)
+        return 2
 
     def show(r: FileResult) -> None:
         if not r.ok:
             print(f"cgdm: error: {r.error}", file=sys.stderr)
-        elif not args.quiet:
+        elif not inv.quiet:
             print(f"{r.path} -> {r.output} ({r.bytes} bytes, {r.seconds:.2f}s)", file=sys.stderr)
 
     start = time.monotonic()
     try:
-        results = this.run(args.command, args.inputs, args.output, scheduler=args.scheduler,
-                           workers=args.workers, quality=args.quality, base_only=args.base_only,
-                           force=args.force, fmt=args.fmt, base=args.base, effort=args.effort,
-                           device=args.device, progress=show)
-        if args.report:
-            write_atomic(Path(args.report), json.dumps([asdict(r) for r in results], indent=1).encode(),
+        results = this.run(inv.command, inv.inputs, inv.output, scheduler=inv.scheduler, workers=inv.workers,
+                           limits=inv.limits, progress=show, **inv.settings)
+        if inv.report:
+            write_atomic(Path(inv.report), json.dumps([asdict(r) for r in results], indent=1).encode(),
                          overwrite=True)
     except KeyboardInterrupt:
         print("cgdm: error: interrupted", file=sys.stderr)
@@ -362,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg, code = describe_error(e) or (f"{type(e).__name__}: {e}", 1)
         print(f"cgdm: error: {msg.splitlines()[0] if msg else type(e).__name__}", file=sys.stderr)
         return code
-    print(summary_line(args.command, results, time.monotonic() - start))
+    print(summary_line(inv.command, results, time.monotonic() - start))
     return 1 if any(not r.ok for r in results) else 0
 
 

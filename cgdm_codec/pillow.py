@@ -17,12 +17,13 @@ WebP readers put them, the file's ``icc_profile``, ``exif`` (with the ``Exif\\0\
 and ``xmp``.
 
 Decode settings: ``im.decode_options`` (per image, before the pixels are used) starts as a
-copy of :data:`DECODE_OPTIONS` (per process): ``base_only``, ``steps``, ``realism`` (the
-decode-time dial, 0..1), ``device``, ``runtime``, ``threads``.
-Save options (``im.save(..., **options)``): ``quality`` 1..6 (default 3), ``base``,
+copy of :data:`DECODE_OPTIONS` (per process): the options of ``options.DECODE_OPTIONS`` that
+concern the picture -- ``base_only``, ``steps``, ``realism`` (the decode-time dial, 0..1),
+``strip``, ``device``, ``runtime``, ``threads``.
+Save options (``im.save(..., **options)``): the keywords of :func:`cgdm_codec.encode`
+(``options.ENCODE_OPTIONS``): ``quality`` 1..6 (default 3), ``size``, ``bpp``, ``base``,
 ``base_only``, ``lossless`` (the exact pixels: ``im.save("x.cgdm", lossless=True)``),
-``effort``, ``seed``, ``steps``, ``av1_quality``, ``device`` — the keyword arguments of
-:func:`cgdm_codec.encode`.
+``diffusion``, ``effort``, ``seed``, ``steps``, ``av1_quality``, ``metadata``, ``strip``...
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from typing import IO, Any
 
 from PIL import Image, ImageFile
 
-from .api import ENCODE_OPTIONS, describe
+from .api import describe
+from .options import DECODE_OPTIONS as DECODE_TABLE
+from .options import ENCODE_OPTIONS, check_decode
 from .atomic import write_all
 from .container import MAGIC, CgdmFile, Limits, parse
-from .errors import FormatError
+from .errors import ConfigError, FormatError
 from .imageio import EXIF_PREFIX
 
 FORMAT = "CGDM"
@@ -43,13 +46,15 @@ EXTENSION = ".cgdm"
 MIME = "image/x-cgdm"  # no registered media type exists; the x- prefix says so
 
 #: Defaults for decoding opened files; change them to affect every later ``Image.open``.
-DECODE_OPTIONS: dict[str, Any] = {"base_only": False, "steps": None, "realism": 0.0, "device": "auto",
-                                  "runtime": "auto", "threads": None}
+#: The decode options the plugin offers (``options.DECODE_OPTIONS``), at their defaults.
+DECODE_OPTIONS: dict[str, Any] = {o.name: o.default for o in DECODE_TABLE if o.offered_on("pillow")}
 
-#: The ``im.save`` keywords passed on to :func:`cgdm_codec.encode`: its settings after the
-#: quality (``api.ENCODE_OPTIONS``). Pillow adds its own keys to ``encoderinfo``, which are
-#: not ours to reject.
-SAVE_OPTIONS = tuple(o.name for o in ENCODE_OPTIONS if o.name != "quality")
+#: The ``im.save`` keywords passed on to :func:`cgdm_codec.encode`: the encode options the
+#: plugin offers (``options.ENCODE_OPTIONS``). Pillow adds its own keys to ``encoderinfo``,
+#: which are not ours to reject.
+SAVE_OPTIONS = tuple(o.name for o in ENCODE_OPTIONS if o.offered_on("pillow"))
+#: The metadata keys ``Image.open`` puts in ``im.info``, which ``strip`` leaves out.
+METADATA_KEYS = ("icc_profile", "exif", "xmp")
 
 
 def _accept(prefix: bytes) -> bool:
@@ -77,7 +82,7 @@ class CgdmImageFile(ImageFile.ImageFile):
         self.info["cgdm"] = describe(f, len(data))
         # the metadata where Pillow's own readers put it, so that code written for a JPEG
         # or PNG (im.info["icc_profile"], im.getexif(), im.save(..., exif=...)) works as is
-        if f.metadata is not None:
+        if f.metadata is not None and not DECODE_OPTIONS.get("strip"):
             if f.metadata.icc is not None:
                 self.info["icc_profile"] = f.metadata.icc
             if f.metadata.exif is not None:
@@ -92,11 +97,16 @@ class CgdmImageFile(ImageFile.ImageFile):
         if self._cgdm is not None:
             from .api import decode_parsed
 
-            opts = self.decode_options
-            decoded = decode_parsed(self._cgdm, base_only=bool(opts.get("base_only", False)),
-                                    steps=opts.get("steps"), realism=opts.get("realism", 0.0),
-                                    device=opts.get("device", "auto"), runtime=opts.get("runtime", "auto"),
-                                    threads=opts.get("threads"))
+            opts = dict(self.decode_options)
+            check_decode(opts)  # an unknown key or a bad value: ConfigError, as from decode()
+            unoffered = sorted(set(opts) - set(DECODE_OPTIONS))
+            if unoffered:
+                raise ConfigError(f"{', '.join(unoffered)}: not a decode option of the Pillow plugin "
+                                  f"(its result is a Pillow image; see options.DECODE_OPTIONS)")
+            decoded = decode_parsed(self._cgdm, **opts)
+            if opts.get("strip"):
+                for key in METADATA_KEYS:
+                    self.info.pop(key, None)
             self.im = decoded.im
             self._cgdm = None
             self.readonly = 0
@@ -112,7 +122,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
 
     info = getattr(im, "encoderinfo", {}) or {}
     options = {k: info[k] for k in SAVE_OPTIONS if k in info}
-    write_all(fp, encode(im, info.get("quality"), **options))  # fp may be unbuffered; None: 3
+    write_all(fp, encode(im, **options))  # fp may be unbuffered
 
 
 def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

@@ -16,13 +16,13 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..api import ENCODE_OPTION, EncodeOption, check_environment
-from ..api import LOSSLESS_CONFLICTS as LOSSLESS_CONFLICTS_API
+from ..api import check_environment
 from ..errors import ConfigError
-from ..container import ENV_MAX_PIXELS, ENV_MAX_SIDE, MAX_DIM, MAX_PIXELS, Limits, parse, read_file
-from ..imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
+from ..options import DECODE_OPTIONS, ENCODE_OPTION, ENCODE_OPTIONS, MAX_PIXELS, MAX_SIDE, QUIET, Option
+from ..options import check_decode, check_encode, command_line
+from ..container import Limits, parse, read_file
 from .failures import GuardedGroup, describe_error, echo_err, run_guarded
-from .jobs import DecodeJob, EncodeJob, decode_job, decode_one, encode_job, encode_one, run_all
+from .jobs import decode_job, decode_job_for, decode_one, encode_job, encode_job_for, encode_one, run_all
 from .outputs import (check_encode_output, check_input, decode_format, echo_stdout, image_format, is_stdio,
                       plan_outputs, read_stdin)
 
@@ -44,44 +44,47 @@ def _set_limit(ctx: click.Context, param: click.Parameter, value: int | None) ->
 
 def LIMITS(command: Callable) -> Callable:
     """--max-side and --max-pixels, before the command name or after it, as every option."""
-    for name, var, top, metavar, what in (
-            ("--max-pixels", ENV_MAX_PIXELS, MAX_PIXELS, "N", "with more pixels than N; bounds memory"),
-            ("--max-side", ENV_MAX_SIDE, MAX_DIM, "PX", "wider or taller than PX")):
-        command = click.option(name, type=click.IntRange(1, top), default=None, metavar=metavar,
-                               expose_value=False, callback=_set_limit, is_eager=False,
-                               help=f"Refuse images (input or .cgdm) {what} [default: {top}, or env "
-                                    f"{var}].")(command)
+    for setting in (MAX_PIXELS, MAX_SIDE):
+        assert setting.low is not None and setting.high is not None
+        command = click.option(setting.flag_name, type=click.IntRange(int(setting.low), int(setting.high)),
+                               default=None, metavar=setting.metavar, expose_value=False, callback=_set_limit,
+                               is_eager=False, help=setting.help)(command)
     return command
 
 
-def option_from(setting: EncodeOption, *names: str, **overrides: Any) -> Callable:
-    """The click option of an encoder setting described in ``api.ENCODE_OPTIONS``."""
-    flag = setting.cli or "--" + setting.name.replace("_", "-")
-    kwargs: dict[str, Any] = dict(help=setting.help, default=setting.default)
-    if setting.flag:
+def option_from(setting: Option, **overrides: Any) -> Callable:
+    """The click option of a setting described in ``options.ENCODE_OPTIONS``/``DECODE_OPTIONS``."""
+    names = [n for n in (setting.short, setting.flag_name) if n]
+    kwargs: dict[str, Any] = dict(help=setting.help, default=setting.default, metavar=setting.metavar)
+    if setting.count:
+        kwargs.update(count=True, metavar=None)
+    elif setting.flag:
         # a negated flag (--no-finetune) stores False into a setting that defaults to True
-        kwargs.update(is_flag=True, flag_value=not setting.default)
+        kwargs.update(is_flag=True, flag_value=not setting.default, metavar=None)
     elif setting.choices:
         kwargs.update(type=click.Choice(list(setting.choices)), show_default=setting.default is not None)
+    elif setting.validate is not None:
+        kwargs.update(show_default=setting.default is not None)
     else:
-        kwargs.update(type=click.IntRange(setting.low, setting.high),
+        number = click.FloatRange if setting.real else click.IntRange
+        kwargs.update(type=number(setting.low, setting.high, min_open=setting.open_low),
                       show_default=setting.default is not None)
     kwargs.update(overrides)
-    return click.option(*names, flag, setting.name, **kwargs)
+    return click.option(*names, setting.name, **kwargs)
 
 
-def encode_option(name: str, *names: str, **overrides: Any) -> Callable:
-    return option_from(ENCODE_OPTION[name], *names, **overrides)
+def table_options(options: tuple[Option, ...], **overrides: dict[str, Any]) -> Callable:
+    """Every option of a table that the command line offers, in the table's order (the size
+    limits through ``LIMITS``, which the group shares)."""
+    def apply(command: Callable) -> Callable:
+        command = LIMITS(command)
+        for setting in reversed(options):
+            if setting.offered_on("cli") and setting not in (MAX_SIDE, MAX_PIXELS):
+                command = option_from(setting, **overrides.get(setting.name, {}))(command)
+        return command
+    return apply
 
 
-DEVICE = encode_option("device")
-RUNTIME = encode_option("runtime")
-THREADS = encode_option("threads")
-QUIET = click.option("--quiet", "-Q", count=True,
-                     help="No progress messages on stderr; notes of what an output loses (frames, "
-                          "alpha, metadata) still show. -QQ: not those either.")
-FORCE = click.option("--force", "-f", is_flag=True,
-                     help="Overwrite the output file if it exists (never the input).")
 def _no_folders(ctx: click.Context, param: click.Parameter, inputs: tuple[Path, ...]) -> tuple[Path, ...]:
     """A folder given as an input is a usage error of one line, as every other one, not
     click's three-line "Invalid value"."""
@@ -93,19 +96,6 @@ def _no_folders(ctx: click.Context, param: click.Parameter, inputs: tuple[Path, 
 
 INPUTS = click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", callback=_no_folders,
                         type=click.Path(allow_dash=True, path_type=Path))
-JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None,
-                    help="Files coded at once, each in its own process [default: one per core, "
-                         "as far as free memory allows].")
-
-
-def CODING(command: Callable) -> Callable:
-    """The options every coding command shares: jobs, force, where and how the networks run,
-    the size limits."""
-    for option in (LIMITS, QUIET, THREADS, RUNTIME, DEVICE, FORCE, JOBS):
-        command = option(command)
-    return command
-
-
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="cgdm")
 @LIMITS
@@ -134,40 +124,11 @@ OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an exi
 
 @main.command()
 @INPUTS
-@encode_option("quality", "-q", default=None, show_default=False,
-               help="Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp)  [default: 3].")
 @click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
               help=f"Output .cgdm file, {OUTPUT_HELP} [default: INPUT with extension .cgdm; standard "
                    "output for '-' as INPUT]. An image extension (.png, .jpg...) is refused.")
-@click.option("--size", "target_size", type=click.IntRange(1, None), default=None, metavar="BYTES",
-              help="Choose the quality whose file is the largest not over BYTES (instead of -q).")
-@click.option("--bpp", "target_bpp", type=click.FloatRange(0, None, min_open=True), default=None,
-              metavar="X", help="As --size, for a target of X bits per pixel.")
-@encode_option("base_only")
-@encode_option("lossless")
-@click.option("--diffusion", "always_diffusion", is_flag=True,
-              help="Always write the diffusion stage, even where the encoder's objective scores "
-                   "the base-only decode better.")
-@encode_option("seed")
-@encode_option("steps", default=None)
-@encode_option("effort")
-@encode_option("finetune_iters")
-@encode_option("seeds")
-@encode_option("finetune")
-@encode_option("base")
-@encode_option("av1_quality", help="AV1 base: Pillow's AVIF quality 0..100 instead of -q (a "
-                                   "fine-grained rate).")
-@click.option("--metadata", default="all", show_default=True, metavar="all|none|icc,exif,xmp",
-              help="Which of the input's ICC profile, EXIF and XMP the file carries.")
-@click.option("--strip", is_flag=True, help="Carry no metadata (same as --metadata none).")
-@CODING
-def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
-           target_size: int | None, target_bpp: float | None, base_only: bool, lossless: bool,
-           always_diffusion: bool,
-           seed: int, steps: int | None, effort: str, finetune_iters: int | None, seeds: int | None,
-           finetune: bool, base: str | None, av1_quality: int | None, metadata: str, strip: bool,
-           jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
-           quiet: int) -> None:
+@table_options(ENCODE_OPTIONS)
+def encode(inputs: tuple[Path, ...], output: str | None, **settings: Any) -> None:
     """Compress images (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm.
 
     \b
@@ -178,52 +139,12 @@ def encode(inputs: tuple[Path, ...], quality: int | None, output: str | None,
       cgdm encode scan.png --lossless       -> decodes bit for bit to scan.png's pixels
       cat photo.png | cgdm encode - > photo.cgdm
     """
-    if lossless:
-        check_lossless_options()
-    given = [name for name, v in (("-q", quality), ("--size", target_size), ("--bpp", target_bpp),
-                                  ("--av1-quality", av1_quality)) if v is not None]
-    if len(given) > 1:
-        raise click.UsageError(f"{' and '.join(given)} each choose the quality: give one")
-    if base_only and always_diffusion:
-        raise click.UsageError("--base-only and --diffusion contradict each other: give one")
-    from ..base.registry import backend
-
-    if av1_quality is not None and base is not None and backend(base).fine_range is None:
-        raise click.UsageError("--av1-quality needs the AV1 base")
-    keep = "none" if strip else metadata
-    from ..imageio import select_metadata
-
-    run_guarded(select_metadata, None, keep)  # a bad choice: one line, exit 2
+    check_encode(settings, command_line)  # contradicting options: one line, exit 2
     plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".cgdm"), lambda p: p.stem + ".cgdm")
     for src, out in zip(inputs, plan.outputs):
         check_encode_output(src, out)
-    options = dict(diffusion=False if base_only else (True if always_diffusion else None), seed=seed,
-                   steps=steps, effort=effort, finetune_iters=finetune_iters, seeds=seeds,
-                   finetune=finetune, device=device, base=base, fine=av1_quality, runtime=runtime,
-                   threads=threads, lossless=lossless)
-    work = [EncodeJob(src, out, quality or ENCODE_OPTION["quality"].default, limits(), force,
-                      target_size, target_bpp, keep, options)
-            for src, out in zip(inputs, plan.outputs)]
-    run_all(work, encode_one, encode_job, plan.folder, jobs, quiet, "encoded")
-
-
-#: The encode options that contradict --lossless, by parameter name: the encoder settings
-#: ``api.LOSSLESS_CONFLICTS`` names, and the CLI's own rate targets and --diffusion.
-LOSSLESS_CONFLICTS = (*LOSSLESS_CONFLICTS_API, "target_size", "target_bpp", "always_diffusion")
-
-
-def check_lossless_options() -> None:
-    """A usage error (one line, exit 2, as decode's ``check_base_only``) naming the options
-    given on the command line that --lossless contradicts: each sets a rate, a base codec or
-    the diffusion stage a lossless file lacks."""
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context()
-    flags = {p.name: max(p.opts, key=len) if p.name != "quality" else "-q" for p in ctx.command.params}
-    given = [flags[n] for n in LOSSLESS_CONFLICTS if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
-    if given:
-        raise ConfigError(f"--lossless codes the exact pixels without a diffusion stage: "
-                          f"{', '.join(given)} cannot be given with it")
+    work = [encode_job_for(src, out, settings, limits()) for src, out in zip(inputs, plan.outputs)]
+    run_all(work, encode_one, encode_job, plan.folder, settings["jobs"], settings["quiet"], "encoded")
 
 
 def _format_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -243,31 +164,8 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
               help=f"Output image, {OUTPUT_HELP}; the format follows the extension (.png, .webp, "
                    ".jpg, ...) [default: INPUT with extension .decoded.png; standard output for '-' "
                    "as INPUT].")
-@click.option("--format", "fmt", default=None, metavar="EXT", callback=_format_option,
-              help="Output format for standard output, devices and folders (png, webp, jpg, tiff, "
-                   "...) [default: png]; with -o NAME.EXT it must agree with the extension.")
-@click.option("--base-only", is_flag=True,
-              help="Skip the diffusion stage: the base codec's reconstruction (a fast preview); "
-                   "not with --steps or --realism, which set that stage.")
-@click.option("--steps", type=click.IntRange(1, 255), default=None,
-              help="Override the file's number of sampler steps (fewer is faster).")
-@click.option("--realism", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="0..1",
-              help="The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
-                   "realism network of the file's weights runs and the texture energy the decode "
-                   "lacks is put back, by strengthening the fine detail it kept and seeded grain "
-                   "where it kept none (sharper and more textured, less faithful to the exact "
-                   "pixels: 1 costs ~1.1-1.3 dB PSNR at levels 1-3, 0.5 ~0.5-0.7 dB for nearly the same realism).")
-@click.option("--strip", is_flag=True, help="Write no ICC profile, EXIF or XMP into the output.")
-@click.option("--png-level", type=click.IntRange(0, 9), default=PNG_LEVEL, show_default=True,
-              help="zlib level of PNG outputs (9: smallest file, several times slower to write).")
-@click.option("--output-quality", type=click.IntRange(0, 100), default=None, metavar="0..100",
-              help="Quality of JPEG, WebP and AVIF outputs [default: Pillow's: 75 for JPEG and "
-                   "AVIF, 80 for WebP].")
-@CODING
-def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_only: bool,
-           steps: int | None, realism: float, strip: bool, png_level: int, output_quality: int | None,
-           jobs: int | None, force: bool, device: str, runtime: str, threads: int | None,
-           quiet: int) -> None:
+@table_options(DECODE_OPTIONS, fmt=dict(callback=_format_option))
+def decode(inputs: tuple[Path, ...], output: str | None, **settings: Any) -> None:
     """Decode .cgdm files to images.
 
     \b
@@ -278,30 +176,20 @@ def decode(inputs: tuple[Path, ...], output: str | None, fmt: str | None, base_o
     """
     from ..imageio import QUALITY_FORMATS
 
-    check_base_only(base_only, steps, realism)
+    fmt = settings.pop("fmt")  # Pillow's name, from _format_option
+    check_decode(settings, command_line)
     ext = "." + ("png" if fmt is None else _extension(fmt))
     plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".decoded" + ext), lambda p: p.stem + ext)
 
     formats = run_guarded(lambda: [decode_format(out, fmt) for out in plan.outputs])
-    if output_quality is not None:
+    if settings["output_quality"] is not None:
         for out, fm in zip(plan.outputs, formats):
             if fm not in QUALITY_FORMATS:
                 raise click.UsageError(f"--output-quality applies to JPEG, WebP and AVIF outputs; "
                                        f"{'standard output' if str(out) == '-' else out} is {fm}")
-    work = [DecodeJob(src, out, fm, limits(), force, base_only, steps, device, strip, png_level,
-                      output_quality, realism, runtime, threads)
+    work = [decode_job_for(src, out, fm, settings, limits())
             for src, out, fm in zip(inputs, plan.outputs, formats)]
-    run_all(work, decode_one, decode_job, plan.folder, jobs, quiet, "decoded")
-
-
-def check_base_only(base_only: bool, steps: int | None, realism: float) -> None:
-    """--steps and --realism set the diffusion stage that --base-only skips: together they
-    contradict each other (a usage error), rather than being silently ignored."""
-    if not base_only:
-        return
-    for name, given in (("--realism", realism > 0), ("--steps", steps is not None)):
-        if given:
-            raise ConfigError(f"{name} sets the diffusion stage, which --base-only skips: give one")
+    run_all(work, decode_one, decode_job, plan.folder, settings["jobs"], settings["quiet"], "decoded")
 
 
 def _extension(fmt: str) -> str:
@@ -470,8 +358,8 @@ def _eval_command(a: dict) -> str:
 @click.option("--keep-files", is_flag=True, help="Keep every coded file under OUT/files.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads for the codec [default: torch's]; metrics always use one.")
-@DEVICE
-@QUIET
+@option_from(ENCODE_OPTION["device"])
+@option_from(QUIET)
 def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float, limit: int | None,
           anchors: bool, anchor_names: tuple[str, ...], avif_speed: int | None, ablations: tuple[str, ...],
           effort: str | None, resume: bool, keep_files: bool, threads: int | None, device: str, quiet: int) -> None:

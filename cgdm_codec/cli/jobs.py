@@ -12,7 +12,7 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +63,25 @@ class DecodeJob:
     realism: float = 0.0  # the decode-time dial (pipeline.decode_file)
     runtime: str = "auto"  # what runs the networks (pipeline.pick_runtime)
     threads: int | None = None  # network threads [default: the granted cores, or OMP_NUM_THREADS]
+
+
+#: The DecodeJob fields that are decode options of the same name (``options.DECODE_OPTIONS``).
+DECODE_JOB_SETTINGS = ("force", "base_only", "steps", "device", "strip", "png_level", "output_quality",
+                       "realism", "runtime", "threads")
+
+
+def encode_job_for(src: Path, out: Path, settings: Mapping[str, Any], limits: Limits) -> EncodeJob:
+    """The job of one file from checked encode settings: one mapping for ``cgdm encode`` and
+    the distributed runner, so that an option reaches the encoder the same way from both."""
+    from ..options import DEFAULT_QUALITY, kept_metadata, pipeline_options
+
+    return EncodeJob(src, out, settings.get("quality") or DEFAULT_QUALITY, limits, bool(settings.get("force")),
+                     settings.get("size"), settings.get("bpp"), kept_metadata(settings), pipeline_options(settings))
+
+
+def decode_job_for(src: Path, out: Path, fmt: str, settings: Mapping[str, Any], limits: Limits) -> DecodeJob:
+    """The job of one file from checked decode settings (``fmt``: Pillow's format name)."""
+    return DecodeJob(src, out, fmt, limits, **{k: settings[k] for k in DECODE_JOB_SETTINGS if k in settings})
 
 
 def _name(p: Path, stdio: str) -> str:
@@ -262,5 +281,6 @@ def run_all(work: list, run_one: Callable[[Any, Reporter], str], as_job: Callabl
     run_batch(work, as_job, jobs, quiet, verb)
 
 
-__all__ = ["DecodeJob", "EncodeJob", "about", "decode_job", "decode_one", "encode_job", "encode_one",
+__all__ = ["DecodeJob", "EncodeJob", "about", "decode_job", "decode_job_for", "decode_one", "encode_job",
+           "encode_job_for", "encode_one",
            "run_all", "run_batch"]

@@ -1,0 +1,317 @@
+"""Every encode and decode option, described once: ``ENCODE_OPTIONS`` and ``DECODE_OPTIONS``.
+
+Four surfaces offer them: the ``cgdm`` command (``cli``), ``cgdm_codec.encode``/``decode``
+(``api``), the Pillow plugin's ``im.save`` keywords and ``im.decode_options`` (``pillow``)
+and ``python -m cgdm_codec.distributed`` (``distributed``). Each builds its options from
+these tables and checks values with the same :meth:`Option.check` and the same cross-option
+rules (:func:`check_encode`, :func:`check_decode`), so that an option cannot exist on one
+surface and be forgotten on another, and a bad value reads the same everywhere. Where an
+option has no place on a surface (``-j`` for a function call), ``not_on`` says so and why;
+``tests/test_options.py`` walks both tables over all four surfaces.
+
+Standard library only: ``cgdm --help`` and ``import cgdm_codec`` stay instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .base import registry  # standard library data: no backend's coder loads
+from .container import MAX_DIM, MAX_PIXELS
+from .errors import ConfigError
+from .imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
+from .pipeline import RUNTIMES  # pipeline.pick_runtime's choices
+
+SURFACES = ("cli", "api", "pillow", "distributed")
+EFFORTS = ("fast", "default", "max")
+DEVICES = ("auto", "cpu", "cuda")
+#: The registered base codecs, the default first (``base.registry``).
+BASES = registry.names()
+#: The level a file gets when no quality, size or AV1 quality is given.
+DEFAULT_QUALITY = 3
+
+#: Why the options that concern a command's files and terminal have no keyword in a call.
+NO_FILE = "returns the result instead of writing a file: nothing to replace"
+PILLOW_FILE = "im.save writes where it is told, replacing a file as Pillow's other formats do"
+NO_JOBS = "codes one image per call; run calls in parallel (threads, processes, Dask) for several"
+SILENT = "prints nothing: pass progress= to receive the stage messages"
+PILLOW_SILENT = "prints nothing, as Pillow's other formats (cgdm_codec.encode/decode take progress=)"
+LIMITS_KW = "given as limits=Limits(max_side=..., max_pixels=...) (default: env CGDM_MAX_SIDE / CGDM_MAX_PIXELS)"
+LIMITS_ENV = "reads env CGDM_MAX_SIDE / CGDM_MAX_PIXELS"
+WRITER = "the result is a Pillow image: its im.save(format, quality=..., compress_level=...) chooses these"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting, described once for every surface.
+
+    ``name`` is the keyword (API, Pillow); the command lines spell it ``--name-with-dashes``
+    unless ``cli`` says otherwise, with ``short`` beside it. A number has ``low``..``high``
+    (``high`` None: no upper bound; ``real`` accepts fractions, ``open_low`` excludes
+    ``low``), a text setting ``choices`` or its own ``validate``, ``flag`` marks a bool and
+    ``count`` a repeatable flag (-QQ). ``example`` is a valid value other than the default
+    (the options test runs each surface with it); ``not_on`` maps a surface without the
+    option to the reason.
+    """
+
+    name: str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    flag: bool = False
+    count: bool = False
+    real: bool = False
+    open_low: bool = False
+    validate: Callable[[Any], Any] | None = None
+    cli: str | None = None  # the command lines' spelling where it differs (a negated flag)
+    short: str | None = None
+    metavar: str | None = None
+    example: Any = None
+    not_on: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def flag_name(self) -> str:
+        """The long command-line spelling: ``--av1-quality``, ``--no-finetune``."""
+        return self.cli or "--" + self.name.replace("_", "-")
+
+    @property
+    def spelled(self) -> str:
+        """How error messages of the command lines name it: the short form where there is one."""
+        return self.short or self.flag_name
+
+    def offered_on(self, surface: str) -> bool:
+        assert surface in SURFACES, surface
+        return surface not in self.not_on
+
+    def check(self, value: Any) -> Any:
+        """``value`` if it is valid for this setting, else a ConfigError naming the setting."""
+        if value is None and self.default is None:
+            return value
+        if self.flag:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.name} must be True or False, got {value!r}")
+            return value
+        if self.choices:
+            if value not in self.choices:
+                raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+            return value
+        if self.validate is not None:
+            if not isinstance(value, str):
+                raise ConfigError(f"{self.name} must be a string, got {value!r}")
+            self.validate(value)
+            return value
+        return self._number(value)
+
+    def _number(self, value: Any) -> Any:
+        kinds = (int, float) if self.real else (int,)
+        low, high = self.low, self.high
+        ok = (not isinstance(value, bool) and isinstance(value, kinds)
+              and (low is None or (value > low if self.open_low else value >= low))
+              and (high is None or value <= high))
+        if not ok:
+            what = "a number" if self.real else "an integer"
+            where = (f"above {low:g}" if self.open_low else f"at least {low:g}") if high is None \
+                else f"in {low:g}..{high:g}"
+            raise ConfigError(f"{self.name} must be {what} {where}, got {value!r}")
+        return float(value) if self.real else value
+
+
+def _metadata(spec: str) -> None:
+    from .imageio import select_metadata
+
+    select_metadata(None, spec)
+
+
+def _format(name: str) -> None:
+    from .errors import ImageError
+    from .imageio import format_for
+
+    try:
+        format_for(name)
+    except ImageError:
+        raise ConfigError(f"'{name}' is not an image format Pillow writes (png, webp, jpg, tiff, ...)") from None
+
+
+DEVICE = Option("device", "auto", "Where the networks run (entropy coding always runs on the CPU).",
+                 choices=DEVICES, example="cpu")
+RUNTIME = Option("runtime", "auto", "What runs the diffusion stage's networks: onnx (ONNX Runtime on the CPU, no "
+                  "torch needed), torch, or auto (torch for CUDA and the learned base, else onnx; env "
+                  "CGDM_RUNTIME).", choices=RUNTIMES, example="onnx")
+THREADS = Option("threads", None, "Threads for the networks (and the AV1 encoder) [default: the cores this "
+                  "process may use].", low=1, high=1024, example=1)
+FORCE = Option("force", False, "Overwrite the output file if it exists (never the input).",
+                flag=True, short="-f", example=True, not_on={"api": NO_FILE, "pillow": PILLOW_FILE})
+JOBS = Option("jobs", None, "Files coded at once, each in its own process [default: one per core, as far as "
+               "free memory allows].", low=1, high=256, short="-j", example=1,
+               not_on={"api": NO_JOBS, "pillow": NO_JOBS,
+                       "distributed": "--workers N or --scheduler set its parallelism: the cluster's workers"})
+QUIET = Option("quiet", 0, "No progress messages on stderr; notes of what an output loses (frames, alpha, "
+                "metadata) still show. -QQ: not those either.", count=True, low=0, high=2,
+                short="-Q", example=1, not_on={"api": SILENT, "pillow": PILLOW_SILENT})
+MAX_SIDE = Option("max_side", None, f"Refuse images (input or .cgdm) wider or taller than PX [default: {MAX_DIM}, "
+                   "or env CGDM_MAX_SIDE].", low=1, high=MAX_DIM, metavar="PX", example=4096,
+                   not_on={"api": LIMITS_KW, "pillow": LIMITS_ENV})
+MAX_PIXELS = Option("max_pixels", None, f"Refuse images (input or .cgdm) with more pixels than N; bounds memory "
+                     f"[default: {MAX_PIXELS}, or env CGDM_MAX_PIXELS].", low=1, high=MAX_PIXELS, metavar="N",
+                     example=2**24, not_on={"api": LIMITS_KW, "pillow": LIMITS_ENV})
+#: The options of every coding command that concern the run rather than the picture.
+RUN_OPTIONS = (DEVICE, RUNTIME, THREADS, FORCE, JOBS, QUIET, MAX_SIDE, MAX_PIXELS)
+
+#: The encoder's settings: the keywords of ``cgdm_codec.encode`` after the image, the
+#: ``cgdm encode`` options, the keywords of ``im.save`` and the distributed runner's options.
+ENCODE_OPTIONS: tuple[Option, ...] = (
+    Option("quality", None, f"Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp) "
+           f"[default: {DEFAULT_QUALITY}].", low=1, high=6, short="-q", example=2),
+    Option("size", None, "Choose the quality whose file is the largest not over BYTES (instead of -q).",
+           low=1, metavar="BYTES", example=3000),
+    Option("bpp", None, "As --size, for a target of X bits per pixel.", low=0, open_low=True, real=True,
+           metavar="X", example=1.5),
+    Option("base", None, f"Base codec: {' or '.join(BASES)} [default: {registry.DEFAULT_BACKEND}, "
+           "or env CGDM_BASE].", choices=BASES, example="av1"),
+    Option("base_only", False, "Write a file without the diffusion stage (smaller, fast to decode, less "
+           "detail).", flag=True, example=True),
+    Option("lossless", False, "Code the exact pixels (RGB, L, RGBA, LA; WebP's lossless coder, no diffusion "
+           "stage): decodes bit for bit to the input. Not with a quality, a size target, --base or the "
+           "diffusion stage's settings.", flag=True, example=True),
+    Option("diffusion", False, "Always write the diffusion stage, even where the encoder's objective "
+           "scores the base-only decode better.", flag=True, example=True),
+    Option("effort", "default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; 2) "
+           "and, for the diffusion stage, its search for the syntax and seed: fast and default = one pass "
+           "of the syntax encoder, and both score the diffusion-or-not decision on a decode (default on up "
+           "to 12 tiles' worth of pixels, fast 4); max = the paper's 250 fine-tuning iterations and 4 seeds.",
+           choices=EFFORTS, example="fast"),
+    Option("seed", 0, "Noise seed the decoder's diffusion starts from (the first one tried when "
+           "searching seeds).", low=0, high=2**32 - 1, example=7),
+    Option("steps", None, "Sampler steps the decoder should run [default: the newest decoder's, 1].",
+           low=1, high=255, example=2),
+    Option("av1_quality", None, "AV1 base: Pillow's AVIF quality 0..100 instead of -q (a fine-grained "
+           "rate).", low=0, high=100, example=40),
+    Option("finetune_iters", None, "Override the effort's number of per-image fine-tuning iterations.",
+           low=0, high=100000, example=0),
+    Option("seeds", None, "Override the effort's number of noise seeds tried (each costs one decode).",
+           low=1, high=1024, example=1),
+    Option("finetune", True, "Skip the per-image fine-tuning (seeds are still searched).", flag=True,
+           cli="--no-finetune", example=False),
+    Option("metadata", "all", "Which of the input's ICC profile, EXIF and XMP the file carries.",
+           validate=_metadata, metavar="all|none|icc,exif,xmp", example="icc,xmp"),
+    Option("strip", False, "Carry no metadata (same as --metadata none).", flag=True, example=True),
+    *RUN_OPTIONS,
+)
+
+#: The decoder's settings: ``cgdm_codec.decode``'s keywords, the ``cgdm decode`` options,
+#: ``im.decode_options`` of the Pillow plugin and the distributed runner's options.
+DECODE_OPTIONS: tuple[Option, ...] = (
+    Option("fmt", None, "Output format for standard output, devices and folders (png, webp, jpg, tiff, "
+           "...) [default: png]; with -o NAME.EXT it must agree with the extension.", validate=_format,
+           cli="--format", metavar="EXT", example="webp", not_on={"api": WRITER, "pillow": WRITER}),
+    Option("base_only", False, "Skip the diffusion stage: the base codec's reconstruction (a fast "
+           "preview); not with --steps or --realism, which set that stage.", flag=True, example=True),
+    Option("steps", None, "Override the file's number of sampler steps (fewer is faster).", low=1,
+           high=255, example=2),
+    Option("realism", 0.0, "The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
+           "realism network of the file's weights runs and the texture energy the decode lacks is put "
+           "back, by strengthening the fine detail it kept and seeded grain where it kept none (sharper "
+           "and more textured, less faithful to the exact pixels: 1 costs ~1.1-1.3 dB PSNR at levels "
+           "1-3, 0.5 ~0.5-0.7 dB for nearly the same realism).", low=0, high=1, real=True,
+           metavar="0..1", example=0.5),
+    Option("strip", False, "Write no ICC profile, EXIF or XMP into the output.", flag=True, example=True),
+    Option("png_level", PNG_LEVEL, "zlib level of PNG outputs (9: smallest file, several times slower "
+           "to write).", low=0, high=9, example=6, not_on={"api": WRITER, "pillow": WRITER}),
+    Option("output_quality", None, "Quality of JPEG, WebP and AVIF outputs [default: Pillow's: 75 for "
+           "JPEG and AVIF, 80 for WebP].", low=0, high=100, metavar="0..100", example=50,
+           not_on={"api": WRITER, "pillow": WRITER}),
+    *RUN_OPTIONS,
+)
+
+ENCODE_OPTION = {o.name: o for o in ENCODE_OPTIONS}
+DECODE_OPTION = {o.name: o for o in DECODE_OPTIONS}
+
+#: The settings a lossless encode has no use for: each chooses a rate or a base codec, or
+#: shapes the diffusion stage a lossless file does not have. Giving one with ``lossless`` is
+#: a contradiction (ConfigError; a usage error on the command lines), not silently ignored.
+LOSSLESS_CONFLICTS = ("quality", "size", "bpp", "base", "av1_quality", "diffusion", "seed", "steps",
+                      "finetune_iters", "seeds", "finetune")
+#: The settings that each choose the rate: one at most.
+RATE_OPTIONS = ("quality", "size", "bpp", "av1_quality")
+
+Spell = Callable[[Option], str]
+
+
+def keyword(option: Option) -> str:
+    """How the API and the Pillow plugin name a setting in an error: its keyword."""
+    return option.name
+
+
+def command_line(option: Option) -> str:
+    """How the command lines name a setting in an error: ``-q``, ``--size``."""
+    return option.spelled
+
+
+def _given(table: Mapping[str, Option], settings: Mapping[str, Any], names: tuple[str, ...]) -> list[Option]:
+    """The options among ``names`` set away from their defaults."""
+    return [table[n] for n in names if n in settings and settings[n] != table[n].default]
+
+
+def check_settings(table: Mapping[str, Option], settings: Mapping[str, Any], what: str) -> None:
+    """Each setting against its option; a name the table lacks is a ConfigError too (a typo
+    must not be ignored)."""
+    for name, value in settings.items():
+        if name not in table:
+            raise ConfigError(f"{name!r} is not a{'n' if what[0] in 'aeiou' else ''} {what} option "
+                              f"(the options: {', '.join(table)})")
+        table[name].check(value)
+
+
+def check_encode(settings: Mapping[str, Any], spell: Spell = keyword) -> None:
+    """Every value, then the combinations that contradict each other: two rate choices,
+    ``base_only`` with ``diffusion``, ``av1_quality`` with a base without it, ``lossless``
+    with what it has no use for. Raises a one-line ConfigError naming the options as
+    ``spell`` spells them."""
+    check_settings(ENCODE_OPTION, settings, "encode")
+    base = settings.get("base")
+    if settings.get("av1_quality") is not None and base and registry.backend(base).fine_range is None:
+        raise ConfigError(f"{spell(ENCODE_OPTION['av1_quality'])} needs the AV1 base; {base} has levels only")
+    if settings.get("lossless"):
+        given = _given(ENCODE_OPTION, settings, LOSSLESS_CONFLICTS)
+        if given:
+            raise ConfigError(f"{spell(ENCODE_OPTION['lossless'])} codes the exact pixels without a diffusion "
+                              f"stage: {', '.join(map(spell, given))} cannot be given with it")
+    rates = _given(ENCODE_OPTION, settings, RATE_OPTIONS)
+    if len(rates) > 1:
+        raise ConfigError(f"{' and '.join(map(spell, rates))} each choose the quality: give one")
+    if settings.get("base_only") and settings.get("diffusion"):
+        raise ConfigError(f"{spell(ENCODE_OPTION['base_only'])} and {spell(ENCODE_OPTION['diffusion'])} "
+                          "contradict each other: give one")
+
+
+def check_decode(settings: Mapping[str, Any], spell: Spell = keyword) -> None:
+    """Every value, then ``steps`` and ``realism`` with ``base_only``: they set the stage it
+    skips, so together they contradict each other rather than being silently ignored."""
+    check_settings(DECODE_OPTION, settings, "decode")
+    if not settings.get("base_only"):
+        return
+    for given in _given(DECODE_OPTION, settings, ("realism", "steps")):
+        raise ConfigError(f"{spell(given)} sets the diffusion stage, which "
+                          f"{spell(DECODE_OPTION['base_only'])} skips: give one")
+
+
+def pipeline_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords ``pipeline.encode_image`` takes for checked encode settings (the rate,
+    metadata and the run's options are the caller's)."""
+    diffusion = False if settings.get("base_only") else (True if settings.get("diffusion") else None)
+    names = ("seed", "steps", "effort", "finetune_iters", "seeds", "finetune", "device", "base", "runtime",
+             "threads", "lossless")
+    options = {n: settings.get(n, ENCODE_OPTION[n].default) for n in names}
+    return dict(options, diffusion=diffusion, fine=settings.get("av1_quality"))
+
+
+def kept_metadata(settings: Mapping[str, Any]) -> str:
+    """The ``imageio.select_metadata`` spec of checked encode settings: ``strip`` wins."""
+    return "none" if settings.get("strip") else settings.get("metadata", "all")
+
+
+__all__ = ["Option", "ENCODE_OPTIONS", "DECODE_OPTIONS", "ENCODE_OPTION", "DECODE_OPTION", "SURFACES",
+           "LOSSLESS_CONFLICTS", "check_encode", "check_decode", "pipeline_options", "kept_metadata"]
