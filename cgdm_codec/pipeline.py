@@ -443,6 +443,11 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         raise FormatError(f"base-codec stream is corrupted ({e})") from None
     assert decoder is not None and net is not None and f.syntax is not None
     report = _steps_to(progress, step_progress)
+
+    def tiles(done: int, total: int) -> None:
+        """The stage's tiles (x steps) done: what a long decode can show, with an ETA."""
+        report("diffusion tiles", done, total)
+
     condition = bundle.base.condition(f.base_streams, f.quality)
     steps = steps or (f.steps if net is decoder else net.sampler["steps"])
     if engine == "onnx":
@@ -454,7 +459,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         symbols = _syntax(lambda: decode_symbols(prior_table(decoder.path), f.syntax))
         out = decode_canvas(ort_denoiser(net.path, threads), x_tilde.transpose(2, 0, 1)[None], symbols,
                             condition, f.seed, steps, diffusion_sampler(net), realism=realism,
-                            progress=lambda i, n: report("diffusion steps", i, n))
+                            tile_progress=tiles)
         if texture:
             _add_texture(out[0], net, decoder, f.seed, condition, realism, progress)
         out = out[0].transpose(1, 2, 0)
@@ -467,7 +472,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     if not network:
         x_tilde = rgb_to_uint8_tensor(x_tilde)
     x_tilde = restore(torch_model(net), x_tilde, symbols, condition, f.seed, steps, device=dev, realism=realism,
-                      progress=lambda i, n: report("diffusion steps", i, n), consume_input=True)
+                      tile_progress=tiles, consume_input=True)
     if texture:
         _add_texture(x_tilde.numpy()[0], net, decoder, f.seed, condition, realism, progress)
     return tensor_to_rgb(x_tilde)

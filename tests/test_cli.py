@@ -1,16 +1,18 @@
 """The command line: exit codes, one-line errors, no half-written outputs, fast `info`."""
 
+import io
 import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cgdm_codec.cli import main, progress_line
+from cgdm_codec.cli import Reporter, main, progress_line
 from conftest import textured
 
 
@@ -78,7 +80,27 @@ def test_progress_on_stderr_and_quiet(encoded):
                                     "--no-finetune", "--seeds", "2"])
     assert res.exit_code == 0 and res.stderr == ""
     res = CliRunner().invoke(main, ["decode", str(d / "p.cgdm"), "-o", str(d / "p.png")])
-    assert res.exit_code == 0 and "diffusion steps [" in res.stderr and "5/5 done in" in res.stderr  # the newest decoder: 5 steps
+    # the newest decoder: 5 steps of one tile
+    assert res.exit_code == 0 and "diffusion tiles [" in res.stderr and "5/5 done in" in res.stderr
+
+
+def test_a_silent_stage_off_a_terminal_says_it_still_runs():
+    """libaom codes a 24 MP picture in one silent call of ~18 s: a log gets a line that the
+    stage still runs (every HEARTBEAT seconds of silence, here shortened), a terminal a clock."""
+    stream = io.StringIO()
+    report = Reporter(0, stream=stream, tty=False)
+    report.HEARTBEAT = 0.3
+    report("base codec (av1): analysis and entropy coding")
+    time.sleep(1.0)
+    report.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 2 and "base codec (av1): analysis and entropy coding ... still running (" in lines[1]
+    quiet = io.StringIO()
+    with Reporter(1, stream=quiet, tty=False) as silent:
+        silent.HEARTBEAT = 0.3
+        silent("a stage")
+        time.sleep(0.6)
+    assert quiet.getvalue() == ""
 
 
 def test_progress_line_and_eta():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -178,6 +179,56 @@ def test_quiet_silences_progress_on_a_terminal(coded, tmp_path):
             pass
     os.close(master)
     assert data == b""
+
+
+@pytest.fixture(scope="module")
+def multi_tile(tmp_path_factory) -> Path:
+    """A 1200x800 file with the diffusion stage: a decode of several tiles, in two chunks or more."""
+    d = tmp_path_factory.mktemp("tiles")
+    src = d / "wide.png"
+    Image.fromarray(textured(800, 1200)).save(src)
+    subprocess.run(CGDM + ["encode", str(src), "-o", str(d / "wide.cgdm"), "-Q", "--base", "av1", "--diffusion",
+                           "--effort", "fast"], check=True, env=ENV, timeout=300)
+    return d / "wide.cgdm"
+
+
+def test_a_decode_reports_its_tiles_and_an_eta_off_a_terminal(multi_tile, tmp_path):
+    """A 24 MP decode once said nothing for 30 s in a log: the diffusion stage's tiles now
+    come with an ETA, a line at most every few seconds and one at the end."""
+    res = subprocess.run(CGDM + ["decode", str(multi_tile), "-o", str(tmp_path / "w.png")],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if "diffusion tiles [" in line]
+    assert lines and "\r" not in res.stderr, res.stderr  # a log gets whole lines, no redrawing
+    done, total = map(int, re.search(r"\] (\d+)/(\d+) done in", lines[-1]).groups())
+    assert done == total > 1, lines
+    assert re.search(rf"\] \d+/{total} ETA \d+s", res.stderr), res.stderr
+    quiet = subprocess.run(CGDM + ["decode", str(multi_tile), "-o", str(tmp_path / "q.png"), "-Q"],
+                           capture_output=True, text=True, env=ENV, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_a_decode_redraws_its_tile_count_on_a_terminal(multi_tile, tmp_path):
+    master, slave = pty.openpty()
+    p = subprocess.Popen(CGDM + ["decode", str(multi_tile), "-o", str(tmp_path / "t.png")], stderr=slave, env=ENV)
+    os.close(slave)
+    text = ""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closes with the process
+                break
+            if not chunk:
+                break
+            text += chunk.decode()
+    finally:
+        os.close(master)
+    assert p.wait(timeout=60) == 0, text
+    assert re.search(r"\r\x1b\[K\[ *[\d.]+s\] diffusion tiles \[[#.]+\] \d+/\d+ ETA", text), repr(text)
 
 
 # ------------------------------------------------------------- inputs changed meanwhile

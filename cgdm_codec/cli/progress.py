@@ -2,10 +2,13 @@
 terminal, a ticking clock while a stage runs without a message.
 
 Why the clock: some stages of the pipeline run for a minute on a 12 MP image without saying
-anything (the encoder's scoring of the diffusion decode, for one), and a silent terminal
-looks like a hung program. The clock redraws one line in place, so logs (stderr not a
-terminal) get only the stage lines. ``-Q`` silences all of it but the notes of what an
-output loses; ``-QQ`` those too.
+anything (the encoder's scoring of the diffusion decode, for one; libaom's encode of a 24 MP
+picture, one call of ~18 s), and a silent terminal looks like a hung program. The clock
+redraws one line in place; logs (stderr not a terminal) get a line instead every
+``HEARTBEAT`` seconds of such a silence. Counted work (the diffusion stage's tiles, the
+fine-tuning iterations) is a bar with an ETA, redrawn in place on a terminal and a line every
+``LOG_EVERY`` seconds in a log. ``-Q`` silences all of it but the notes of what an output
+loses; ``-QQ`` those too.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class Reporter:
     BAR = 24
     #: Seconds without a message before the terminal shows the clock line.
     TICK = 1.0
+    #: Off a terminal: seconds between the lines of counted work, and of silence before a
+    #: line that says the stage still runs (a log should show progress, not every tick).
+    LOG_EVERY = 5.0
+    HEARTBEAT = 10.0
 
     def __init__(self, quiet: int, stream: TextIO | None = None, tty: bool | None = None,
                  tick: float = TICK) -> None:
@@ -62,6 +69,7 @@ class Reporter:
         self.current = ""  # the last stage message, which the clock line repeats
         self.transient = False  # a line without its newline is on the terminal (a bar, the clock)
         self.bar_open = False
+        self.counting = False  # a bar is under way: its own lines say that work goes on
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._clock: threading.Thread | None = None
@@ -87,6 +95,7 @@ class Reporter:
         with self._lock:
             self.last_event = time.monotonic()
             self.current = msg
+            self.counting = False
             if self.quiet:
                 return
             self._clear()
@@ -123,14 +132,15 @@ class Reporter:
                 self._write(CLEAR_LINE + line + ("\n" if finished else ""))
                 self.transient = self.bar_open = not finished
                 self._start_clock()
-            elif done >= total or now - self.last_line >= 5.0:
+            elif done >= total or now - self.last_line >= self.LOG_EVERY:
                 self._write(line + "\n")
                 self.last_line = now
+            self.counting = done < total
 
     # --------------------------------------------------------------- clock
 
     def _start_clock(self) -> None:
-        if self.tty and self._clock is None and not self._stop.is_set():
+        if self._clock is None and not self._stop.is_set():
             self._clock = threading.Thread(target=self._run_clock, name="cgdm-progress", daemon=True)
             self._clock.start()
 
@@ -139,10 +149,14 @@ class Reporter:
             with self._lock:
                 now = time.monotonic()
                 silent = now - self.last_event
-                if self.quiet or self.bar_open or not self.current or silent < self.tick:
+                if self.quiet or self.bar_open or self.counting or not self.current:
                     continue
-                self._write(f"{CLEAR_LINE}[{now - self.t0:5.1f}s] {self.current} ... {silent:.0f}s")
-                self.transient = True
+                if self.tty and silent >= self.tick:
+                    self._write(f"{CLEAR_LINE}[{now - self.t0:5.1f}s] {self.current} ... {silent:.0f}s")
+                    self.transient = True
+                elif not self.tty and silent >= self.HEARTBEAT and now - self.last_line >= self.HEARTBEAT:
+                    self._write(f"[{now - self.t0:5.1f}s] {self.current} ... still running ({silent:.0f}s)\n")
+                    self.last_line = now
 
     def close(self) -> None:
         """Stop the clock and clear its line (before an error or the final message)."""

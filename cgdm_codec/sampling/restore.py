@@ -74,7 +74,8 @@ def uint8_to_signed(tile: Any) -> Any:
 def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int, seed: int, steps: int,
                   sampler: SamplerConfig, *, realism: float | None = None, max_batch_tiles: int = 8,
                   progress: Callable[[int, int], None] | None = None,
-                  feature_cache_bytes: int = 1 << 30, consume_input: bool = False) -> Any:
+                  feature_cache_bytes: int = 1 << 30, consume_input: bool = False,
+                  tile_progress: Callable[[int, int], None] | None = None) -> Any:
     """The restored image (1, 3, H, W), float32 in [0, 1], of x~ given as (1, 3, H, W).
 
     x~ is uint8 0..255 (a base whose reconstruction is 8-bit, AV1: it stays 8-bit, each tile
@@ -82,7 +83,8 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int,
     a numpy denoiser, a tensor on the denoiser's device for a torch one. ``consume_input``
     lets it reuse a float x~'s memory (the caller must not use x~ afterwards). ``realism``
     is for networks with a realism input (None: they run at 0). ``condition`` is the base
-    codec's (``BaseCodec.condition``: the level index or the AV1 qindex).
+    codec's (``BaseCodec.condition``: the level index or the AV1 qindex). ``progress`` and
+    ``tile_progress`` follow the steps and the tiles (``sample.sample``).
 
     Memory: besides one chunk of tiles, the loop holds x~ (image-sized: its padded canvas is
     read through ``PaddedImage``), the blended x0 (canvas-sized float32), the blending
@@ -115,7 +117,7 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int,
         out = sample(denoiser, scheduler, x_T, canvas_tilde, grid, steering,
                      max_batch=chunk_tiles(grid, max_batch_tiles),
                      cache_bytes=max(0, feature_cache_bytes - 2 * canvas_bytes), in_place=True,
-                     progress=progress)
+                     progress=progress, tile_progress=tile_progress)
     del canvas_tilde
     # The same operations as (sample + 1) / 2 then clamp, in the sample's own memory.
     out = out[..., :height, :width]
@@ -129,7 +131,8 @@ def restore(net: "Cgdm | ConsistencyGuidedUNet", x_tilde: "torch.Tensor", syntax
             precision: str = "auto", max_batch_tiles: int = 8,
             progress: Callable[[int, int], None] | None = None,
             sampler: SamplerConfig | None = None, realism: float | None = None,
-            feature_cache_bytes: int = 1 << 30, consume_input: bool = False) -> "torch.Tensor":
+            feature_cache_bytes: int = 1 << 30, consume_input: bool = False,
+            tile_progress: Callable[[int, int], None] | None = None) -> "torch.Tensor":
     """``decode_canvas`` with the torch U-Net: x~ a tensor ((1, 3, H, W) or (3, H, W)), the
     result a CPU tensor. ``net`` is a whole ``Cgdm`` (its sampler settings are then the
     default) or its U-Net; ``syntax`` holds the integer symbols (S,), ``condition`` the base
@@ -147,5 +150,6 @@ def restore(net: "Cgdm | ConsistencyGuidedUNet", x_tilde: "torch.Tensor", syntax
     syntax = syntax.detach().cpu().float().numpy()
     out = decode_canvas(denoiser, x_tilde.to(denoiser.device), syntax, condition, seed, steps or sampler.steps,
                         sampler, realism=realism, max_batch_tiles=max_batch_tiles, progress=progress,
-                        feature_cache_bytes=feature_cache_bytes, consume_input=consume_input)
+                        feature_cache_bytes=feature_cache_bytes, consume_input=consume_input,
+                        tile_progress=tile_progress)
     return out.cpu() if isinstance(out, torch.Tensor) else torch.from_numpy(out)
