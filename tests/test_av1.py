@@ -23,7 +23,8 @@ GOLDEN = Path(__file__).parent / "golden"
 # one committed file per generation of AV1 diffusion weights: (file stem, weights id)
 AV1_GENERATIONS = [("av1-cgdm-q3", "506e564b"), ("av1-cgdm2-q3", "d5c2b35d"), ("av1-cgdm3-q3", "fd2b8633"),
                    ("av1-cgdm3s1-q3", "bf1dd9f6"),  # cgdm-av1-3, 1-step decoder (2026-12-04)
-                   ("av1-cgdm4-q3", "1c42c21e")]  # cgdm-av1-4, trained for 1 step with the HaarPSI term
+                   ("av1-cgdm4-q3", "1c42c21e"),  # cgdm-av1-4, trained for 1 step with the HaarPSI term
+                   ("av1-cgdm5-q3", "1bca2eb0")]  # cgdm-av1-5, a head that cannot paint a period-2 grid
 
 FIVE_STEP_GOLDEN = {"av1-cgdm-q3", "av1-cgdm2-q3", "av1-cgdm3-q3"}
 
@@ -279,3 +280,15 @@ def test_the_av1_speed_follows_the_effort_and_the_size(monkeypatch):
         for rgb in (small, large):
             Av1Base().encode(rgb, 3, effort=effort)
     assert seen == [8, 8, 3, 4, 2, 2]
+
+
+def test_the_newest_generation_paints_no_period_2_grid(float32_cpu):
+    """cgdm-av1-5's decode of its golden file has no more Nyquist energy than a photograph;
+    cgdm-av1-4's head painted a one-pixel grid (issue: the clean fidelity decode)."""
+    from cgdm_codec.artefacts import period2_ratio
+
+    ratios = {}
+    for stem in ("av1-cgdm4-q3", "av1-cgdm5-q3"):
+        f = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
+        ratios[stem] = period2_ratio(pipeline.decode_file(f, device="cpu"))
+    assert ratios["av1-cgdm5-q3"] < 1.5 < ratios["av1-cgdm4-q3"]

@@ -57,10 +57,11 @@ def test_realism_synthesises_detail_from_the_files_noise(coded):
     assert seed_effect[1.0] > 3 * seed_effect[0.0]
 
 
-def test_the_newest_generations_files_reach_the_realism_network_too():
-    """cgdm-av1-4 files (written since 2026-12-04's fifth session) keep the dial: the realism
-    network cgdm-av1-3r decodes them above 0, the fidelity network at 0."""
-    newest = parse((GOLDEN / "av1-cgdm4-q3.cgdm").read_bytes())
+@pytest.mark.parametrize("stem", ["av1-cgdm4-q3", "av1-cgdm5-q3"])
+def test_the_newest_generations_files_reach_the_realism_network_too(stem):
+    """cgdm-av1-4 and cgdm-av1-5 files keep the dial: the realism network cgdm-av1-3r
+    decodes them above 0, the fidelity network at 0."""
+    newest = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
     fidelity = pipeline.decode_file(newest, device="cpu")
     real = pipeline.decode_file(newest, realism=1.0, device="cpu")
     assert finest_energy(real) > 1.3 * finest_energy(fidelity)
