@@ -126,6 +126,22 @@ def test_ctrl_c_is_one_line_and_leaves_no_file(coded, tmp_path):
 
 # ---------------------------------------------------------------------- progress
 
+def read_terminal(master: int, wait: float = 30) -> str:
+    """Everything a process writes to its terminal until it closes (or is silent ``wait`` s)."""
+    text = ""
+    while True:
+        ready, _, _ = select.select([master], [], [], wait)
+        if not ready:
+            return text
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closes with the process
+            return text
+        if not chunk:
+            return text
+        text += chunk.decode()
+
+
 def test_progress_begins_before_the_input_is_read_on_a_terminal(coded, tmp_path):
     """A 12 MP encode once printed nothing for 69 s: the first stage line now comes before
     any work, here before a single byte of the image has arrived on standard input."""
@@ -144,18 +160,7 @@ def test_progress_begins_before_the_input_is_read_on_a_terminal(coded, tmp_path)
         assert p.stdin is not None
         p.stdin.write(coded[0].read_bytes())  # only now does the input arrive
         p.stdin.close()
-        text = first
-        while True:
-            ready, _, _ = select.select([master], [], [], 30)
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the terminal closes with the process
-                break
-            if not chunk:
-                break
-            text += chunk.decode()
+        text = first + read_terminal(master)
         assert p.wait(timeout=60) == 0, text
         assert "base codec (av1)" in text and "wrote" in text
         print(f"first progress line after {waited:.2f} s")  # measured: well under a second
@@ -212,19 +217,8 @@ def test_a_decode_redraws_its_tile_count_on_a_terminal(multi_tile, tmp_path):
     master, slave = pty.openpty()
     p = subprocess.Popen(CGDM + ["decode", str(multi_tile), "-o", str(tmp_path / "t.png")], stderr=slave, env=ENV)
     os.close(slave)
-    text = ""
     try:
-        while True:
-            ready, _, _ = select.select([master], [], [], 60)
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the terminal closes with the process
-                break
-            if not chunk:
-                break
-            text += chunk.decode()
+        text = read_terminal(master)
     finally:
         os.close(master)
     assert p.wait(timeout=60) == 0, text
