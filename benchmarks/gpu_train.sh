@@ -3,7 +3,7 @@
 #
 #   On this CPU, once:  python -m cgdm_codec.train.pack --data ../shared/datasets/train --out runs/pack \
 #                         --av1-speed 6 --sides 2048 1024 512 --exclude /tmp/camera12 \
-#                         --pixels-per-crop 40000 --per-crop 2        (about 55 MB; /runs/ is git-ignored)
+#                         --pixels-per-crop 100000 --per-crop 2       (under 64 MB; /runs/ is git-ignored)
 #                       python benchmarks/camera_set.py ../shared/datasets/train/debian_wallpapers runs/val
 #   dry run here:       OUT=/tmp/gpu-dry LIMIT=30 BATCH=4 CROP=128 benchmarks/gpu_train.sh
 #   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val"], timeout_s=600)
