@@ -274,6 +274,29 @@ def _info_text(name: str, s: dict) -> str:
     ])
 
 
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("-f", "--force", is_flag=True, help="Replace the page's files where FOLDER already has them.")
+@option_from(QUIET)
+def web(folder: Path, force: bool, quiet: int) -> None:
+    """Write the browser viewer of .cgdm files into FOLDER (created if missing).
+
+    \b
+      cgdm web viewer/ && xdg-open viewer/index.html
+
+    A static page (HTML, CSS, ES modules; no download, no server needed): open a .cgdm
+    file by picker or drag-and-drop, see its base-only decode (the AV1 picture, decoded by
+    the browser) and its info, save a PNG, compare with the original. The diffusion stage
+    is not ported to the browser yet: `cgdm decode` gives the full decode.
+    """
+    from ..webpage import write_page
+
+    written = run_guarded(write_page, folder, force)
+    if not quiet:
+        click.echo(f"wrote {folder}/ ({len(written)} files); open {folder / 'index.html'} in a browser",
+                   err=True)
+
+
 #: What ``cgdm eval`` imports beyond the codec: the ``eval`` extra (pyproject.toml).
 EVAL_MODULES = ("torch", "piq", "scipy", "matplotlib")
 
@@ -387,4 +410,4 @@ def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float,
     run_guarded(job)
 
 
-__all__ = ["main", "encode", "decode", "info", "eval_", "limits"]
+__all__ = ["main", "encode", "decode", "info", "web", "eval_", "limits"]
