@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .av1_bitstream import Av1Error
 from .avif_file import build_avif, check_payload, sequence_header, split_avif
-from .interface import BaseEncoding, BaseRecord, rgb_to_tensor
+from .interface import BaseEncoding, BaseRecord, WeightlessBase, rgb_to_tensor
 
 if TYPE_CHECKING:  # numpy loads for encoding only: a base-only decode runs on Pillow alone
     import numpy as np
@@ -118,18 +118,10 @@ def inspect_payload(payload: bytes, width: int | None = None, height: int | None
     return check_payload(payload, width, height)[1].base_q_idx
 
 
-class Av1Base:
+class Av1Base(WeightlessBase):
     """AV1 intra behind the base-codec interface; needs no weights."""
 
     record: ClassVar[BaseRecord] = RECORD
-
-    @classmethod
-    def create(cls) -> "Av1Base":
-        return cls()
-
-    def identity(self) -> str:
-        """No weights: the base adds nothing to a file's weights id."""
-        return ""
 
     def fine_level(self, fine: int) -> int:
         return level_for(fine)

@@ -115,6 +115,18 @@ def tensor_to_rgb(x: "torch.Tensor") -> "np.ndarray":
     return x[0].clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
+class WeightlessBase:
+    """What every base codec without a network shares: it is made without loading anything,
+    and adds nothing to a file's weights id."""
+
+    @classmethod
+    def create(cls) -> "WeightlessBase":
+        return cls()
+
+    def identity(self) -> str:
+        return ""
+
+
 class BaseCodec(Protocol):
     """What the pipeline, the size targeting and the evaluation call on a backend object."""
 

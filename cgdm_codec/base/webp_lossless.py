@@ -22,7 +22,7 @@ import struct
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import ImageError
-from .interface import BaseEncoding, BaseRecord, rgb_to_tensor
+from .interface import BaseEncoding, BaseRecord, WeightlessBase, rgb_to_tensor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,18 +120,10 @@ def check_side(width: int, height: int) -> None:
                          f"this image is {width}x{height}")
 
 
-class WebpLosslessBase:
+class WebpLosslessBase(WeightlessBase):
     """Lossless WebP behind the base-codec interface; needs no weights, has no diffusion stage."""
 
     record: ClassVar[BaseRecord] = RECORD
-
-    @classmethod
-    def create(cls) -> "WebpLosslessBase":
-        return cls()
-
-    def identity(self) -> str:
-        """No weights: the base adds nothing to a file's weights id."""
-        return ""
 
     def fine_level(self, fine: int) -> int:
         """No fine scale: every lossless file records the best level."""
