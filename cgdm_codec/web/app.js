@@ -74,10 +74,17 @@ async function openCgdm(name, bytes) {
   current = { name, picture };
   showInfo(info(file, WEIGHTS));
   $("result").hidden = false;
-  $("status").textContent = `${name}: base-only decode, ${picture.width}x${picture.height}, shown in ${ms.toFixed(0)} ms`;
+  $("status").textContent = `${name}: ${what(file)}, ${picture.width}x${picture.height}, shown in ${ms.toFixed(0)} ms`;
   document.body.dataset.ms = ms.toFixed(1);
   document.body.dataset.state = "decoded";
   drawOriginal();
+}
+
+/** What the picture shown is, next to what `cgdm decode` would give. */
+function what(file) {
+  if (file.diffusion) return "base-only decode (the file's diffusion stage is not run in the browser)";
+  if (file.baseCodec === 3) return "exact decode (lossless file)";
+  return "decode (a base-only file: the same picture as cgdm decode)";
 }
 
 /** Lay the original over the decode; the slider uncovers one or the other. */
@@ -176,5 +183,6 @@ function wire() {
 }
 
 wire();
+document.body.dataset.state = "ready";
 openFromQuery();
 })();

@@ -1,0 +1,244 @@
+"""The browser viewer (``cgdm web``): its files, and its decode in headless Chromium.
+
+The browser tests need Debian's ``chromium`` (``.ci/run`` installs it) and skip, saying so,
+without it. One Chromium run (module fixture) decodes every case with the page's decoder and
+opens each in the page itself; the tests then compare what came back with the Python reader:
+
+* every golden AV1 file's picture equals ``cgdm decode --base-only`` within
+  ``AV1_TOLERANCE`` levels (measured with Chromium 156: 0, the same pixels; the bound leaves
+  one level to another build's YUV->RGB path), and the WebP-lossless ones exactly;
+* grayscale and alpha files: gray stays gray, alpha is exact;
+* hostile files are one error line, the Python reader's own message, and never a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cgdm_codec
+from cgdm_codec.container import parse
+from cgdm_codec.errors import FormatError
+from cgdm_codec.webpage import PAGE_FILES, WEIGHTS_JS, write_page
+
+import web_harness
+
+GOLDEN = Path(__file__).parent / "golden"
+CGDM = [sys.executable, "-m", "cgdm_codec.cli"]
+#: Largest difference, in levels of 8 bits, allowed between the browser's picture of an AV1
+#: file and the Python base-only decode: the AV1 decode is exact in every conforming decoder,
+#: the YUV->RGB conversion is the browser's own. Measured: 0 on every case.
+AV1_TOLERANCE = 1
+
+
+def golden_files() -> list[Path]:
+    """The golden files the browser decodes: AV1 (base codec 2) and WebP lossless (3)."""
+    return [p for p in sorted(GOLDEN.glob("*.cgdm")) if parse(p.read_bytes()).base_codec in (2, 3)]
+
+
+def _encoded(mode: str) -> bytes:
+    """A small AV1 file of a colour mode the golden files lack (L, RGBA, LA)."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:40, 0:56]
+    rgb = np.stack([(x * 4) % 256, (y * 6) % 256, (x + y) * 2 % 256], -1).astype(np.uint8)
+    im = Image.fromarray(rgb, "RGB")
+    if mode.startswith("L"):
+        im = im.convert("L")
+    if mode.endswith("A"):
+        im.putalpha(Image.fromarray(rng.integers(0, 256, (40, 56), dtype=np.uint8), "L"))
+    return cgdm_codec.encode(im, quality=3, base="av1", base_only=True)
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def hostile_files() -> dict[str, bytes]:
+    """Damaged and foreign files, derived from a golden AV1 file."""
+    good = (GOLDEN / "av1-q3.cgdm").read_bytes()
+    flipped = bytearray(good)
+    flipped[40] ^= 0x10
+    # a valid container around an AV1 payload cut inside its frame OBU: the checksum passes,
+    # the base stream does not
+    cut = _with_crc(good[:-4][:-30])
+    return {
+        "empty.cgdm": b"",
+        "magic.cgdm": b"PNG" + good[3:],
+        "short.cgdm": good[:12],
+        "truncated.cgdm": good[:-40],
+        "flipped.cgdm": bytes(flipped),
+        "trailing.cgdm": good + b"\x00\x01",
+        "version.cgdm": good[:3] + b"\x02" + good[4:],
+        "codec.cgdm": _with_crc(good[:5] + b"\x09" + good[6:-4]),
+        "cut-av1.cgdm": cut,
+        "random.cgdm": bytes(np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8)),
+    }
+
+
+def python_error(data: bytes) -> str:
+    """The one line the Python decoder gives for a file (its message, without 'cgdm: error: ')."""
+    try:
+        cgdm_codec.decode(data, base_only=True)
+    except (FormatError, ValueError) as e:
+        return str(e)
+    raise AssertionError("the Python decoder accepted it")
+
+
+# --------------------------------------------------------------------------- no browser needed
+
+
+def test_cgdm_web_writes_the_page_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "viewer"
+    run = subprocess.run([*CGDM, "web", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted((*PAGE_FILES, WEIGHTS_JS))
+    assert "index.html" in run.stderr
+    again = subprocess.run([*CGDM, "web", str(out)], capture_output=True, text=True)
+    assert again.returncode == 1
+    assert again.stderr.strip().count("\n") == 0 and "already exists" in again.stderr
+    assert subprocess.run([*CGDM, "web", str(out), "-f", "-Q"], capture_output=True, text=True).returncode == 0
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    refused = subprocess.run([*CGDM, "web", str(a_file)], capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stderr.startswith("cgdm: error: ")
+
+
+def test_the_page_fetches_nothing_outside_its_folder(tmp_path):
+    write_page(tmp_path)
+    for name in (*PAGE_FILES, WEIGHTS_JS):
+        text = (tmp_path / name).read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+    html = (tmp_path / "index.html").read_text()
+    assert 'type="module"' not in html  # Chromium runs no module script from a file:// page
+
+
+def test_weights_js_names_the_installed_weights(tmp_path):
+    write_page(tmp_path)
+    text = (tmp_path / WEIGHTS_JS).read_text()
+    names = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    for path in golden_files():
+        described = cgdm_codec.info(path)
+        assert names.get(described["weights_id"]) == described["weights"], path.name
+
+
+# --------------------------------------------------------------------------- in Chromium
+
+needs_chromium = pytest.mark.skipif(web_harness.chromium() is None,
+                                    reason="chromium is not installed (apt-get install chromium): "
+                                           "the browser tests of the viewer need it")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium run over every case: {(kind, name): result}."""
+    if web_harness.chromium() is None:
+        pytest.skip("chromium is not installed")
+    folder = tmp_path_factory.mktemp("web")
+    write_page(folder)
+    files = {p.name: p.read_bytes() for p in golden_files()}
+    files["hyperprior-q3.cgdm"] = (GOLDEN / "hyperprior-q3.cgdm").read_bytes()
+    for mode in ("L", "RGBA", "LA"):
+        files[f"made-{mode}.cgdm"] = _encoded(mode)
+    files.update(hostile_files())
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    cases = [{"name": n, "page": True} for n in files]
+    results, done = web_harness.run_cases(folder, cases, timeout=120)
+    assert "fatal" not in done, done
+    by_key = {(r["kind"], r["name"]): r for r in results}
+    by_key["files"] = files
+    return by_key
+
+
+def _picture(result: dict) -> np.ndarray:
+    return np.frombuffer(web_harness.pixels(result), np.uint8).reshape(result["height"], result["width"], 4)
+
+
+def _python_picture(data: bytes) -> np.ndarray:
+    return np.asarray(cgdm_codec.decode(data, base_only=True).convert("RGBA")).astype(int)
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", [p.name for p in golden_files()])
+def test_golden_file_decodes_as_the_python_base_only_decode(browser, name):
+    result = browser[("decode", name)]
+    assert result["ok"], result
+    data = browser["files"][name]
+    diff = np.abs(_picture(result).astype(int) - _python_picture(data))
+    lossless = parse(data).base_codec == 3
+    assert diff.max() <= (0 if lossless else AV1_TOLERANCE), f"max difference {diff.max()}"
+    if lossless:  # the golden PNG is the encoder's input: exact
+        png = np.asarray(Image.open(GOLDEN / name.replace(".cgdm", ".png")).convert("RGBA"))
+        assert np.array_equal(_picture(result), png)
+
+
+@needs_chromium
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA"])
+def test_gray_stays_gray_and_alpha_is_exact(browser, mode):
+    name = f"made-{mode}.cgdm"
+    result = browser[("decode", name)]
+    assert result["ok"] and result["mode"] == mode, result
+    got, want = _picture(result).astype(int), _python_picture(browser["files"][name])
+    assert np.abs(got - want).max() <= AV1_TOLERANCE
+    assert np.array_equal(got[..., 3], want[..., 3])
+    if mode.startswith("L"):
+        assert np.array_equal(got[..., 0], got[..., 1]) and np.array_equal(got[..., 0], got[..., 2])
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", sorted(hostile_files()))
+def test_hostile_file_is_one_error_line_and_no_hang(browser, name):
+    result = browser[("decode", name)]
+    assert not result["ok"], result
+    assert "\n" not in result["error"]
+    want = python_error(browser["files"][name])
+    if want.startswith("base-codec stream is corrupted"):
+        assert result["error"].startswith("base-codec stream is corrupted ("), result["error"]
+    else:
+        assert result["error"] == want
+    page = browser[("page", name)]
+    assert page["state"] == "error", page  # within the harness's 10 s: no hang
+    assert page["error"] == f"{name}: {result['error']}"
+
+
+@needs_chromium
+def test_other_base_codecs_say_so_in_one_line(browser):
+    page = browser[("page", "hyperprior-q3.cgdm")]
+    assert page["state"] == "error"
+    assert page["error"] == ("hyperprior-q3.cgdm: base codec hyperprior (1) is not decoded in the "
+                             "browser yet: use cgdm decode")
+
+
+@needs_chromium
+def test_the_page_shows_the_info_fields_and_says_it_is_base_only(browser):
+    name = "av1-cgdm5-q3.cgdm"
+    page = browser[("page", name)]
+    assert page["state"] == "decoded", page
+    rows = dict(page["info"])
+    described = cgdm_codec.info(GOLDEN / name)
+    assert rows["image"] == f"{described['width']}x{described['height']} {described['colour_mode']}"
+    assert rows["size"] == (f"{described['bytes']} bytes, {described['bpp']} bpp "
+                            f"({described['framing_bytes']} bytes of framing)")
+    assert rows["weights"] == f"{described['weights']} ({described['weights_id']})"
+    assert rows["sections"] == ", ".join(f"{k} {v} B" for k, v in described["sections"].items())
+    assert rows["base codec"] == "av1 (2)" and rows["quality"] == str(described["quality"])
+    assert "base-only decode" in page["status"] and "not run in the browser" in page["status"]
+    assert "diffusion stage, which is not yet ported" in " ".join(page["notice"].split())
+
+
+@needs_chromium
+def test_the_page_runs_from_file_urls(tmp_path):
+    """Opened from disk (file://), the scripts run: Chromium would refuse module scripts."""
+    write_page(tmp_path)
+    with_profile = tmp_path / "profile"
+    run = subprocess.run(web_harness.chromium_args(str(with_profile))
+                         + ["--dump-dom", (tmp_path / "index.html").as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert 'data-state="ready"' in run.stdout, run.stdout[:500]

@@ -1,0 +1,188 @@
+"""Drive the browser viewer (``cgdm web``) in headless Chromium, for tests/test_web.py.
+
+No browser-automation library: the folder ``cgdm web`` writes is served on 127.0.0.1 with a
+harness page beside it, Chromium opens that page headless, and the page POSTs what it found
+(decoded pixels, error lines, timings) back to the same small server. Chromium is then
+ended by its process id. Everything is local; the page reaches no other host.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+#: The harness page: decodes each case with the page's own decoder (cgdm.js), then opens
+#: index.html?file=CASE in an iframe and reads what the page shows. Each case has a time
+#: limit, so a hang is reported as one, not waited out.
+HARNESS = """<!doctype html><meta charset="utf-8"><title>cgdm harness</title>
+<script src="cgdm.js"></script>
+<body><script>
+const post = (path, body) => fetch(path, {method: "POST", body: JSON.stringify(body)});
+const limit = (p, ms) => Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error("timeout")), ms))]);
+function b64(bytes) {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+async function decodeCase(c) {
+  const bytes = new Uint8Array(await (await fetch(c.name)).arrayBuffer());
+  const times = [];
+  let out;
+  for (let i = 0; i < (c.repeat || 1); i++) {
+    const t0 = performance.now();
+    try {
+      const {file, picture} = await limit(cgdm.decode(bytes), 10000);
+      times.push(performance.now() - t0);
+      out = {name: c.name, ok: true, width: picture.width, height: picture.height, mode: picture.mode,
+             info: cgdm.info(file), rgba: c.pixels === false ? null : b64(picture.rgba)};
+    } catch (e) {
+      out = {name: c.name, ok: false, error: e.message, errorType: e.constructor.name};
+      break;
+    }
+  }
+  out.ms = times;
+  return out;
+}
+async function pageCase(c) {
+  const frame = document.createElement("iframe");
+  frame.style.width = "1000px"; frame.style.height = "700px";
+  document.body.append(frame);
+  const t0 = performance.now();
+  frame.src = "index.html?file=" + encodeURIComponent(c.name);
+  let state = "";
+  while (performance.now() - t0 < 10000) {
+    await new Promise((r) => setTimeout(r, 20));
+    const body = frame.contentDocument && frame.contentDocument.body;
+    state = body ? body.dataset.state : "";
+    if (state === "decoded" || state === "error") break;
+  }
+  const doc = frame.contentDocument;
+  const err = doc.getElementById("error");
+  const rows = Array.from(doc.querySelectorAll("#info tr"), (tr) => [tr.cells[0].textContent, tr.cells[1].textContent]);
+  const result = {name: c.name, state, error: err.hidden ? null : err.textContent,
+                  status: doc.getElementById("status").textContent, info: rows,
+                  ms: Number(doc.body.dataset.ms || "NaN"), notice: doc.getElementById("notice").textContent};
+  frame.remove();
+  return result;
+}
+(async () => {
+  const cases = await (await fetch("cases.json")).json();
+  for (const c of cases) await post("/result", {kind: "decode", ...(await decodeCase(c))});
+  for (const c of cases.filter((c) => c.page)) await post("/result", {kind: "page", ...(await pageCase(c))});
+  await post("/done", {userAgent: navigator.userAgent});
+})().catch((e) => post("/done", {fatal: String(e)}));
+</script>
+"""
+
+
+def chromium() -> str | None:
+    """Debian's chromium, or None (the tests then skip)."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium_version() -> str:
+    exe = chromium()
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    return out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def chromium_args(profile: str) -> list[str]:
+    """Headless, no GPU, no sandbox as root (as in a CI container), nothing fetched at start."""
+    args = [chromium(), "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+            "--disable-extensions", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--mute-audio", f"--user-data-dir={profile}"]
+    if os.geteuid() == 0:
+        args.append("--no-sandbox")
+    return args
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def _handler(folder: Path, results: "queue.Queue[tuple[str, dict]]") -> type:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            results.put((self.path, json.loads(body or b"{}")))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:  # quiet test output
+            pass
+
+    return Handler
+
+
+class Served:
+    """``folder`` on a local port for the duration of a ``with`` block."""
+
+    def __init__(self, folder: Path) -> None:
+        self.results: queue.Queue[tuple[str, dict]] = queue.Queue()
+        self.server = _Server(("127.0.0.1", 0), _handler(folder, self.results))
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __enter__(self) -> "Served":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_cases(folder: Path, cases: list[dict], timeout: float = 120) -> tuple[list[dict], dict]:
+    """Decode ``cases`` (files in ``folder``, beside the page) in headless Chromium.
+
+    Returns the per-case results (decoder results first, then the page's) and the final
+    message (the user agent). Raises TimeoutError if the page does not finish in time.
+    """
+    (folder / "harness.html").write_text(HARNESS)
+    (folder / "cases.json").write_text(json.dumps(cases))
+    found: list[dict] = []
+    with Served(folder) as served, tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen(chromium_args(profile) + [served.url + "harness.html"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the page did not finish in {timeout} s ({len(found)} results)")
+                try:
+                    path, body = served.results.get(timeout=min(left, 5))
+                except queue.Empty:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"chromium exited with status {proc.returncode}") from None
+                    continue
+                if path == "/done":
+                    return found, body
+                found.append(body)
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def pixels(result: dict) -> bytes:
+    """The RGBA bytes a decoder case sent back."""
+    return base64.b64decode(result["rgba"])
+
+
+def screenshot(url: str, out: Path, size: tuple[int, int] = (1100, 760), wait_ms: int = 4000) -> None:
+    """A PNG of the page at ``url`` once it has had ``wait_ms`` of (virtual) time to settle."""
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(chromium_args(profile) + [f"--window-size={size[0]},{size[1]}", "--hide-scrollbars",
+                                                 f"--virtual-time-budget={wait_ms}", f"--screenshot={out}", url],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=True)
