@@ -152,7 +152,7 @@ def run_cases(folder: Path, cases: list[dict], timeout: float = 120) -> tuple[li
     (folder / "harness.html").write_text(HARNESS)
     (folder / "cases.json").write_text(json.dumps(cases))
     found: list[dict] = []
-    with Served(folder) as served, tempfile.TemporaryDirectory() as profile:
+    with Served(folder) as served, tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(chromium_args(profile) + [served.url + "harness.html"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -180,9 +180,89 @@ def pixels(result: dict) -> bytes:
     return base64.b64decode(result["rgba"])
 
 
-def screenshot(url: str, out: Path, size: tuple[int, int] = (1100, 760), wait_ms: int = 4000) -> None:
-    """A PNG of the page at ``url`` once it has had ``wait_ms`` of (virtual) time to settle."""
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(chromium_args(profile) + [f"--window-size={size[0]},{size[1]}", "--hide-scrollbars",
-                                                 f"--virtual-time-budget={wait_ms}", f"--screenshot={out}", url],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=True)
+class DevTools:
+    """Chromium driven over ``--remote-debugging-pipe``: the DevTools protocol as
+    NUL-terminated JSON on file descriptors 3 (commands) and 4 (replies), so no websocket
+    client is needed. Used for screenshots taken once the page says it is done."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+        to_chrome, self._write = os.pipe()
+        self._read, from_chrome = os.pipe()
+        # the shell puts the two pipe ends on fds 3 and 4, where Chromium expects them
+        command = ["sh", "-c", f'exec "$@" 3<&{to_chrome} 4>&{from_chrome}', "sh",
+                   *chromium_args(self._profile.name), f"--window-size={size[0]},{size[1]}",
+                   "--hide-scrollbars", "--remote-debugging-pipe", "about:blank"]
+        self.proc = subprocess.Popen(command, pass_fds=(to_chrome, from_chrome),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buffer = b""
+        self._next = 0
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=size[0], height=size[1],
+                  deviceScaleFactor=1, mobile=False)
+
+    def call(self, method: str, session: bool = False, **params) -> dict:
+        """Send one command and wait for its reply (events in between are dropped)."""
+        self._next += 1
+        message = {"id": self._next, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._read, 1 << 20)
+                if not chunk:
+                    raise RuntimeError("chromium closed the DevTools pipe")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", session=True, expression=expression,
+                         returnByValue=True)["result"].get("value")
+
+    def open(self, url: str, until=("decoded", "error", "ready"), timeout: float = 20) -> str:
+        """Navigate and wait until the page's ``data-state`` is one of ``until``."""
+        self.evaluate("document.body && (document.body.dataset.state = 'navigating')")
+        self.call("Page.navigate", session=True, url=url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.evaluate("document.body ? document.body.dataset.state || '' : ''")
+            if state in until:
+                return state
+            time.sleep(0.05)
+        raise TimeoutError(f"{url}: still '{state}' after {timeout} s")
+
+    def screenshot(self, out: Path) -> None:
+        data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
+        Path(out).write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        os.close(self._write)
+        os.close(self._read)
+        self._profile.cleanup()
+
+
+def screenshot(url: str, out: Path, size: tuple[int, int] = (1100, 760), until=("decoded", "error", "ready"),
+               then: str | None = None) -> str:
+    """A PNG of the page at ``url`` once its state is one of ``until`` (and the script
+    ``then`` has run); the state it reached."""
+    tools = DevTools(size)
+    try:
+        state = tools.open(url, until)
+        if then:
+            tools.evaluate(then)
+        time.sleep(0.2)  # a frame or two for the canvas to be painted
+        tools.screenshot(out)
+        return state
+    finally:
+        tools.close()

@@ -76,6 +76,7 @@ async function openCgdm(name, bytes) {
   $("result").hidden = false;
   $("status").textContent = `${name}: ${what(file)}, ${picture.width}x${picture.height}, shown in ${ms.toFixed(0)} ms`;
   document.body.dataset.ms = ms.toFixed(1);
+  document.body.dataset.shownAt = performance.now().toFixed(1); // since the page began to load
   document.body.dataset.state = "decoded";
   drawOriginal();
 }
@@ -147,6 +148,7 @@ async function openFromQuery() {
   for (const [n, what] of [[orig, "original"], [name, "file"]]) {
     if (n !== null && !local(n)) return showError(n, new Error(`?${what}= takes a file name beside this page`));
   }
+  if (orig || name) document.body.dataset.state = "loading";
   try {
     if (orig) await openOriginal(orig, await (await fetchLocal(orig)).blob());
     if (name) await openCgdm(name, new Uint8Array(await (await fetchLocal(name)).arrayBuffer()));
