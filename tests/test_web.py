@@ -13,6 +13,8 @@ opens each in the page itself; the tests then compare what came back with the Py
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import subprocess
 import sys
@@ -231,6 +233,18 @@ def test_the_page_shows_the_info_fields_and_says_it_is_base_only(browser):
     assert rows["base codec"] == "av1 (2)" and rows["quality"] == str(described["quality"])
     assert "base-only decode" in page["status"] and "not run in the browser" in page["status"]
     assert "diffusion stage, which is not yet ported" in " ".join(page["notice"].split())
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", ["av1-cgdm5-q3.cgdm", "made-L.cgdm"])
+def test_the_png_download_holds_the_decoded_pixels(browser, name):
+    """The download button's PNG is the page canvas's (toBlob; toDataURL here: the same encoder)."""
+    page = browser[("page", name)]
+    png = Image.open(io.BytesIO(base64.b64decode(page["png"].split(",", 1)[1])))
+    decoded = browser[("decode", name)]
+    assert png.size == (decoded["width"], decoded["height"])
+    got = np.asarray(png.convert("RGBA")).astype(int)
+    assert np.abs(got - _python_picture(browser["files"][name])).max() <= AV1_TOLERANCE
 
 
 @needs_chromium

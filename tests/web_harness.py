@@ -70,7 +70,8 @@ async function pageCase(c) {
   const rows = Array.from(doc.querySelectorAll("#info tr"), (tr) => [tr.cells[0].textContent, tr.cells[1].textContent]);
   const result = {name: c.name, state, error: err.hidden ? null : err.textContent,
                   status: doc.getElementById("status").textContent, info: rows,
-                  ms: Number(doc.body.dataset.ms || "NaN"), notice: doc.getElementById("notice").textContent};
+                  ms: Number(doc.body.dataset.ms || "NaN"), notice: doc.getElementById("notice").textContent,
+                  png: state === "decoded" ? doc.getElementById("decoded").toDataURL("image/png") : null};
   frame.remove();
   return result;
 }
@@ -180,6 +181,15 @@ def pixels(result: dict) -> bytes:
     return base64.b64decode(result["rgba"])
 
 
+def _above(fd: int, low: int) -> int:
+    """``fd`` moved to a descriptor number of at least ``low``."""
+    import fcntl
+
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, low)
+    os.close(fd)
+    return moved
+
+
 class DevTools:
     """Chromium driven over ``--remote-debugging-pipe``: the DevTools protocol as
     NUL-terminated JSON on file descriptors 3 (commands) and 4 (replies), so no websocket
@@ -189,8 +199,10 @@ class DevTools:
         self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         to_chrome, self._write = os.pipe()
         self._read, from_chrome = os.pipe()
-        # the shell puts the two pipe ends on fds 3 and 4, where Chromium expects them
-        command = ["sh", "-c", f'exec "$@" 3<&{to_chrome} 4>&{from_chrome}', "sh",
+        # above 4, so that the shell's 3<& and 4>& cannot overwrite one with the other
+        to_chrome, from_chrome = (_above(fd, 10) for fd in (to_chrome, from_chrome))
+        # bash (dash takes one-digit descriptors only) puts the two pipe ends on fds 3 and 4, where Chromium expects them
+        command = ["bash", "-c", f'exec "$@" 3<&{to_chrome} 4>&{from_chrome}', "bash",
                    *chromium_args(self._profile.name), f"--window-size={size[0]},{size[1]}",
                    "--hide-scrollbars", "--remote-debugging-pipe", "about:blank"]
         self.proc = subprocess.Popen(command, pass_fds=(to_chrome, from_chrome),
@@ -266,3 +278,39 @@ def screenshot(url: str, out: Path, size: tuple[int, int] = (1100, 760), until=(
         return state
     finally:
         tools.close()
+
+
+def make_screenshots(out: Path, photo: Path) -> None:
+    """docs/web's screenshots: the picker (from file://), a golden file decoded, the slider
+    over ``photo`` (resized to 768x512, coded at quality 3) and a truncated file's error."""
+    import shutil as sh
+
+    import cgdm_codec
+    from PIL import Image
+
+    from cgdm_codec.webpage import write_page
+
+    golden = Path(__file__).parent / "golden" / "av1-cgdm5-q3.cgdm"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_page(folder)
+        sh.copy(golden, folder)
+        (folder / "truncated.cgdm").write_bytes(golden.read_bytes()[:-40])
+        im = Image.open(photo).convert("RGB")
+        im = im.resize((768, round(im.height * 768 / im.width)), Image.LANCZOS)
+        top = (im.height - 512) // 2
+        im = im.crop((0, top, 768, top + 512))
+        im.save(folder / "photo.png")
+        (folder / "photo.cgdm").write_bytes(cgdm_codec.encode(im, quality=3, base="av1"))
+        screenshot((folder / "index.html").as_uri(), out / "picker.png", (1000, 420))
+        with Served(folder) as served:
+            page = served.url + "index.html?file="
+            screenshot(page + golden.name, out / "decoded-golden.png", (1000, 640))
+            screenshot(page + "photo.cgdm&original=photo.png&slider=50", out / "compare-slider.png", (1280, 980))
+            screenshot(page + "truncated.cgdm", out / "error-truncated.png", (1000, 420))
+
+
+if __name__ == "__main__":  # python tests/web_harness.py docs/web PHOTO
+    import sys
+
+    make_screenshots(Path(sys.argv[1]), Path(sys.argv[2]))
