@@ -45,6 +45,8 @@ def test_wheel_holds_the_weights_and_manifests(wheel):
     for stem in SHIPPED:
         for ext in (".safetensors", ".json"):
             assert f"cgdm_codec/weights/{stem}{ext}" in names
+    for page in ("index.html", "app.js", "cgdm.js", "style.css", "weights.js"):  # cgdm web's page
+        assert f"cgdm_codec/web/{page}" in names
     for stem in SHIPPED:  # the very bytes of the checkout: every weights id keeps resolving
         packed = zipfile.ZipFile(wheel).read(f"cgdm_codec/weights/{stem}.safetensors")
         assert packed == (REPO / "cgdm_codec" / "weights" / f"{stem}.safetensors").read_bytes()
