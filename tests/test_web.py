@@ -58,6 +58,21 @@ def _encoded(mode: str) -> bytes:
     return cgdm_codec.encode(im, quality=3, base="av1", base_only=True)
 
 
+def _with_metadata() -> bytes:
+    """An AV1 file with a metadata section (an ICC profile and EXIF), which the page checks."""
+    from PIL import ImageCms
+
+    im = Image.fromarray(np.full((24, 32, 3), 90, np.uint8), "RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "cgdm test"  # Make
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    im.save(buf, "PNG", icc_profile=icc, exif=exif.tobytes())
+    data = cgdm_codec.encode(buf.getvalue(), quality=3, base="av1", base_only=True)
+    assert parse(data).metadata, "the file should carry metadata"
+    return data
+
+
 def _with_crc(body: bytes) -> bytes:
     return body + zlib.crc32(body).to_bytes(4, "little")
 
@@ -81,7 +96,17 @@ def hostile_files() -> dict[str, bytes]:
         "codec.cgdm": _with_crc(good[:5] + b"\x09" + good[6:-4]),
         "cut-av1.cgdm": cut,
         "random.cgdm": bytes(np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8)),
+        "metadata.cgdm": _bad_metadata(),
     }
+
+
+def _bad_metadata() -> bytes:
+    """A file whose ICC record's zlib data has a changed byte, under a valid checksum."""
+    data = _with_metadata()
+    start = data.index(parse(data).metadata._section) + 20  # inside the ICC record's deflate data
+    body = bytearray(data[:-4])
+    body[start] ^= 0x55
+    return _with_crc(bytes(body))
 
 
 def python_error(data: bytes) -> str:
@@ -148,6 +173,7 @@ def browser(tmp_path_factory):
     files["hyperprior-q3.cgdm"] = (GOLDEN / "hyperprior-q3.cgdm").read_bytes()
     for mode in ("L", "RGBA", "LA"):
         files[f"made-{mode}.cgdm"] = _encoded(mode)
+    files["made-metadata.cgdm"] = _with_metadata()
     files.update(hostile_files())
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -233,6 +259,18 @@ def test_the_page_shows_the_info_fields_and_says_it_is_base_only(browser):
     assert rows["base codec"] == "av1 (2)" and rows["quality"] == str(described["quality"])
     assert "base-only decode" in page["status"] and "not run in the browser" in page["status"]
     assert "diffusion stage, which is not yet ported" in " ".join(page["notice"].split())
+
+
+@needs_chromium
+def test_a_file_with_metadata_decodes_and_lists_it(browser):
+    name = "made-metadata.cgdm"
+    result = browser[("decode", name)]
+    assert result["ok"], result
+    assert np.abs(_picture(result).astype(int) - _python_picture(browser["files"][name])).max() <= AV1_TOLERANCE
+    described = cgdm_codec.info(browser["files"][name])
+    assert result["info"]["metadata"] == described["metadata"] and set(described["metadata"]) == {"icc", "exif"}
+    assert dict(browser[("page", name)]["info"])["metadata"] == ", ".join(
+        f"{k} {v} B" for k, v in described["metadata"].items())
 
 
 @needs_chromium
