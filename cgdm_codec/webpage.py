@@ -1,11 +1,11 @@
 """``cgdm web DIR``: the browser viewer of ``.cgdm`` files as a self-contained static folder.
 
 The page and its decoder are classic scripts (Chromium runs no module script from a
-file:// page) shipped as package data in ``cgdm_codec/web``
-(``docs/web.md``); this module copies them and writes ``weights.js``, the names of the
-weights installed here by their 4-byte id, so that the page's info table names them as
-``cgdm info`` does. The page fetches nothing outside its folder and works from ``file://``.
-It decodes base-only: the diffusion stage is not ported to the browser yet.
+file:// page), shipped as package data in ``cgdm_codec/web`` (``docs/web.md``). This module
+copies them and writes ``weights.js``, the names of the weights installed here by their
+4-byte id, so that the page's info table names them as ``cgdm info`` does. The page
+fetches nothing outside its folder and works from ``file://``. It decodes base-only: the
+diffusion stage is not ported to the browser yet.
 """
 
 from __future__ import annotations

@@ -284,10 +284,11 @@ def web(folder: Path, force: bool, quiet: int) -> None:
     \b
       cgdm web viewer/ && xdg-open viewer/index.html
 
-    A static page (HTML, CSS, ES modules; no download, no server needed): open a .cgdm
-    file by picker or drag-and-drop, see its base-only decode (the AV1 picture, decoded by
-    the browser) and its info, save a PNG, compare with the original. The diffusion stage
-    is not ported to the browser yet: `cgdm decode` gives the full decode.
+    A static page (HTML, CSS, three scripts; no download, no server needed; it opens
+    from disk): open a .cgdm file by picker or drag-and-drop, see its base-only decode (the
+    AV1 picture, decoded by the browser) and its info, save a PNG, compare with the
+    original. The diffusion stage is not ported to the browser yet: `cgdm decode` gives
+    the full decode.
     """
     from ..webpage import write_page
 
