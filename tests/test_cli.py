@@ -399,3 +399,37 @@ def test_terminal_clock_ticks_through_a_silent_stage_and_is_cleared():
         report("silent")
         time.sleep(0.3)
     assert stream.getvalue() == ""
+
+
+def test_after_ctrl_c_the_work_thread_prints_nothing_more():
+    """The work runs in a thread that outlives Ctrl-C by a moment: whatever stage it
+    announces then must not come after the error line. A normal close (before an error
+    line in a batch, or the final message) keeps the reporter usable."""
+    stream = io.StringIO()
+    report = Reporter(0, stream=stream, tty=False)
+    with pytest.raises(KeyboardInterrupt):
+        with report:
+            report("loading the base codec")
+            raise KeyboardInterrupt
+    before = stream.getvalue()
+    report("decoding")  # the work thread, still running
+    report.note("alpha dropped")
+    assert stream.getvalue() == before
+    ok = io.StringIO()
+    batch = Reporter(0, stream=ok, tty=False)
+    batch.close()
+    batch("next file")
+    assert "next file" in ok.getvalue()
+
+
+def test_closing_while_the_clock_starts_is_safe():
+    """close() from the main thread may come while the work thread starts the clock."""
+    import threading
+
+    for _ in range(50):
+        report = Reporter(0, stream=io.StringIO(), tty=True, tick=0.01)
+        starter = threading.Thread(target=report._start_clock)
+        starter.start()
+        report.close()
+        starter.join()
+        report.close()

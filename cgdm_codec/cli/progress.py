@@ -73,11 +73,15 @@ class Reporter:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._clock: threading.Thread | None = None
+        self._closed = False
 
     # -------------------------------------------------------------- output
 
     def _write(self, text: str) -> None:
-        """Write and flush; a broken stderr ends the messages, never the work."""
+        """Write and flush; a broken stderr ends the messages, never the work. Nothing once
+        silenced (``close``)."""
+        if self._closed:
+            return
         try:
             self.stream.write(text)
             self.stream.flush()
@@ -141,8 +145,9 @@ class Reporter:
 
     def _start_clock(self) -> None:
         if self._clock is None and not self._stop.is_set():
-            self._clock = threading.Thread(target=self._run_clock, name="cgdm-progress", daemon=True)
-            self._clock.start()
+            clock = threading.Thread(target=self._run_clock, name="cgdm-progress", daemon=True)
+            clock.start()  # before it is published: close() (another thread) may join it at once
+            self._clock = clock
 
     def _run_clock(self) -> None:
         while not self._stop.wait(min(0.25, self.tick)):
@@ -158,16 +163,20 @@ class Reporter:
                     self._write(f"[{now - self.t0:5.1f}s] {self.current} ... still running ({silent:.0f}s)\n")
                     self.last_line = now
 
-    def close(self) -> None:
-        """Stop the clock and clear its line (before an error or the final message)."""
+    def close(self, silence: bool = False) -> None:
+        """Stop the clock and clear its line (before an error or the final message);
+        ``silence``: print nothing more (after Ctrl-C the work thread may still announce a
+        stage before the process ends, and the error line must be the last thing printed)."""
         self._stop.set()
-        if self._clock is not None:
-            self._clock.join()
+        clock = self._clock
+        if clock is not None and clock is not threading.current_thread():
+            clock.join()
         with self._lock:
             self._clear()
+            self._closed = silence
 
     def __enter__(self) -> "Reporter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(silence=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
