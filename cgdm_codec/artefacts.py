@@ -92,13 +92,10 @@ def edge_overshoot(decoded: np.ndarray, original: np.ndarray) -> float:
 
 
 def fine_band(y: np.ndarray) -> np.ndarray:
-    """|finest Laplacian band| of a luma image (5-tap binomial low-pass, edges replicated)."""
-    taps = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
-    h, w = y.shape
-    p = np.pad(y, 2, mode="edge")
-    rows = sum(taps[k] * p[:, k:k + w] for k in range(5))
-    low = sum(taps[k] * rows[k:k + h, :] for k in range(5))
-    return np.abs(y - low)
+    """|finest Laplacian band| of a luma image (the pyramid the band-energy ratios use)."""
+    from .runtime import laplacian_bands
+
+    return np.abs(laplacian_bands(y, 1)[0])
 
 
 def block_means(x: np.ndarray, block: int) -> np.ndarray:

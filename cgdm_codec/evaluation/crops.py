@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..artefacts import luma
 from .anchors import bpp_of
 
 CROP = 192        # side of the square crop, in source pixels
@@ -50,9 +51,7 @@ def detail_box(img: np.ndarray | Image.Image, size: int = CROP, step: int = 8) -
 
 def _luma(img: np.ndarray | Image.Image) -> np.ndarray:
     a = np.asarray(img.convert("RGB") if isinstance(img, Image.Image) else img, dtype=np.float64)
-    if a.ndim == 2:
-        return a
-    return a[..., :3] @ np.array([0.299, 0.587, 0.114])
+    return a if a.ndim == 2 else luma(a)
 
 
 def codec_label(codec: str, n_bytes: int, width: int, height: int) -> str:

@@ -20,8 +20,7 @@ from ..models.syntax import quantize
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.unrolled import unrolled_sample
 from .data import list_images
-
-GRID = 64
+from .pack import GRID
 DEFAULT_QUALITIES = (10, 35, 60)  # Pillow AVIF qualities: about levels 1, 3 and 5
 
 
