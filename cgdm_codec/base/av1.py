@@ -30,10 +30,9 @@ SUBSAMPLING = "4:2:0"
 COLOUR_RANGE = "full"
 #: libaom speed per encoder effort (BD-rate vs speed 6 on 8 half-size sunhays80 photos:
 #: speed 8 +13 % PSNR at 2.7x less time, speed 4 -6.5 % at 6.5x more, speed 2 -9.4 % at 19x).
-#: The default was speed 6, then 4 (2026-12-04, when the fast decoder left the encode time for
-#: it), and is speed 3 since the fourth session of 2026-12-04: against speed 4, -2.9 / -1.5 /
-#: -1.4 % BD-rate (PSNR / MS-SSIM / HaarPSI, base only) for 2.2x the AV1 time, which keeps a
-#: 768×512 encode within its 3 s aim (docs/base-codec.md, docs/benchmarks.md). ``max`` takes
+#: The default, speed 3, gives -2.9 / -1.5 / -1.4 % BD-rate against speed 4 (PSNR / MS-SSIM /
+#: HaarPSI, base only) for 2.2x the AV1 time, which keeps a 768×512 encode within its 3 s aim
+#: (docs/base-codec.md, docs/benchmarks.md; earlier defaults in CHANGELOG.md). ``max`` takes
 #: speed 2: its per-image search already costs ~60 s, speed 2 adds ~1.5 s.
 SPEED_FOR_EFFORT = {"fast": 8, "default": 3, "max": 2}
 #: Pictures larger than this keep speed 4 at the default effort: speed 3 would double the AV1

@@ -5,9 +5,8 @@ installed), each driven by one quality setting.
 (about 0.07 to 2 bpp on half-size sunhays80 photos); ``benchmarks/rd_base.py`` instead
 bisects the setting to match cgdm's bpp per image (``match_bpp``).
 
-AVIF comes twice by default: ``avif`` at speed 6 (the everyday setting, libavif's default,
-and the speed of cgdm's AV1 base at its default effort until 2026-12-04; then 4, and 3
-since that day's fourth session, 4 above 4.2 MP) and
+AVIF comes twice by default: ``avif`` at speed 6 (the everyday setting, libavif's default;
+cgdm's AV1 base encodes at speed 3 at its default effort, 4 above 4.2 MP) and
 ``avif-s2``, speed 2, about the strongest AVIF
 that is practical (10-20x slower to encode, a shorter sweep). ``avif_anchor(speed)`` makes
 one at any other speed, e.g. the one cgdm's AV1 base uses at another effort, and
