@@ -70,6 +70,7 @@ def test_modes_round_trip_and_alpha_is_exact(mode):
     assert err.mean() < 12
 
 
+@pytest.mark.torch
 def test_golden_files_decode_through_the_api(float32_cpu):
     data = (GOLDEN / "av1-q3.cgdm").read_bytes()
     expected = (GOLDEN / "av1-q3.base.sha256").read_text().split()[0]

@@ -78,6 +78,7 @@ def test_flipped_bits_never_crash():
             pass
 
 
+@pytest.mark.torch
 def test_encoder_sees_the_decoders_x_tilde():
     """The x~ the encoder simulates is what `decode --base-only` writes, byte for byte."""
     img = Image.fromarray(textured(70, 90, seed=2))
@@ -135,6 +136,7 @@ def test_golden_av1_file_decodes_as_it_always_did():
     assert hashlib.sha256(rgb.tobytes()).hexdigest() == expected
 
 
+@pytest.mark.torch
 def test_golden_hyperprior_file_decodes_as_it_always_did(float32_cpu):
     """The learned base's float math may differ in the last bit between CPUs: a tolerance."""
     data = (GOLDEN / "hyperprior-q3.cgdm").read_bytes()
@@ -152,6 +154,7 @@ def test_golden_hyperprior_file_decodes_as_it_always_did(float32_cpu):
 BF16_MEAN, BF16_MAX = 1.0, 4
 
 
+@pytest.mark.torch
 def test_golden_files_in_bfloat16(monkeypatch):
     """The other precision class stays near the stored float32 decodes (on any CPU: autocast
     runs bfloat16 without AMX too, only slower)."""
@@ -189,6 +192,7 @@ def test_decoding_layers_never_import_training_code():
     assert out.strip() == "[]"
 
 
+@pytest.mark.torch
 def test_av1_training_pairs_and_a_training_step(tmp_path, monkeypatch):
     from cgdm_codec.train import cgdm as train_cgdm
     from cgdm_codec.train.av1_pairs import build_pairs, sample_pair_crops

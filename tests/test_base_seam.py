@@ -155,6 +155,7 @@ def test_the_registry_and_its_backend_modules_import_without_numpy_or_torch():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+@pytest.mark.torch
 def test_a_weightless_toy_backend_gives_training_pairs(png_registered, tmp_path, monkeypatch):
     """``train.cgdm --base png`` would train from whole-image decodes, at the toy's levels."""
     from cgdm_codec.train import cgdm as train_cgdm

@@ -33,6 +33,7 @@ def encoded(tmp_path_factory):
     return d, src, d / "card.cgdm"
 
 
+@pytest.mark.torch
 def test_encode_default_name_and_decode_default_name(encoded):
     d, src, cg = encoded
     assert cg.is_file() and cg.stat().st_size > 20
@@ -43,6 +44,7 @@ def test_encode_default_name_and_decode_default_name(encoded):
     assert Image.open(src).size == (80, 48)  # the original is never overwritten by default
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("ext", [".png", ".webp", ".jpg", ".bmp", ".tiff"])
 def test_decode_output_format_follows_extension(encoded, ext):
     d, _, cg = encoded
@@ -52,6 +54,7 @@ def test_decode_output_format_follows_extension(encoded, ext):
     assert Image.open(out).size == (80, 48)
 
 
+@pytest.mark.torch
 def test_info_json_fields(encoded):
     _, _, cg = encoded
     res = run("info", str(cg), "--json")
@@ -64,11 +67,13 @@ def test_info_json_fields(encoded):
     assert s["bpp"] == round(8 * cg.stat().st_size / (80 * 48), 4)
 
 
+@pytest.mark.torch
 def test_info_human_readable(encoded):
     res = run("info", str(encoded[2]))
     assert res.exit_code == 0 and "80x48" in res.output and "quality" in res.output
 
 
+@pytest.mark.torch
 def test_progress_on_stderr_and_quiet(encoded):
     d, src, _ = encoded
     res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"),
@@ -108,6 +113,7 @@ def test_progress_line_and_eta():
     assert progress_line("x", 4, 4, 12.5, 20.0, 8) == "[ 20.0s] x [########] 4/4 done in 12.5s"
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("args", [["--effort", "huge"], ["--seeds", "0"], ["--finetune-iters", "-1"]])
 def test_bad_effort_options_are_usage_errors(encoded, args):
     res = CliRunner().invoke(main, ["encode", str(encoded[1]), "-o", "never.cgdm", *args])
@@ -133,11 +139,13 @@ def test_not_an_image(tmp_path):
     assert not (tmp_path / "x.cgdm").exists()
 
 
+@pytest.mark.torch
 def test_bad_quality_is_usage_error(encoded):
     res = CliRunner().invoke(main, ["encode", str(encoded[1]), "-q", "7"])
     assert res.exit_code == 2
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "append", "empty"])
 def test_damaged_files_fail_cleanly(encoded, tmp_path, damage):
     data = bytearray(encoded[2].read_bytes())
@@ -162,6 +170,7 @@ def test_damaged_files_fail_cleanly(encoded, tmp_path, damage):
     assert not any(p.name.startswith(".cgdm-") for p in tmp_path.iterdir())
 
 
+@pytest.mark.torch
 def test_unknown_output_extension_writes_nothing(encoded, tmp_path):
     res = CliRunner().invoke(main, ["decode", str(encoded[2]), "-o", str(tmp_path / "o.xyz")])
     assert res.exit_code == 2 and "unknown output format" in _err(res)
@@ -176,6 +185,7 @@ def test_help_and_version():
     assert res.exit_code == 0 and "cgdm" in res.output
 
 
+@pytest.mark.torch
 def test_info_does_not_import_torch(encoded):
     """`cgdm info` must answer without loading torch or CompressAI."""
     code = (
@@ -190,6 +200,7 @@ def test_info_does_not_import_torch(encoded):
     assert "HEAVY []" in out
 
 
+@pytest.mark.torch
 def test_console_script_runs(encoded):
     exe = Path(sys.executable).parent / "cgdm"
     if not exe.exists():

@@ -154,6 +154,7 @@ def test_size_limits_work_after_the_command_name(files, tmp_path, where):
 WITHOUT_TORCH = "import sys; sys.modules['torch'] = None  # as on the light install\n"
 
 
+@pytest.mark.torch
 def test_eval_without_torch_names_the_eval_extra_in_one_line(files, tmp_path):
     """The light install's ``cgdm eval`` ended in a traceback (No module named 'torch')."""
     code = WITHOUT_TORCH + "from cgdm_codec.cli import main\nmain()\n"

@@ -277,6 +277,7 @@ def test_stdin_image_bytes_named_in_errors():
     assert "standard input (23 bytes): not a readable image" in line and "BytesIO" not in line
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupting_a_batch_stops_every_worker_at_once(tmp_path, how):
     """Ctrl-C reaches the whole process group, SIGTERM only the parent. Either way no file is

@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from PIL import Image
 
 from cgdm_codec import imageio
@@ -11,6 +11,8 @@ from cgdm_codec.container import ColourMode, parse, serialize
 from cgdm_codec import pipeline
 from cgdm_codec.pipeline import decode, load_bundle
 from conftest import textured
+
+pytestmark = pytest.mark.torch
 
 
 def encode(img, quality: int, **options) -> bytes:

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.torch  # compressai comes with the torch extra
+
 REPO = Path(__file__).resolve().parents[1]
 
 CODE = """

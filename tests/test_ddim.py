@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from cgdm_codec.sampling.ddim import DDIMScheduler, trailing_timesteps
+
+pytestmark = pytest.mark.torch
 
 
 def test_trailing_timesteps():

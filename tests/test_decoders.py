@@ -37,6 +37,7 @@ def test_manifest_lists_the_original_decoder_first():
     assert both[1][0] != both[0][0]
 
 
+@pytest.mark.torch
 def test_shipped_weights_write_the_newest_decoder(coded):
     bundle = pipeline.load_bundle("hyperprior")
     assert len(bundle.decoders) >= 2
@@ -46,6 +47,7 @@ def test_shipped_weights_write_the_newest_decoder(coded):
     assert len(make_grid(300, 300, newest.tile, newest.overlap, 8, newest.tiling)) == 1
 
 
+@pytest.mark.torch
 def test_each_file_decodes_with_the_decoder_it_names(coded):
     bundle = pipeline.load_bundle("hyperprior")
     cgdm = bundle.cgdm
@@ -64,12 +66,14 @@ def test_each_file_decodes_with_the_decoder_it_names(coded):
     assert not np.array_equal(outputs[first], outputs[last])  # the geometry really differs
 
 
+@pytest.mark.torch
 def test_unknown_decoder_is_refused(coded):
     f = replace(coded, weights_id=b"\x01\x02\x03\x04")
     with pytest.raises(WeightsError, match="01020304"):
         pipeline.decode_file(f, device="cpu")
 
 
+@pytest.mark.torch
 def test_golden_file_of_the_newest_decoder_decodes_as_it_did(float32_cpu):
     """A file written with fitted tiles and 5 steps (weights id fb594293): pinned, with the
     tolerance float convolutions need across CPUs (as the older golden file's)."""
@@ -86,6 +90,7 @@ def test_golden_file_of_the_newest_decoder_decodes_as_it_did(float32_cpu):
     assert np.abs(got_full - full).mean() <= 0.5 and np.abs(got_full - full).max() <= 8
 
 
+@pytest.mark.torch
 def test_a_newer_weights_generation_leaves_older_files_decoding(tmp_path, monkeypatch):
     """The registry lists diffusion weights oldest first: with a second generation installed,
     the encoder writes for it, and a file written for the first still decodes with the first

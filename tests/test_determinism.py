@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from PIL import Image
 
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.sampling.ddim import DDIMScheduler
 from conftest import cpu_precision, textured
+
+pytestmark = pytest.mark.torch
 
 
 @pytest.fixture(scope="module")

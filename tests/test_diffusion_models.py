@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from cgdm_codec.diffusion_config import CgdmConfig, UNetConfig
 from cgdm_codec.layers.sff import SyntaxFeatureFusion, dynamic_depthwise
@@ -12,7 +12,7 @@ from cgdm_codec.models.syntax import SyntaxGenerator, quantize, symbols_of
 from cgdm_codec.models.unet import ConsistencyGuidedUNet, timestep_embedding
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
 
 def test_config_round_trip():

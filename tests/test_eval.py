@@ -19,6 +19,8 @@ from cgdm_codec.evaluation.runner import EvalConfig, check_ablations, encode_opt
 from cgdm_codec.evaluation.summary import bd_pairs, complete_images, mean_curves
 from conftest import textured
 
+pytestmark = pytest.mark.torch  # cgdm eval needs the eval extra, which needs torch
+
 RATES = [0.1, 0.2, 0.4, 0.8]
 PSNR = [28.0, 30.5, 32.0, 34.0]
 

@@ -7,9 +7,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from cgdm_codec import metrics as M
+
+pytestmark = pytest.mark.torch
 
 torch.set_num_threads(1)
 

@@ -53,6 +53,7 @@ def test_save_and_open_by_extension(tmp_path):
     assert np.abs(pixels.astype(int) - np.asarray(src, dtype=int)).mean() < 12
 
 
+@pytest.mark.torch
 def test_quality_defaults_to_3_and_save_options_reach_the_encoder(tmp_path):
     src = Image.fromarray(textured(16, 16))
     buf = io.BytesIO()
@@ -81,6 +82,7 @@ def test_grayscale_and_alpha_round_trip_through_files(tmp_path, mode):
             assert np.array_equal(np.asarray(back)[..., -1], alpha)
 
 
+@pytest.mark.torch
 def test_decode_options_per_image(tmp_path, float32_cpu):
     with Image.open(GOLDEN / "hyperprior-q3.cgdm") as im:
         assert im.info["cgdm"]["diffusion"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from PIL import Image
 
 import cgdm_codec
@@ -20,6 +20,8 @@ from cgdm_codec.container import parse
 from cgdm_codec.errors import ConfigError, WeightsError
 from cgdm_codec.runtime import laplacian_bands
 from conftest import textured
+
+pytestmark = pytest.mark.torch
 
 GOLDEN = Path(__file__).parent / "golden"
 ONE_STEP = GOLDEN / "av1-cgdm3s1-q3.cgdm"

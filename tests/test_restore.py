@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from cgdm_codec.diffusion_config import CgdmConfig, SamplerConfig
 from cgdm_codec.models.cgdm import Cgdm
@@ -12,7 +12,7 @@ from cgdm_codec.sampling.restore import restore
 SAMPLER = SamplerConfig(tile=32, overlap=8, noise_period=16)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
 
 def trained_looking(seed: int = 0) -> Cgdm:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from PIL import Image
 
 from cgdm_codec import pipeline
@@ -25,6 +25,8 @@ from cgdm_codec.runtime import OrtDenoiser, OrtSyntaxGenerator, band_means, grap
 from cgdm_codec.sampling.restore import decode_canvas, restore
 from cgdm_codec.weights import read_manifest, weights_dir
 from conftest import textured
+
+pytestmark = pytest.mark.torch
 
 GOLDEN = Path(__file__).parent / "golden"
 AV1_WEIGHTS = backend("av1").diffusion_weights

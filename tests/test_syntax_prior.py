@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from cgdm_codec.diffusion_config import SyntaxConfig
 from cgdm_codec.entropy_models.syntax_prior import SyntaxPrior
+
+pytestmark = pytest.mark.torch
 
 
 @pytest.fixture

@@ -139,6 +139,7 @@ def test_realism_decode_adds_texture_and_the_ablation_leaves_it_out():
     assert band_energy_ratios(full, ref, 1)[0] > band_energy_ratios(plain, ref, 1)[0]
 
 
+@pytest.mark.torch
 def test_fitting_recovers_a_model_that_matches_band_energy(tmp_path):
     """train/texture.py end to end on two training-like pictures, written into a manifest."""
     from cgdm_codec.train import texture as fit

@@ -1,10 +1,14 @@
 """Tiled transforms must equal untiled ones: large images are processed in tiles."""
 
-import torch
+import pytest
+
+torch = pytest.importorskip("torch")
 
 from cgdm_codec.config import BaseCodecConfig
 from cgdm_codec.models.base_codec import VariableRateHyperprior
 from cgdm_codec.models.tiled import run_tiled
+
+pytestmark = pytest.mark.torch
 
 
 def test_run_tiled_matches_whole_for_a_conv_stack():

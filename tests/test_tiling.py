@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from cgdm_codec.sampling.tiling import axis_tiles, make_grid, pad_to_canvas, run_tiled, tile_weights
+
+pytestmark = pytest.mark.torch
 
 
 @pytest.mark.parametrize("length", [1, 7, 8, 255, 256, 257, 300, 504, 505, 513, 1000])

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from PIL import Image
 
 from cgdm_codec.config import BaseCodecConfig
@@ -16,7 +16,7 @@ from cgdm_codec.train import cgdm as train_cgdm
 from cgdm_codec.weights import save_weights
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from cgdm_codec.models.syntax import symbols_of
 from cgdm_codec.sampling.ddim import DDIMScheduler
@@ -17,7 +17,7 @@ from cgdm_codec.tuning.search import SEED_SPACE, Candidate, candidates, score
 from cgdm_codec.tuning.simulate import decoder_view, sample_tiles, spread
 from test_restore import SAMPLER, image, trained_looking
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 CPU = torch.device("cpu")
 
 
