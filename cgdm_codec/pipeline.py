@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from .container import CgdmFile, ColourMode, FormatError, parse, serialize
+from .container import TEXTURE_MAP, CgdmFile, ColourMode, FormatError, parse, serialize
 from .errors import ConfigError, ImageError, MissingDependency, WeightsError
 from .base.registry import DEFAULT_BACKEND, backend, create
 from .tuning.objective import Objective
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
     from PIL import Image
+    from .sampling.texture import TextureConfig
 
     from . import imageio
 
@@ -280,7 +281,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
                  finetune: bool = True, device: str = "auto", progress: Progress = _quiet,
                  step_progress: StepProgress | None = None, base: str | None = None,
                  fine: int | None = None, runtime: str | None = None, threads: int | None = None,
-                 lossless: bool = False) -> bytes:
+                 lossless: bool = False, texture_map: bool = False) -> bytes:
     """Compress a prepared image at quality 1..6 into .cgdm bytes.
 
     ``lossless`` codes the exact pixels with the registry's lossless backend (no diffusion
@@ -296,6 +297,8 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     override the preset (see ``cgdm_codec.tuning``). ``seed`` is the first seed tried.
     ``runtime`` (``auto``/``onnx``/``torch``) and ``threads`` as for decoding: a single-pass
     encode of an AV1 image runs torch-free; a search (``--effort max``) needs torch.
+    ``texture_map`` adds the texture map (``sampling.texture_map``, tens of bytes) that a
+    decode at realism > 0 draws its texture from; the fidelity decode never reads it.
     """
     from .tuning.effort import resolve_effort
 
@@ -350,11 +353,18 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     from . import imageio
 
     alpha = imageio.encode_alpha(img.alpha) if img.alpha is not None else None
+    extensions = {}
+    if texture_map and syntax is not None:
+        from .sampling.texture_map import make_map
+
+        progress("texture map")
+        extensions[TEXTURE_MAP] = make_map(img.rgb, bundle.base.decode_rgb(enc.streams, img.width, img.height))
     f = CgdmFile(
         quality=enc.level, width=img.width, height=img.height,
         weights_id=bundle.weights_id(syntax is not None),
         base_streams=enc.streams, colour_mode=img.mode, base_codec=bundle.base.record.codec_id,
         seed=seed, steps=steps_field, syntax=syntax, alpha=alpha, metadata=img.metadata,
+        extensions=extensions,
     )
     return serialize(f)
 
@@ -411,22 +421,30 @@ def encode(img, quality: int, device: str = "auto", progress: Progress = _quiet,
 def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
                 device: str = "auto", progress: Progress = _quiet,
                 step_progress: StepProgress | None = None, realism: float | None = None,
-                runtime: str | None = None, threads: int | None = None, texture: bool = True) -> "np.ndarray":
+                runtime: str | None = None, threads: int | None = None, texture: bool = True,
+                realism_network: bool = True) -> "np.ndarray":
     """The decoded RGB image (H, W, 3) uint8 of a parsed container.
 
     ``realism`` (0..1) is the decode-time dial of weights trained with a realism input
     (``docs/diffusion.md``); other weights accept only 0. Above 0 the realism network's
     decode gets the texture synthesis of its manifest (``sampling.texture``) at strength
-    ``realism``; ``texture=False`` leaves it out (to fit the model, and for ablations).
-    ``runtime``: see ``pick_runtime``.
+    ``realism``, steered by the file's texture map where it has one (``sampling.texture_map``);
+    ``texture=False`` leaves it out (to fit the model, and for ablations);
+    ``realism_network=False`` runs the file's own network at any realism, so only the texture
+    stage differs from the fidelity decode (an ablation). ``runtime``: see ``pick_runtime``.
     """
     restoring = f.diffusion and not base_only
     bundle, decoder = _checked_bundle(f, restoring, progress)
     name = bundle.base.record.name
     network = backend(name).network
     net = decoder  # the weights that run: the file's, or its realism network above realism 0
+    texture_cfg, texture_realism = None, realism
     if restoring and realism is not None:
+        texture_cfg = _texture_config(bundle, decoder, realism) if texture else None
         net, realism = _realism(bundle, decoder, realism)
+        texture_realism = realism
+        if not realism_network and net is not decoder:
+            net, realism = decoder, None
     engine = pick_runtime(runtime, device, net, network) if restoring else None
     dev = _device(device) if engine == "torch" or network else None
     progress(f"base codec ({name}): decoding")
@@ -437,6 +455,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
             x_tilde = bundle.base.reconstruct(f.base_streams, f.width, f.height, f.quality, dev)
         else:  # a weightless base's x~ is its 8-bit decode: it travels as uint8 (a quarter the memory)
             x_tilde = bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality)
+        target = _texture_targets(f, bundle, x_tilde if not network else None) if texture_cfg else None
     except ValueError as e:  # Av1Error and friends: a damaged base stream
         if isinstance(e, FormatError):
             raise
@@ -460,8 +479,8 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         out = decode_canvas(ort_denoiser(net.path, threads), x_tilde.transpose(2, 0, 1)[None], symbols,
                             condition, f.seed, steps, diffusion_sampler(net), realism=realism,
                             tile_progress=tiles)
-        if texture:
-            _add_texture(out[0], net, decoder, f.seed, condition, realism, progress)
+        if texture_cfg is not None:
+            _add_texture(out[0], texture_cfg, target, f.seed, condition, texture_realism, progress)
         out = out[0].transpose(1, 2, 0)
         out *= 255.0
         return np.ascontiguousarray(np.rint(out, out=out).astype(np.uint8))
@@ -473,8 +492,8 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         x_tilde = rgb_to_uint8_tensor(x_tilde)
     x_tilde = restore(torch_model(net), x_tilde, symbols, condition, f.seed, steps, device=dev, realism=realism,
                       tile_progress=tiles, consume_input=True)
-    if texture:
-        _add_texture(x_tilde.numpy()[0], net, decoder, f.seed, condition, realism, progress)
+    if texture_cfg is not None:
+        _add_texture(x_tilde.numpy()[0], texture_cfg, target, f.seed, condition, texture_realism, progress)
     return tensor_to_rgb(x_tilde)
 
 
@@ -485,17 +504,48 @@ def texture_model(manifest: dict, generation: str) -> dict | None:
     return (manifest.get("texture_for") or {}).get(generation) or manifest.get("texture")
 
 
-def _add_texture(decode: "np.ndarray", net: Decoder, decoder: Decoder, seed: int, condition: int,
-                 realism: float | None, progress: Progress) -> None:
-    """The texture synthesis of a realism network's manifest for files of ``decoder``'s
-    generation, in place on a (3, H, W) decode."""
-    model = texture_model(_manifest(net.path), decoder.path.stem)
-    if not realism or model is None:
-        return
-    from .sampling.texture import TextureConfig, add_texture
+def _texture_config(bundle: Bundle, decoder: Decoder, realism: float) -> "TextureConfig | None":
+    """The texture model a decode of ``decoder``'s files at ``realism`` uses: the one the
+    realism network's manifest keeps for that generation (None at 0, or without one)."""
+    if not realism:
+        return None
+    net = decoder if _config(decoder.path).unet.realism else realism_decoder(bundle, decoder)
+    model = texture_model(_manifest(net.path), decoder.path.stem) if net is not None else None
+    if model is None:
+        return None
+    from .sampling.texture import TextureConfig
 
+    return TextureConfig.from_dict(model)
+
+
+def _texture_targets(f: CgdmFile, bundle: Bundle, base_rgb: "np.ndarray | None") -> "np.ndarray | None":
+    """The block energies the file's texture map asks for (None without a map): read against
+    the base-only decode, which a weightless base's x~ already is."""
+    record = f.extension(TEXTURE_MAP)
+    if record is None:
+        return None
+    from .sampling.texture_map import read_map
+
+    if base_rgb is None:
+        base_rgb = bundle.base.decode_rgb(f.base_streams, f.width, f.height, f.quality)
+    return read_map(record, base_rgb)
+
+
+def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "np.ndarray | None", seed: int,
+                 condition: int, realism: float | None, progress: Progress) -> None:
+    """The texture synthesis at ``realism``, in place on a (3, H, W) decode: steered by the
+    file's texture map (``target``) where it has one."""
+    if not realism:
+        return
     progress("texture synthesis")
-    add_texture(decode, seed, condition, realism, TextureConfig.from_dict(model))
+    if target is None:
+        from .sampling.texture import add_texture
+
+        add_texture(decode, seed, condition, realism, cfg)
+    else:
+        from .sampling.texture_map import add_mapped_texture
+
+        add_mapped_texture(decode, seed, condition, realism, cfg, target)
 
 
 def _syntax(read: Callable[[], object]):

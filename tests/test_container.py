@@ -20,8 +20,11 @@ from cgdm_codec.container import (
     BASE_CODEC_STREAMS,
     CgdmFile,
     ColourMode,
+    TEXTURE_MAP,
     FormatError,
+    Metadata,
     decode_varint,
+    encode_extensions,
     encode_varint,
     framing_overhead,
     parse,
@@ -471,8 +474,8 @@ def test_version_checked_before_checksum():
 
 
 @pytest.mark.parametrize("packed, fragment", [
-    (0xC3, "reserved"),
-    (0x83, "reserved"),
+    (0xC3, "truncated|metadata|extensions"),  # bit 7 is the extensions flag (3.7)
+    (0x83, "truncated|extensions"),
     (0x43, "truncated|metadata"),  # bit 6 is the metadata flag: the sections no longer fit
     (0x00, "quality 0"),
     (0x07, "quality 7"),
@@ -752,3 +755,64 @@ def test_import_is_lightweight():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=REPO
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+# -- extensions section (3.7) ---------------------------------------------------------
+
+def diffusion_file(**overrides) -> CgdmFile:
+    return make(steps=1, syntax=b"\x05\x06", **overrides)
+
+
+def test_extensions_round_trip_and_set_bit_7():
+    f = diffusion_file(extensions={TEXTURE_MAP: b"\x06map", 200: b"later"})
+    data = serialize(f)
+    assert data[4] & 0x80
+    g = parse(data)
+    assert g.extensions == ((TEXTURE_MAP, b"\x06map"), (200, b"later"))
+    assert g.extension(TEXTURE_MAP) == b"\x06map" and g.extension(2) is None
+    assert serialize(g) == data
+    assert [n for n, _ in g.named_sections()] == ["syntax", "extensions", "z", "y"]
+    assert summary(g, len(data))["extensions"] == {"texture map": 4, "kind 200": 5}
+
+
+def test_a_file_without_extensions_is_unchanged():
+    data = serialize(diffusion_file())
+    assert not data[4] & 0x80 and parse(data).extensions == ()
+    assert serialize(diffusion_file(extensions={})) == data
+
+
+def test_extension_section_comes_after_metadata():
+    f = diffusion_file(extensions={TEXTURE_MAP: b"m"}, metadata=Metadata(xmp=b"<x/>"))
+    assert [n for n, _ in parse(serialize(f)).named_sections()] == ["syntax", "metadata", "extensions", "z", "y"]
+
+
+def extension_section_file(section: bytes) -> bytes:
+    """A diffusion file whose extensions section holds ``section`` verbatim (CRC fixed)."""
+    data = serialize(diffusion_file(extensions={TEXTURE_MAP: b"m"}))
+    good = encode_extensions(((TEXTURE_MAP, b"m"),))
+    body = data[:-4]
+    i = body.index(encode_varint(len(good)) + good)
+    body = body[:i] + encode_varint(len(section)) + section + body[i + len(encode_varint(len(good))) + len(good):]
+    return with_crc(body)
+
+
+@pytest.mark.parametrize("section, fragment", [
+    (b"", "has no record"),
+    (b"\x07\x00", "unknown record kind 7"),
+    (b"\x00\x00", "unknown record kind 0"),
+    (b"\x01\x00\x01\x00", "repeated or out of order"),
+    (b"\x81\x00\x01\x00", "repeated or out of order"),
+    (b"\x01\x05ab", "runs past the end"),
+    (b"\x01\x80", "invalid extensions section"),
+])
+def test_bad_extensions_sections_are_refused(section, fragment):
+    with pytest.raises(FormatError, match=fragment):
+        parse(extension_section_file(section))
+
+
+def test_optional_extension_kinds_are_kept_and_the_texture_map_needs_diffusion():
+    assert parse(extension_section_file(b"\x01\x01m\x90\x02hi")).extensions == ((1, b"m"), (0x90, b"hi"))
+    with pytest.raises(FormatError, match="unknown extension record kind 9"):
+        diffusion_file(extensions={9: b""})
+    with pytest.raises(FormatError, match="needs the diffusion stage"):
+        make(extensions={TEXTURE_MAP: b"m"})

@@ -61,8 +61,8 @@ def test_realism_synthesises_detail_from_the_files_noise(coded):
 
 @pytest.mark.parametrize("stem", ["av1-cgdm4-q3", "av1-cgdm5-q3"])
 def test_the_newest_generations_files_reach_the_realism_network_too(stem):
-    """cgdm-av1-4 and cgdm-av1-5 files keep the dial: the realism network cgdm-av1-3r
-    decodes them above 0, the fidelity network at 0."""
+    """cgdm-av1-4 and cgdm-av1-5 files keep the dial: a realism network (cgdm-av1-3r for
+    cgdm-av1-4, cgdm-av1-5r for cgdm-av1-5) decodes them above 0, the fidelity network at 0."""
     newest = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
     fidelity = pipeline.decode_file(newest, device="cpu")
     real = pipeline.decode_file(newest, realism=1.0, device="cpu")
@@ -153,3 +153,16 @@ def test_realism_training_step_and_pack(tmp_path, monkeypatch):
     manifest = read_manifest(tmp_path / "w.safetensors")
     assert manifest["config"]["unet"]["realism"] is True and manifest["config"]["sampler"]["steps"] == 1
     assert "critic" in torch.load(out / "last.pt", weights_only=False)
+
+
+def test_the_newest_generations_realism_decode_paints_no_period_2_grid():
+    """cgdm-av1-5 files decode above realism 0 with cgdm-av1-5r, cgdm-av1-3r's network behind
+    the Nyquist-null filter: the realism decode keeps its detail without a one-pixel grid."""
+    from cgdm_codec.artefacts import period2_ratio
+
+    f = parse((GOLDEN / "av1-cgdm5-q3.cgdm").read_bytes())
+    bundle, decoder = pipeline._checked_bundle(f, True, lambda _: None)
+    assert pipeline.realism_decoder(bundle, decoder).path.stem == "cgdm-av1-5r"
+    real = pipeline.decode_file(f, realism=1.0, device="cpu")
+    assert period2_ratio(real) < 1.5
+    assert finest_energy(real) > 1.3 * finest_energy(pipeline.decode_file(f, device="cpu"))

@@ -61,7 +61,7 @@ RECORD = BaseRecord(
     codec_id=2, name="av1", streams=("av1",), implementation=f"{__name__}:Av1Base", network=False,
     condition="qindex", fine_range=FINE_QUALITY_RANGE, level_fine=LEVEL_QUALITY,
     diffusion_weights=("cgdm-av1", "cgdm-av1-2", "cgdm-av1-3", "cgdm-av1-4", "cgdm-av1-5"),
-    realism_weights=("cgdm-av1-3r",),
+    realism_weights=("cgdm-av1-3r", "cgdm-av1-5r"),
 )
 
 

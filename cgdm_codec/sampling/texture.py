@@ -238,7 +238,12 @@ def band_texture(term: BandTerm, gain: float, amplify: float, max_gain: float) -
     0.17 E). Where the decode kept nothing of a band (E = 0), only noise can add any."""
     if amplify <= 0.0:
         return (gain / term.unit) * term.missing * term.noise
-    add = np.square(np.float32(gain) * term.missing)
+    return amplified(term, np.square(np.float32(gain) * term.missing), amplify, max_gain)
+
+
+def amplified(term: BandTerm, add: np.ndarray, amplify: float, max_gain: float) -> np.ndarray:
+    """Energy ``add`` (per pixel) put into one band: a share ``amplify`` of it by scaling the
+    decode's band by a (at most ``max_gain``), the rest as the band's noise."""
     a = np.minimum(np.sqrt(1.0 + np.float32(amplify) * add / (term.energy + np.float32(AMPLIFY_EPS))),
                    np.float32(max_gain))
     out = (a - 1.0) * term.band
