@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -66,6 +67,66 @@ def graph_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
     return out
 
 
+#: The decode's network precisions: float32 (the default, every golden file's decode) and
+#: int8 (the graphs ``train/quantise.py`` writes, where the weights have them; opt-in).
+#: ``options.PRECISIONS`` repeats them (options stays standard library only).
+PRECISIONS = ("float32", "int8")
+_setting = threading.local()
+
+
+def precision() -> str:
+    """The precision this thread's ONNX Runtime decodes run their graphs in (``precision_scope``)."""
+    return getattr(_setting, "precision", "float32")
+
+
+@contextlib.contextmanager
+def precision_scope(value: str) -> Iterator[None]:
+    """Decodes in this block, on this thread, run the int8 graphs (``value`` "int8") where
+    the file's weights have them, the float32 ones elsewhere. The decode surfaces (``cgdm
+    decode --precision``, ``cgdm_codec.decode(precision=)``) set it around one decode; the
+    encoder never does, so what it writes and decides does not depend on it. Thread-local:
+    concurrent decodes in threads keep their own."""
+    if value not in PRECISIONS:
+        raise ValueError(f"unknown precision {value!r} (choose from {', '.join(PRECISIONS)})")
+    before = precision()
+    _setting.precision = value
+    try:
+        yield
+    finally:
+        _setting.precision = before
+
+
+def quantised_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """The manifest's int8 graphs (``onnx_int8``: role -> graph), each checked against its
+    recorded sha256; empty where the weights have none."""
+    from .errors import WeightsError
+    from .weights import sha256_file
+
+    out = {}
+    for role, entry in (manifest.get("onnx_int8") or {}).items():
+        path = weights.with_name(entry["file"])
+        if not path.is_file():
+            raise MissingGraphs(f"{path} is missing")
+        if sha256_file(path) != entry["sha256"]:
+            raise WeightsError(f"{path} is damaged or not the graph its manifest describes")
+        out[role] = path
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _quantised_beside(denoise_graph: Path) -> dict[str, Path]:
+    """The int8 graphs of the weights whose float denoise graph is ``denoise_graph``
+    (``NAME.denoise.onnx`` beside ``NAME.json``), checked once per process."""
+    from .weights import read_manifest
+
+    weights = denoise_graph.with_name(denoise_graph.name.split(".")[0] + ".safetensors")
+    try:
+        manifest = read_manifest(weights)
+    except FileNotFoundError:
+        return {}
+    return quantised_paths(weights, manifest)
+
+
 class TileFeatures(tuple):
     """One tile's consistency features (the graph's outputs), sized for the sampler's cache."""
 
@@ -97,8 +158,17 @@ class OrtDenoiser:
     def _tilewise(self, batch: np.ndarray) -> bool:
         return self.threads > 1 and len(batch) > 1 and batch.shape[-2] * batch.shape[-1] <= TILEWISE_MAX_PIXELS
 
-    def _run(self, role: str, feed: dict[str, np.ndarray], threads: int) -> list[np.ndarray]:
-        return session(self.graphs[role], threads).run(None, feed)
+    def graph(self, role: str) -> Path:
+        """The ``role`` graph that runs now: its int8 form under ``precision_scope("int8")``
+        where the weights have one, else the float32 graph."""
+        if precision() == "int8":
+            quantised = _quantised_beside(self.graphs["denoise"])
+            if role in quantised:
+                return quantised[role]
+        return self.graphs[role]
+
+    def _run(self, role: str, feed: dict[str, np.ndarray], threads: int, graph: Path | None = None) -> list[np.ndarray]:
+        return session(graph or self.graph(role), threads).run(None, feed)
 
     def _tiles(self, role: str, feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
         """Every output of the ``role`` graph for each per-tile feed, the tiles side by side."""
@@ -106,7 +176,8 @@ class OrtDenoiser:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cgdm-ort")
-        return list(self._pool.map(functools.partial(self._run, role, threads=1), feeds))
+        run = functools.partial(self._run, role, threads=1, graph=self.graph(role))
+        return list(self._pool.map(run, feeds))
 
     def condition(self, t: int, steering: Steering) -> np.ndarray:
         syntax = np.asarray(steering.syntax, dtype=np.float32).reshape(-1, np.shape(steering.syntax)[-1])

@@ -63,11 +63,12 @@ class DecodeJob:
     realism: float = 0.0  # the decode-time dial (pipeline.decode_file)
     runtime: str = "auto"  # what runs the networks (pipeline.pick_runtime)
     threads: int | None = None  # network threads [default: the granted cores, or OMP_NUM_THREADS]
+    precision: str | None = None  # the networks' arithmetic (options.decode_precision: env, float32)
 
 
 #: The DecodeJob fields that are decode options of the same name (``options.DECODE_OPTIONS``).
 DECODE_JOB_SETTINGS = ("force", "base_only", "steps", "device", "strip", "png_level", "output_quality",
-                       "realism", "runtime", "threads")
+                       "realism", "runtime", "threads", "precision")
 
 
 def encode_job_for(src: Path, out: Path, settings: Mapping[str, Any], limits: Limits) -> EncodeJob:
@@ -158,10 +159,13 @@ def decode_one(job: DecodeJob, report: Reporter) -> str:
     for note in stage_notes(f, job):
         report.note(note)
     from .. import imageio
+    from ..options import precision_context
     from ..pipeline import decode_image
 
-    im = decode_image(f, base_only=job.base_only, steps=job.steps, device=job.device, progress=report,
-                      step_progress=report.step, realism=job.realism, runtime=job.runtime, threads=job.threads)
+    with precision_context(job.precision):
+        im = decode_image(f, base_only=job.base_only, steps=job.steps, device=job.device, progress=report,
+                          step_progress=report.step, realism=job.realism, runtime=job.runtime,
+                          threads=job.threads)
     name = _name(job.out, "standard output")
     report(f"writing {name} ({job.fmt})")
     if is_stdio(job.out):
