@@ -120,13 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--effort", choices=["fast", "default", "max"], default=None,
                    help="cgdm encode --effort [default: the CLI's]")
     p.add_argument("--base-only", action="store_true", help="cgdm encode --base-only")
+    p.add_argument("--texture-map", action="store_true", help="cgdm encode --texture-map")
     p.add_argument("--realism", type=float, nargs="*", default=[0.0],
                    help="decode the cgdm file at each of these realism settings (a column each)")
     p.add_argument("--zoom", type=int, default=2, help="enlarge the crops this many times (nearest)")
     p.add_argument("--keep", type=Path, default=None, help="keep the coded files in this folder")
     p.add_argument("--out", type=Path, default=Path("runs/crops.png"))
     args = p.parse_args(argv)
-    args.encode_args = (["--effort", args.effort] if args.effort else []) + (["--base-only"] if args.base_only else [])
+    args.encode_args = ((["--effort", args.effort] if args.effort else []) + (["--base-only"] if args.base_only else [])
+                        + (["--texture-map"] if args.texture_map else []))
     files = (list_images(args.images[0]) if len(args.images) == 1 and args.images[0].is_dir()
              else list(args.images))[: args.limit]
     if not files:
