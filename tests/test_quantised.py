@@ -36,7 +36,7 @@ def weights() -> Path:
 
 def test_the_shipped_int8_graphs_are_checked_and_small():
     graphs = quantised_paths(weights(), read_manifest(weights()))
-    assert set(graphs) == {"denoise", "features"}
+    assert set(graphs) == {"denoise"}  # the features graph stays float32 (docs/quantisation.md)
     assert all(p.stat().st_size < 1_000_000 for p in graphs.values())  # int8 tensors, float ones external
     assert set(graph_paths(weights(), read_manifest(weights()))) == {"condition", "features", "denoise", "syntax"}
 
@@ -138,7 +138,7 @@ def test_the_scope_is_per_thread():
         t.start()
         t.join()
         seen["here"] = den.graph("denoise").name
-        assert den.graph("condition").name == f"{NAME}.condition.onnx"  # no int8 form: float32
+        assert den.graph("features").name == f"{NAME}.features.onnx"  # no int8 form: float32
     assert seen == {"other": f"{NAME}.denoise.onnx", "here": f"{NAME}.denoise.int8.onnx"}
     with pytest.raises(ValueError):
         with precision_scope("int4"):
@@ -166,3 +166,18 @@ def test_cli_precision(card, tmp_path):
     assert not np.array_equal(a, b) and psnr(b, a) >= MIN_PSNR_VS_FLOAT32
     bad = subprocess.run(cli + ["-o", str(tmp_path / "c.png"), "--precision", "int4"], capture_output=True)
     assert bad.returncode == 2
+
+
+def test_the_head_and_the_per_image_kernels_stay_float32():
+    """train.quantise.FLOAT_NODES: float32 in the shipped graph, every other convolution int8."""
+    import onnx
+
+    from cgdm_codec.train.quantise import FLOAT_NODES
+
+    graph = onnx.load(str(quantised_paths(weights(), read_manifest(weights()))["denoise"]),
+                      load_external_data=False).graph
+    dequantised = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    assert set(FLOAT_NODES["denoise"]) <= set(convs)
+    for name, node in convs.items():
+        assert (node.input[1] in dequantised) == (name not in FLOAT_NODES["denoise"]), name
