@@ -24,7 +24,7 @@ from pathlib import Path
 #: index.html?file=CASE in an iframe and reads what the page shows. Each case has a time
 #: limit, so a hang is reported as one, not waited out.
 HARNESS = """<!doctype html><meta charset="utf-8"><title>cgdm harness</title>
-<script src="cgdm.js"></script>
+<script src="cgdm.js"></script><script src="weights.js"></script><script src="diffusion.js"></script>
 <body><script>
 const post = (path, body) => fetch(path, {method: "POST", body: JSON.stringify(body)});
 const limit = (p, ms) => Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error("timeout")), ms))]);
@@ -40,16 +40,18 @@ async function decodeCase(c) {
   for (let i = 0; i < (c.repeat || 1); i++) {
     const t0 = performance.now();
     try {
-      const {file, picture} = await limit(cgdm.decode(bytes), 10000);
+      const {file, picture} = await limit(c.full ? cgdm.decodeFull(bytes, {threads: c.threads}) : cgdm.decode(bytes), c.limit || 10000);
       times.push(performance.now() - t0);
       out = {name: c.name, ok: true, width: picture.width, height: picture.height, mode: picture.mode,
-             info: cgdm.info(file), rgba: c.pixels === false ? null : b64(picture.rgba)};
+             info: cgdm.info(file), rgba: c.pixels === false ? null : b64(picture.rgba),
+             threads: picture.threads, timing: picture.timing, tiles: picture.tiles, isolated: self.crossOriginIsolated};
     } catch (e) {
       out = {name: c.name, ok: false, error: e.message, errorType: e.constructor.name};
       break;
     }
   }
   out.ms = times;
+  out.full = Boolean(c.full);
   return out;
 }
 async function pageCase(c) {
@@ -59,19 +61,21 @@ async function pageCase(c) {
   const t0 = performance.now();
   frame.src = "index.html?file=" + encodeURIComponent(c.name);
   let state = "";
-  while (performance.now() - t0 < 10000) {
+  const until = c.until || ["decoded", "full", "error"];
+  while (performance.now() - t0 < (c.pageLimit || 10000)) {
     await new Promise((r) => setTimeout(r, 20));
     const body = frame.contentDocument && frame.contentDocument.body;
     state = body ? body.dataset.state : "";
-    if (state === "decoded" || state === "error") break;
+    if (until.includes(state)) break;
   }
   const doc = frame.contentDocument;
   const err = doc.getElementById("error");
   const rows = Array.from(doc.querySelectorAll("#info tr"), (tr) => [tr.cells[0].textContent, tr.cells[1].textContent]);
   const result = {name: c.name, state, error: err.hidden ? null : err.textContent,
                   status: doc.getElementById("status").textContent, info: rows,
-                  ms: Number(doc.body.dataset.ms || "NaN"), notice: doc.getElementById("notice").textContent,
-                  png: state === "decoded" ? doc.getElementById("decoded").toDataURL("image/png") : null};
+                  ms: Number(doc.body.dataset.ms || "NaN"), fullMs: Number(doc.body.dataset.fullMs || "NaN"),
+                  notice: doc.getElementById("notice").textContent,
+                  png: state === "decoded" || state === "full" ? doc.getElementById("decoded").toDataURL("image/png") : null};
   frame.remove();
   return result;
 }
@@ -110,10 +114,20 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
-def _handler(folder: Path, results: "queue.Queue[tuple[str, dict]]") -> type:
+#: The headers that make a page cross-origin isolated, which WebAssembly threads need.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+def _handler(folder: Path, results: "queue.Queue[tuple[str, dict]]", isolated: bool = False) -> type:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, directory=str(folder), **kwargs)
+
+        def end_headers(self) -> None:
+            if isolated:
+                for key, value in ISOLATION_HEADERS.items():
+                    self.send_header(key, value)
+            super().end_headers()
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -130,9 +144,9 @@ def _handler(folder: Path, results: "queue.Queue[tuple[str, dict]]") -> type:
 class Served:
     """``folder`` on a local port for the duration of a ``with`` block."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, isolated: bool = False) -> None:
         self.results: queue.Queue[tuple[str, dict]] = queue.Queue()
-        self.server = _Server(("127.0.0.1", 0), _handler(folder, self.results))
+        self.server = _Server(("127.0.0.1", 0), _handler(folder, self.results, isolated))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
 
     def __enter__(self) -> "Served":
@@ -144,7 +158,7 @@ class Served:
         self.server.server_close()
 
 
-def run_cases(folder: Path, cases: list[dict], timeout: float = 120) -> tuple[list[dict], dict]:
+def run_cases(folder: Path, cases: list[dict], timeout: float = 120, isolated: bool = False) -> tuple[list[dict], dict]:
     """Decode ``cases`` (files in ``folder``, beside the page) in headless Chromium.
 
     Returns the per-case results (decoder results first, then the page's) and the final
@@ -153,7 +167,7 @@ def run_cases(folder: Path, cases: list[dict], timeout: float = 120) -> tuple[li
     (folder / "harness.html").write_text(HARNESS)
     (folder / "cases.json").write_text(json.dumps(cases))
     found: list[dict] = []
-    with Served(folder) as served, tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+    with Served(folder, isolated) as served, tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(chromium_args(profile) + [served.url + "harness.html"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

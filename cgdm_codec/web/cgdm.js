@@ -32,6 +32,10 @@
   };
   const COLOUR_MODES = ["RGB", "L", "RGBA", "LA"];
   const METADATA_KINDS = { 1: "icc", 2: "exif", 3: "xmp" };
+  /** Extension record kinds this reader knows (format.md 3.7); kinds 128..255 are optional. */
+  const TEXTURE_MAP = 1;
+  const EXTENSION_KINDS = { 1: "texture map" };
+  const DIFFUSION_EXTENSIONS = new Set([TEXTURE_MAP]);
 
   /** What the Python reader raises as FormatError: the message is the whole report. */
   class FormatError extends Error {}
@@ -125,14 +129,12 @@
       throw new FormatError(`unsupported format version ${version} (this cgdm reads version ${FORMAT_VERSION})`);
     }
     const packed = data[4];
-    if (packed & 0x80) {
-      throw new FormatError(`invalid header: reserved flag bits set (packed byte 0x${packed.toString(16).padStart(2, "0")}; written by a newer cgdm?)`);
-    }
     const quality = packed & 0x07;
     if (quality < 1 || quality > 6) throw new FormatError(`invalid quality ${quality} (must be 1..6)`);
     const colourMode = (packed & 0x18) >> 3;
     const diffusion = Boolean(packed & 0x20);
     const hasMetadata = Boolean(packed & 0x40);
+    const hasExtensions = Boolean(packed & 0x80);
     const baseCodec = data[5];
     if (!(baseCodec in BASE_CODECS)) {
       throw new FormatError(`unknown base codec id ${baseCodec} (this cgdm knows: ${Object.keys(BASE_CODECS).join(", ")})`);
@@ -158,6 +160,7 @@
     if (diffusion) names.push("syntax");
     if (colourMode >= 2) names.push("alpha");
     if (hasMetadata) names.push("metadata");
+    if (hasExtensions) names.push("extensions");
     names.push(...BASE_CODECS[baseCodec].streams);
     const sections = [];
     for (const name of names.slice(0, -1)) {
@@ -187,12 +190,16 @@
     const named = {};
     names.forEach((name, i) => { named[name] = sections[i]; });
     const metadata = hasMetadata ? parseMetadata(named.metadata) : null;
+    const extensions = hasExtensions ? parseExtensions(named.extensions) : [];
     if (diffusion && BASE_CODECS[baseCodec].lossless) {
       throw new FormatError(`base codec ${baseCodec} is lossless: its files have no diffusion stage`);
     }
+    for (const { kind } of extensions) {
+      if (DIFFUSION_EXTENSIONS.has(kind) && !diffusion) throw new FormatError(`the ${EXTENSION_KINDS[kind]} needs the diffusion stage`);
+    }
     return {
       version, quality, colourMode: COLOUR_MODES[colourMode], baseCodec, weightsId, width, height,
-      seed, steps, diffusion, sections: named, metadata, bytes: n,
+      seed, steps, diffusion, sections: named, metadata, extensions, bytes: n,
       framingBytes: n - sections.reduce((sum, s) => sum + s.length, 0),
     };
   }
@@ -244,6 +251,34 @@
       }
       records.push({ name, size, data: section.subarray(pos, pos + zlen) });
       pos += zlen;
+    }
+    return records;
+  }
+
+  /** The extensions section's records (format.md 3.7), with the Python reader's messages. */
+  function parseExtensions(section) {
+    if (!section.length) throw new FormatError("invalid extensions section: the extensions flag is set but it has no record");
+    const records = [];
+    let pos = 0, previous = 0;
+    const n = section.length;
+    while (pos < n) {
+      const kind = section[pos];
+      if (kind === 0 || (kind < 128 && !(kind in EXTENSION_KINDS))) {
+        throw new FormatError(`invalid extensions section: unknown record kind ${kind} at byte ${pos} (written by a newer cgdm?)`);
+      }
+      if (kind <= previous) throw new FormatError(`invalid extensions section: record kind ${kind} is repeated or out of order`);
+      previous = kind;
+      let length;
+      try {
+        [length, pos] = decodeVarint(section, pos + 1, `length of extension record ${kind}`);
+      } catch (e) {
+        throw new FormatError(`invalid extensions section: ${e.message}`);
+      }
+      if (length > n - pos) {
+        throw new FormatError(`invalid extensions section: record kind ${kind} (${length} bytes) runs past the end of the section (${n - pos} bytes left)`);
+      }
+      records.push({ kind, name: EXTENSION_KINDS[kind] || `kind ${kind}`, data: section.subarray(pos, pos + length) });
+      pos += length;
     }
     return records;
   }
@@ -350,46 +385,55 @@
     }
   }
 
-  /** The sequence-header fields the av1C, pixi and colr boxes need (AV1 spec 5.5). */
+  const KEY_FRAME = 0, INTRA_ONLY_FRAME = 2, SWITCH_FRAME = 3, SELECT = 2;
+  const MAX_TILE_WIDTH = 4096, MAX_TILE_AREA = 4096 * 2304, MAX_TILE_COLS = 64, MAX_TILE_ROWS = 64;
+
+  /** The sequence-header fields the av1C, pixi and colr boxes and the frame header need (AV1 spec 5.5). */
   function parseSequenceHeader(payload) {
     const r = new BitReader(payload);
     const profile = r.f(3), still = r.f(1), reduced = r.f(1);
     if (profile > 2) throw new Av1Error(`invalid AV1 profile ${profile}`);
-    let level0 = 0, tier0 = 0;
+    let level0 = 0, tier0 = 0, decoderModel = 0, equalInterval = 0, delayLen = 0, removalLen = 0, presentationLen = 0;
+    const modelOps = [];
     if (reduced) {
       level0 = r.f(5);
     } else {
-      let decoderModel = 0, delayLen = 0;
       if (r.f(1)) { // timing_info_present_flag
         r.f(32); r.f(32);
-        if (r.f(1)) r.uvlc(); // equal_picture_interval
+        equalInterval = r.f(1);
+        if (equalInterval) r.uvlc();
         decoderModel = r.f(1);
-        if (decoderModel) { delayLen = r.f(5) + 1; r.f(32); r.f(5); r.f(5); }
+        if (decoderModel) { delayLen = r.f(5) + 1; r.f(32); removalLen = r.f(5) + 1; presentationLen = r.f(5) + 1; }
       }
       const initialDelay = r.f(1);
       const count = r.f(5) + 1;
       for (let i = 0; i < count; i++) {
-        r.f(12);
+        const idc = r.f(12);
         const level = r.f(5);
         const tier = level > 7 ? r.f(1) : 0;
         if (i === 0) { level0 = level; tier0 = tier; }
-        if (decoderModel && r.f(1)) { r.f(delayLen); r.f(delayLen); r.f(1); }
+        if (decoderModel && r.f(1)) { modelOps.push(idc); r.f(delayLen); r.f(delayLen); r.f(1); }
         if (initialDelay && r.f(1)) r.f(4);
       }
     }
     const wbits = r.f(4) + 1, hbits = r.f(4) + 1;
     const maxW = r.f(wbits) + 1, maxH = r.f(hbits) + 1;
-    if (!reduced && r.f(1)) { r.f(4); r.f(3); } // frame_id_numbers_present
-    r.f(1); r.f(1); r.f(1); // 128x128 superblocks, filter intra, intra edge filter
+    const frameIds = reduced ? 0 : r.f(1);
+    let idLen = 0;
+    if (frameIds) { const deltaLen = r.f(4) + 2; idLen = r.f(3) + 1 + deltaLen; }
+    const sb128 = r.f(1);
+    r.f(1); r.f(1); // filter intra, intra edge filter
+    let orderHint = 0, orderBits = 0, forceSct = SELECT, forceMv = SELECT;
     if (!reduced) {
       r.f(4); // interintra, masked compound, warped motion, dual filter
-      const orderHint = r.f(1);
+      orderHint = r.f(1);
       if (orderHint) { r.f(1); r.f(1); }
-      const forceSct = r.f(1) ? 2 : r.f(1);
-      if (forceSct > 0 && !r.f(1)) r.f(1);
-      if (orderHint) r.f(3);
+      forceSct = r.f(1) ? SELECT : r.f(1);
+      if (forceSct > 0) forceMv = r.f(1) ? SELECT : r.f(1);
+      if (orderHint) orderBits = r.f(3) + 1;
     }
-    r.f(1); r.f(1); r.f(1); // superres, cdef, restoration
+    const superres = r.f(1);
+    r.f(1); r.f(1); // cdef, restoration
     // color_config()
     const high = r.f(1);
     const twelve = profile === 2 && high ? r.f(1) : 0;
@@ -410,7 +454,94 @@
       } else { sx = 1; sy = 0; }
       if (sx && sy) csp = r.f(2);
     }
-    return { profile, still, level0, tier0, maxW, maxH, high, twelve, bitDepth, mono, cp, tc, mc, range, sx, sy, csp };
+    return {
+      profile, still, reduced, level0, tier0, maxW, maxH, wbits, hbits, frameIds, idLen, sb128, orderHint, orderBits,
+      forceSct, forceMv, superres, high, twelve, bitDepth, mono, cp, tc, mc, range, sx, sy, csp,
+      decoderModel, equalInterval, presentationLen, removalLen, modelOps,
+    };
+  }
+
+  const tileLog2 = (blk, target) => { let k = 0; while (blk * 2 ** k < target) k++; return k; };
+
+  /** ns(n) of the AV1 spec (4.10.7). */
+  function readNs(r, n) {
+    const w = Math.floor(Math.log2(n)) + 1;
+    const m = 2 ** w - n;
+    const v = r.f(w - 1);
+    return v < m ? v : v * 2 - m + r.f(1);
+  }
+
+  /** Walk tile_info() (AV1 spec 5.9.15): only to reach the quantiser behind it. */
+  function skipTileInfo(r, seq, miCols, miRows) {
+    const sbShift = seq.sb128 ? 5 : 4;
+    const sbCols = (miCols + (1 << sbShift) - 1) >> sbShift, sbRows = (miRows + (1 << sbShift) - 1) >> sbShift;
+    const sbSize = sbShift + 2;
+    const maxWidthSb = MAX_TILE_WIDTH >> sbSize, maxAreaSb = MAX_TILE_AREA >> (2 * sbSize);
+    const minColsLog2 = tileLog2(maxWidthSb, sbCols);
+    const maxColsLog2 = tileLog2(1, Math.min(sbCols, MAX_TILE_COLS)), maxRowsLog2 = tileLog2(1, Math.min(sbRows, MAX_TILE_ROWS));
+    const minTilesLog2 = Math.max(minColsLog2, tileLog2(maxAreaSb, sbRows * sbCols));
+    let colsLog2, rowsLog2;
+    if (r.f(1)) { // uniform_tile_spacing_flag
+      colsLog2 = minColsLog2;
+      while (colsLog2 < maxColsLog2 && r.f(1)) colsLog2++;
+      rowsLog2 = Math.max(minTilesLog2 - colsLog2, 0);
+      while (rowsLog2 < maxRowsLog2 && r.f(1)) rowsLog2++;
+    } else {
+      let widest = 0, start = 0, cols = 0;
+      while (start < sbCols) {
+        const size = readNs(r, Math.min(sbCols - start, maxWidthSb)) + 1;
+        widest = Math.max(widest, size); start += size; cols++;
+      }
+      colsLog2 = tileLog2(1, cols);
+      const area = minTilesLog2 > 0 ? (sbRows * sbCols) >> (minTilesLog2 + 1) : sbRows * sbCols;
+      const maxHeightSb = Math.max(Math.floor(area / widest), 1);
+      let rows = 0;
+      start = 0;
+      while (start < sbRows) { start += readNs(r, Math.min(sbRows - start, maxHeightSb)) + 1; rows++; }
+      rowsLog2 = tileLog2(1, rows);
+    }
+    if (colsLog2 || rowsLog2) { r.f(colsLog2 + rowsLog2); r.f(2); }
+  }
+
+  /**
+   * uncompressed_header() of an intra frame up to base_q_idx (AV1 spec 5.9), as
+   * cgdm_codec/base/av1_bitstream.parse_frame_header: {frameType, width, height, qindex}.
+   * The qindex is what the diffusion stage is conditioned on.
+   */
+  function parseFrameHeader(payload, seq) {
+    const r = new BitReader(payload);
+    let frameType, showFrame, errorResilient;
+    if (seq.reduced) {
+      frameType = KEY_FRAME; showFrame = 1; errorResilient = 1;
+    } else {
+      if (r.f(1)) throw new Av1Error("a still picture cannot show an existing frame");
+      frameType = r.f(2); showFrame = r.f(1);
+      if (showFrame && seq.decoderModel && !seq.equalInterval) r.f(seq.presentationLen);
+      if (!showFrame) r.f(1);
+      errorResilient = frameType === SWITCH_FRAME || (frameType === KEY_FRAME && showFrame) ? 1 : r.f(1);
+    }
+    if (frameType !== KEY_FRAME && frameType !== INTRA_ONLY_FRAME) throw new Av1Error("the AV1 frame is not an intra frame");
+    const disableCdfUpdate = r.f(1);
+    const sct = seq.forceSct === SELECT ? r.f(1) : seq.forceSct;
+    if (sct && seq.forceMv === SELECT) r.f(1);
+    if (seq.frameIds) r.f(seq.idLen);
+    const override = frameType === SWITCH_FRAME ? 1 : seq.reduced ? 0 : r.f(1);
+    r.f(seq.orderBits);
+    if (seq.decoderModel && r.f(1)) {
+      for (const idc of seq.modelOps) if (idc === 0 || ((idc & 1) && ((idc >> 8) & 1))) r.f(seq.removalLen);
+    }
+    if (!(frameType === KEY_FRAME && showFrame)) {
+      const refresh = r.f(8);
+      if (refresh !== 0xff && errorResilient && seq.orderHint) for (let i = 0; i < 8; i++) r.f(seq.orderBits);
+    }
+    let width = seq.maxW, height = seq.maxH;
+    if (override) { width = r.f(seq.wbits) + 1; height = r.f(seq.hbits) + 1; }
+    if (seq.superres && r.f(1)) throw new Av1Error("superres frames are not supported");
+    if (r.f(1)) { r.f(16); r.f(16); }
+    if (sct) r.f(1);
+    if (!(seq.reduced || disableCdfUpdate)) r.f(1);
+    skipTileInfo(r, seq, 2 * ((width + 7) >> 3), 2 * ((height + 7) >> 3));
+    return { frameType, width, height, qindex: r.f(8) };
   }
 
   /** The sequence header of a payload that is one AV1 still picture of width x height. */
@@ -428,7 +559,17 @@
     if (seq.maxW !== width || seq.maxH !== height) {
       throw new Av1Error(`the sequence header is for ${seq.maxW}x${seq.maxH}, not ${width}x${height}`);
     }
+    const frame = parseFrameHeader(obus[1].payload, seq);
+    if (frame.width !== width || frame.height !== height) {
+      throw new Av1Error(`the AV1 frame is ${frame.width}x${frame.height}, not ${width}x${height}`);
+    }
+    seq.qindex = frame.qindex;
     return seq;
+  }
+
+  /** The diffusion stage's condition of an AV1 payload: its frame's base_q_idx (0..255). */
+  function av1Qindex(payload, width, height) {
+    return checkAv1Payload(payload, width, height).qindex;
   }
 
   /** Big-endian byte writer for ISOBMFF boxes. */
@@ -596,11 +737,12 @@
       framing_bytes: file.framingBytes, diffusion: file.diffusion, steps: file.steps, seed: file.seed,
       sections,
       metadata: Object.fromEntries((file.metadata || []).map((r) => [r.name, r.size])),
+      extensions: Object.fromEntries((file.extensions || []).map((r) => [r.name, r.data.length])),
     };
   }
 
   globalThis.cgdm = {
     FormatError, Av1Error, BASE_CODECS, COLOUR_MODES, MIN_FILE_BYTES, crc32, decodeVarint, parse,
-    inflate, checkMetadata, splitObus, parseSequenceHeader, buildAvif, buildWebp, decodeBase, decode, info,
+    inflate, checkMetadata, splitObus, parseSequenceHeader, parseFrameHeader, av1Qindex, buildAvif, buildWebp, decodeBase, decode, info,
   };
 })();
