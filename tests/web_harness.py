@@ -79,9 +79,30 @@ async function pageCase(c) {
   frame.remove();
   return result;
 }
+function syntaxCase(c) {
+  // the page's syntax decoder on vectors the Python coder wrote (or random bytes)
+  const table = Int32Array.from(c.syntax.table);
+  const symbols = c.syntax.vectors.map((bytes) => {
+    try {
+      return Array.from(cgdm.decodeSyntax(table, c.syntax.rows, c.syntax.cols, Uint8Array.from(bytes)));
+    } catch (e) {
+      return e.message;
+    }
+  });
+  return {name: c.name, symbols};
+}
+function noiseCase(c) {
+  const t0 = performance.now();
+  const patches = c.noise.seeds.map((seed) => b64(new Uint8Array(cgdm.noisePatch(seed, 3, c.noise.size).buffer)));
+  return {name: c.name, patches, ms: performance.now() - t0};
+}
 (async () => {
   const cases = await (await fetch("cases.json")).json();
-  for (const c of cases) await post("/result", {kind: "decode", ...(await decodeCase(c))});
+  for (const c of cases) {
+    if (c.syntax) await post("/result", {kind: "syntax", ...syntaxCase(c)});
+    else if (c.noise) await post("/result", {kind: "noise", ...noiseCase(c)});
+    else await post("/result", {kind: c.full ? "full" : "decode", ...(await decodeCase(c))});
+  }
   for (const c of cases.filter((c) => c.page)) await post("/result", {kind: "page", ...(await pageCase(c))});
   await post("/done", {userAgent: navigator.userAgent});
 })().catch((e) => post("/done", {fatal: String(e)}));

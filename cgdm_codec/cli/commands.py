@@ -277,22 +277,26 @@ def _info_text(name: str, s: dict) -> str:
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("-f", "--force", is_flag=True, help="Replace the page's files where FOLDER already has them.")
+@click.option("--all-weights", is_flag=True,
+              help="Also the older AV1 weights generations (6.2 MB each), so that the page decodes their files in full.")
 @option_from(QUIET)
-def web(folder: Path, force: bool, quiet: int) -> None:
+def web(folder: Path, force: bool, all_weights: bool, quiet: int) -> None:
     """Write the browser viewer of .cgdm files into FOLDER (created if missing).
 
     \b
       cgdm web viewer/ && xdg-open viewer/index.html
 
-    A static page (HTML, CSS, three scripts; no download, no server needed; it opens
-    from disk): open a .cgdm file by picker or drag-and-drop, see its base-only decode (the
-    AV1 picture, decoded by the browser) and its info, save a PNG, compare with the
-    original. The diffusion stage is not ported to the browser yet: `cgdm decode` gives
-    the full decode.
+    A static page (classic scripts, ONNX Runtime Web's WebAssembly and the newest AV1
+    weights, about 11.5 MB; no download, no server needed; it opens from disk): open a
+    .cgdm file by picker or drag-and-drop, see its base-only decode (the AV1 picture,
+    decoded by the browser) at once, then its full decode (the diffusion stage, run in the
+    browser at realism 0), its info, save a PNG, compare with the original. Served with
+    the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy:
+    require-corp it runs on several threads; from disk on one.
     """
     from ..webpage import write_page
 
-    written = run_guarded(write_page, folder, force)
+    written = run_guarded(write_page, folder, force, all_weights)
     if not quiet:
         click.echo(f"wrote {folder}/ ({len(written)} files); open {folder / 'index.html'} in a browser",
                    err=True)

@@ -1,15 +1,18 @@
 // The page: open a .cgdm file (picker, drag-and-drop or ?file=NAME.cgdm beside the page),
-// show its base-only decode and its `cgdm info` fields, offer a PNG, and compare with the
-// original image when one is given. Everything runs here; nothing is sent anywhere.
+// show its base-only decode at once and its `cgdm info` fields, then run the diffusion
+// stage (diffusion.js, ONNX Runtime Web) and show the full decode when it is ready; offer a
+// PNG, and compare with the original image when one is given. Everything runs here;
+// nothing is sent anywhere.
 
 (function () {
 "use strict";
-const { decode, info } = globalThis.cgdm; // cgdm.js
+const { decode, info, canDecodeFull, decodeStage } = globalThis.cgdm; // cgdm.js, diffusion.js
 const WEIGHTS = globalThis.CGDM_WEIGHTS || {}; // weights.js, written by `cgdm web`
 
 const $ = (id) => document.getElementById(id);
-let current = null; // {name, picture}
+let current = null; // {name, file, base, full, showing: "base" | "full"}
 let original = null; // an ImageBitmap of the original image
+let opened = 0; // counts the files opened: a full decode still running for an earlier one is dropped
 
 /** One error line, as `cgdm decode` prints it (the file's name, then the reason). */
 function showError(name, error) {
@@ -25,8 +28,8 @@ function clearError() {
   $("error").textContent = "";
 }
 
-/** The info table: the fields `cgdm info` prints. */
-function showInfo(f) {
+/** The info table: the fields `cgdm info` prints; `stage` says what the page does with the diffusion stage. */
+function showInfo(f, stage) {
   const weights = f.weights ? `${f.weights} (${f.weights_id})` : f.weights_id;
   const rows = [
     ["image", `${f.width}x${f.height} ${f.colour_mode}`],
@@ -34,10 +37,11 @@ function showInfo(f) {
     ["size", `${f.bytes} bytes, ${f.bpp} bpp (${f.framing_bytes} bytes of framing)`],
     ["base codec", `${f.base_codec} (${f.base_codec_id})`],
     ["weights", weights],
-    ["diffusion", f.diffusion ? `${f.steps} DDIM step${f.steps === 1 ? "" : "s"}, seed ${f.seed} (not run here: base-only)`
+    ["diffusion", f.diffusion ? `${f.steps} DDIM step${f.steps === 1 ? "" : "s"}, seed ${f.seed} (${stage})`
       : `none (base codec only), seed ${f.seed}`],
     ["sections", Object.entries(f.sections).map(([k, v]) => `${k} ${v} B`).join(", ")],
     ["metadata", Object.entries(f.metadata).map(([k, v]) => `${k} ${v} B`).join(", ") || "none"],
+    ["extensions", Object.entries(f.extensions).map(([k, v]) => `${k} ${v} B${k === "texture map" ? " (used above realism 0; this page decodes at 0)" : ""}`).join(", ") || "none"],
   ];
   const table = $("info");
   table.replaceChildren(...rows.map(([k, v]) => {
@@ -51,39 +55,94 @@ function showInfo(f) {
   }));
 }
 
-/** Decode the bytes of a .cgdm file and show it; one error line if it cannot be. */
+/** Put a picture on the page's canvas. */
+function draw(picture) {
+  const canvas = $("decoded");
+  canvas.width = picture.width;
+  canvas.height = picture.height;
+  canvas.getContext("2d").putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
+}
+
+/** Decode the bytes of a .cgdm file and show it: the base-only picture at once, then the
+ * full decode where the file has a diffusion stage this page can run; one error line if it
+ * cannot be decoded. */
 async function openCgdm(name, bytes) {
+  const mine = ++opened;
   clearError();
   document.body.dataset.state = "decoding";
+  delete document.body.dataset.fullMs;
   $("status").textContent = `decoding ${name}…`;
+  $("toggle").hidden = true;
   const start = performance.now();
   let result;
   try {
     result = await decode(bytes);
   } catch (e) {
+    if (mine !== opened) return;
     $("result").hidden = true;
     showError(name, e);
     return;
   }
+  if (mine !== opened) return;
   const { file, picture } = result;
-  const canvas = $("decoded");
-  canvas.width = picture.width;
-  canvas.height = picture.height;
-  canvas.getContext("2d").putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
+  draw(picture);
   const ms = performance.now() - start;
-  current = { name, picture };
-  showInfo(info(file, WEIGHTS));
+  const full = canDecodeFull(file);
+  current = { name, file, base: picture, full: null, showing: "base" };
+  const described = info(file, WEIGHTS);
+  showInfo(described, full ? "running here…" : "not run here: base-only");
   $("result").hidden = false;
-  $("status").textContent = `${name}: ${what(file)}, ${picture.width}x${picture.height}, shown in ${ms.toFixed(0)} ms`;
+  $("status").textContent = `${name}: ${what(file, full)}, ${picture.width}x${picture.height}, shown in ${ms.toFixed(0)} ms`;
   document.body.dataset.ms = ms.toFixed(1);
   document.body.dataset.shownAt = performance.now().toFixed(1); // since the page began to load
   document.body.dataset.state = "decoded";
   drawOriginal();
+  if (full) await runFull(mine, name, file, picture, described, ms);
+}
+
+/** The diffusion stage of the file shown, then its full decode in place of the base-only picture. */
+async function runFull(mine, name, file, base, described, baseMs) {
+  const start = performance.now();
+  const status = (text) => { if (mine === opened) $("status").textContent = `${name}: ${text}`; };
+  status(`base-only picture shown in ${baseMs.toFixed(0)} ms; full decode: loading the runtime and weights…`);
+  document.body.dataset.state = "decoded";
+  let picture;
+  try {
+    picture = await decodeStage(file, base, {
+      progress: (done, total) => status(`base-only picture shown in ${baseMs.toFixed(0)} ms; full decode: tile ${done} of ${total}…`),
+    });
+  } catch (e) {
+    if (mine !== opened) return;
+    showInfo(described, "failed: base-only shown");
+    showError(name, e);
+    return;
+  }
+  if (mine !== opened) return;
+  const ms = performance.now() - start;
+  current.full = picture;
+  current.showing = "full";
+  draw(picture);
+  showInfo(described, "run here, realism 0");
+  const threads = picture.threads === 1 ? "1 thread" : `${picture.threads} threads`;
+  status(`full decode (${picture.steps} DDIM step${picture.steps === 1 ? "" : "s"}, ${picture.tiles} tile${picture.tiles === 1 ? "" : "s"}, ${threads}), ${picture.width}x${picture.height}, in ${ms.toFixed(0)} ms after the base-only picture (${baseMs.toFixed(0)} ms)`);
+  $("toggle").hidden = false;
+  $("toggle").textContent = "Show base-only";
+  document.body.dataset.fullMs = ms.toFixed(1);
+  document.body.dataset.state = "full";
+}
+
+/** Flip between the full decode and the base-only picture. */
+function toggle() {
+  if (!current || !current.full) return;
+  current.showing = current.showing === "full" ? "base" : "full";
+  draw(current.showing === "full" ? current.full : current.base);
+  $("toggle").textContent = current.showing === "full" ? "Show base-only" : "Show full decode";
 }
 
 /** What the picture shown is, next to what `cgdm decode` would give. */
-function what(file) {
-  if (file.diffusion) return "base-only decode (the file's diffusion stage is not run in the browser)";
+function what(file, full) {
+  if (file.diffusion && full) return "base-only decode (the full decode follows)";
+  if (file.diffusion) return "base-only decode (the file's diffusion stage is not run in the browser: this page has no weights for it)";
   if (file.baseCodec === 3) return "exact decode (lossless file)";
   return "decode (a base-only file: the same picture as cgdm decode)";
 }
@@ -95,8 +154,8 @@ function drawOriginal() {
     over.hidden = $("compare").hidden = $("divider").hidden = true;
     return;
   }
-  over.width = current.picture.width;
-  over.height = current.picture.height;
+  over.width = current.base.width;
+  over.height = current.base.height;
   // a different size is scaled to the decode's, so that the two line up
   over.getContext("2d").drawImage(original, 0, 0, over.width, over.height);
   over.hidden = $("compare").hidden = $("divider").hidden = false;
@@ -133,7 +192,8 @@ function download() {
   $("decoded").toBlob((blob) => {
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = current.name.replace(/\.cgdm$/i, "") + ".base.png";
+    const base = current.file.diffusion && current.showing !== "full";
+    a.download = current.name.replace(/\.cgdm$/i, "") + (base ? ".base.png" : ".png");
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
   }, "image/png");
@@ -171,6 +231,7 @@ function wire() {
   $("pick").addEventListener("change", (e) => openFiles(e.target.files));
   $("pick-original").addEventListener("change", (e) => openFiles(e.target.files));
   $("download").addEventListener("click", download);
+  $("toggle").addEventListener("click", toggle);
   $("slider").addEventListener("input", slide);
   const drop = $("drop");
   for (const type of ["dragenter", "dragover"]) {
