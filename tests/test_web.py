@@ -476,6 +476,18 @@ def test_the_png_download_holds_the_decoded_pixels(browser, name):
 
 
 @needs_chromium
+def test_the_full_decode_runs_from_file_urls(tmp_path):
+    """Opened from disk, a file chosen in the picker decodes in full: the runtime's module
+    comes from a blob: URL and its WebAssembly from a script, as file:// pages fetch nothing."""
+    write_page(tmp_path)
+    name = "av1-cgdm5-q3.cgdm"
+    shown = web_harness.pick_from_disk(tmp_path, GOLDEN / name, timeout=FULL_LIMIT_MS / 1000)
+    assert shown["href"].startswith("file://") and not shown["isolated"]
+    assert shown["state"] == "full", shown
+    assert shown["status"].startswith(f"{name}: full decode (1 DDIM step, 2 tiles, 1 thread)")
+
+
+@needs_chromium
 def test_the_page_runs_from_file_urls(tmp_path):
     """Opened from disk (file://), the scripts run: Chromium would refuse module scripts."""
     write_page(tmp_path)

@@ -299,13 +299,43 @@ class DevTools:
         self._profile.cleanup()
 
 
+def pick_from_disk(folder: Path, cgdm_file: Path, until=("full", "error"), timeout: float = 300,
+                   size: tuple[int, int] = (1100, 760), shot: Path | None = None) -> dict:
+    """Open ``folder``'s index.html from disk (file://), choose ``cgdm_file`` in its file
+    picker (DevTools' DOM.setFileInputFiles, as a person would) and wait for ``until``:
+    the page's state, error line, status and timings (and a screenshot to ``shot``)."""
+    tools = DevTools(size)
+    try:
+        tools.open((Path(folder) / "index.html").as_uri(), ("ready",))
+        root = tools.call("DOM.getDocument", session=True)["root"]["nodeId"]
+        node = tools.call("DOM.querySelector", session=True, nodeId=root, selector="#pick")["nodeId"]
+        tools.call("DOM.setFileInputFiles", session=True, nodeId=node, files=[str(Path(cgdm_file).resolve())])
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = tools.evaluate("document.body.dataset.state")
+            if state in until:
+                break
+            time.sleep(0.05)
+        found = tools.evaluate("({state: document.body.dataset.state, ms: document.body.dataset.ms, "
+                               "fullMs: document.body.dataset.fullMs, status: document.getElementById('status').textContent, "
+                               "error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent, "
+                               "isolated: self.crossOriginIsolated, href: location.href})")
+        if shot is not None:
+            time.sleep(0.2)
+            tools.screenshot(shot)
+        return found
+    finally:
+        tools.close()
+
+
 def screenshot(url: str, out: Path, size: tuple[int, int] = (1100, 760), until=("decoded", "error", "ready"),
-               then: str | None = None) -> str:
+               then: str | None = None, timeout: float = 20) -> str:
     """A PNG of the page at ``url`` once its state is one of ``until`` (and the script
     ``then`` has run); the state it reached."""
     tools = DevTools(size)
     try:
-        state = tools.open(url, until)
+        state = tools.open(url, until, timeout)
         if then:
             tools.evaluate(then)
         time.sleep(0.2)  # a frame or two for the canvas to be painted
@@ -316,8 +346,9 @@ def screenshot(url: str, out: Path, size: tuple[int, int] = (1100, 760), until=(
 
 
 def make_screenshots(out: Path, photo: Path) -> None:
-    """docs/web's screenshots: the picker (from file://), a golden file decoded, the slider
-    over ``photo`` (resized to 768x512, coded at quality 3) and a truncated file's error."""
+    """docs/web's screenshots: the picker (from file://), a golden file decoded in full, the
+    slider over ``photo`` (resized to 768x512, coded at quality 3) in full, the same photo's
+    base-only picture while its full decode runs, and a truncated file's error."""
     import shutil as sh
 
     import cgdm_codec
@@ -340,12 +371,69 @@ def make_screenshots(out: Path, photo: Path) -> None:
         screenshot((folder / "index.html").as_uri(), out / "picker.png", (1000, 420))
         with Served(folder) as served:
             page = served.url + "index.html?file="
-            screenshot(page + golden.name, out / "decoded-golden.png", (1000, 640))
-            screenshot(page + "photo.cgdm&original=photo.png&slider=50", out / "compare-slider.png", (1280, 980))
+            full = ("full", "error")
+            screenshot(page + golden.name, out / "decoded-golden.png", (1000, 680), full, timeout=300)
+            screenshot(page + "photo.cgdm&original=photo.png&slider=50", out / "compare-slider.png", (1280, 1000),
+                       full, timeout=300)
+            screenshot(page + "photo.cgdm", out / "base-then-full.png", (1280, 1000), ("decoded",), timeout=300)
             screenshot(page + "truncated.cgdm", out / "error-truncated.png", (1000, 420))
 
 
-if __name__ == "__main__":  # python tests/web_harness.py docs/web PHOTO
+def photo_768x512(photo: Path, folder: Path) -> tuple[bytes, "Image.Image"]:
+    """``photo`` resized to 768 wide, its middle 512 rows, coded at quality 3 (the default
+    decode the timings of docs/web.md are for): the file's bytes and the picture."""
+    import cgdm_codec
+    from PIL import Image
+
+    im = Image.open(photo).convert("RGB")
+    im = im.resize((768, round(im.height * 768 / im.width)), Image.LANCZOS)
+    top = (im.height - 512) // 2
+    im = im.crop((0, top, 768, top + 512))
+    return cgdm_codec.encode(im, quality=3, base="av1"), im
+
+
+def measure(photo: Path, repeat: int = 5) -> dict:
+    """docs/web.md's timings: the 768x512 default decode in headless Chromium, base-only and
+    full, one thread (served plainly, as from file://) and WebAssembly threads (served
+    cross-origin isolated), in the decoder and in the page."""
+    import cgdm_codec
+    from cgdm_codec.webpage import write_page
+
+    out: dict = {"chromium": chromium_version()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_page(folder)
+        data, im = photo_768x512(photo, folder)
+        (folder / "photo.cgdm").write_bytes(data)
+        out["bytes"] = len(data)
+        t0 = time.perf_counter()
+        cgdm_codec.decode(data, device="cpu")
+        out["python_full_ms_first"] = 1000 * (time.perf_counter() - t0)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            cgdm_codec.decode(data, device="cpu")
+            times.append(1000 * (time.perf_counter() - t0))
+        out["python_full_ms"] = times
+        for isolated in (False, True):
+            cases = [{"name": "photo.cgdm", "repeat": repeat, "pixels": False, "page": True, "until": ["full", "error"],
+                      "pageLimit": 300000},
+                     {"name": "photo.cgdm", "full": True, "repeat": repeat, "pixels": False, "limit": 300000}]
+            results, done = run_cases(folder, cases, timeout=900, isolated=isolated)
+            key = "threads" if isolated else "one_thread"
+            out[key] = {"base_ms": results[0]["ms"], "full_ms": results[1]["ms"], "threads": results[1].get("threads"),
+                        "isolated": results[1].get("isolated"), "timing_last": results[1].get("timing"),
+                        "page": {k: results[2][k] for k in ("state", "ms", "fullMs", "status")}}
+            assert results[2]["state"] == "full", results[2]
+        # from disk (file://, one thread), cold: the page loads the runtime and the weights first
+        out["file_url"] = [pick_from_disk(folder, folder / "photo.cgdm") for _ in range(2)]
+    return out
+
+
+if __name__ == "__main__":  # python tests/web_harness.py docs/web PHOTO | --measure PHOTO
     import sys
 
-    make_screenshots(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "--measure":
+        print(json.dumps(measure(Path(sys.argv[2])), indent=1))
+    else:
+        make_screenshots(Path(sys.argv[1]), Path(sys.argv[2]))
