@@ -2,13 +2,14 @@
 ``python -m cgdm_codec.train.quantise cgdm_codec/weights/cgdm-av1-5.safetensors --data ../shared/datasets/train``.
 
 What it writes, beside the weights, for each role asked (default ``denoise``):
-``NAME.ROLE.int8.onnx``, the float graph (``train/export_onnx.py``) with every convolution
-quantised: weights int8 per output channel (symmetric), activations uint8 per tensor with
-ranges calibrated on decodes of TRAINING photos (never the validation sets). The
-normalisations, SiLUs, the condition's Gemms and the head's filter stay float32. The graph
-carries its int8 weights itself (the float graph reads its tensors from the safetensors
-file; the quantised tensors are not in it), about a quarter of the float bytes. Its sha256
-goes into the manifest under ``onnx_int8``; ``runtime.quantised_paths`` checks it.
+``NAME.ROLE.int8.onnx``, the float graph (``train/export_onnx.py``) with its convolutions
+quantised (QDQ format by default), all but ``FLOAT_NODES``: weights int8 per output channel
+(symmetric), activations uint8 per tensor with ranges calibrated on decodes of TRAINING
+photos (never the validation sets). The normalisations, SiLUs and the condition's Gemms
+stay float32. The graph carries its int8 weights itself; its float tensors are external
+references into the safetensors file again, as in the float graph (``export_onnx.externalise``),
+so the denoise graph is ~0.7 MB. Its sha256 goes into the manifest under ``onnx_int8``;
+``runtime.quantised_paths`` checks it.
 
 Calibration (deterministic: same photos, crops, levels and seeds on every run): from each
 of the three training folders the ``--per-folder`` photos at evenly spaced places of its
@@ -116,7 +117,7 @@ class FeedReader:
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.feeds, None)
 
-    def rewind(self) -> None:  # not needed: each calibrator pass gets a new reader
+    def rewind(self) -> None:  # the calibrators read the feeds once
         pass
 
 
@@ -124,7 +125,8 @@ def quantise_graph(float_graph: Path, out: Path, feeds: list[dict[str, np.ndarra
                    method: str = "percentile", op_types: tuple[str, ...] = ("Conv",),
                    exclude: tuple[str, ...] = ()) -> None:
     """``float_graph`` with its ``op_types`` quantised (int8 per-channel weights, uint8
-    activations calibrated on ``feeds``), written to ``out`` as one self-contained file."""
+    activations calibrated on ``feeds``) but the nodes named in ``exclude``, written to
+    ``out`` beside the weights (its float tensors read from them)."""
     import tempfile
 
     import onnx
