@@ -15,16 +15,18 @@ almost nothing to code. The symbols' entropy coding is ``entropy_models.texture_
 At realism R the decoder then adds, per block, the energy the decode lacks against that
 target (none where the decode already has it), spread inside the block by the fitted
 model's per-pixel estimate of where detail is missing (so edges, which lack sharpness
-rather than grain, get little) plus a uniform share, and put in as ``texture.amplified``
-does: first by amplifying the band the decode kept, then as seeded band noise. Block
-values are interpolated bilinearly between block centres so no block edge shows.
+rather than grain, get little), none within a few pixels of a strong edge (``edge_mask``:
+texture drawn across an edge reads as a halo), and put in as ``texture.amplified`` does:
+first by amplifying the band the decode kept, then as seeded band noise. Block values are
+interpolated bilinearly between block centres so no block edge shows. The constants were
+chosen on training photos (``benchmarks/texture_map_calibration.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, analyse, atrous_bands,
+from .texture import (LUMA, STRIP, BandTerm, TextureConfig, _erode, amplified, analyse, atrous_bands,
                       band_noise_rms, margin, noise_rows)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
@@ -48,7 +50,11 @@ PEAK = 8.0
 #: through the band's filter, which passes only part of it (amplified detail of the decode
 #: lies low in the finest band; band-filtered noise of the second band spreads into the
 #: first), so the finest band needs more in than it should show.
-ENERGY_GAIN = (1.6, 0.95)
+ENERGY_GAIN = (1.8, 1.0)
+#: Texture stays this far (px) from strong edges, fading from a luma gradient of EDGE_LOW to
+#: EDGE_HIGH (in [0, 1] units per pixel: 8 and 24 levels of 8 bits).
+EDGE_RADIUS = 3
+EDGE_LOW, EDGE_HIGH = 16 / 255, 48 / 255
 _BAND_MARGIN = 8  # rows a strip needs on each side for two à trous bands (radii 2 + 4)
 
 
@@ -119,6 +125,15 @@ def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarr
     return (cols[r0] * (1 - rw)[:, None] + cols[r1] * rw[:, None]).astype(np.float32)
 
 
+def edge_mask(luma: np.ndarray) -> np.ndarray:
+    """1 away from strong edges, falling to 0 within ``EDGE_RADIUS`` px of one (luma gradient
+    over ``EDGE_LOW``..``EDGE_HIGH`` per pixel): texture drawn across an edge reads as a halo
+    or speckle along it, and what a softened edge lacks is sharpness, not grain."""
+    gy, gx = np.gradient(luma)
+    g = -_erode(-np.hypot(gx, gy).astype(np.float32), 2 * EDGE_RADIUS + 1)  # the local maximum
+    return np.clip((np.float32(EDGE_HIGH) - g) / np.float32(EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
+
+
 def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,
                        target: np.ndarray) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
@@ -138,7 +153,8 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, 
         rows = slice(top - lo, top - lo + min(STRIP, h - top))
         a = analyse(luma[lo:hi], qindex, cfg)
         noise = atrous_bands(noise_rows(seed, cfg.period, lo, hi - lo, w), BANDS)
-        return rows, [BandTerm(a.features[..., k], noise[k], unit[k], a.bands[k], a.energy[k]) for k in range(BANDS)]
+        return rows, [BandTerm(a.features[..., k], noise[k], unit[k], a.bands[k], a.energy[k])
+                      for k in range(BANDS)]
 
     have = np.zeros((BANDS, *grid(h, w)))
     where = np.zeros_like(have)
@@ -153,12 +169,14 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, 
     for top, lo, hi in strips:
         rows, found = terms(top, lo, hi)
         n = rows.stop - rows.start
+        keep = edge_mask(luma[lo:hi])[rows]
         tex = np.zeros((n, w), dtype=np.float32)
         for k, term in enumerate(found):
             lack = _upsample(need[k], top, n, w) * np.float32(ENERGY_GAIN[k])
             add = term.missing[rows] + np.float32(SPREAD)
             add *= lack / (_upsample(where[k], top, n, w) + np.float32(SPREAD))
             np.minimum(add, np.float32(PEAK) * lack, out=add)
+            add *= keep  # the share of pixels near strong edges is dropped, not moved elsewhere
             tex += amplified(term._replace(band=term.band[rows], energy=term.energy[rows], noise=term.noise[rows]),
                              add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
         rgb[:, top:top + n] += np.float32(realism) * tex
