@@ -57,6 +57,9 @@ class TextureConfig:
     #: is restored at a fraction of noise's cost in squared error (``band_texture``).
     amplify: tuple[float, ...] = (0.0, 0.0)
     max_gain: float = 2.0
+    #: No texture within ``EDGE_RADIUS`` px of a strong edge (``edge_mask``); False in models
+    #: fitted before it existed, whose pictures stay as they were.
+    edge_mask: bool = False
     fitted: dict[str, Any] = field(default_factory=dict, compare=False)  # how (provenance)
 
     @property
@@ -78,7 +81,8 @@ class TextureConfig:
                    gain_q=tuple(float(g) for g in d.get("gain_q", (0.0,) * len(d["gain"]))),
                    window=int(d["window"]), erode=int(d["erode"]),
                    period=int(d["period"]), amplify=tuple(float(a) for a in d.get("amplify", (0.0,) * len(d["coef"]))),
-                   max_gain=float(d.get("max_gain", 2.0)), fitted=dict(d.get("fitted", {})))
+                   max_gain=float(d.get("max_gain", 2.0)), edge_mask=bool(d.get("edge_mask", False)),
+                   fitted=dict(d.get("fitted", {})))
 
     def gains(self, qindex: int) -> tuple[float, ...]:
         """Each band's gain at this quantiser (``gain`` alone where ``gain_q`` is zero, as in
@@ -155,6 +159,21 @@ def _erode(x: np.ndarray, side: int) -> np.ndarray:
     rows = functools.reduce(np.minimum, (p[:, k:k + w] for k in range(side)))
     p = np.pad(rows, ((r, r), (0, 0)), mode="edge")
     return functools.reduce(np.minimum, (p[k:k + h, :] for k in range(side)))
+
+
+#: Texture stays this far (px) from strong edges, fading from a luma gradient of EDGE_LOW to
+#: EDGE_HIGH (in [0, 1] units per pixel: 16 and 48 levels of 8 bits).
+EDGE_RADIUS = 3
+EDGE_LOW, EDGE_HIGH = 16 / 255, 48 / 255
+
+
+def edge_mask(luma: np.ndarray) -> np.ndarray:
+    """1 away from strong edges, falling to 0 within ``EDGE_RADIUS`` px of one (luma gradient
+    over ``EDGE_LOW``..``EDGE_HIGH`` per pixel): texture drawn across an edge reads as a halo
+    or speckle along it, and what a softened edge lacks is sharpness, not grain."""
+    gy, gx = np.gradient(luma)
+    g = -_erode(-np.hypot(gx, gy).astype(np.float32), 2 * EDGE_RADIUS + 1)  # the local maximum
+    return np.clip((np.float32(EDGE_HIGH) - g) / np.float32(EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
 
 
 def local_energy(band: np.ndarray, cfg: "TextureConfig") -> np.ndarray:
@@ -262,7 +281,10 @@ def texture_of(terms: list[BandTerm], cfg: TextureConfig, qindex: int) -> np.nda
 
 def synthesis(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> np.ndarray:
     """The luma texture to add at realism 1, for a whole image or a strip with margins."""
-    return texture_of(band_terms(decode_luma, noise, qindex, cfg), cfg, qindex)
+    tex = texture_of(band_terms(decode_luma, noise, qindex, cfg), cfg, qindex)
+    if cfg.edge_mask:
+        tex *= edge_mask(decode_luma)
+    return tex
 
 
 def margin(cfg: TextureConfig) -> int:

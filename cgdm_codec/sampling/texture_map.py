@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .texture import (LUMA, STRIP, BandTerm, TextureConfig, _erode, amplified, analyse, atrous_bands,
-                      band_noise_rms, margin, noise_rows)
+from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, analyse, atrous_bands,
+                      band_noise_rms, edge_mask, margin, noise_rows)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
 BANDS = 2  # the two finest bands
@@ -51,10 +51,6 @@ PEAK = 8.0
 #: lies low in the finest band; band-filtered noise of the second band spreads into the
 #: first), so the finest band needs more in than it should show.
 ENERGY_GAIN = (1.8, 1.0)
-#: Texture stays this far (px) from strong edges, fading from a luma gradient of EDGE_LOW to
-#: EDGE_HIGH (in [0, 1] units per pixel: 8 and 24 levels of 8 bits).
-EDGE_RADIUS = 3
-EDGE_LOW, EDGE_HIGH = 16 / 255, 48 / 255
 _BAND_MARGIN = 8  # rows a strip needs on each side for two à trous bands (radii 2 + 4)
 
 
@@ -123,15 +119,6 @@ def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarr
     cols = values[:, c0] * (1 - cw) + values[:, c1] * cw  # (By, W)
     r0, r1, rw = axis(by, top, height)
     return (cols[r0] * (1 - rw)[:, None] + cols[r1] * rw[:, None]).astype(np.float32)
-
-
-def edge_mask(luma: np.ndarray) -> np.ndarray:
-    """1 away from strong edges, falling to 0 within ``EDGE_RADIUS`` px of one (luma gradient
-    over ``EDGE_LOW``..``EDGE_HIGH`` per pixel): texture drawn across an edge reads as a halo
-    or speckle along it, and what a softened edge lacks is sharpness, not grain."""
-    gy, gx = np.gradient(luma)
-    g = -_erode(-np.hypot(gx, gy).astype(np.float32), 2 * EDGE_RADIUS + 1)  # the local maximum
-    return np.clip((np.float32(EDGE_HIGH) - g) / np.float32(EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
 
 
 def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,

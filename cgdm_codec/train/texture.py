@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, features, noise_rows,
+from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, edge_mask, features, noise_rows,
                                 texture_energy, texture_of)
 
 GRID = 4  # sample every 4th pixel each way for the fit
@@ -124,6 +124,8 @@ def calibrate(samples: list, cfg: TextureConfig, rounds: int = 3) -> tuple[tuple
 def textured_decode(dec: np.ndarray, terms: list, cfg: TextureConfig, qindex: int) -> np.ndarray:
     """decode + texture at realism 1 as uint8 (H, W, 3), from precomputed ``band_terms``."""
     tex = texture_of(terms, cfg, qindex)
+    if cfg.edge_mask:
+        tex *= edge_mask(np.tensordot(LUMA, dec, axes=1))
     return np.rint(np.clip(dec + tex, 0.0, 1.0).transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--amplify", type=float, nargs="*", default=[0.0, 0.0],
                     help="per band, the share of the added energy that amplifies the decode's band")
     ap.add_argument("--max-gain", type=float, default=2.0, help="the most a band is amplified")
+    ap.add_argument("--edge-mask", action="store_true", help="no texture within a few px of strong edges")
     ap.add_argument("--write", action="store_true", help="store the model in the weights' manifest")
     ap.add_argument("--for", dest="generation", default=None, metavar="WEIGHTS",
                     help="with --write: store it for files of these diffusion weights only (texture_for); "
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no diffusion decodes to fit on (every encode chose the base codec alone)", file=sys.stderr)
         return 1
     print(f"{len(samples)} decodes in {time.time() - t0:.0f} s")
-    cfg = TextureConfig(amplify=tuple(args.amplify), max_gain=args.max_gain)
+    cfg = TextureConfig(amplify=tuple(args.amplify), max_gain=args.max_gain, edge_mask=args.edge_mask)
     cfg = replace(cfg, coef=fit_coefficients(samples, cfg))
     fitted = {"command": "python -m cgdm_codec.train.texture " + " ".join(argv or sys.argv[1:]),
               "data": f"{args.images} photos of {args.data.name} (halved, centre {args.crop} px), "
