@@ -377,8 +377,9 @@ def _eval_command(a: dict) -> str:
               help="libaom speed of the first AVIF anchor [default: 6, libavif's own default; "
                    "cgdm's default effort uses 3, or 4 above 4.2 MP].")
 @click.option("--ablation", "ablations", multiple=True, default=("base-only",), show_default=True,
-              type=click.Choice(["base-only", "no-finetune", "none"]),
-              help="Extra cgdm curves (repeatable; 'none' for none).")
+              type=click.Choice(["base-only", "no-finetune", "realism", "realism-map", "none"]),
+              help="Extra cgdm curves (repeatable; 'none' for none): realism = the same file at "
+                   "--realism 1, realism-map = encoded --texture-map, decoded at --realism 1.")
 @click.option("--effort", type=click.Choice(["fast", "default", "max"]), default=None,
               help="Encoder effort [default: fast, where the encoder has efforts].")
 @click.option("--resume/--no-resume", default=True, show_default=True,

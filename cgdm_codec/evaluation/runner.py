@@ -44,6 +44,10 @@ ABLATIONS: dict[str, Ablation] = {
                           about="the same .cgdm file decoded without the diffusion stage"),
     "no-finetune": Ablation(encode={"finetune": False}, requires="finetune",
                             about="encoded without online fine-tuning"),
+    "realism": Ablation(decode={"realism": 1.0},
+                        about="the same .cgdm file decoded at realism 1 (docs/realism.md)"),
+    "realism-map": Ablation(encode={"texture_map": True}, decode={"realism": 1.0}, requires="texture_map",
+                            about="encoded with a texture map, decoded at realism 1"),
 }
 
 
