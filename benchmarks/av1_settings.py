@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from cgdm_codec.evaluation.bdrate import bd_rate
-from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
+from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 
 SUNHAYS = Path(__file__).resolve().parents[2] / "shared/datasets/val/sunhays80"
 #: The probe as first run (docs/base-codec.md's table).

@@ -21,7 +21,7 @@ from PIL import Image
 from cgdm_codec.base.av1 import LEVEL_QUALITY, encode_avif
 from cgdm_codec.evaluation.bdrate import bd_rate
 from cgdm_codec.evaluation.images import list_images, load_reference, to_rgb_array
-from cgdm_codec.metrics import ms_ssim, psnr
+from cgdm_codec.quality import ms_ssim, psnr
 
 
 def main() -> None:

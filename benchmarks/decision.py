@@ -25,8 +25,8 @@ from PIL import Image, ImageOps
 
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
-from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
-from cgdm_codec.tuning import objective
+from cgdm_codec.quality import haarpsi, ms_ssim, psnr
+from cgdm_codec.quality import objective
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 

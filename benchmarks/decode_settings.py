@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 from cgdm_codec import pipeline
 from cgdm_codec.base.interface import tensor_to_rgb
 from cgdm_codec.container import parse
-from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
+from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 from cgdm_codec.sampling.restore import restore
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}

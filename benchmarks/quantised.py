@@ -51,7 +51,7 @@ def decode_both(data: bytes, threads: int) -> tuple[np.ndarray, np.ndarray]:
 
 def numerics(args: argparse.Namespace) -> dict:
     import cgdm_codec
-    from cgdm_codec.metrics import psnr
+    from cgdm_codec.quality import psnr
 
     data = Path(args.folder)
     files = sorted((data / "urban100").iterdir())[1::12] + sorted((data / "bsds500").iterdir())[7::125]
@@ -114,7 +114,7 @@ def load(path: Path, downscale: float) -> Image.Image:
 def scores(out: np.ndarray, ref: np.ndarray) -> dict[str, float | None]:
     from cgdm_codec.artefacts import period2_ratio
     from cgdm_codec.evaluation.quality import vif
-    from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
+    from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 
     return {"psnr": psnr(out, ref), "ms_ssim": ms_ssim(out, ref), "haarpsi": haarpsi(out, ref),
             "vif": vif(ref, out), "period2": period2_ratio(out)}

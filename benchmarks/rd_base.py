@@ -4,7 +4,7 @@ For every image and cgdm quality level the .cgdm file is made and decoded (base 
 and with ``--diffusion`` also the full decoder). Each classical codec is then run at the
 quality setting whose file size is closest to the .cgdm file's (bisection over the codec's
 quality parameter, per image and level), so all codecs are compared at the same bits per
-pixel. All metrics are full-reference on 8-bit RGB (see ``cgdm_codec.metrics``).
+pixel. All metrics are full-reference on 8-bit RGB (see ``cgdm_codec.quality``).
 
     python benchmarks/rd_base.py --limit 2 --out runs/rd_base.json
 
@@ -30,7 +30,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cgdm_codec import metrics  # noqa: E402
+from cgdm_codec import quality  # noqa: E402
 from cgdm_codec.evaluation.anchors import (  # noqa: E402
     ALL, ClassicalCodec, available_anchors, avif_support, bpp_of, cached, match_bpp)
 from cgdm_codec.evaluation.images import (  # noqa: E402
@@ -44,9 +44,9 @@ DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "val" / "sunhays80"
 def quality_row(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
     """All metrics of a decoded image against the reference."""
     return {
-        "psnr": metrics.psnr(ref, out),
-        "ms_ssim": metrics.ms_ssim(ref, out),
-        "haarpsi": metrics.haarpsi(ref, out),
+        "psnr": quality.psnr(ref, out),
+        "ms_ssim": quality.ms_ssim(ref, out),
+        "haarpsi": quality.haarpsi(ref, out),
     }
 
 

@@ -46,7 +46,7 @@ from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_codec.evaluation.anchors import avif_anchor, cached, match_bpp
 from cgdm_codec.evaluation.images import decode_pil_bytes, list_images, load_reference, to_rgb_array
-from cgdm_codec.metrics import band_energy_ratios as band_ratios, haarpsi, psnr
+from cgdm_codec.quality import band_energy_ratios as band_ratios, haarpsi, psnr
 
 PATCH = 128
 LADDER = (5, 15, 25, 35, 45, 55, 65, 75, 85)

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.sampling.restore import restore
-from cgdm_codec.tuning.objective import Objective
+from cgdm_codec.quality.objective import Objective
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
         for ref, sym in (("sent", sent), ("zero", torch.zeros_like(sent)), ("median", median)):
             out = restore(cgdm, x_tilde, sym, cond, f.seed, f.steps, device="cpu")
             bpp = 8 * len(cgdm.prior.encode_syntax(sym)) / pixels
-            score[ref] = float(objective(out, x, bpp))
+            score[ref] = float(objective.torch(out, x, bpp))
         rows.append({"image": name, "level": lv, "syntax_bytes": len(f.syntax),
                      "nonzero": int((sent != 0).sum()), **score})
         print(f"{name} q{lv}: syntax {len(f.syntax)} B, {rows[-1]['nonzero']} non-zero symbols, "

@@ -93,9 +93,9 @@ def edge_overshoot(decoded: np.ndarray, original: np.ndarray) -> float:
 
 def fine_band(y: np.ndarray) -> np.ndarray:
     """|finest Laplacian band| of a luma image (the pyramid the band-energy ratios use)."""
-    from .runtime import laplacian_bands
+    from .quality.bands import laplacian_bands_numpy
 
-    return np.abs(laplacian_bands(y, 1)[0])
+    return np.abs(laplacian_bands_numpy(y, 1)[0])
 
 
 def block_means(x: np.ndarray, block: int) -> np.ndarray:

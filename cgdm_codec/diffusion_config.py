@@ -89,7 +89,7 @@ class SyntaxConfig:
     hidden: int = 128
     symbol_range: int = 63
     pool_tile: int = 512  # the encoder pools large images tile by tile to bound memory
-    # Also give the MLP measured band statistics of x and x~ (models.syntax.band_means):
+    # Also give the MLP measured band statistics of x and x~ (quality.bands.band_means_torch):
     # conv features pooled over whole images barely differ between images at the start,
     # so a generator without them sends nearly the same symbols for every image.
     statistics: bool = False

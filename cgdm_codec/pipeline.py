@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 from .container import TEXTURE_MAP, CgdmFile, ColourMode, FormatError, parse, serialize
 from .errors import ConfigError, ImageError, MissingDependency, WeightsError
 from .base.registry import DEFAULT_BACKEND, backend, create
-from .tuning.objective import Objective
+from .quality.objective import Objective
 from .weights import base_weights_path, decoders, verified_manifest, weights_dir, weights_id
 
 if TYPE_CHECKING:

@@ -22,12 +22,12 @@ import numpy as np
 
 from .cores import granted_cores
 from .diffusion_config import SyntaxConfig, UNetConfig
+from .quality.bands import band_means_numpy as band_means
 from .sampling.sample import Steering
 
 #: Tiles up to this many pixels run side by side, one core each (``OrtDenoiser``).
 TILEWISE_MAX_PIXELS = 128 * 1024
 STAT_BANDS, STAT_EPS = 4, 1e-3  # models.syntax: the band statistics' bands and floor
-BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
 
 
 class MissingGraphs(RuntimeError):
@@ -222,36 +222,6 @@ class OrtDenoiser:
 
     def grad_enabled(self) -> bool:
         return False
-
-
-def _separable(x: np.ndarray) -> np.ndarray:
-    """The 5-tap binomial low-pass of every channel, edges replicated (losses._separable)."""
-    h, w = x.shape[-2:]
-    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(2, 2), (2, 2)], mode="edge")
-    rows = sum(BINOMIAL5[k] * p[..., :, k:k + w] for k in range(5))
-    return sum(BINOMIAL5[k] * rows[..., k:k + h, :] for k in range(5))
-
-
-def laplacian_bands(x: np.ndarray, levels: int) -> list[np.ndarray]:
-    """Band-pass images of a Laplacian pyramid, finest first (losses.laplacian_bands)."""
-    bands = []
-    for _ in range(levels):
-        if min(x.shape[-2:]) < 4:
-            break
-        low = _separable(x)
-        bands.append(x - low)
-        x = low[..., ::2, ::2]
-    return bands
-
-
-def band_means(x: np.ndarray, x_tilde: np.ndarray) -> np.ndarray:
-    """models.syntax.band_means on arrays: (B, 3 * STAT_BANDS * C)."""
-    bx, bt = laplacian_bands(x, STAT_BANDS), laplacian_bands(x_tilde, STAT_BANDS)
-    absent = [np.zeros(x.shape[:2], dtype=np.float32)] * (STAT_BANDS - len(bx))
-    means: list[np.ndarray] = []
-    for group in (bx, bt, [a - b for a, b in zip(bx, bt)]):
-        means += [np.abs(b).mean(axis=(-2, -1), dtype=np.float32) for b in group] + absent
-    return np.concatenate(means, axis=1)
 
 
 class OrtSyntaxGenerator:

@@ -114,7 +114,9 @@ def test_cgdm_bundle_has_all_parts():
 
 
 def test_offline_perceptual_loss():
-    from cgdm_codec.losses import band_energy_loss, fine_loss, ms_ssim, perceptual_loss
+    from cgdm_codec.quality.bands import band_energy_torch as band_energy_loss
+    from cgdm_codec.quality.objective import fine_loss, perceptual_torch as perceptual_loss
+    from cgdm_codec.quality.msssim import ms_ssim_torch as ms_ssim
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 64, 64, generator=gen)
@@ -137,8 +139,8 @@ def test_haarpsi_loss_is_the_evaluation_metric_made_differentiable():
     """The training term must be the metric the evaluation reports, not a look-alike."""
     import numpy as np
 
-    from cgdm_codec import metrics
-    from cgdm_codec.losses import haarpsi_loss
+    from cgdm_codec import quality as metrics
+    from cgdm_codec.quality.haar import haarpsi_torch
 
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:96, 0:80]
@@ -146,10 +148,10 @@ def test_haarpsi_loss_is_the_evaluation_metric_made_differentiable():
     b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
     c = np.clip(a * 0.7 + 40, 0, 255).astype(np.uint8)
     t = lambda z: torch.from_numpy(z.copy()).float().permute(2, 0, 1) / 255  # noqa: E731
-    losses = haarpsi_loss(torch.stack([t(b), t(c), t(a)]), torch.stack([t(a), t(a), t(a)]))
+    losses = 1.0 - haarpsi_torch(torch.stack([t(b), t(c), t(a)]), torch.stack([t(a), t(a), t(a)]))
     expected = [1 - metrics.haarpsi(a, b), 1 - metrics.haarpsi(a, c), 0.0]
     torch.testing.assert_close(losses, torch.tensor(expected), atol=2e-5, rtol=0)
     assert 0.05 < float(losses[0]) < 0.95 and float(losses[0]) != float(losses[1])
     x_hat = t(b)[None].requires_grad_()
-    haarpsi_loss(x_hat, t(a)[None]).sum().backward()
+    (1.0 - haarpsi_torch(x_hat, t(a)[None])).sum().backward()
     assert torch.isfinite(x_hat.grad).all() and float(x_hat.grad.abs().sum()) > 0

@@ -17,7 +17,7 @@ from PIL import Image
 import cgdm_codec
 from cgdm_codec import options, runtime
 from cgdm_codec.errors import ConfigError, WeightsError
-from cgdm_codec.metrics import psnr
+from cgdm_codec.quality import psnr
 from cgdm_codec.runtime import OrtDenoiser, graph_paths, precision, precision_scope, quantised_paths
 from cgdm_codec.weights import read_manifest, weights_dir
 from conftest import textured

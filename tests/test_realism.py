@@ -18,7 +18,7 @@ import cgdm_codec
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.errors import ConfigError, WeightsError
-from cgdm_codec.runtime import laplacian_bands
+from cgdm_codec.quality.bands import laplacian_bands_numpy
 from conftest import textured
 
 pytestmark = pytest.mark.torch
@@ -28,7 +28,7 @@ ONE_STEP = GOLDEN / "av1-cgdm3s1-q3.cgdm"
 
 
 def finest_energy(rgb: np.ndarray) -> float:
-    return float(np.abs(laplacian_bands(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255, 1)[0]).mean())
+    return float(np.abs(laplacian_bands_numpy(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255, 1)[0]).mean())
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import importlib
 import json
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from cgdm_codec.container import parse
 from cgdm_codec.diffusion_config import CgdmConfig
 from cgdm_codec.errors import WeightsError
 from cgdm_codec.models.cgdm import Cgdm
-from cgdm_codec.runtime import OrtDenoiser, OrtSyntaxGenerator, band_means, graph_paths
+from cgdm_codec.runtime import OrtDenoiser, OrtSyntaxGenerator, graph_paths
 from cgdm_codec.sampling.restore import decode_canvas, restore
 from cgdm_codec.weights import read_manifest, weights_dir
 from conftest import textured
@@ -125,57 +124,6 @@ def test_onnx_syntax_generator_equals_torch(size):
     assert np.abs(got - want).max() < 1e-3
 
 
-def test_band_means_match_the_torch_statistics():
-    from cgdm_codec.models.syntax import band_means as torch_band_means
-
-    gen = torch.Generator().manual_seed(0)
-    for size in ((64, 80), (20, 9), (2, 3)):
-        x, xt = torch.rand(2, 3, *size, generator=gen) * 2 - 1, torch.rand(2, 3, *size, generator=gen) * 2 - 1
-        np.testing.assert_allclose(band_means(x.numpy(), xt.numpy()), torch_band_means(x, xt).numpy(),
-                                   rtol=1e-5, atol=1e-6)
-
-
-def test_numpy_objective_matches_the_torch_objective():
-    from cgdm_codec.tuning.objective import Objective
-    from cgdm_codec.tuning.objective_numpy import objective
-
-    gen = torch.Generator().manual_seed(1)
-    for size in ((96, 130), (40, 23), (7, 9)):
-        a = torch.rand(2, 3, *size, generator=gen)
-        b = (a + 0.1 * torch.randn(a.shape, generator=gen)).clamp(0, 1)
-        want = float(Objective()(a, b, 0.01))
-        assert abs(objective(a.numpy(), b.numpy(), 0.01) - want) < 1e-4 * max(1.0, abs(want))
-        with_h = Objective(lambda_h=0.5)
-        want_h = float(with_h(a, b, 0.01))
-        assert want_h > want
-        assert abs(objective(a.numpy(), b.numpy(), 0.01, **asdict(with_h)) - want_h) < 1e-4 * max(1.0, abs(want_h))
-
-
-def test_numpy_haarpsi_is_the_evaluation_metric():
-    """The torch-free encoder's HaarPSI against ``metrics.haarpsi`` (float64), odd sizes too."""
-    from cgdm_codec.metrics import haarpsi as metric
-    from cgdm_codec.tuning.objective_numpy import haarpsi
-
-    rng = np.random.default_rng(4)
-    for h, w in ((96, 130), (41, 23), (9, 7)):
-        ref = textured(h, w, seed=h)
-        noisy = np.clip(ref + rng.normal(0, 12, ref.shape), 0, 255).astype(np.uint8)
-        for other in (noisy, ref):
-            got = haarpsi(other.transpose(2, 0, 1)[None] / np.float32(255.0),
-                          ref.transpose(2, 0, 1)[None] / np.float32(255.0))
-            assert abs(float(got[0]) - metric(other, ref)) < 2e-5
-
-
-def test_the_encoder_scores_with_the_generations_own_objective():
-    """A generation trained with a HaarPSI term is scored with it; older ones as before."""
-    from cgdm_codec.tuning.objective import Objective
-
-    newest = json.loads((weights_dir() / "cgdm-av1-4.json").read_text())
-    assert Objective.of(newest) == Objective(lambda_d=1.0, lambda_p=0.3, lambda_f=0.05, lambda_h=0.5)
-    older = json.loads((weights_dir() / "cgdm-av1-3.json").read_text())
-    assert Objective.of(older) == Objective()
-
-
 def _run(code: str, *args: str) -> str:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -210,7 +158,7 @@ class _Stop(Exception):
 def test_both_encoders_score_with_the_generations_objective(monkeypatch, effort, where):
     """The torch-free single pass and the torch search both get the newest generation's
     training objective (HaarPSI included), not the defaults."""
-    from cgdm_codec.tuning.objective import Objective
+    from cgdm_codec.quality.objective import Objective
 
     module, name = where.rsplit(".", 1)
     seen = []

@@ -11,7 +11,7 @@ import pytest
 
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
-from cgdm_codec.metrics import band_energy_ratios
+from cgdm_codec.quality import band_energy_ratios
 from cgdm_codec.sampling import texture
 from cgdm_codec.sampling.texture import TextureConfig, add_texture
 from conftest import textured

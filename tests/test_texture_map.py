@@ -16,7 +16,7 @@ from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_codec.entropy_models.texture_map_coding import decode_map, encode_map
 from cgdm_codec.errors import FormatError
-from cgdm_codec.metrics import band_energy_ratios
+from cgdm_codec.quality import band_energy_ratios
 from cgdm_codec.sampling import texture_map as T
 from cgdm_codec.sampling.texture import TextureConfig
 

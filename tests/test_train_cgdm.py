@@ -113,7 +113,7 @@ def test_syntax_proxy_lets_the_unet_learn_from_small_syntax_values(proxy):
 
     from cgdm_codec.diffusion_config import CgdmConfig
     from cgdm_codec.models.cgdm import Cgdm
-    from cgdm_codec.train.cgdm import Objective, parse_args
+    from cgdm_codec.train.cgdm import StageLoss, parse_args
 
     torch.manual_seed(0)
     model = Cgdm(CgdmConfig.preset("tiny-av1"))
@@ -121,7 +121,7 @@ def test_syntax_proxy_lets_the_unet_learn_from_small_syntax_values(proxy):
     torch.nn.init.constant_(model.syntax.mlp[-1].bias, 0.1)
     torch.nn.init.normal_(model.unet.head[2].weight, std=0.01)  # an untrained head passes no gradient
     args = parse_args(["--data", ".", "--base", "av1", "--stage", "coarse", "--syntax-proxy", proxy])
-    objective = Objective(model, "coarse", args)
+    objective = StageLoss(model, "coarse", args)
     x = torch.rand(2, 3, 32, 32)
     xt = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
     s = model.cfg.syntax.length
@@ -214,7 +214,8 @@ def test_statistics_serve_images_and_edge_tiles_too_small_for_every_band(h, w):
     from dataclasses import replace
 
     from cgdm_codec.diffusion_config import CgdmConfig
-    from cgdm_codec.models.syntax import STAT_WIDTH, SyntaxGenerator, band_means
+    from cgdm_codec.models.syntax import STAT_WIDTH, SyntaxGenerator
+    from cgdm_codec.quality.bands import band_means_torch as band_means
 
     cfg = replace(CgdmConfig.preset("tiny-av1").syntax, statistics=True, pool_tile=32)
     gen = SyntaxGenerator(cfg).eval()

@@ -1,6 +1,6 @@
 """The metrics of one decoded image against its reference.
 
-PSNR, MS-SSIM and HaarPSI are this project's own (``cgdm_codec.metrics``, float64, no
+PSNR, MS-SSIM and HaarPSI are this project's own (``cgdm_codec.quality``, float64, no
 networks). VIF (pixel-domain, ``piq.vif_p``) comes from the maintained ``piq`` package.
 LPIPS and DISTS need network weights (VGG16 from torchvision plus each metric's linear
 layer): they are scored only when those files are already in the torch hub cache
@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .. import metrics
+from ..quality import haarpsi, ms_ssim, psnr
 from ..artefacts import artefacts
 
 VIF_MIN_SIDE = 41  # piq.vif_p's largest filter needs at least this many pixels per side
@@ -109,9 +109,9 @@ class Scorer:
 
     def _score(self, ref: np.ndarray, out: np.ndarray) -> dict[str, float | None]:
         row: dict[str, float | None] = {
-            "psnr": metrics.psnr(ref, out),
-            "ms_ssim": metrics.ms_ssim(ref, out),
-            "haarpsi": metrics.haarpsi(ref, out),
+            "psnr": psnr(ref, out),
+            "ms_ssim": ms_ssim(ref, out),
+            "haarpsi": haarpsi(ref, out),
             "vif": vif(ref, out),
             **artefacts(out, ref),
         }

@@ -21,32 +21,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..diffusion_config import SyntaxConfig
-from ..losses import laplacian_bands
+from ..quality.bands import STAT_BANDS, band_means_torch
 
-#: Bands and floor of the band statistics (images in [-1, 1]).
-STAT_BANDS = 4
+#: Floor of the band statistics (images in [-1, 1]; their bands: ``quality.bands.STAT_BANDS``).
 STAT_EPS = 1e-3
 
 
 #: Band means per image: of x, x~ and x - x~, per band and colour channel.
 STAT_WIDTH = 3 * STAT_BANDS * 3
-
-
-def band_means(x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
-    """Mean |band| of x, x~ and x - x~ per Laplacian band and channel: (B, STAT_WIDTH).
-
-    Means, so that tiles of a large image combine by an area-weighted average like the
-    pooled conv features; the logarithm is taken after pooling. The pyramid is linear, so
-    the bands of x - x~ are the differences of the two pyramids. An image (or edge tile)
-    too small for a band has no detail there: its mean is 0, so every size gets the width
-    the MLP expects.
-    """
-    bx, bt = laplacian_bands(x, STAT_BANDS), laplacian_bands(x_tilde, STAT_BANDS)
-    absent = [x.new_zeros(x.shape[:2], dtype=torch.float32)] * (STAT_BANDS - len(bx))
-    means: list[torch.Tensor] = []
-    for group in (bx, bt, [a - b for a, b in zip(bx, bt)]):
-        means += [b.float().abs().mean(dim=(-2, -1)) for b in group] + absent
-    return torch.cat(means, dim=1)
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +59,7 @@ class SyntaxGenerator(nn.Module):
             h = stage(h)
             means.append(h.float().mean(dim=(-2, -1)))
         if self.cfg.statistics:
-            means.append(band_means(x, x_tilde))
+            means.append(band_means_torch(x, x_tilde))
         return torch.cat(means, dim=1)
 
     def from_pooled(self, feats: torch.Tensor) -> torch.Tensor:

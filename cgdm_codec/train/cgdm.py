@@ -36,7 +36,7 @@ from ..sampling.unrolled import unrolled_sample
 from .av1_pairs import PAIR_SPEED
 from .common import CsvLog, Timer, autocast_for, pick_device, save_checkpoint
 from .data import build_pool, sample_crops
-from ..losses import fine_loss
+from ..quality.objective import fine_loss
 
 if TYPE_CHECKING:
     from ..base.interface import BaseRecord
@@ -63,8 +63,9 @@ def base_reconstruction(base: VariableRateHyperprior, x: torch.Tensor, q_index: 
         return base(x, q_index).x_hat.float().clamp(0.0, 1.0).contiguous(memory_format=CHANNELS_LAST)
 
 
-class Objective(nn.Module):
-    """The stage's loss as a module, so DistributedDataParallel can wrap it."""
+class StageLoss(nn.Module):
+    """The stage's loss as a module, so DistributedDataParallel can wrap it (not the
+    encoder's ``quality.objective.Objective``, whose fine-stage loss it computes)."""
 
     def __init__(self, model: Cgdm, stage: str, args: argparse.Namespace) -> None:
         super().__init__()
@@ -125,13 +126,13 @@ class Objective(nn.Module):
         At r = 0 this is the fine stage's loss; toward r = 1 the exact-pixel terms weaken and
         the terms that reward plausible texture take over. Images in [-1, 1].
         """
-        from ..losses import fidelity_loss
+        from ..quality.objective import fidelity_torch
         from .realism import generator_adversarial
 
         a = self.args
         with torch.autocast(sample.device.type, enabled=False):
             x_hat01, x01 = (sample.float() + 1) / 2, (x.float() + 1) / 2
-            fidelity, parts = fidelity_loss(x_hat01, x01, a.lambda_d, a.lambda_p, a.lambda_h)
+            fidelity, parts = fidelity_torch(x_hat01, x01, a.lambda_d, a.lambda_p, a.lambda_h)
         feat = self.features(sample, x).float()
         adv = generator_adversarial(self.critic(sample, xt).float())
         per_image = (1 - 0.5 * realism) * fidelity + realism * (a.lambda_feat * feat + a.lambda_adv * adv)
@@ -139,7 +140,7 @@ class Objective(nn.Module):
         return loss, {**parts, "feature": feat.mean().detach(), "adv": adv.mean().detach()}
 
 
-def critic_step(objective: Objective, opt: torch.optim.Optimizer, x01: torch.Tensor, xt01: torch.Tensor,
+def critic_step(objective: StageLoss, opt: torch.optim.Optimizer, x01: torch.Tensor, xt01: torch.Tensor,
                 realism: torch.Tensor) -> torch.Tensor:
     """One update of the patch critic on real images against the decodes just made.
 
@@ -411,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             gen.manual_seed(args.seed + 1009 * rank + step)
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
-    objective: nn.Module = Objective(model, args.stage, args)
+    objective: nn.Module = StageLoss(model, args.stage, args)
     critic_opt = None
     if args.realism:
         objective.features.to(device)

@@ -10,7 +10,7 @@ sampled on a grid maps the decode's texture energies and the quantiser
 (``sampling.texture.features``) to the energy the band lacks (the original's texture
 energy minus the decode's, floored at 0). Then each band's gain, a line in the quantiser, is
 set so that the band energy of decode + texture over the original's
-(``metrics.band_energy_ratios``, the measure of ``benchmarks/realism.py``), averaged over
+(``quality.band_energy_ratios``, the measure of ``benchmarks/realism.py``), averaged over
 the photos of each level, is 1.0 at every level (``calibrate``). ``--write`` stores the
 model, with how it was made, under ``texture`` in the weights' manifest.
 """
@@ -130,7 +130,7 @@ def textured_decode(dec: np.ndarray, terms: list, cfg: TextureConfig, qindex: in
 
 
 def mean_band_ratios(parts: list, cfg: TextureConfig) -> np.ndarray:
-    from ..metrics import band_energy_ratios
+    from ..quality import band_energy_ratios
 
     return np.mean([band_energy_ratios(textured_decode(dec, terms, cfg, q), ref, cfg.bands)
                     for ref, dec, terms, q in parts], axis=0)

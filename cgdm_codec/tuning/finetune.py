@@ -17,7 +17,7 @@ from ..device import autocast_for
 from ..models.cgdm import Cgdm
 from ..models.syntax import SyntaxGenerator, quantize, symbols_of
 from ..sampling.ddim import DDIMScheduler
-from .objective import Objective
+from ..quality.objective import Objective
 from .simulate import DecoderView, sample_tiles
 
 
@@ -71,7 +71,7 @@ def finetune_generator(model: Cgdm, view: DecoderView, condition: int, iteration
                 s_hat = quantize(values, r, straight_through=True)
                 decoded, target = sample_tiles(unet, scheduler, view, [positions[i] for i in pick],
                                                s_hat, condition, steps)
-                loss = objective(decoded, target, bpp)
+                loss = objective.torch(decoded, target, bpp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

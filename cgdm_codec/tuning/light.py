@@ -11,12 +11,13 @@ decoder starts it). ``search.py`` does the same with torch and can also search.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..diffusion_config import SamplerConfig
 from ..entropy_models.syntax_coding import encode_symbols
+from ..quality.objective import Objective
 from ..runtime import OrtDenoiser, OrtSyntaxGenerator, symbols_of
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
@@ -24,8 +25,6 @@ from ..sampling.restore import decode_canvas, periodic_noise, uint8_to_signed
 from ..sampling.sample import Steering, sample
 from ..sampling.tiling import PaddedImage, make_grid
 from .effort import Effort, scored_tile_count, spread
-from .objective import Objective
-from .objective_numpy import objective as numpy_objective
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,6 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     own) of the decode they give against the base-only decode's. ``progress``
     hears each stage, ``steps_done`` the scoring decode's sampler steps."""
     say = progress or (lambda _: None)
-    lambdas = asdict(objective)
     x01 = chw(x_rgb).astype(np.float32) / np.float32(255.0)
     xt01 = chw(xt_rgb).astype(np.float32) / np.float32(255.0)
     say("syntax: the generator's pass")
@@ -71,8 +69,8 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
         say("scoring the diffusion decode against the base-only decode (whole image)")
         decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler,
                                 progress=steps_done)
-        return Pass(symbols, syntax, numpy_objective(decoded, x01, bpp, **lambdas),
-                    numpy_objective(xt01, x01, 0.0, **lambdas))
+        return Pass(symbols, syntax, objective.numpy(decoded, x01, bpp),
+                    objective.numpy(xt01, x01, 0.0))
     positions = [grid.positions()[i] for i in spread(len(grid), n)]
     (th, tw), vh, vw = grid.tile, min(grid.tile[0], h), min(grid.tile[1], w)
     noise = periodic_noise(noise_patch(seed, 3, sampler.noise_period)[None], grid)
@@ -92,5 +90,5 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     def unit(a: np.ndarray) -> np.ndarray:
         return (a[..., :vh, :vw] + 1.0) / 2.0
 
-    return Pass(symbols, syntax, numpy_objective(unit(out), unit(target), bpp, **lambdas),
-                numpy_objective(unit(base), unit(target), 0.0, **lambdas))
+    return Pass(symbols, syntax, objective.numpy(unit(out), unit(target), bpp),
+                objective.numpy(unit(base), unit(target), 0.0))

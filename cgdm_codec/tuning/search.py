@@ -18,7 +18,7 @@ from ..sampling.ddim import DDIMScheduler
 from ..sampling.restore import restore
 from .effort import Effort, scored_tile_count
 from .finetune import finetune_generator, generator_symbols
-from .objective import Objective
+from ..quality.objective import Objective
 from .simulate import DecoderView, decoder_view, sample_tiles, spread, with_seed
 
 StepProgress = Callable[[str, int, int], None]
@@ -70,7 +70,7 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, condition: int, steps
     if len(view.grid) <= score_tiles:
         decoded = restore(model, view.base, cand.symbols, condition, cand.seed, steps,
                           device=device, precision=precision).to(device)
-        return float(objective(decoded, view.original.to(device, torch.float32), bpp))
+        return float(objective.torch(decoded, view.original.to(device, torch.float32), bpp))
     positions = view.grid.positions()
     chosen = [positions[i] for i in spread(len(positions), score_tiles)]
     scheduler = DDIMScheduler.from_config(sampler)
@@ -82,7 +82,7 @@ def score(model: Cgdm, view: DecoderView, cand: Candidate, condition: int, steps
             part = chosen[first:first + 8]
             decoded, target = sample_tiles(model.unet.to(device).eval(), scheduler, seeded, part,
                                            syn, condition, steps)
-            total += float(objective(decoded.float(), target, bpp)) * len(part)
+            total += float(objective.torch(decoded.float(), target, bpp)) * len(part)
     return total / len(chosen)
 
 
@@ -94,13 +94,13 @@ def base_score(view: DecoderView, objective: Objective, score_tiles: int, device
     """The objective of a base-only file (no syntax bytes) on what ``score`` looks at."""
     score_tiles = scored_tiles(view, score_tiles)
     if len(view.grid) <= score_tiles:
-        return float(objective(view.base.to(device, torch.float32), view.original.to(device, torch.float32), 0.0))
+        return float(objective.torch(view.base.to(device, torch.float32), view.original.to(device, torch.float32), 0.0))
     positions = view.grid.positions()
     chosen = [positions[i] for i in spread(len(positions), score_tiles)]
     vh, vw = view.valid
     base = (view.base_tiles(chosen)[..., :vh, :vw] + 1) / 2
     target = (view.original_tiles(chosen)[..., :vh, :vw] + 1) / 2
-    return float(objective(base, target, 0.0))
+    return float(objective.torch(base, target, 0.0))
 
 
 def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, condition: int, seed: int,
