@@ -13,11 +13,27 @@ The numpy and torch forms of a measure are one function over ``backend.NUMPY`` o
 ``backend.TORCH`` where the arithmetic allows (``tests/test_quality.py`` holds them equal
 to float32 rounding). Nothing here imports torch until a torch form or a metric runs, so
 the torch-free decoder and encoder (``runtime``, ``tuning.light``) use the numpy forms.
+The metrics load on first use (``quality.psnr`` and the rest): the pipeline imports
+``quality.objective``, and ``import cgdm_codec`` and ``cgdm info`` import neither numpy nor
+torch.
 """
 
-from .bands import band_energy_ratios
-from .haar import haarpsi
-from .images import psnr
-from .msssim import ms_ssim, ssim
+from __future__ import annotations
 
-__all__ = ["band_energy_ratios", "haarpsi", "ms_ssim", "psnr", "ssim"]
+from typing import Any
+
+#: The metrics, by the module that holds each.
+_METRICS = {"band_energy_ratios": "bands", "haarpsi": "haar", "psnr": "images", "ms_ssim": "msssim",
+            "ssim": "msssim"}
+
+__all__ = sorted(_METRICS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _METRICS:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_METRICS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,14 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from .backend import NUMPY, TORCH
-from .bands import band_energy_numpy, band_energy_torch
-from .haar import haarpsi_numpy, haarpsi_torch
-from .msssim import ms_ssim_numpy, ms_ssim_torch
-
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -42,8 +36,13 @@ class _Measures:
     haarpsi: Callable[[Any, Any], Any]
 
 
-_NUMPY = _Measures(NUMPY.per_image, ms_ssim_numpy, band_energy_numpy, haarpsi_numpy)
-_TORCH = _Measures(TORCH.per_image, ms_ssim_torch, band_energy_torch, haarpsi_torch)
+def _measures(form: str) -> _Measures:
+    """The measures of the ``numpy`` or ``torch`` form. Imported here, not at the top: the
+    pipeline imports ``Objective`` and ``import cgdm_codec`` must not import numpy."""
+    from . import backend, bands, haar, msssim
+
+    return _Measures(getattr(backend, form.upper()).per_image, getattr(msssim, f"ms_ssim_{form}"),
+                     getattr(bands, f"band_energy_{form}"), getattr(haar, f"haarpsi_{form}"))
 
 
 def _fidelity(m: _Measures, x_hat: Any, x: Any, lambda_d: float, lambda_p: float,
@@ -62,23 +61,27 @@ def _fidelity(m: _Measures, x_hat: Any, x: Any, lambda_d: float, lambda_p: float
 
 def perceptual_numpy(x_hat: np.ndarray, x: np.ndarray) -> np.ndarray:
     """1 - MS-SSIM + band-energy difference per image (B,) of float32 arrays."""
-    return (1.0 - ms_ssim_numpy(x_hat, x)) + band_energy_numpy(x_hat, x)
+    m = _measures("numpy")
+    return (1.0 - m.ms_ssim(x_hat, x)) + m.band_energy(x_hat, x)
 
 
 def perceptual_torch(x_hat: "torch.Tensor", x: "torch.Tensor") -> "torch.Tensor":
     """1 - MS-SSIM + band-energy difference per image (B,), float32 with autocast off."""
     import torch
 
+    m = _measures("torch")
     with torch.autocast(x.device.type, enabled=False):
         x_hat, x = x_hat.float(), x.float()
-        return (1.0 - ms_ssim_torch(x_hat, x)) + band_energy_torch(x_hat, x)
+        return (1.0 - m.ms_ssim(x_hat, x)) + m.band_energy(x_hat, x)
 
 
 def fidelity_numpy(x_hat: np.ndarray, x: np.ndarray, lambda_d: float, lambda_p: float,
                    lambda_h: float = 0.0) -> np.ndarray:
     """lambda_d * L1 + lambda_p * perceptual + lambda_h * (1 - HaarPSI) per image (B,),
     float32 arrays in [0, 1]."""
-    per_image, _ = _fidelity(_NUMPY, x_hat.astype(np.float32), x.astype(np.float32),
+    import numpy as np
+
+    per_image, _ = _fidelity(_measures("numpy"), x_hat.astype(np.float32), x.astype(np.float32),
                              lambda_d, lambda_p, lambda_h)
     return per_image
 
@@ -91,7 +94,7 @@ def fidelity_torch(x_hat: "torch.Tensor", x: "torch.Tensor", lambda_d: float, la
     import torch
 
     with torch.autocast(x.device.type, enabled=False):
-        per_image, parts = _fidelity(_TORCH, x_hat.float(), x.float(), lambda_d, lambda_p, lambda_h)
+        per_image, parts = _fidelity(_measures("torch"), x_hat.float(), x.float(), lambda_d, lambda_p, lambda_h)
     return per_image, {k: v.mean().detach() for k, v in parts.items()}
 
 
@@ -141,5 +144,7 @@ class Objective:
 
     def __call__(self, decoded: Any, original: Any, syntax_bpp: Any) -> Any:
         """``numpy`` for numpy arrays, else ``torch``."""
+        import numpy as np
+
         form = self.numpy if isinstance(decoded, np.ndarray) else self.torch
         return form(decoded, original, syntax_bpp)
