@@ -52,14 +52,11 @@ def session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def graph_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
-    """The manifest's graphs, each checked against its recorded sha256."""
+def _checked(weights: Path, record: dict[str, Any]) -> dict[str, Path]:
+    """role -> graph path for a manifest's graph record, each checked against its sha256."""
     from .errors import WeightsError
     from .weights import sha256_file
 
-    record = manifest.get("onnx")
-    if not record:
-        raise MissingGraphs(f"{weights.name} has no ONNX graphs")
     out = {}
     for role, entry in record.items():
         path = weights.with_name(entry["file"])
@@ -69,6 +66,14 @@ def graph_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
             raise WeightsError(f"{path} is damaged or not the graph its manifest describes")
         out[role] = path
     return out
+
+
+def graph_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """The manifest's graphs, each checked against its recorded sha256."""
+    record = manifest.get("onnx")
+    if not record:
+        raise MissingGraphs(f"{weights.name} has no ONNX graphs")
+    return _checked(weights, record)
 
 
 #: The decode's network precisions: float32 (the default, every golden file's decode) and
@@ -103,18 +108,7 @@ def precision_scope(value: str) -> Iterator[None]:
 def quantised_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
     """The manifest's int8 graphs (``onnx_int8``: role -> graph), each checked against its
     recorded sha256; empty where the weights have none."""
-    from .errors import WeightsError
-    from .weights import sha256_file
-
-    out = {}
-    for role, entry in (manifest.get("onnx_int8") or {}).items():
-        path = weights.with_name(entry["file"])
-        if not path.is_file():
-            raise MissingGraphs(f"{path} is missing")
-        if sha256_file(path) != entry["sha256"]:
-            raise WeightsError(f"{path} is damaged or not the graph its manifest describes")
-        out[role] = path
-    return out
+    return _checked(weights, manifest.get("onnx_int8") or {})
 
 
 @functools.lru_cache(maxsize=8)
