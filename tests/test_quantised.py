@@ -55,6 +55,7 @@ def test_weights_without_int8_graphs_have_none():
     assert quantised_paths(older, read_manifest(older)) == {}
 
 
+@pytest.mark.torch  # onnx (train extra) or the float64 metrics (torch)
 def test_quantisation_is_deterministic(tmp_path):
     """The same float graph and calibration feeds give the same bytes (so the manifest's
     sha256 names what the module makes), and the result runs."""
@@ -92,6 +93,7 @@ def card() -> bytes:
                              effort="fast", threads=1)
 
 
+@pytest.mark.torch  # onnx (train extra) or the float64 metrics (torch)
 def test_int8_decode_is_close_to_float32(card):
     default = np.asarray(cgdm_codec.decode(card, threads=1))
     f32 = np.asarray(cgdm_codec.decode(card, threads=1, precision="float32"))
@@ -118,6 +120,7 @@ def test_a_bad_precision_is_refused(card):
         cgdm_codec.decode(card, precision="fp16")
 
 
+@pytest.mark.torch  # onnx (train extra) or the float64 metrics (torch)
 def test_golden_file_decodes_as_stored_in_float32_and_near_it_in_int8():
     f = (GOLDEN / "av1-cgdm5-q3.cgdm").read_bytes()
     want = np.asarray(Image.open(GOLDEN / "av1-cgdm5-q3.full.png"))
@@ -156,6 +159,7 @@ def test_the_option_tables_agree():
     assert options.DECODE_OPTION["precision"].default is None
 
 
+@pytest.mark.torch  # onnx (train extra) or the float64 metrics (torch)
 def test_cli_precision(card, tmp_path):
     src = tmp_path / "card.cgdm"
     src.write_bytes(card)
@@ -168,6 +172,7 @@ def test_cli_precision(card, tmp_path):
     assert bad.returncode == 2
 
 
+@pytest.mark.torch  # onnx (train extra) or the float64 metrics (torch)
 def test_the_head_and_the_per_image_kernels_stay_float32():
     """train.quantise.FLOAT_NODES: float32 in the shipped graph, every other convolution int8."""
     import onnx
