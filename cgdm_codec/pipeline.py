@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
     from PIL import Image
-    from .sampling.texture import TextureConfig
 
     from . import imageio
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from .diffusion_config import CgdmConfig, SamplerConfig
     from .models.cgdm import Cgdm
     from .runtime import OrtDenoiser, OrtSyntaxGenerator
+    from .sampling.texture import TextureConfig
 
 Progress = Callable[[str], None]
 #: The weights id of a file that needs no network at all (AV1 base, no diffusion stage).
@@ -440,8 +440,8 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     net = decoder  # the weights that run: the file's, or its realism network above realism 0
     texture_cfg, texture_realism = None, realism
     if restoring and realism is not None:
-        texture_cfg = _texture_config(bundle, decoder, realism) if texture else None
         net, realism = _realism(bundle, decoder, realism)
+        texture_cfg = _texture_config(net, decoder) if texture and realism else None
         texture_realism = realism
         if not realism_network and net is not decoder:
             net, realism = decoder, None
@@ -504,13 +504,10 @@ def texture_model(manifest: dict, generation: str) -> dict | None:
     return (manifest.get("texture_for") or {}).get(generation) or manifest.get("texture")
 
 
-def _texture_config(bundle: Bundle, decoder: Decoder, realism: float) -> "TextureConfig | None":
-    """The texture model a decode of ``decoder``'s files at ``realism`` uses: the one the
-    realism network's manifest keeps for that generation (None at 0, or without one)."""
-    if not realism:
-        return None
-    net = decoder if _config(decoder.path).unet.realism else realism_decoder(bundle, decoder)
-    model = texture_model(_manifest(net.path), decoder.path.stem) if net is not None else None
+def _texture_config(net: Decoder, decoder: Decoder) -> "TextureConfig | None":
+    """The texture model the realism network ``net`` keeps for files of ``decoder``'s
+    generation (None without one)."""
+    model = texture_model(_manifest(net.path), decoder.path.stem)
     if model is None:
         return None
     from .sampling.texture import TextureConfig

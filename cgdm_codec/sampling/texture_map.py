@@ -13,8 +13,8 @@ with both energies floored at ``FLOOR`` (8-bit rounding noise), so flat blocks c
 almost nothing to code. The symbols' entropy coding is ``entropy_models.texture_map_coding``.
 
 At realism R the decoder then adds, per block, the energy the decode lacks against that
-target (none where the decode already has it), spread inside the block by the fitted
-model's per-pixel estimate of where detail is missing (so edges, which lack sharpness
+target (none where the decode already has it), spread inside the block by the decode's own
+texture energy (``texture.texture_energy``: eroded, so thin edges, which lack sharpness
 rather than grain, get little), none within a few pixels of a strong edge (``edge_mask``:
 texture drawn across an edge reads as a halo), and put in as ``texture.amplified`` does:
 first by amplifying the band the decode kept, then as seeded band noise. Block values are
@@ -30,6 +30,7 @@ from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, analyse, 
                       band_noise_rms, edge_mask, margin, noise_rows)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
+BLOCK_LOG2 = BLOCK.bit_length() - 1
 BANDS = 2  # the two finest bands
 STEP = 1.0  # log2 of energy per symbol
 LEVELS = 8  # symbols 0..7: log2(E_orig / E_base) from 0 (or less) to 7 (or more)
@@ -133,44 +134,37 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, 
     luma = np.tensordot(LUMA, rgb, axes=1)
     strips = [(top, max(0, top - m), min(h, top + STRIP + m)) for top in range(0, h, STRIP)]
 
-    unit = band_noise_rms(cfg.bands)
-
-    def terms(top: int, lo: int, hi: int) -> tuple[slice, list[BandTerm]]:
-        """A strip's bands, the weight of each pixel (``missing``: the band's texture energy)."""
-        rows = slice(top - lo, top - lo + min(STRIP, h - top))
-        a = analyse(luma[lo:hi], qindex, cfg)
-        noise = atrous_bands(noise_rows(seed, cfg.period, lo, hi - lo, w), BANDS)
-        return rows, [BandTerm(a.features[..., k], noise[k], unit[k], a.bands[k], a.energy[k])
-                      for k in range(BANDS)]
+    def rows_of(top: int, lo: int) -> slice:
+        return slice(top - lo, top - lo + min(STRIP, h - top))
 
     have = np.zeros((BANDS, *grid(h, w)))
     where = np.zeros_like(have)
-    for top, lo, hi in strips:
-        rows, found = terms(top, lo, hi)
-        for k, term in enumerate(found):
-            _block_sums(np.square(term.band[rows]), top, have[k])
-            _block_sums(term.missing[rows], top, where[k])
+    for top, lo, hi in strips:  # the weight of each pixel is the band's texture energy
+        rows, a = rows_of(top, lo), analyse(luma[lo:hi], qindex, cfg)
+        for k in range(BANDS):
+            _block_sums(np.square(a.bands[k][rows]), top, have[k])
+            _block_sums(a.features[rows, :, k], top, where[k])
     counts = _block_counts(h, w)
     have, where = have / counts, where / counts
     need = np.maximum(target - have, 0.0)
+    unit = band_noise_rms(cfg.bands)
     for top, lo, hi in strips:
-        rows, found = terms(top, lo, hi)
+        rows, a = rows_of(top, lo), analyse(luma[lo:hi], qindex, cfg)
+        noise = atrous_bands(noise_rows(seed, cfg.period, lo, hi - lo, w), BANDS)
         n = rows.stop - rows.start
         keep = edge_mask(luma[lo:hi])[rows]
         tex = np.zeros((n, w), dtype=np.float32)
-        for k, term in enumerate(found):
+        for k in range(BANDS):
             lack = _upsample(need[k], top, n, w) * np.float32(ENERGY_GAIN[k])
-            add = term.missing[rows] + np.float32(SPREAD)
+            add = a.features[rows, :, k] + np.float32(SPREAD)
             add *= lack / (_upsample(where[k], top, n, w) + np.float32(SPREAD))
             np.minimum(add, np.float32(PEAK) * lack, out=add)
             add *= keep  # the share of pixels near strong edges is dropped, not moved elsewhere
-            tex += amplified(term._replace(band=term.band[rows], energy=term.energy[rows], noise=term.noise[rows]),
-                             add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
+            term = BandTerm(add, noise[k][rows], unit[k], a.bands[k][rows], a.energy[k][rows])
+            tex += amplified(term, add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
         rgb[:, top:top + n] += np.float32(realism) * tex
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
-
-BLOCK_LOG2 = BLOCK.bit_length() - 1
 
 
 def make_map(original: np.ndarray, base: np.ndarray) -> bytes:
