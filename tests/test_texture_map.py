@@ -176,3 +176,12 @@ def test_golden_file_with_a_texture_map_decodes_as_it_did(float32_cpu):
     assert np.abs(got - want).mean() <= 0.5 and np.abs(got - want).max() <= 8
     fidelity = pipeline.decode_file(f, device="cpu").astype(int)
     assert np.abs(fidelity - want).mean() > 0.5  # the texture did change the picture
+
+
+def test_a_mapped_realism_decode_never_imports_torch():
+    """The map's range decoder and the mapped texture stage are numpy and constriction alone."""
+    code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
+            f"f = parse(open({str(GOLDEN / 'av1-cgdm5-q3-map.cgdm')!r}, 'rb').read()); "
+            "pipeline.decode_file(f, realism=1.0); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
