@@ -1,0 +1,118 @@
+"""How a decode travels through the package's layers: how often it enters ``pipeline.py``
+and how often a call climbs from a lower layer back into a higher one.
+
+    python benchmarks/decode_path.py [FILE.cgdm] [--realism R] [--show]
+
+A ``sys.setprofile`` hook sees every Python call on the main thread during one
+``cgdm_codec.decode(FILE)``. A call is a transition when its function lives in another
+``cgdm_codec`` module than the nearest ``cgdm_codec`` frame below it (calls through numpy,
+functools and the like are attributed to the package frame that made them). It counts:
+
+- ``pipeline entries``: transitions into ``pipeline.py``;
+- ``climbs``: transitions from a lower layer into a higher one, in the order
+  cli > api/options/pillow/distributed > pipeline > generations/engines/weights/runtime >
+  everything else (base, models, sampling, entropy models, container, quality...).
+
+The file is decoded once untraced (so that module imports are not counted), then every
+``functools.lru_cache`` of the package is cleared and the traced decode loads the weights
+again, as a process's first decode does. Counts only: no timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = ROOT / "tests" / "golden" / "av1-cgdm5-q3.cgdm"
+LAYERS = {  # top-level part of the package -> layer (higher calls lower)
+    "cli": 5,
+    "api": 4, "options": 4, "pillow": 4, "distributed": 4, "__init__": 4,
+    "pipeline": 3,
+    "generations": 2, "engines": 2, "weights": 2, "runtime": 2,
+}
+OTHERS = 1
+
+
+def part(filename: str) -> str | None:
+    """The package part (``pipeline``, ``engines``, ``base``...) a code object's file is in."""
+    package = ROOT / "cgdm_codec"
+    try:
+        rel = Path(filename).resolve().relative_to(package)
+    except ValueError:
+        return None
+    return rel.parts[0].removesuffix(".py")
+
+
+def clear_caches() -> None:
+    """Every module-level ``lru_cache`` of the package, emptied (weights and sessions reload)."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("cgdm_codec") and module is not None:
+            for value in vars(module).values():
+                if isinstance(value, functools._lru_cache_wrapper):
+                    value.cache_clear()
+                elif isinstance(value, type):
+                    for attr in vars(value).values():
+                        if isinstance(attr, functools._lru_cache_wrapper):
+                            attr.cache_clear()
+
+
+def trace(run) -> tuple[int, int, collections.Counter]:
+    """(pipeline entries, climbs, transitions by (caller part, callee part)) of ``run()``."""
+    moves: collections.Counter = collections.Counter()
+    parts: dict = {}
+
+    def part_of(code) -> str | None:
+        if code not in parts:
+            parts[code] = part(code.co_filename)
+        return parts[code]
+
+    def hook(frame, event, arg) -> None:
+        if event != "call":
+            return
+        callee = part_of(frame.f_code)
+        if callee is None:
+            return
+        caller, back = None, frame.f_back
+        while back is not None and caller is None:
+            caller = part_of(back.f_code)
+            back = back.f_back
+        if caller is not None and caller != callee:
+            moves[caller, callee] += 1
+
+    sys.setprofile(hook)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    entries = sum(n for (a, b), n in moves.items() if b == "pipeline")
+    climbs = sum(n for (a, b), n in moves.items() if LAYERS.get(b, OTHERS) > LAYERS.get(a, OTHERS))
+    return entries, climbs, moves
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE)
+    ap.add_argument("--realism", type=float, default=0.0)
+    ap.add_argument("--show", action="store_true", help="list every transition with its count")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import cgdm_codec
+
+    data = args.file.read_bytes()
+    cgdm_codec.decode(data, realism=args.realism)
+    clear_caches()
+    entries, climbs, moves = trace(lambda: cgdm_codec.decode(data, realism=args.realism))
+    print(f"{args.file.name} (realism {args.realism}): {entries} pipeline entries, {climbs} climbs, "
+          f"{sum(moves.values())} transitions")
+    if args.show:
+        for (a, b), n in sorted(moves.items(), key=lambda kv: -kv[1]):
+            up = " (climb)" if LAYERS.get(b, OTHERS) > LAYERS.get(a, OTHERS) else ""
+            print(f"  {n:6d}  {a} -> {b}{up}")
+
+
+if __name__ == "__main__":
+    main()
