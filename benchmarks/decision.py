@@ -1,7 +1,7 @@
 """The encoder's diffusion-or-base-only decision under two objectives, and who was right.
 
     python benchmarks/decision.py ../shared/datasets/val/sunhays80 --levels 5 6 \
-        --out docs/results/decision-objective.json
+        --out results/sunhays80/encoder-decision-objective-levels-5-6.json
 
 Each image (halved, as for every sunhays80 figure) is encoded at each level by the real
 encoder (AV1 base, the default effort, the newest generation) twice: scoring the

@@ -1,7 +1,7 @@
 """Quality and time of the diffusion decode against its settings: DDIM steps and tiling.
 
     python benchmarks/decode_settings.py ../shared/datasets/val/sunhays80 --limit 8 --levels 2 4 \
-        --out docs/results/decode-settings.json
+        --out results/sunhays80/decode-steps-and-tiling-8.json
 
 Each image (halved, as for every sunhays80 figure) is coded once per level with the learned
 base and the diffusion stage (``--effort fast``), then its syntax and seed are decoded under

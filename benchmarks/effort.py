@@ -7,8 +7,8 @@ baseline is ``fast`` (one pass of the syntax generator, seed 0, no search); the 
 settings are reported as differences to it on the same image and level.
 
     python benchmarks/effort.py --limit 12 --levels 1 3 6 --settings fast no-finetune default \\
-        --out docs/results/effort.jsonl
-    python benchmarks/effort.py --limit 4 --levels 3 --settings fast max --out docs/results/effort-max.jsonl
+        --out results/sunhays80/effort-fast-no-finetune-default.jsonl
+    python benchmarks/effort.py --limit 4 --levels 3 --settings fast max --out results/sunhays80/effort-fast-vs-max.jsonl
 
 Rows are appended to --out as JSON lines as soon as they exist, and rows already there are
 skipped, so an interrupted run resumes. The Markdown summary goes to stdout.

@@ -1,6 +1,6 @@
 """Copy measured per-level means from an rd_base.py result into a weights manifest.
 
-``python benchmarks/manifest_figures.py cgdm_codec/weights/base-hp1.json docs/results/rd-base-….json cgdm-base``
+``python benchmarks/manifest_figures.py cgdm_codec/weights/base-hp1.json results/sunhays80/rd-….json cgdm-base``
 
 The manifest's ``validation`` field then says what was measured, on which images, with
 which command; the weights file (and so its sha256) is untouched.

@@ -4,7 +4,7 @@ base-only ablation. `cgdm eval --out NEW` then resumes and codes only the cgdm r
 weights generations are compared on the same images against the same anchors at a
 fraction of the time.
 
-    python benchmarks/reuse_anchors.py docs/results/eval-sunhays80-av1 /tmp/eval-new --base-only
+    python benchmarks/reuse_anchors.py results/sunhays80/eval-cgdm-av1-4 /tmp/eval-new --base-only
     CGDM_DIFFUSION_WEIGHTS=new.safetensors CGDM_BASE=av1 cgdm eval ../shared/datasets/val/sunhays80 \
         --downscale 0.5 --effort default --out /tmp/eval-new
 

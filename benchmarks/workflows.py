@@ -1,6 +1,6 @@
 """Batch throughput (-j 1 vs -j N) and target-size accuracy (--bpp) of the command line.
 
-    python benchmarks/workflows.py ../shared/datasets/val/sunhays80 --out docs/results/workflows.json
+    python benchmarks/workflows.py ../shared/datasets/val/sunhays80 --out results/sunhays80/batches-and-target-sizes.json
 
 Batch: every image of the folder (halved to PNGs first, as for every sunhays80 figure) is
 encoded by one ``cgdm encode *.png -o DIR/ -j N`` process per N, then decoded by one
