@@ -77,6 +77,32 @@ class UNetConfig:
 
 
 @dataclass(frozen=True)
+class RestorationConfig:
+    """The one-pass restoration network (``models/restoration.py``), an alternative to the U-Net.
+
+    Gated blocks at full resolution and below, blur-pool down, bilinear up, so no
+    resampling step can paint a grid; the condition, the syntax fusion and the output
+    residual on x~ are the U-Net's (its ``UNetConfig`` still gives the condition's kind and
+    width). ``encoder_blocks`` run on x~ alone (the ``features`` role, once per tile);
+    ``middle_blocks`` and ``decoder_blocks`` are conditioned on (t, q, s).
+    """
+
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    encoder_blocks: tuple[int, ...] = (1, 1, 2)  # per level above the deepest
+    middle_blocks: int = 8  # at the deepest level
+    decoder_blocks: tuple[int, ...] = (1, 1, 1)  # per level above the deepest
+    expand: int = 2  # width of a block's gated branches, in units of its channels
+    # x_t enters the full-resolution decoder through a zero-initialised 1x1 convolution, so
+    # the seed can matter (a realism network) while the fidelity network learns to ignore it
+    noise_input: bool = True
+    nyquist_null: bool = False  # not needed: nothing in the network is phase-dependent
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** (len(self.widths) - 1)
+
+
+@dataclass(frozen=True)
 class SyntaxConfig:
     """The neural syntax: a short integer vector sent beside the base bitstream.
 
@@ -134,22 +160,34 @@ class CgdmConfig:
     unet: UNetConfig = field(default_factory=UNetConfig.small)
     syntax: SyntaxConfig = field(default_factory=SyntaxConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    # The network is the one-pass restoration network when set, else the U-Net; absent from
+    # the manifests of U-Net weights, so their configs (and decoder identities) are unchanged.
+    restoration: RestorationConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["unet"]["multipliers"] = list(self.unet.multipliers)
         d["syntax"]["widths"] = list(self.syntax.widths)
+        if self.restoration is None:
+            del d["restoration"]
+        else:
+            d["restoration"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["restoration"].items()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CgdmConfig":
         unet = dict(d["unet"], multipliers=tuple(d["unet"]["multipliers"]))
         syntax = dict(d["syntax"], widths=tuple(d["syntax"]["widths"]))
-        return cls(UNetConfig(**unet), SyntaxConfig(**syntax), SamplerConfig(**d["sampler"]))
+        restoration = None
+        if d.get("restoration") is not None:
+            restoration = RestorationConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                               for k, v in d["restoration"].items()})
+        return cls(UNetConfig(**unet), SyntaxConfig(**syntax), SamplerConfig(**d["sampler"]), restoration)
 
     @classmethod
     def preset(cls, name: str) -> "CgdmConfig":
-        """``paper``, ``small`` / ``small-av1`` (shipped) or ``tiny`` / ``tiny-av1`` (tests only)."""
+        """``paper``, ``small`` / ``small-av1`` (shipped), ``restoration-av1`` (the one-pass candidate)
+        or ``tiny`` / ``tiny-av1`` (tests only)."""
         if name == "paper":
             return cls(unet=UNetConfig.paper())
         if name == "small":
@@ -161,4 +199,7 @@ class CgdmConfig:
                        syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16), sampler=CURRENT_SAMPLER)
         if name == "tiny":
             return cls(unet=UNetConfig.tiny(), syntax=SyntaxConfig(length=8, widths=(8, 16), hidden=16))
-        raise ValueError(f"unknown preset {name!r}; choose paper, small, small-av1, tiny or tiny-av1")
+        if name == "restoration-av1":
+            return replace(cls.preset("small-av1"), restoration=RestorationConfig())
+        raise ValueError(f"unknown preset {name!r}; choose paper, small, small-av1, restoration-av1, "
+                         "tiny or tiny-av1")

@@ -22,7 +22,12 @@ class Cgdm(nn.Module):
     def __init__(self, cfg: CgdmConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.unet = ConsistencyGuidedUNet(cfg.unet, cfg.syntax.length)
+        if cfg.restoration is None:
+            self.unet = ConsistencyGuidedUNet(cfg.unet, cfg.syntax.length)
+        else:  # the one-pass network, in the U-Net's place (same roles for the sampler)
+            from .restoration import RestorationNet
+
+            self.unet = RestorationNet(cfg.unet, cfg.restoration, cfg.syntax.length)
         self.syntax = SyntaxGenerator(cfg.syntax)
         self.prior = SyntaxPrior(cfg.syntax)
 
