@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cgdm_codec.evaluation.bdrate import bd_rate
+from cgdm_lab.evaluation.bdrate import bd_rate
 from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 
 SUNHAYS = Path(__file__).resolve().parents[2] / "shared/datasets/val/sunhays80"

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from cgdm_codec.base.av1 import LEVEL_QUALITY, encode_avif
-from cgdm_codec.evaluation.bdrate import bd_rate
-from cgdm_codec.evaluation.images import list_images, load_reference, to_rgb_array
+from cgdm_lab.evaluation.bdrate import bd_rate
+from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
 from cgdm_codec.quality import ms_ssim, psnr
 
 

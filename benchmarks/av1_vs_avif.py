@@ -19,8 +19,8 @@ from PIL import Image, ImageOps
 from cgdm_codec import pipeline
 from cgdm_codec.base.av1 import LEVEL_QUALITY, SPEED_FOR_EFFORT
 from cgdm_codec.container import parse
-from cgdm_codec.evaluation.bdrate import bd_rate
-from cgdm_codec.evaluation.quality import vif
+from cgdm_lab.evaluation.bdrate import bd_rate
+from cgdm_lab.evaluation.quality import vif
 from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi, "vif": vif}

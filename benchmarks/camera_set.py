@@ -5,7 +5,7 @@ taken on it alone can be wrong for camera files. These twelve photos (the larges
 ``train/debian_wallpapers``, 2880-6028 px, licences in ``shared/datasets/README.md``) are
 JPEGs too, but at a quarter of their size every JPEG trace is below a pixel: what remains
 looks like a camera original. They are left out of every pack built with
-``python -m cgdm_codec.train.pack --exclude OUT`` (generations before ``cgdm-av1-5`` saw
+``python -m cgdm_lab.train.pack --exclude OUT`` (generations before ``cgdm-av1-5`` saw
 them at long sides 1024 and 512, so this set favours those). The PNGs are written outside
 the repository.
 

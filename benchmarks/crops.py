@@ -6,7 +6,7 @@ For each image: the reference (EXIF-oriented 8-bit RGB, Lanczos-downscaled as in
 by bisection so that its file is the closest in size to the .cgdm file (``match_bpp``).
 A fixed 192x192 window with the most fine detail (``detail_box``) is cut from all three and
 drawn (enlarged twice, nearest neighbour: ``--zoom``) with each file's codec, bytes and bpp
-(``cgdm_codec.evaluation.crops.crop_grid``).
+(``cgdm_lab.evaluation.crops.crop_grid``).
 
     .venv/bin/python benchmarks/crops.py ../shared/datasets/val/sunhays80 --limit 2 \\
         --downscale 0.5 -q 3 --effort fast --out runs/crops.png
@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cgdm_codec.evaluation.anchors import avif_anchor, bpp_of, cached, match_bpp  # noqa: E402
-from cgdm_codec.evaluation.crops import CROP, codec_label, crop_grid, detail_box  # noqa: E402
-from cgdm_codec.evaluation.images import (  # noqa: E402
+from cgdm_lab.evaluation.anchors import avif_anchor, bpp_of, cached, match_bpp  # noqa: E402
+from cgdm_lab.evaluation.crops import CROP, codec_label, crop_grid, detail_box  # noqa: E402
+from cgdm_lab.evaluation.images import (  # noqa: E402
     decode_pil_bytes, list_images, load_reference, to_rgb_array)
 
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "val" / "sunhays80"

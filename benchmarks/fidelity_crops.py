@@ -25,9 +25,9 @@ from PIL import Image
 
 import cgdm_codec
 from cgdm_codec.artefacts import period2_ratio
-from cgdm_codec.evaluation.anchors import AVIF_S2, bpp_of, cached, match_bpp
-from cgdm_codec.evaluation.crops import crop_grid, detail_box
-from cgdm_codec.evaluation.images import list_images, load_reference
+from cgdm_lab.evaluation.anchors import AVIF_S2, bpp_of, cached, match_bpp
+from cgdm_lab.evaluation.crops import crop_grid, detail_box
+from cgdm_lab.evaluation.images import list_images, load_reference
 from cgdm_codec.quality import psnr
 from cgdm_codec.weights import weights_dir
 

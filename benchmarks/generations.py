@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 from cgdm_codec.artefacts import flat_noise, period2_ratio
 from cgdm_codec.base.av1 import Av1Base, quality_for
 from cgdm_codec.base.interface import rgb_to_tensor, tensor_to_rgb
-from cgdm_codec.evaluation.bdrate import bd_rate
+from cgdm_lab.evaluation.bdrate import bd_rate
 from cgdm_codec.quality import band_energy_ratios as band_ratios, haarpsi, ms_ssim, psnr
 from cgdm_codec.models.cgdm import Cgdm
 from cgdm_codec.sampling.restore import restore

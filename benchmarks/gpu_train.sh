@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A lent accelerator's 10 minutes, prepared: fine-tune the fidelity network on a pack.
 #
-#   On this CPU, once:  python -m cgdm_codec.train.pack --data ../shared/datasets/train --out runs/pack \
+#   On this CPU, once:  python -m cgdm_lab.train.pack --data ../shared/datasets/train --out runs/pack \
 #                         --av1-speed 6 --sides 2048 1024 512 --exclude /tmp/camera12 \
 #                         --pixels-per-crop 100000 --per-crop 2       (under 64 MB; /runs/ is git-ignored)
 #                       python benchmarks/camera_set.py ../shared/datasets/train/debian_wallpapers runs/val
@@ -30,7 +30,7 @@ mkdir -p "$OUT"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/device.txt"
 val=()
 if [ -d "$VAL" ]; then val=(--val "$VAL"); fi
-"$PY" -m cgdm_codec.train.cgdm --base av1 --pack "$PACK" --stage fine --init "$INIT" --nyquist-null \
+"$PY" -m cgdm_lab.train.cgdm --base av1 --pack "$PACK" --stage fine --init "$INIT" --nyquist-null \
   --crop "$CROP" --batch "$BATCH" --syntax-bits-target 64 --syntax-proxy noise --sample-steps 1 \
   --lr 2e-4 --lambda-h 0.5 --time-limit "$LIMIT" --ckpt-every 200 "${val[@]}" \
   --out "$OUT/run" --export "$OUT/w.safetensors" 2>&1 | tee "$OUT/train.txt"

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         f.writelines(json.dumps(r) + "\n" for r in added)
     print(f"{len(added)} rows added to {args.main / RESULTS}")
 
-    from cgdm_codec.evaluation.runner import EvalConfig, Runner
+    from cgdm_lab.evaluation.runner import EvalConfig, Runner
 
     (args.main / RUN).unlink(missing_ok=True)  # the parts recorded their own image folders
     cfg = EvalConfig(images=args.images, outdir=args.main, downscale=args.downscale,

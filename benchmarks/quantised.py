@@ -113,7 +113,7 @@ def load(path: Path, downscale: float) -> Image.Image:
 
 def scores(out: np.ndarray, ref: np.ndarray) -> dict[str, float | None]:
     from cgdm_codec.artefacts import period2_ratio
-    from cgdm_codec.evaluation.quality import vif
+    from cgdm_lab.evaluation.quality import vif
     from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 
     return {"psnr": psnr(out, ref), "ms_ssim": ms_ssim(out, ref), "haarpsi": haarpsi(out, ref),
@@ -125,8 +125,8 @@ def bd(args: argparse.Namespace, previous: dict | None) -> dict:
 
     import cgdm_codec
     from cgdm_codec.artefacts import period2_ratio
-    from cgdm_codec.evaluation.bdrate import bd_rate
-    from cgdm_codec.evaluation.images import list_images
+    from cgdm_lab.evaluation.bdrate import bd_rate
+    from cgdm_lab.evaluation.images import list_images
 
     torch.set_num_threads(1)
     rows = list(previous["rows"]) if previous else []
@@ -157,7 +157,7 @@ def bd(args: argparse.Namespace, previous: dict | None) -> dict:
 
 
 def summarise(rows: list[dict], args: argparse.Namespace) -> dict:
-    from cgdm_codec.evaluation.bdrate import bd_rate
+    from cgdm_lab.evaluation.bdrate import bd_rate
 
     images = sorted({r["image"] for r in rows})
     per_metric: dict[str, list[float]] = {m: [] for m in METRICS}

@@ -31,12 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cgdm_codec import quality  # noqa: E402
-from cgdm_codec.evaluation.anchors import (  # noqa: E402
+from cgdm_lab.evaluation.anchors import (  # noqa: E402
     ALL, ClassicalCodec, available_anchors, avif_support, bpp_of, cached, match_bpp)
-from cgdm_codec.evaluation.images import (  # noqa: E402
+from cgdm_lab.evaluation.images import (  # noqa: E402
     JPEG_SOURCE_NOTE, decode_pil_bytes, has_jpeg_sources, list_images, load_reference,
     to_rgb_array)
-from cgdm_codec.evaluation.store import json_safe  # noqa: E402
+from cgdm_lab.evaluation.store import json_safe  # noqa: E402
 
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "val" / "sunhays80"
 

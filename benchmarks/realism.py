@@ -44,8 +44,8 @@ import torch
 
 from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
-from cgdm_codec.evaluation.anchors import avif_anchor, cached, match_bpp
-from cgdm_codec.evaluation.images import decode_pil_bytes, list_images, load_reference, to_rgb_array
+from cgdm_lab.evaluation.anchors import avif_anchor, cached, match_bpp
+from cgdm_lab.evaluation.images import decode_pil_bytes, list_images, load_reference, to_rgb_array
 from cgdm_codec.quality import band_energy_ratios as band_ratios, haarpsi, psnr
 
 PATCH = 128

@@ -23,8 +23,8 @@ import numpy as np
 from cgdm_codec import pipeline
 from cgdm_codec.base import av1
 from cgdm_codec.container import parse
-from cgdm_codec.evaluation.bdrate import bd_rate
-from cgdm_codec.evaluation.images import list_images, load_reference, to_rgb_array
+from cgdm_lab.evaluation.bdrate import bd_rate
+from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
 from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}

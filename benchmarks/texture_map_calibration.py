@@ -18,7 +18,7 @@ import numpy as np
 
 from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import parse
-from cgdm_codec.evaluation.images import list_images, load_reference, to_rgb_array
+from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
 from cgdm_codec.quality import band_energy_ratios
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "train"

@@ -187,15 +187,15 @@ def test_decoding_layers_never_import_training_code():
 
     code = ("import sys, cgdm_codec.pipeline, cgdm_codec.tuning, cgdm_codec.sampling.restore, "
             "cgdm_codec.base.av1, cgdm_codec.base.hyperprior; "
-            "print(sorted(m for m in sys.modules if m.startswith('cgdm_codec.train')))")
+            "print(sorted(m for m in sys.modules if m.startswith('cgdm_lab')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 @pytest.mark.torch
 def test_av1_training_pairs_and_a_training_step(tmp_path, monkeypatch):
-    from cgdm_codec.train import cgdm as train_cgdm
-    from cgdm_codec.train.av1_pairs import build_pairs, sample_pair_crops
+    from cgdm_lab.train import cgdm as train_cgdm
+    from cgdm_lab.train.av1_pairs import build_pairs, sample_pair_crops
 
     data = tmp_path / "photos"
     data.mkdir()

@@ -158,8 +158,8 @@ def test_the_registry_and_its_backend_modules_import_without_numpy_or_torch():
 @pytest.mark.torch
 def test_a_weightless_toy_backend_gives_training_pairs(png_registered, tmp_path, monkeypatch):
     """``train.cgdm --base png`` would train from whole-image decodes, at the toy's levels."""
-    from cgdm_codec.train import cgdm as train_cgdm
-    from cgdm_codec.train.av1_pairs import build_pairs
+    from cgdm_lab.train import cgdm as train_cgdm
+    from cgdm_lab.train.av1_pairs import build_pairs
 
     data = tmp_path / "photos"
     data.mkdir()

@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cgdm_codec.cli import main
-from cgdm_codec.evaluation import EvalError
-from cgdm_codec.evaluation.bdrate import bd_rate, overlap
-from cgdm_codec.evaluation.memory import PeakMemory
-from cgdm_codec.evaluation.progress import Progress
-from cgdm_codec.evaluation.runner import EvalConfig, check_ablations, encode_options, run_eval
-from cgdm_codec.evaluation.summary import bd_pairs, complete_images, mean_curves
+from cgdm_lab.evaluation import EvalError
+from cgdm_lab.evaluation.bdrate import bd_rate, overlap
+from cgdm_lab.evaluation.memory import PeakMemory
+from cgdm_lab.evaluation.progress import Progress
+from cgdm_lab.evaluation.runner import EvalConfig, check_ablations, encode_options, run_eval
+from cgdm_lab.evaluation.summary import bd_pairs, complete_images, mean_curves
 from conftest import textured
 
 pytestmark = pytest.mark.torch  # cgdm eval needs the eval extra, which needs torch
@@ -101,7 +101,7 @@ def test_peak_memory_sees_a_large_allocation():
     import sys
 
     code = ("import json, numpy as np\n"
-            "from cgdm_codec.evaluation.memory import PeakMemory\n"
+            "from cgdm_lab.evaluation.memory import PeakMemory\n"
             "with PeakMemory() as small:\n    pass\n"
             "with PeakMemory() as big:\n"
             "    a = np.ones(40 * 2**20 // 8)\n    a[::512] = 2.0\n    del a\n"
@@ -320,8 +320,8 @@ def test_eval_help_does_not_import_torch():
 
 
 def test_anchor_bytes_decode_back():
-    from cgdm_codec.evaluation.anchors import JPEG, available_anchors
-    from cgdm_codec.evaluation.images import decode_pil_bytes
+    from cgdm_lab.evaluation.anchors import JPEG, available_anchors
+    from cgdm_lab.evaluation.images import decode_pil_bytes
 
     img = Image.fromarray(textured(32, 40))
     data = JPEG.encode(img, 50)
@@ -351,7 +351,7 @@ def test_our_haarpsi_agrees_with_piq():
 
 
 def test_default_anchors_names_speeds_and_sweeps():
-    from cgdm_codec.evaluation.anchors import ALL, AVIF, AVIF_S2, avif_anchor, default_anchors
+    from cgdm_lab.evaluation.anchors import ALL, AVIF, AVIF_S2, avif_anchor, default_anchors
 
     assert [c.name for c in ALL] == ["jpeg", "webp", "avif", "avif-s2", "jxl"]
     assert dict(AVIF.options) == {"speed": 6, "subsampling": "4:2:0"}
@@ -382,8 +382,8 @@ class _SaveRecorder:
 
 
 def test_avif_s2_encodes_at_speed_2():
-    from cgdm_codec.evaluation.anchors import AVIF, AVIF_S2, avif_support
-    from cgdm_codec.evaluation.images import decode_pil_bytes
+    from cgdm_lab.evaluation.anchors import AVIF, AVIF_S2, avif_support
+    from cgdm_lab.evaluation.images import decode_pil_bytes
 
     rec = _SaveRecorder()
     assert AVIF_S2.encode(rec, 30) == b"coded" and AVIF.encode(rec, 30) == b"coded"
@@ -396,7 +396,7 @@ def test_avif_s2_encodes_at_speed_2():
 
 
 def test_missing_encoders_are_notes_one_per_format(monkeypatch):
-    from cgdm_codec.evaluation import anchors
+    from cgdm_lab.evaluation import anchors
 
     monkeypatch.setattr(anchors, "avif_support", lambda: None)
     monkeypatch.setattr(anchors, "jxl_support", lambda: None)
@@ -412,8 +412,8 @@ def test_missing_encoders_are_notes_one_per_format(monkeypatch):
 
 
 def test_jxl_anchor_round_trips_when_the_plugin_is_installed():
-    from cgdm_codec.evaluation.anchors import JXL, jxl_support
-    from cgdm_codec.evaluation.images import decode_pil_bytes
+    from cgdm_lab.evaluation.anchors import JXL, jxl_support
+    from cgdm_lab.evaluation.images import decode_pil_bytes
 
     rec = _SaveRecorder()
     JXL.encode(rec, 50)
@@ -429,8 +429,8 @@ def test_jxl_anchor_round_trips_when_the_plugin_is_installed():
 
 
 def test_reports_and_plot_carry_the_extra_anchors(evaluated):
-    from cgdm_codec.evaluation.anchors import avif_support
-    from cgdm_codec.evaluation.plot import style_of
+    from cgdm_lab.evaluation.anchors import avif_support
+    from cgdm_lab.evaluation.plot import style_of
 
     out, result = evaluated
     if avif_support() is None:
@@ -449,7 +449,7 @@ def test_reports_and_plot_carry_the_extra_anchors(evaluated):
 
 
 def test_runner_takes_the_main_avif_speed(images, tmp_path):
-    from cgdm_codec.evaluation.anchors import avif_support
+    from cgdm_lab.evaluation.anchors import avif_support
 
     if avif_support() is None:
         pytest.skip("no AVIF encoder in this Pillow")
@@ -467,7 +467,7 @@ def test_runner_takes_the_main_avif_speed(images, tmp_path):
 def test_detail_box_finds_the_textured_patch_not_the_big_edge():
     import numpy as np
 
-    from cgdm_codec.evaluation.crops import detail_box
+    from cgdm_lab.evaluation.crops import detail_box
 
     img = np.full((300, 400, 3), 128, np.uint8)
     img[:, 330:] = 255  # one big edge: a large plain variance, but little fine detail
@@ -481,7 +481,7 @@ def test_detail_box_finds_the_textured_patch_not_the_big_edge():
 def test_crop_grid_layout_crops_and_labels():
     import numpy as np
 
-    from cgdm_codec.evaluation.crops import (BACKGROUND, GAP, PAD, codec_label, crop_grid,
+    from cgdm_lab.evaluation.crops import (BACKGROUND, GAP, PAD, codec_label, crop_grid,
                                              label_height)
 
     h, w = 240, 320
@@ -547,8 +547,8 @@ def test_identity_names_the_base_and_weights_the_encodes_use(images, tmp_path, m
 
 
 def test_anchor_choice_runs_only_the_named_anchors():
-    from cgdm_codec.evaluation.anchors import default_anchors
-    from cgdm_codec.evaluation.runner import pick_anchors
+    from cgdm_lab.evaluation.anchors import default_anchors
+    from cgdm_lab.evaluation.runner import pick_anchors
 
     every = default_anchors(3)
     assert pick_anchors(every, ()) == every
@@ -558,7 +558,7 @@ def test_anchor_choice_runs_only_the_named_anchors():
 
 
 def test_the_report_has_an_artefact_table_when_rows_have_the_measures():
-    from cgdm_codec.evaluation.report import artefact_table
+    from cgdm_lab.evaluation.report import artefact_table
 
     curves = {"cgdm": [{"setting": 1, "period2": 1.1, "period2_ref": 0.8, "edge_overshoot": 2.0, "flat_noise": 0.9}]}
     text = "\n".join(artefact_table(curves))

@@ -431,7 +431,7 @@ def test_pipeline_decode_puts_metadata_in_info(encoded, tmp_path):
 
 def test_eval_measures_pixels_without_metadata(tmp_path):
     """cgdm eval's rates must not include the source's profile and EXIF (nor the anchors')."""
-    from cgdm_codec.evaluation.images import load_reference
+    from cgdm_lab.evaluation.images import load_reference
 
     src = tmp_path / "photo.jpg"
     Image.fromarray(textured(16, 16)).save(src, icc_profile=ICC, exif=exif_bytes(), xmp=XMP)

@@ -61,7 +61,7 @@ def test_quantisation_is_deterministic(tmp_path):
     sha256 names what the module makes), and the result runs."""
     import onnxruntime as ort
 
-    from cgdm_codec.train.quantise import quantise_graph
+    from cgdm_lab.train.quantise import quantise_graph
 
     for f in weights_dir().glob(f"{NAME}.*"):
         shutil.copy(f, tmp_path / f.name)
@@ -81,7 +81,7 @@ def test_quantisation_is_deterministic(tmp_path):
 
 
 def test_calibration_refuses_a_validation_folder(tmp_path):
-    from cgdm_codec.train.quantise import main
+    from cgdm_lab.train.quantise import main
 
     with pytest.raises(SystemExit):
         main([str(weights()), "--data", str(tmp_path / "val" / "sunhays80")])
@@ -177,7 +177,7 @@ def test_the_head_and_the_per_image_kernels_stay_float32():
     """train.quantise.FLOAT_NODES: float32 in the shipped graph, every other convolution int8."""
     import onnx
 
-    from cgdm_codec.train.quantise import FLOAT_NODES
+    from cgdm_lab.train.quantise import FLOAT_NODES
 
     graph = onnx.load(str(quantised_paths(weights(), read_manifest(weights()))["denoise"]),
                       load_external_data=False).graph

@@ -108,7 +108,7 @@ def test_new_files_decode_at_any_realism():
 
 
 def test_feature_distance_and_critic():
-    from cgdm_codec.train.realism import FeatureDistance, PatchDiscriminator, draw_realism
+    from cgdm_lab.train.realism import FeatureDistance, PatchDiscriminator, draw_realism
 
     dist = FeatureDistance()
     gen = torch.Generator().manual_seed(0)
@@ -125,8 +125,8 @@ def test_feature_distance_and_critic():
 def test_realism_training_step_and_pack(tmp_path, monkeypatch):
     """train.pack writes pairs a lent GPU can read back; a --realism fine step runs on them and
     grows the realism input from weights without it (zero weights: realism 0 starts unchanged)."""
-    from cgdm_codec.train import cgdm as train_cgdm
-    from cgdm_codec.train.pack import load_pack, pack
+    from cgdm_lab.train import cgdm as train_cgdm
+    from cgdm_lab.train.pack import load_pack, pack
 
     data = tmp_path / "photos"
     data.mkdir()

@@ -46,7 +46,7 @@ def test_the_exported_stem_is_the_unshuffle_stem(r):
     """train.export_onnx folds pixel-unshuffle + 3x3 conv into one strided conv: same function."""
     from torch import nn
 
-    from cgdm_codec.train.export_onnx import StridedStem
+    from cgdm_lab.train.export_onnx import StridedStem
 
     torch.manual_seed(r)
     stem = nn.Sequential(nn.PixelUnshuffle(r), nn.Conv2d(3 * r * r, 16, 3, padding=1))

@@ -142,7 +142,7 @@ def test_realism_decode_adds_texture_and_the_ablation_leaves_it_out():
 @pytest.mark.torch
 def test_fitting_recovers_a_model_that_matches_band_energy(tmp_path):
     """train/texture.py end to end on two training-like pictures, written into a manifest."""
-    from cgdm_codec.train import texture as fit
+    from cgdm_lab.train import texture as fit
 
     images = tmp_path / "photos"
     images.mkdir()
@@ -174,7 +174,7 @@ def level_samples() -> list:
 
 
 def level_ratios(samples: list, cfg: TextureConfig) -> dict[int, np.ndarray]:
-    from cgdm_codec.train import texture as fit
+    from cgdm_lab.train import texture as fit
 
     out = {}
     for q in sorted({s[2] for s in samples}):
@@ -188,7 +188,7 @@ def level_ratios(samples: list, cfg: TextureConfig) -> dict[int, np.ndarray]:
 def test_calibration_brings_every_level_to_the_target():
     """A gain that is a line in the quantiser gives each level the finest band's energy of
     the original, where one gain for both (the mean's calibration) could not."""
-    from cgdm_codec.train import texture as fit
+    from cgdm_lab.train import texture as fit
 
     samples = level_samples()
     cfg = replace(AMPLIFIED, coef=fit.fit_coefficients(samples, AMPLIFIED))

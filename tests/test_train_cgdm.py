@@ -12,7 +12,7 @@ from PIL import Image
 from cgdm_codec.config import BaseCodecConfig
 from cgdm_codec.models.base_codec import VariableRateHyperprior
 from cgdm_codec.models.cgdm import Cgdm
-from cgdm_codec.train import cgdm as train_cgdm
+from cgdm_lab.train import cgdm as train_cgdm
 from cgdm_codec.weights import save_weights
 
 
@@ -88,7 +88,7 @@ def test_base_training_starts_from_shipped_style_weights(tmp_path):
     """`train.base --init W.safetensors` must accept exported weights (CDF tables included)."""
     from cgdm_codec.config import BaseCodecConfig
     from cgdm_codec.models.base_codec import VariableRateHyperprior
-    from cgdm_codec.train.export_base import export
+    from cgdm_lab.train.export_base import export
 
     torch.manual_seed(0)
     model = VariableRateHyperprior(BaseCodecConfig(N=8, M=12))
@@ -113,7 +113,7 @@ def test_syntax_proxy_lets_the_unet_learn_from_small_syntax_values(proxy):
 
     from cgdm_codec.diffusion_config import CgdmConfig
     from cgdm_codec.models.cgdm import Cgdm
-    from cgdm_codec.train.cgdm import StageLoss, parse_args
+    from cgdm_lab.train.cgdm import StageLoss, parse_args
 
     torch.manual_seed(0)
     model = Cgdm(CgdmConfig.preset("tiny-av1"))
@@ -140,7 +140,7 @@ def test_syntax_restart_zeroes_the_unets_syntax_weights_and_scales_the_generator
 
     from cgdm_codec.diffusion_config import CgdmConfig
     from cgdm_codec.models.cgdm import Cgdm
-    from cgdm_codec.train.cgdm import restart_syntax
+    from cgdm_lab.train.cgdm import restart_syntax
 
     torch.manual_seed(0)
     model = Cgdm(CgdmConfig.preset("tiny-av1"))

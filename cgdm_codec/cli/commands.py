@@ -401,7 +401,14 @@ def eval_(folder: Path, levels: tuple[int, ...], outdir: Path, downscale: float,
         if not folder.is_dir():
             raise OSError(2, "not a folder", str(folder))
         require_extra("cgdm eval", "eval", EVAL_MODULES)
-        from ..evaluation.runner import EvalConfig, run_eval
+        try:  # the evaluation is the lab's (lab/, a second distribution): never in the codec's wheel
+            from cgdm_lab.evaluation.runner import EvalConfig, run_eval
+        except ModuleNotFoundError as exc:
+            if exc.name != "cgdm_lab":
+                raise
+            from ..errors import MissingDependency
+            raise MissingDependency("cgdm eval needs cgdm-lab, which is not installed: "
+                                    "pip install -e ./lab (from a cgdm-codec checkout)") from None
 
         cfg = EvalConfig(images=folder, outdir=outdir, levels=levels, downscale=downscale, limit=limit,
                          anchors=anchors, ablations=tuple(a for a in ablations if a != "none"),

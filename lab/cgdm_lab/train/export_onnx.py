@@ -1,5 +1,5 @@
 """Export the ONNX graphs a torch-free decoder and encoder run: ``python -m
-cgdm_codec.train.export_onnx cgdm_codec/weights/cgdm-av1-3.safetensors [...]``.
+cgdm_lab.train.export_onnx cgdm_codec/weights/cgdm-av1-3.safetensors [...]``.
 
 Four graphs per weights file, written beside it as ``NAME.ROLE.onnx``:
 - ``condition``: (t, syntax values, base condition[, realism]) -> the condition vector;
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.cgdm import Cgdm
-from ..weights import load_tensors, manifest_path, read_manifest, sha256_file
+from cgdm_codec.models.cgdm import Cgdm
+from cgdm_codec.weights import load_tensors, manifest_path, read_manifest, sha256_file
 
 OPSET = 17
 ROLES = ("condition", "features", "denoise", "syntax")

@@ -1,6 +1,6 @@
 """Fit the texture synthesis model (``sampling.texture``) of a realism network on training photos.
 
-    python -m cgdm_codec.train.texture --data ../shared/datasets/train \\
+    python -m cgdm_lab.train.texture --data ../shared/datasets/train \\
         --weights cgdm_codec/weights/cgdm-av1-3r.safetensors --images 48 --levels 1 2 3 4 5 --write
 
 Each photo (halved, as the evaluation does, then centre-cropped to at most --crop px) is
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, edge_mask, features, noise_rows,
+from cgdm_codec.sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, edge_mask, features, noise_rows,
                                 texture_energy, texture_of)
 
 GRID = 4  # sample every 4th pixel each way for the fit
@@ -37,8 +37,8 @@ def pairs(data: Path, weights: Path, images: int, crop: int, levels: list[int]):
     """(original uint8, decode float (3, H, W) without texture, qindex, seed) per photo and level."""
     from PIL import Image, ImageOps
 
-    from .. import pipeline
-    from ..container import parse
+    from cgdm_codec import pipeline
+    from cgdm_codec.container import parse
     from .data import list_images
 
     paths = list_images(data)
@@ -130,7 +130,7 @@ def textured_decode(dec: np.ndarray, terms: list, cfg: TextureConfig, qindex: in
 
 
 def mean_band_ratios(parts: list, cfg: TextureConfig) -> np.ndarray:
-    from ..quality import band_energy_ratios
+    from cgdm_codec.quality import band_energy_ratios
 
     return np.mean([band_energy_ratios(textured_decode(dec, terms, cfg, q), ref, cfg.bands)
                     for ref, dec, terms, q in parts], axis=0)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(samples)} decodes in {time.time() - t0:.0f} s")
     cfg = TextureConfig(amplify=tuple(args.amplify), max_gain=args.max_gain, edge_mask=args.edge_mask)
     cfg = replace(cfg, coef=fit_coefficients(samples, cfg))
-    fitted = {"command": "python -m cgdm_codec.train.texture " + " ".join(argv or sys.argv[1:]),
+    fitted = {"command": "python -m cgdm_lab.train.texture " + " ".join(argv or sys.argv[1:]),
               "data": f"{args.images} photos of {args.data.name} (halved, centre {args.crop} px), "
                       f"levels {args.levels}, {len(samples)} diffusion decodes",
               "target_band_energy": TARGET}

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..artefacts import luma
+from cgdm_codec.artefacts import luma
 from .anchors import bpp_of
 
 CROP = 192        # side of the square crop, in source pixels

@@ -87,7 +87,7 @@ class EvalConfig:
 
 
 def encoder_keywords() -> set[str]:
-    from ..pipeline import encode_image
+    from cgdm_codec.pipeline import encode_image
 
     return set(inspect.signature(encode_image).parameters)
 
@@ -157,8 +157,8 @@ class Runner:
         self.files = list_images(cfg.images, cfg.limit)
         if not self.files:
             raise EvalError(f"{cfg.images}: no images (looked for .png, .jpg, .webp, ...)")
-        from ..device import pick_device  # torch: only once the inputs are known to be usable
-        from ..pipeline import default_base, load_bundle
+        from cgdm_codec.device import pick_device  # torch: only once the inputs are known to be usable
+        from cgdm_codec.pipeline import default_base, load_bundle
 
         accepted = encoder_keywords()
         self.encode_kwargs = encode_options(cfg.effort, accepted)
@@ -230,8 +230,8 @@ class Runner:
         """Run the codec once on a small image so that lazy initialisation is not timed."""
         from PIL import Image
 
-        from ..container import parse
-        from ..pipeline import decode_file, encode
+        from cgdm_codec.container import parse
+        from cgdm_codec.pipeline import decode_file, encode
 
         if self.warm:
             return
@@ -263,8 +263,8 @@ class Runner:
 
     def run_cgdm(self, image: str, img, ref: np.ndarray, level: int) -> bool:
         """All cgdm rows of one image and level; False if there was nothing left to do."""
-        from ..container import parse
-        from ..pipeline import decode_file, encode
+        from cgdm_codec.container import parse
+        from cgdm_codec.pipeline import decode_file, encode
 
         todo = [c for c in self.cgdm_codecs() if self.pending(image, c[0], [level])]
         if not todo:

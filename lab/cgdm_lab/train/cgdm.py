@@ -1,4 +1,4 @@
-"""Train the CGDM decoder: ``python -m cgdm_codec.train.cgdm --data DIR --base W.safetensors``.
+"""Train the CGDM decoder: ``python -m cgdm_lab.train.cgdm --data DIR --base W.safetensors``.
 
 Two stages, as in the paper, each in its own output folder:
   coarse  x0-prediction at a random timestep:  MSE(x0_hat, x) + lambda * R
@@ -28,19 +28,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..diffusion_config import CgdmConfig
-from ..models.cgdm import Cgdm, export_weights
-from ..models.syntax import quantize
-from ..sampling.ddim import DDIMScheduler
-from ..sampling.unrolled import unrolled_sample
+from cgdm_codec.diffusion_config import CgdmConfig
+from cgdm_codec.models.cgdm import Cgdm, export_weights
+from cgdm_codec.models.syntax import quantize
+from cgdm_codec.sampling.ddim import DDIMScheduler
+from cgdm_codec.sampling.unrolled import unrolled_sample
 from .av1_pairs import PAIR_SPEED
 from .common import CsvLog, Timer, autocast_for, pick_device, save_checkpoint
 from .data import build_pool, sample_crops
-from ..quality.objective import fine_loss
+from cgdm_codec.quality.objective import fine_loss
 
 if TYPE_CHECKING:
-    from ..base.interface import BaseRecord
-    from ..models.base_codec import VariableRateHyperprior
+    from cgdm_codec.base.interface import BaseRecord
+    from cgdm_codec.models.base_codec import VariableRateHyperprior
 
 CHANNELS_LAST = torch.channels_last
 LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "haarpsi", "bpp", "lr", "feature", "adv", "critic",
@@ -49,7 +49,7 @@ LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "haarpsi", 
 
 def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
     """The frozen base codec."""
-    from ..models.base_codec import VariableRateHyperprior
+    from cgdm_codec.models.base_codec import VariableRateHyperprior
 
     base = VariableRateHyperprior.from_weights(path)
     return base.to(device, memory_format=CHANNELS_LAST).eval().requires_grad_(False)
@@ -126,7 +126,7 @@ class StageLoss(nn.Module):
         At r = 0 this is the fine stage's loss; toward r = 1 the exact-pixel terms weaken and
         the terms that reward plausible texture take over. Images in [-1, 1].
         """
-        from ..quality.objective import fidelity_torch
+        from cgdm_codec.quality.objective import fidelity_torch
         from .realism import generator_adversarial
 
         a = self.args
@@ -203,7 +203,7 @@ def read_init(path: str | Path) -> tuple[CgdmConfig, dict[str, torch.Tensor]]:
     """Config and EMA weights of a checkpoint (.pt) or of exported weights (.safetensors)."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from ..weights import load_tensors, read_manifest
+        from cgdm_codec.weights import load_tensors, read_manifest
 
         return CgdmConfig.from_dict(read_manifest(path)["config"]), load_tensors(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -226,7 +226,7 @@ def pairs_base(base: str | None) -> "BaseRecord | None":
     Such a base trains from pairs of whole-image decodes (``train.av1_pairs``); otherwise
     ``--base`` is the path of the learned base's weights, run on every crop.
     """
-    from ..base.registry import BY_NAME
+    from cgdm_codec.base.registry import BY_NAME
 
     record = BY_NAME.get(base or "")
     return record if record is not None and not record.network else None
@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"reloaded base codec from {args.base}", flush=True)
             save_checkpoint(ckpt_path, checkpoint_state())
     if rank == 0 and args.export:
-        from ..weights import sha256_file
+        from cgdm_codec.weights import sha256_file
 
         base_meta = ({"base_codec": pairs_record.name} if from_pairs
                      else {"base_sha256": sha256_file(args.base)})

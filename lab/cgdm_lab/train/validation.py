@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artefacts import flat_noise, period2_ratio
-from ..models.syntax import quantize
-from ..sampling.ddim import DDIMScheduler
-from ..sampling.unrolled import unrolled_sample
+from cgdm_codec.artefacts import flat_noise, period2_ratio
+from cgdm_codec.models.syntax import quantize
+from cgdm_codec.sampling.ddim import DDIMScheduler
+from cgdm_codec.sampling.unrolled import unrolled_sample
 from .data import list_images
 from .pack import GRID
 DEFAULT_QUALITIES = (10, 35, 60)  # Pillow AVIF qualities: about levels 1, 3 and 5
@@ -43,8 +43,8 @@ def build_validation(folder: str | Path, size: int = 256, qualities: tuple[int, 
     """Pairs of every photo in ``folder`` (at least ``size`` px a side) at each quality."""
     from PIL import Image
 
-    from ..base.av1 import decode_avif, encode_avif, inspect_payload
-    from ..base.avif_file import split_avif
+    from cgdm_codec.base.av1 import decode_avif, encode_avif, inspect_payload
+    from cgdm_codec.base.avif_file import split_avif
 
     originals, decodes, qindex = [], [], []
     for path in list_images(folder)[:limit]:

@@ -1,5 +1,5 @@
 """Int8 forms of the decoder's graphs, by ONNX Runtime's static quantisation:
-``python -m cgdm_codec.train.quantise cgdm_codec/weights/cgdm-av1-5.safetensors --data ../shared/datasets/train``.
+``python -m cgdm_lab.train.quantise cgdm_codec/weights/cgdm-av1-5.safetensors --data ../shared/datasets/train``.
 
 What it writes, beside the weights, for each role asked (default ``denoise``):
 ``NAME.ROLE.int8.onnx``, the float graph (``train/export_onnx.py``) with its convolutions
@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..weights import manifest_path, read_manifest, sha256_file
+from cgdm_codec.weights import manifest_path, read_manifest, sha256_file
 
 QUANTISED_ROLES = ("denoise", "features")
 #: Convolutions left in float32, per role: the output head's last convolution (its 12
@@ -82,8 +82,8 @@ def calibration_crop(path: Path, crop: int) -> Any:
 def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
                    levels_per_photo: int = 2) -> list[dict[str, np.ndarray]]:
     """Every input the ``role`` graph of ``weights`` gets while decoding the photos' crops."""
-    from .. import api, pipeline
-    from ..runtime import OrtDenoiser
+    from cgdm_codec import api, pipeline
+    from cgdm_codec.runtime import OrtDenoiser
 
     feeds: list[dict[str, np.ndarray]] = []
     original = OrtDenoiser._run
@@ -159,7 +159,7 @@ def quantise_graph(float_graph: Path, out: Path, feeds: list[dict[str, np.ndarra
                         calibration_providers=["CPUExecutionProvider"], extra_options=extra)
     # the float tensors it left as they were (the condition's Gemms: 2 MB of the denoise
     # graph) read from the safetensors file again, as in the float graph
-    from ..weights import load_tensors
+    from cgdm_codec.weights import load_tensors
     from .export_onnx import externalise
 
     tensors = {k: v.contiguous() for k, v in load_tensors(weights_of(float_graph)).items()}

@@ -1,6 +1,6 @@
 """Export a diffusion-stage checkpoint's EMA weights as shipped weights.
 
-``python -m cgdm_codec.train.export_cgdm checkpoints/cgdm-fine/last.pt cgdm_codec/weights/cgdm-small.safetensors
+``python -m cgdm_lab.train.export_cgdm checkpoints/cgdm-fine/last.pt cgdm_codec/weights/cgdm-small.safetensors
 --base cgdm_codec/weights/base-hp1.safetensors``
 
 ``--base av1`` for a stage trained on AV1 decodes (that base has no weights). ``--sampler
@@ -19,9 +19,9 @@ import torch
 
 from dataclasses import replace
 
-from ..diffusion_config import CURRENT_SAMPLER, CgdmConfig
-from ..models.cgdm import Cgdm
-from ..weights import sha256_file
+from cgdm_codec.diffusion_config import CURRENT_SAMPLER, CgdmConfig
+from cgdm_codec.models.cgdm import Cgdm
+from cgdm_codec.weights import sha256_file
 from .cgdm import export, pairs_base
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds=round(float(state["seconds"]), 1), data=state.get("data", ""),
         base=(args.base if weightless else Path(args.base).name),
         base_sha256=None if weightless else sha256_file(args.base), ema=0.999, history=history,
-        training_entry_point="python -m cgdm_codec.train.cgdm",
+        training_entry_point="python -m cgdm_lab.train.cgdm",
         data_note="BSDS500 (non-commercial research/teaching terms), Urban100 (every other "
                   "image), photographic Debian wallpapers: weights inherit BSDS500's terms",
     )

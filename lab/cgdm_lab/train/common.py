@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..device import autocast_for, cpu_has_fast_bf16, pick_device  # noqa: F401 (re-exported)
+from cgdm_codec.device import autocast_for, cpu_has_fast_bf16, pick_device  # noqa: F401 (re-exported)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..quality import haarpsi, ms_ssim, psnr
-from ..artefacts import artefacts
+from cgdm_codec.quality import haarpsi, ms_ssim, psnr
+from cgdm_codec.artefacts import artefacts
 
 VIF_MIN_SIDE = 41  # piq.vif_p's largest filter needs at least this many pixels per side
 

@@ -1,6 +1,6 @@
 """Export a base-codec training checkpoint as shipped weights.
 
-``python -m cgdm_codec.train.export_base checkpoints/base/last.pt cgdm_codec/weights/base-hp1.safetensors``
+``python -m cgdm_lab.train.export_base checkpoints/base/last.pt cgdm_codec/weights/base-hp1.safetensors``
 
 Builds the range coder's CDF tables once, here, and stores them in the file: the tables are
 then part of the weights, so encoder and decoder can never compute different ones.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import BaseCodecConfig
-from ..models.base_codec import VariableRateHyperprior
-from ..weights import save_weights
+from cgdm_codec.config import BaseCodecConfig
+from cgdm_codec.models.base_codec import VariableRateHyperprior
+from cgdm_codec.weights import save_weights
 
 
 def export(ckpt: str | Path, out: str | Path, figures: dict | None = None) -> dict:
@@ -32,7 +32,7 @@ def export(ckpt: str | Path, out: str | Path, figures: dict | None = None) -> di
         "architecture": "VariableRateHyperprior (mean-scale hyperprior + per-quality gain units)",
         "config": cfg.to_dict(),
         "training": {
-            "entry_point": "python -m cgdm_codec.train.base",
+            "entry_point": "python -m cgdm_lab.train.base",
             "data": state.get("data", ""),
             "data_note": "BSDS500 (non-commercial research/teaching terms), Urban100 (every "
                          "other image), photographic Debian wallpapers: weights inherit "

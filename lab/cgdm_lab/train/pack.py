@@ -1,6 +1,6 @@
 """Pack AV1 training pairs small enough to travel to a lent accelerator, and read them back.
 
-``python -m cgdm_codec.train.pack --data DIR --out PACK`` writes, for crops of the training
+``python -m cgdm_lab.train.pack --data DIR --out PACK`` writes, for crops of the training
 pool (full and half-size photos, ``train.data.build_pool``):
 - the original crop as a near-lossless AVIF (4:4:4, quality ``TRANSPORT_QUALITY``; about 45 dB
   PSNR on detailed photos, well above what any level restores to), and
@@ -65,8 +65,8 @@ def multiscale_pool(data: str | Path, sides: tuple[int, ...], min_side: int,
 def _encode_job(job: tuple[np.ndarray, list[int], int]) -> tuple[bytes, list[bytes], list[int]]:
     from PIL import Image
 
-    from ..base.av1 import encode_avif, inspect_payload
-    from ..base.avif_file import split_avif
+    from cgdm_codec.base.av1 import encode_avif, inspect_payload
+    from cgdm_codec.base.avif_file import split_avif
 
     rgb, qualities, speed = job
     buf = io.BytesIO()
@@ -135,7 +135,7 @@ def write_index(out: Path, index: dict) -> None:
 
 
 def _decode(path: Path) -> np.ndarray:
-    from ..base.av1 import decode_avif
+    from cgdm_codec.base.av1 import decode_avif
 
     return np.ascontiguousarray(np.asarray(decode_avif(path.read_bytes()).convert("RGB")).transpose(2, 0, 1))
 

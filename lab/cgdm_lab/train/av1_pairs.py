@@ -43,14 +43,14 @@ def _encode_one(job: tuple[np.ndarray, int, int, str]) -> tuple[np.ndarray, int]
     """(x~, condition) of one whole image at one quality: exactly what the codec's decoder sees."""
     rgb, quality, speed, base = job
     if base == "av1":
-        from ..base.av1 import decode_avif, encode_avif, inspect_payload
-        from ..base.avif_file import split_avif
+        from cgdm_codec.base.av1 import decode_avif, encode_avif, inspect_payload
+        from cgdm_codec.base.avif_file import split_avif
 
         avif = encode_avif(rgb, quality, speed)
         # Pillow decoding Pillow's own file is what the decoder does with the rebuilt wrapper,
         # which is byte-identical to it (tests/test_avif_file.py).
         return np.asarray(decode_avif(avif).convert("RGB")), inspect_payload(split_avif(avif))
-    from ..base.registry import create
+    from cgdm_codec.base.registry import create
 
     codec = create(base)
     fine = quality if codec.record.fine_range is not None else None
@@ -64,7 +64,7 @@ def build_pairs(root: str | Path, min_side: int = 128, per_image: int = 2,
                 base: str = "av1") -> PairPool:
     """The pairs of every pool image; ``quality_range`` defaults to ``DEFAULT_QUALITY_RANGE``
     for AV1, the fine range (or the levels) of another ``base``; ``speed`` is AV1's."""
-    from ..base.registry import backend
+    from cgdm_codec.base.registry import backend
 
     record = backend(base)
     if quality_range is None:

@@ -1,4 +1,4 @@
-"""Train the variable-rate base codec: ``python -m cgdm_codec.train.base --data DIR``.
+"""Train the variable-rate base codec: ``python -m cgdm_lab.train.base --data DIR``.
 
 Every sample in a batch draws its own quality level, so all six rate points are trained at
 once. Resumes from ``OUT/last.pt`` when it exists (or starts from ``--init`` weights).
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import BaseCodecConfig
-from ..models.base_codec import VariableRateHyperprior
+from cgdm_codec.config import BaseCodecConfig
+from cgdm_codec.models.base_codec import VariableRateHyperprior
 from .common import CsvLog, Timer, autocast_for, pick_device, save_checkpoint
 from .data import build_pool, list_images
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         gen.set_state(state["gen"])
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
     elif args.init:
-        from ..weights import load_tensors
+        from cgdm_codec.weights import load_tensors
 
         model.load_exported(load_tensors(args.init))
         print(f"initialised from {args.init}", flush=True)
