@@ -33,7 +33,6 @@ def encoded(tmp_path_factory):
     return d, src, d / "card.cgdm"
 
 
-@pytest.mark.torch
 def test_encode_default_name_and_decode_default_name(encoded):
     d, src, cg = encoded
     assert cg.is_file() and cg.stat().st_size > 20
@@ -44,7 +43,6 @@ def test_encode_default_name_and_decode_default_name(encoded):
     assert Image.open(src).size == (80, 48)  # the original is never overwritten by default
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("ext", [".png", ".webp", ".jpg", ".bmp", ".tiff"])
 def test_decode_output_format_follows_extension(encoded, ext):
     d, _, cg = encoded
@@ -54,7 +52,6 @@ def test_decode_output_format_follows_extension(encoded, ext):
     assert Image.open(out).size == (80, 48)
 
 
-@pytest.mark.torch
 def test_info_json_fields(encoded):
     _, _, cg = encoded
     res = run("info", str(cg), "--json")
@@ -67,7 +64,6 @@ def test_info_json_fields(encoded):
     assert s["bpp"] == round(8 * cg.stat().st_size / (80 * 48), 4)
 
 
-@pytest.mark.torch
 def test_info_human_readable(encoded):
     res = run("info", str(encoded[2]))
     assert res.exit_code == 0 and "80x48" in res.output and "quality" in res.output
@@ -75,14 +71,15 @@ def test_info_human_readable(encoded):
 
 @pytest.mark.torch
 def test_progress_on_stderr_and_quiet(encoded):
+    """The learned base's encoder search and 5-step decoder report progress; --quiet is silent."""
     d, src, _ = encoded
-    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"),
+    res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--base", "hyperprior",
                                     "--finetune-iters", "2", "--seeds", "2"])
     assert res.exit_code == 0 and "wrote" in res.stderr
     assert "fine-tuning the syntax encoder [" in res.stderr and "2/2 done in" in res.stderr
     assert "scoring candidate decodes" in res.stderr and "chose the" in res.stderr
     res = CliRunner().invoke(main, ["encode", str(src), "-o", str(d / "p.cgdm"), "--quiet", "--force",
-                                    "--no-finetune", "--seeds", "2"])
+                                    "--base", "hyperprior", "--no-finetune", "--seeds", "2"])
     assert res.exit_code == 0 and res.stderr == ""
     res = CliRunner().invoke(main, ["decode", str(d / "p.cgdm"), "-o", str(d / "p.png")])
     # the newest decoder: 5 steps of one tile
@@ -113,7 +110,6 @@ def test_progress_line_and_eta():
     assert progress_line("x", 4, 4, 12.5, 20.0, 8) == "[ 20.0s] x [########] 4/4 done in 12.5s"
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("args", [["--effort", "huge"], ["--seeds", "0"], ["--finetune-iters", "-1"]])
 def test_bad_effort_options_are_usage_errors(encoded, args):
     res = CliRunner().invoke(main, ["encode", str(encoded[1]), "-o", "never.cgdm", *args])
@@ -139,13 +135,11 @@ def test_not_an_image(tmp_path):
     assert not (tmp_path / "x.cgdm").exists()
 
 
-@pytest.mark.torch
 def test_bad_quality_is_usage_error(encoded):
     res = CliRunner().invoke(main, ["encode", str(encoded[1]), "-q", "7"])
     assert res.exit_code == 2
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "append", "empty"])
 def test_damaged_files_fail_cleanly(encoded, tmp_path, damage):
     data = bytearray(encoded[2].read_bytes())
@@ -170,7 +164,6 @@ def test_damaged_files_fail_cleanly(encoded, tmp_path, damage):
     assert not any(p.name.startswith(".cgdm-") for p in tmp_path.iterdir())
 
 
-@pytest.mark.torch
 def test_unknown_output_extension_writes_nothing(encoded, tmp_path):
     res = CliRunner().invoke(main, ["decode", str(encoded[2]), "-o", str(tmp_path / "o.xyz")])
     assert res.exit_code == 2 and "unknown output format" in _err(res)
@@ -185,7 +178,6 @@ def test_help_and_version():
     assert res.exit_code == 0 and "cgdm" in res.output
 
 
-@pytest.mark.torch
 def test_info_does_not_import_torch(encoded):
     """`cgdm info` must answer without loading torch or CompressAI."""
     code = (
@@ -200,7 +192,6 @@ def test_info_does_not_import_torch(encoded):
     assert "HEAVY []" in out
 
 
-@pytest.mark.torch
 def test_console_script_runs(encoded):
     exe = Path(sys.executable).parent / "cgdm"
     if not exe.exists():
