@@ -355,14 +355,12 @@ def encoded(tmp_path_factory):
     return d, src, cg
 
 
-@pytest.mark.torch
 def test_encode_carries_metadata_by_default(encoded):
     _, _, cg = encoded
     f = C.read_file(cg)
     assert f.metadata == MD
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".tiff", ".avif"])
 def test_decode_writes_metadata_into_output(encoded, ext):
     d, _, cg = encoded
@@ -379,7 +377,6 @@ def test_decode_writes_metadata_into_output(encoded, ext):
     assert e[0x010F] == "CamCo" and e.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
 
 
-@pytest.mark.torch
 def test_decode_strip_writes_none(encoded):
     d, _, cg = encoded
     out = d / "stripped.png"
@@ -388,7 +385,6 @@ def test_decode_strip_writes_none(encoded):
         assert not {"icc_profile", "exif", "xmp"} & set(im.info)
 
 
-@pytest.mark.torch
 def test_encode_strip_and_choices(encoded):
     d, src, cg = encoded
     plain = d / "plain.png"
@@ -408,7 +404,6 @@ def test_encode_strip_and_choices(encoded):
     assert len(cg.read_bytes()) == len(outs["plain"]) + len(encode_varint(len(section))) + len(section)
 
 
-@pytest.mark.torch
 def test_bad_metadata_choice_is_a_usage_error(encoded, tmp_path):
     res = CliRunner().invoke(main, ["encode", str(encoded[1]), "-o", str(tmp_path / "x.cgdm"),
                                     "--metadata", "gps", "--base-only"])
@@ -416,7 +411,6 @@ def test_bad_metadata_choice_is_a_usage_error(encoded, tmp_path):
     assert not (tmp_path / "x.cgdm").exists()
 
 
-@pytest.mark.torch
 def test_pipeline_decode_puts_metadata_in_info(encoded, tmp_path):
     from cgdm_codec import pipeline
 
