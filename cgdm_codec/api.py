@@ -12,9 +12,11 @@ or ``decode`` in a loop (or in a long-lived worker) pays the loading cost only o
 
 from __future__ import annotations
 
+import inspect
 import os
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union
 
 from .container import CgdmFile, Limits, parse, read_file, summary
 from .errors import ConfigError, FormatError, ImageError, WeightsError
@@ -32,16 +34,17 @@ ImageSource = Union["PILImage.Image", bytes, bytearray, memoryview, str, "os.Pat
 Progress = Callable[[str], None]
 
 from .base import registry  # noqa: E402  (standard library data: no backend's coder loads)
-from .options import (BASES, DECODE_OPTION, DECODE_OPTIONS, DEFAULT_QUALITY, DEVICES, EFFORTS,  # noqa: E402
-                      ENCODE_OPTION, ENCODE_OPTIONS, LOSSLESS_CONFLICTS, Option, check_decode,
-                      PRECISIONS, check_encode, kept_metadata, pipeline_options, precision_context)
-from .pipeline import RUNTIMES  # noqa: E402,F401  (pipeline.pick_runtime's choices)
+from .options import (BASES, DECODE_OPTIONS, DEFAULT_QUALITY, DEVICES, EFFORTS, ENCODE_OPTIONS,  # noqa: E402
+                      LOSSLESS_CONFLICTS, PRECISIONS, DecodeSettings, EncodeSettings, Option, RunSettings,
+                      options_of, pipeline_keywords, precision_context)
+from .options import RUNTIMES  # noqa: E402  (engines.choose's choices)
 
 #: The name the encoder's table had before the decoder's joined it (``options.Option``).
 EncodeOption = Option
 
 __all__ = ["encode", "decode", "info", "check_environment", "EFFORTS", "BASES", "DEVICES",
-           "ENCODE_OPTIONS", "DECODE_OPTIONS", "Option", "EncodeOption", "LOSSLESS_CONFLICTS"]
+           "ENCODE_OPTIONS", "DECODE_OPTIONS", "Option", "EncodeOption", "LOSSLESS_CONFLICTS",
+           "EncodeSettings", "DecodeSettings", "encode_with", "decode_with"]
 
 
 def _quiet(_: str) -> None:
@@ -122,18 +125,47 @@ def _prepare(image: ImageSource, limits: Limits) -> "CodecImage":
     raise TypeError(f"expected a Pillow image, a path or an image file's bytes, got {type(image).__name__}")
 
 
-def encode(image: ImageSource, quality: int | None = None, *, size: int | None = None,
-           bpp: float | None = None, base: str | None = None, base_only: bool = False,
-           lossless: bool = False, diffusion: bool = False, effort: str = "default", seed: int = 0,
-           steps: int | None = None, av1_quality: int | None = None,
-           finetune_iters: int | None = None, seeds: int | None = None, finetune: bool = True,
-           metadata: str = "all", strip: bool = False, texture_map: bool = False, device: str = "auto",
-           runtime: str = "auto", threads: int | None = None, limits: Limits | None = None,
-           progress: Progress | None = None) -> bytes:
+S = TypeVar("S", bound=RunSettings)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_keywords(cls: type[RunSettings]) -> Callable[[F], F]:
+    """Give a function taking ``**options`` the signature of ``cls``'s fields offered on the
+    API, as keywords after its own parameters and before its own keyword-only ones: what
+    ``help()`` and ``inspect.signature`` show is the option set, from the one place that
+    defines it (``options.py``)."""
+    types = {f.name: f.type for f in fields(cls)}
+
+    def wrap(func: F) -> F:
+        own = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        named = {p.name for p in own}
+        extra = [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
+                                   annotation=types[o.name])
+                 for o in options_of(cls) if o.offered_on("api") and o.name not in named]
+        first = [p for p in own if p.kind is not p.KEYWORD_ONLY]
+        last = [p for p in own if p.kind is p.KEYWORD_ONLY]
+        func.__signature__ = inspect.signature(func).replace(parameters=[*first, *extra, *last])  # type: ignore[attr-defined]
+        return func
+    return wrap
+
+
+def settings_from(cls: type[S], caller: str, given: dict[str, Any]) -> S:
+    """The settings object of a call's keywords: a keyword the API does not offer is the
+    TypeError Python raises for any unknown keyword; a bad value a ConfigError."""
+    offered = {o.name for o in options_of(cls) if o.offered_on("api")}
+    for name in given:
+        if name not in offered:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")
+    return cls.of(given)
+
+
+@settings_keywords(EncodeSettings)
+def encode(image: ImageSource, quality: int | None = None, *, limits: Limits | None = None,
+           progress: Progress | None = None, **options: Any) -> bytes:
     """Compress an image into the bytes of a ``.cgdm`` file.
 
     ``image`` is a Pillow image, a path to any image Pillow reads, or such a file's bytes.
-    The keywords are the options of ``cgdm encode`` (``options.ENCODE_OPTIONS``), checked by
+    The keywords are the options of ``cgdm encode`` (``options.EncodeSettings``), checked by
     the same rules: ``quality`` 1..6 (None: 3), or ``size`` (bytes) or ``bpp`` (bits per
     pixel) for the best quality whose file fits, or ``av1_quality`` (Pillow's AVIF quality
     0..100, AV1 base only): one of the four at most. ``lossless`` codes the exact pixels
@@ -152,52 +184,55 @@ def encode(image: ImageSource, quality: int | None = None, *, size: int | None =
     Raises ``ConfigError`` (a bad setting), ``ImageError`` (an unreadable or oversized
     image), ``WeightsError`` (weights missing or damaged).
     """
-    settings = dict(quality=quality, size=size, bpp=bpp, base=base, base_only=base_only, lossless=lossless,
-                    diffusion=diffusion, effort=effort, seed=seed, steps=steps, av1_quality=av1_quality,
-                    finetune_iters=finetune_iters, seeds=seeds, finetune=finetune, metadata=metadata,
-                    strip=strip, texture_map=texture_map, device=device, runtime=runtime, threads=threads)
-    check_encode(settings)
+    settings = settings_from(EncodeSettings, "encode", dict(options, quality=quality))
+    return encode_with(image, settings, limits=limits, progress=progress)
+
+
+def encode_with(image: ImageSource, settings: EncodeSettings, *, limits: Limits | None = None,
+                progress: Progress | None = None) -> bytes:
+    """:func:`encode` for a settings object (the Pillow plugin's ``im.save``)."""
     check_environment()
-    lim = _limits(limits)
-    prepared = _prepare(image, lim)
+    prepared = _prepare(image, _limits(limits))
 
     from .imageio import select_metadata
-    from .pipeline import default_base
+    from .generations import default_base
 
-    prepared.metadata = select_metadata(prepared.metadata, kept_metadata(settings))
-    chosen = None if lossless else base or default_base()
-    if av1_quality is not None and registry.backend(chosen).fine_range is None:
-        raise ConfigError(f"av1_quality needs the AV1 base (base='av1'); {chosen} has levels only")
-    options = dict(pipeline_options(settings), base=chosen, progress=progress or _quiet)
-    return _encode_prepared(prepared, quality, size, bpp, options)
+    prepared.metadata = select_metadata(prepared.metadata, settings.kept_metadata)
+    if not settings.lossless and settings.base is None:
+        chosen = default_base()
+        if settings.av1_quality is not None and registry.backend(chosen).fine_range is None:
+            raise ConfigError(f"av1_quality needs the AV1 base (base='av1'); {chosen} has levels only")
+        settings = replace(settings, base=chosen)
+    return encode_prepared(prepared, settings, progress or _quiet)
 
 
-def _encode_prepared(prepared: "CodecImage", quality: int | None, size: int | None, bpp: float | None,
-                     options: dict[str, Any]) -> bytes:
-    """The file at a level, or, for a ``size`` or ``bpp`` target, at the best setting whose
-    file fits (``target.encode_to_size``, a bisection over real encodes, as ``cgdm encode``)."""
-    if size is None and bpp is None:
+def encode_prepared(prepared: "CodecImage", settings: EncodeSettings, progress: Progress,
+                    step_progress: Callable[[str, int, int], None] | None = None) -> bytes:
+    """The file at ``settings.level``, or, for a ``size`` or ``bpp`` target, at the best
+    setting whose file fits (``target.encode_to_size``, a bisection over real encodes): the
+    one encode of ``cgdm_codec.encode``, ``im.save`` and ``cgdm encode``."""
+    options = dict(pipeline_keywords(settings), progress=progress, step_progress=step_progress)
+    if settings.size is None and settings.bpp is None:
         from .pipeline import encode_image
 
-        return encode_image(prepared, DEFAULT_QUALITY if quality is None else quality, **options)
+        return encode_image(prepared, settings.level, **options)
     from .target import encode_to_size
 
-    budget = size if size is not None else int(bpp * prepared.width * prepared.height / 8)
+    budget = settings.size if settings.size is not None else int(settings.bpp * prepared.width * prepared.height / 8)
     fitted = encode_to_size(prepared, budget, **options)
-    options["progress"](f"chose {fitted.setting.describe(fitted.base)}: {len(fitted.data)} bytes for a "
-                        f"target of {budget} ({100 * fitted.miss:.1f} % under)")
+    progress(f"chose {fitted.setting.describe(fitted.base)}: {len(fitted.data)} bytes for a target of "
+             f"{budget} ({100 * fitted.miss:.1f} % under)")
     return fitted.data
 
 
-def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = None,
-           realism: float = 0.0, strip: bool = False, device: str = "auto", runtime: str = "auto",
-           threads: int | None = None, precision: str | None = None, limits: Limits | None = None,
-           progress: Progress | None = None) -> "PILImage.Image":
+@settings_keywords(DecodeSettings)
+def decode(data: CgdmSource, *, limits: Limits | None = None, progress: Progress | None = None,
+           **options: Any) -> "PILImage.Image":
     """Decode a ``.cgdm`` file (its bytes or a path) to a Pillow image.
 
     The image has the mode it was encoded from: RGB, L, RGBA or LA, and the file's metadata
     in ``im.info`` (none with ``strip``). The keywords are the options of ``cgdm decode``
-    that concern the picture (``options.DECODE_OPTIONS``; the output file's format and its
+    that concern the picture (``options.DecodeSettings``; the output file's format and its
     writer's settings are the caller's ``im.save``): ``base_only`` skips the diffusion stage
     (a fast preview); ``steps`` overrides the file's step count. ``realism`` 0..1 is the
     decode-time dial: 0 the fidelity decode, above 0 the installed realism network of the
@@ -211,29 +246,29 @@ def decode(data: CgdmSource, *, base_only: bool = False, steps: int | None = Non
     weights than the installed ones), ``ConfigError`` (a bad setting), ``OSError`` (a path
     that cannot be read).
     """
-    settings = dict(base_only=base_only, steps=steps, realism=realism, strip=strip, device=device,
-                    runtime=runtime, threads=threads, precision=precision)
-    check_decode(settings)
+    settings = settings_from(DecodeSettings, "decode", options)
     f, _ = _read(data, _limits(limits))
-    return decode_parsed(f, progress=progress, **settings)
+    return decode_with(f, settings, progress)
 
 
-def decode_parsed(f: CgdmFile, *, base_only: bool = False, steps: int | None = None, realism: float = 0.0,
-                  strip: bool = False, device: str = "auto", runtime: str = "auto", threads: int | None = None,
-                  precision: str | None = None, progress: Progress | None = None) -> "PILImage.Image":
+@settings_keywords(DecodeSettings)
+def decode_parsed(f: CgdmFile, *, progress: Progress | None = None, **options: Any) -> "PILImage.Image":
     """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
-    from dataclasses import replace
+    return decode_with(f, settings_from(DecodeSettings, "decode_parsed", options), progress)
 
+
+def decode_with(f: CgdmFile, settings: DecodeSettings, progress: Progress | None = None,
+                step_progress: Callable[[str, int, int], None] | None = None) -> "PILImage.Image":
+    """The decode of a parsed file with a settings object: the one decode of
+    ``cgdm_codec.decode``, the Pillow plugin and ``cgdm decode``."""
     from .pipeline import decode_image
 
-    check_decode(dict(base_only=base_only, steps=steps, realism=realism, strip=strip, device=device,
-                      runtime=runtime, threads=threads, precision=precision))
     check_environment()
-    if strip:
+    if settings.strip:
         f = replace(f, metadata=None)
-    with precision_context(precision):
-        return decode_image(f, base_only=base_only, steps=steps, device=device, progress=progress or _quiet,
-                            realism=float(realism), runtime=runtime, threads=threads)
+    with precision_context(settings.precision):
+        return decode_image(f, progress=progress or _quiet, step_progress=step_progress,
+                            **pipeline_keywords(settings))
 
 
 def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
@@ -255,7 +290,7 @@ def _weights_of(f: CgdmFile, record: Any) -> tuple[str | None, bool]:
     """The installed weights a file names ("none" where it needs none; None where they are
     not installed here) and whether its decode can run a realism network. Manifests only:
     no weights file is read or hashed."""
-    from .pipeline import NO_WEIGHTS_ID, cgdm_weights_paths
+    from .generations import NO_WEIGHTS_ID, cgdm_weights_paths
     from .weights import BASE_WEIGHTS, base_weights_path, read_checked_manifest
 
     try:

@@ -38,10 +38,10 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from distributed import Client
 
-    from .options import Option, Spell
+    from .options import DecodeSettings, EncodeSettings, Option, Spell
 
     from .cli import DecodeJob, EncodeJob
-    from .pipeline import Bundle
+    from .generations import Bundle
 
 INSTALL_HINT = "pip install 'cgdm-codec[dask]'"
 COMMANDS = ("encode", "decode")
@@ -90,7 +90,7 @@ def worker_bundle(base: str, diffusion: bool) -> "Bundle":
     this lock makes the first load happen once even when a worker runs tasks in several
     threads, and :func:`loaded` shows what a worker holds.
     """
-    from .pipeline import load_bundle
+    from .generations import load_bundle
 
     with _LOCK:
         key = (base, diffusion)
@@ -134,12 +134,12 @@ def encode_task(job: "EncodeJob") -> FileResult:
     """One ``cgdm encode`` of one file on a worker; every expected failure becomes the result."""
     from . import cli
     from .base.registry import backend
-    from .pipeline import default_base
+    from .generations import default_base
 
     start = time.perf_counter()
     try:
-        base = backend(job.options.get("base") or default_base()).name
-        worker_bundle(base, job.options.get("diffusion") is not False)
+        base = backend(job.settings.base or default_base()).name
+        worker_bundle(base, job.settings.diffusion_stage is not False)
     except Exception:  # reported with the file, by the same code path, below
         pass
     return _result(job, cli.encode_job, start)
@@ -154,7 +154,7 @@ def decode_task(job: "DecodeJob") -> FileResult:
     start = time.perf_counter()
     try:
         f = read_file(job.src, job.limits)  # small next to the decode; says which weights
-        worker_bundle(backend(f.base_codec).name, f.diffusion and not job.base_only)
+        worker_bundle(backend(f.base_codec).name, f.diffusion and not job.settings.base_only)
     except Exception:  # an unreadable file: decode_job says why, in the usual words
         pass
     return _result(job, cli.decode_job, start)
@@ -187,43 +187,48 @@ def _image_extensions() -> set[str]:
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
-def check_settings(command: str, settings: dict[str, Any], spell: "Spell | None" = None) -> None:
-    """The settings of ``command`` by the rules every surface applies (``options.check_encode``
-    / ``check_decode``), and none the runner does not offer (``-j``: the cluster's workers)."""
-    from .options import DECODE_OPTION, ENCODE_OPTION, check_decode, check_encode, keyword
+def settings_of(command: str, given: dict[str, Any], spell: "Spell | None" = None) -> "EncodeSettings | DecodeSettings":
+    """The settings object of ``command`` built from ``given`` by the rules every surface
+    applies (``EncodeSettings.of`` / ``DecodeSettings.of``), refusing any the runner does not
+    offer (``-j``: the cluster's workers)."""
+    from .options import DecodeSettings, EncodeSettings, keyword, option_table
 
     if command not in COMMANDS:
         raise ConfigError(f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
-    table = ENCODE_OPTION if command == "encode" else DECODE_OPTION
-    for name in settings:
+    cls = EncodeSettings if command == "encode" else DecodeSettings
+    table = option_table(cls)
+    for name in given:
         if name in table and not table[name].offered_on("distributed"):
             raise ConfigError(f"{(spell or keyword)(table[name])}: {table[name].not_on['distributed']}")
-    (check_encode if command == "encode" else check_decode)(settings, spell or keyword)
+    return cls.of(given, spell)
 
 
 def plan(command: str, inputs: Sequence[Path], outdir: Path, *, limits: Limits | None = None,
-         **settings: Any) -> list["EncodeJob | DecodeJob"]:
+         **given: Any) -> list["EncodeJob | DecodeJob"]:
     """One job per input, each with its output in ``outdir``, from the settings of the
-    command's table (``options.ENCODE_OPTIONS`` / ``DECODE_OPTIONS``: ``quality``, ``size``,
+    command (``options.EncodeSettings`` / ``DecodeSettings`` by name: ``quality``, ``size``,
     ``realism``, ``fmt``, ``force``...); two inputs for one output are refused."""
     from . import imageio
-    from .cli.jobs import decode_job_for, encode_job_for
+    from .cli.jobs import DecodeJob, EncodeJob
+    from .options import DecodeSettings
 
-    check_settings(command, settings)
+    settings = settings_of(command, given)
     limits = limits or Limits.from_env()
-    ext = "." + (settings.get("fmt") or "png").lower().lstrip(".")
-    pil_format = imageio.format_for(ext) if command == "decode" else ""
-    if settings.get("output_quality") is not None and pil_format not in imageio.QUALITY_FORMATS:
-        raise ConfigError(f"output_quality applies to JPEG, WebP and AVIF outputs, not {pil_format}")
+    ext, pil_format = ".cgdm", ""
+    if isinstance(settings, DecodeSettings):
+        ext = "." + (settings.fmt or "png").lower().lstrip(".")
+        pil_format = imageio.format_for(ext)
+        if settings.output_quality is not None and pil_format not in imageio.QUALITY_FORMATS:
+            raise ConfigError(f"output_quality applies to JPEG, WebP and AVIF outputs, not {pil_format}")
     jobs: list[EncodeJob | DecodeJob] = []
     seen: dict[Path, Path] = {}
     for src in inputs:
-        out = outdir / (src.stem + (".cgdm" if command == "encode" else ext))
+        out = outdir / (src.stem + ext)
         if out in seen:
             raise ConfigError(f"{seen[out]} and {src} would both be written to {out}")
         seen[out] = src
-        jobs.append(encode_job_for(src, out, settings, limits) if command == "encode"
-                    else decode_job_for(src, out, pil_format, settings, limits))
+        jobs.append(DecodeJob(src, out, pil_format, settings, limits) if isinstance(settings, DecodeSettings)
+                    else EncodeJob(src, out, settings, limits))
     return jobs
 
 
@@ -427,7 +432,7 @@ def parse_command(argv: Sequence[str] | None = None) -> Invocation:
             parser.error(f"{other} is not an option of {args['command']}")
     own = {k: given.pop(k) for k in OWN_OPTIONS if k in given}
     try:
-        check_settings(args["command"], given, command_line)
+        settings_of(args["command"], given, command_line)
     except ConfigError as e:
         parser.error(str(e))
     limits = replace(Limits.from_env(), **{k: v for k, v in own.items() if k != "quiet"})

@@ -1,27 +1,32 @@
-"""Every encode and decode option, described once: ``ENCODE_OPTIONS`` and ``DECODE_OPTIONS``.
+"""Every encode and decode option, described once: the fields of ``EncodeSettings`` and
+``DecodeSettings``.
 
-Four surfaces offer them: the ``cgdm`` command (``cli``), ``cgdm_codec.encode``/``decode``
-(``api``), the Pillow plugin's ``im.save`` keywords and ``im.decode_options`` (``pillow``)
-and ``python -m cgdm_codec.distributed`` (``distributed``). Each builds its options from
-these tables and checks values with the same :meth:`Option.check` and the same cross-option
-rules (:func:`check_encode`, :func:`check_decode`), so that an option cannot exist on one
-surface and be forgotten on another, and a bad value reads the same everywhere. Where an
-option has no place on a surface (``-j`` for a function call), ``not_on`` says so and why;
-``tests/test_options.py`` walks both tables over all four surfaces.
+A settings object is what travels: each surface -- the ``cgdm`` command (``cli``),
+``cgdm_codec.encode``/``decode`` (``api``), the Pillow plugin's ``im.save`` keywords and
+``im.decode_options`` (``pillow``) and ``python -m cgdm_codec.distributed`` (``distributed``)
+-- builds one from what it was given and passes it whole, by the same names, to the codec.
+Each field's metadata is its :class:`Option`: help, range or choices, command-line spelling,
+an example, and ``not_on``, the surfaces without it and why (``-j`` for a function call).
+Every surface builds its options from these fields (``ENCODE_OPTIONS``, ``DECODE_OPTIONS``),
+so an option cannot exist on one surface and be forgotten on another; constructing a
+settings object checks every value and the cross-option rules (:func:`check_encode`,
+:func:`check_decode`), so a bad value reads the same everywhere. ``tests/test_options.py``
+walks both over all four surfaces; docs/api.md ("Adding an option") says what a new one takes.
 
 Standard library only: ``cgdm --help`` and ``import cgdm_codec`` stay instant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 from .base import registry  # standard library data: no backend's coder loads
 from .container import MAX_DIM, MAX_PIXELS
 from .errors import ConfigError
 from .imageio import PNG_LEVEL  # imageio loads Pillow and numpy only inside its functions
-from .pipeline import RUNTIMES  # pipeline.pick_runtime's choices
+from .engines import RUNTIMES  # engines.choose's choices (standard library only)
 
 SURFACES = ("cli", "api", "pillow", "distributed")
 EFFORTS = ("fast", "default", "max")
@@ -138,108 +143,207 @@ def _format(name: str) -> None:
         raise ConfigError(f"'{name}' is not an image format Pillow writes (png, webp, jpg, tiff, ...)") from None
 
 
-DEVICE = Option("device", "auto", "Where the networks run (entropy coding always runs on the CPU).",
-                 choices=DEVICES, example="cpu")
-RUNTIME = Option("runtime", "auto", "What runs the diffusion stage's networks: onnx (ONNX Runtime on the CPU, no "
-                  "torch needed), torch, or auto (torch for CUDA and the learned base, else onnx; env "
-                  "CGDM_RUNTIME).", choices=RUNTIMES, example="onnx")
-THREADS = Option("threads", None, "Threads for the networks (and the AV1 encoder) [default: the cores this "
-                  "process may use].", low=1, high=1024, example=1)
-FORCE = Option("force", False, "Overwrite the output file if it exists (never the input).",
-                flag=True, short="-f", example=True, not_on={"api": NO_FILE, "pillow": PILLOW_FILE})
-JOBS = Option("jobs", None, "Files coded at once, each in its own process [default: one per core, as far as "
-               "free memory allows].", low=1, high=256, short="-j", example=1,
-               not_on={"api": NO_JOBS, "pillow": NO_JOBS,
-                       "distributed": "--workers N or --scheduler set its parallelism: the cluster's workers"})
-QUIET = Option("quiet", 0, "No progress messages on stderr; notes of what an output loses (frames, alpha, "
-                "metadata) still show. -QQ: not those either.", count=True, low=0, high=2,
-                short="-Q", example=1, not_on={"api": SILENT, "pillow": PILLOW_SILENT})
-MAX_SIDE = Option("max_side", None, f"Refuse images (input or .cgdm) wider or taller than PX [default: {MAX_DIM}, "
-                   "or env CGDM_MAX_SIDE].", low=1, high=MAX_DIM, metavar="PX", example=4096,
-                   not_on={"api": LIMITS_KW, "pillow": LIMITS_ENV})
-MAX_PIXELS = Option("max_pixels", None, f"Refuse images (input or .cgdm) with more pixels than N; bounds memory "
-                     f"[default: {MAX_PIXELS}, or env CGDM_MAX_PIXELS].", low=1, high=MAX_PIXELS, metavar="N",
-                     example=2**24, not_on={"api": LIMITS_KW, "pillow": LIMITS_ENV})
-#: The options of every coding command that concern the run rather than the picture.
-RUN_OPTIONS = (DEVICE, RUNTIME, THREADS, FORCE, JOBS, QUIET, MAX_SIDE, MAX_PIXELS)
 
-#: The encoder's settings: the keywords of ``cgdm_codec.encode`` after the image, the
-#: ``cgdm encode`` options, the keywords of ``im.save`` and the distributed runner's options.
-ENCODE_OPTIONS: tuple[Option, ...] = (
-    Option("quality", None, f"Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp) "
-           f"[default: {DEFAULT_QUALITY}].", low=1, high=6, short="-q", example=2),
-    Option("size", None, "Choose the quality whose file is the largest not over BYTES (instead of -q).",
-           low=1, metavar="BYTES", example=3000),
-    Option("bpp", None, "As --size, for a target of X bits per pixel.", low=0, open_low=True, real=True,
-           metavar="X", example=1.5),
-    Option("base", None, f"Base codec: {' or '.join(BASES)} [default: {registry.DEFAULT_BACKEND}, "
-           "or env CGDM_BASE].", choices=BASES, example="av1"),
-    Option("base_only", False, "Write a file without the diffusion stage (smaller, fast to decode, less "
-           "detail).", flag=True, example=True),
-    Option("lossless", False, "Code the exact pixels (RGB, L, RGBA, LA; WebP's lossless coder, no diffusion "
-           "stage): decodes bit for bit to the input. Not with a quality, a size target, --base or the "
-           "diffusion stage's settings.", flag=True, example=True),
-    Option("texture_map", False, "Add the texture map (tens of bytes: how much fine detail the original "
-           "had per 64-px block): a decode at --realism above 0 then draws that much texture, none on "
-           "smooth areas. The fidelity decode (realism 0) never reads it.", flag=True, example=True),
-    Option("diffusion", False, "Always write the diffusion stage, even where the encoder's objective "
-           "scores the base-only decode better.", flag=True, example=True),
-    Option("effort", "default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; 2) "
-           "and, for the diffusion stage, its search for the syntax and seed: fast and default = one pass "
-           "of the syntax encoder, and both score the diffusion-or-not decision on a decode (default on up "
-           "to 12 tiles' worth of pixels, fast 4); max = the paper's 250 fine-tuning iterations and 4 seeds.",
-           choices=EFFORTS, example="fast"),
-    Option("seed", 0, "Noise seed the decoder's diffusion starts from (the first one tried when "
-           "searching seeds).", low=0, high=2**32 - 1, example=7),
-    Option("steps", None, "Sampler steps the decoder should run [default: the newest decoder's, 1].",
-           low=1, high=255, example=2),
-    Option("av1_quality", None, "AV1 base: Pillow's AVIF quality 0..100 instead of -q (a fine-grained "
-           "rate).", low=0, high=100, example=40),
-    Option("finetune_iters", None, "Override the effort's number of per-image fine-tuning iterations.",
-           low=0, high=100000, example=0),
-    Option("seeds", None, "Override the effort's number of noise seeds tried (each costs one decode).",
-           low=1, high=1024, example=1),
-    Option("finetune", True, "Skip the per-image fine-tuning (seeds are still searched).", flag=True,
-           cli="--no-finetune", example=False),
-    Option("metadata", "all", "Which of the input's ICC profile, EXIF and XMP the file carries.",
-           validate=_metadata, metavar="all|none|icc,exif,xmp", example="icc,xmp"),
-    Option("strip", False, "Carry no metadata (same as --metadata none).", flag=True, example=True),
-    *RUN_OPTIONS,
-)
+def option(default: Any, help: str, **spec: Any) -> Any:
+    """A settings field whose metadata is its :class:`Option` (named after the field)."""
+    return field(default=default, metadata={"option": dict(spec, help=help)})
 
-#: The decoder's settings: ``cgdm_codec.decode``'s keywords, the ``cgdm decode`` options,
-#: ``im.decode_options`` of the Pillow plugin and the distributed runner's options.
-DECODE_OPTIONS: tuple[Option, ...] = (
-    Option("fmt", None, "Output format for standard output, devices and folders (png, webp, jpg, tiff, "
-           "...) [default: png]; with -o NAME.EXT it must agree with the extension.", validate=_format,
-           cli="--format", metavar="EXT", example="webp", not_on={"api": WRITER, "pillow": WRITER}),
-    Option("base_only", False, "Skip the diffusion stage: the base codec's reconstruction (a fast "
-           "preview); not with --steps or --realism, which set that stage.", flag=True, example=True),
-    Option("steps", None, "Override the file's number of sampler steps (fewer is faster).", low=1,
-           high=255, example=2),
-    Option("realism", 0.0, "The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
-           "realism network of the file's weights runs and the texture energy the decode lacks is put "
-           "back, by strengthening the fine detail it kept and seeded grain where it kept none (sharper "
-           "and more textured, less faithful to the exact pixels: 1 costs ~1.1-1.3 dB PSNR at levels "
-           "1-3, 0.5 ~0.5-0.7 dB for nearly the same realism).", low=0, high=1, real=True,
-           metavar="0..1", example=0.5),
-    Option("strip", False, "Write no ICC profile, EXIF or XMP into the output.", flag=True, example=True),
-    Option("precision", None, "The diffusion stage's network arithmetic on ONNX Runtime: float32 (the "
-           "reference decode) or int8 (the denoise network quantised: about a third less network time on CPUs "
-           "with AVX-512 VNNI, within ~0.01 dB PSNR of float32, not bit-exact; weights without an int8 graph "
-           "run float32; the torch runtime ignores it) [default: float32, or env CGDM_PRECISION].",
-           choices=PRECISIONS,
-           example="int8"),
-    Option("png_level", PNG_LEVEL, "zlib level of PNG outputs (9: smallest file, several times slower "
-           "to write).", low=0, high=9, example=6, not_on={"api": WRITER, "pillow": WRITER}),
-    Option("output_quality", None, "Quality of JPEG, WebP and AVIF outputs [default: Pillow's: 75 for "
-           "JPEG and AVIF, 80 for WebP].", low=0, high=100, metavar="0..100", example=50,
-           not_on={"api": WRITER, "pillow": WRITER}),
-    *RUN_OPTIONS,
-)
 
-ENCODE_OPTION = {o.name: o for o in ENCODE_OPTIONS}
-DECODE_OPTION = {o.name: o for o in DECODE_OPTIONS}
+S = TypeVar("S", bound="RunSettings")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """The options of every coding command that concern the run rather than the picture
+    (listed after the picture's on every surface)."""
+
+    device: str = option("auto", "Where the networks run (entropy coding always runs on the CPU).",
+                         choices=DEVICES, example="cpu")
+    runtime: str = option("auto", "What runs the diffusion stage's networks: onnx (ONNX Runtime on the CPU, "
+                          "no torch needed), torch, or auto (torch for CUDA and the learned base, else onnx; "
+                          "env CGDM_RUNTIME).", choices=RUNTIMES, example="onnx")
+    threads: int | None = option(None, "Threads for the networks (and the AV1 encoder) [default: the cores "
+                                 "this process may use].", low=1, high=1024, example=1)
+    force: bool = option(False, "Overwrite the output file if it exists (never the input).", flag=True,
+                         short="-f", example=True, not_on={"api": NO_FILE, "pillow": PILLOW_FILE})
+    jobs: int | None = option(None, "Files coded at once, each in its own process [default: one per core, "
+                              "as far as free memory allows].", low=1, high=256, short="-j", example=1,
+                              not_on={"api": NO_JOBS, "pillow": NO_JOBS,
+                                      "distributed": "--workers N or --scheduler set its parallelism: "
+                                                     "the cluster's workers"})
+    quiet: int = option(0, "No progress messages on stderr; notes of what an output loses (frames, alpha, "
+                        "metadata) still show. -QQ: not those either.", count=True, low=0, high=2,
+                        short="-Q", example=1, not_on={"api": SILENT, "pillow": PILLOW_SILENT})
+    max_side: int | None = option(None, f"Refuse images (input or .cgdm) wider or taller than PX [default: "
+                                  f"{MAX_DIM}, or env CGDM_MAX_SIDE].", low=1, high=MAX_DIM, metavar="PX",
+                                  example=4096, not_on={"api": LIMITS_KW, "pillow": LIMITS_ENV})
+    max_pixels: int | None = option(None, f"Refuse images (input or .cgdm) with more pixels than N; bounds "
+                                    f"memory [default: {MAX_PIXELS}, or env CGDM_MAX_PIXELS].", low=1,
+                                    high=MAX_PIXELS, metavar="N", example=2**24,
+                                    not_on={"api": LIMITS_KW, "pillow": LIMITS_ENV})
+
+    #: How errors name the settings (``what``: "encode", "decode") and the cross-option rules.
+    what: ClassVar[str] = "run"
+
+    @staticmethod
+    def conflicts(settings: Mapping[str, Any], spell: Spell) -> None:
+        """Raise ConfigError for options that contradict each other (none among the run's)."""
+
+    def __post_init__(self) -> None:
+        """Every value checked (a number given as an int where fractions are allowed stored
+        as a float), then the combinations: one-line ConfigErrors naming the keywords."""
+        values = {o.name: o.check(getattr(self, o.name)) for o in options_of(type(self))}
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        self.conflicts(values, keyword)
+
+    @classmethod
+    def of(cls: type[S], given: Mapping[str, Any], spell: Spell | None = None) -> S:
+        """The settings ``given`` by name (the rest at their defaults), with errors naming the
+        options as ``spell`` spells them (``command_line``: ``-q``, ``--size``)."""
+        check_settings(option_table(cls), given, cls.what)
+        cls.conflicts(given, spell or keyword)
+        return cls(**given)
+
+    def values(self) -> dict[str, Any]:
+        """Every setting by name (a shallow ``dataclasses.asdict``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeSettings(RunSettings):
+    """The encoder's settings: the keywords of ``cgdm_codec.encode`` after the image, the
+    ``cgdm encode`` options, the keywords of ``im.save`` and the distributed runner's options."""
+
+    quality: int | None = option(None, f"Quality level: 1 = smallest file (~0.06 bpp) .. 6 = best (~1 bpp) "
+                                 f"[default: {DEFAULT_QUALITY}].", low=1, high=6, short="-q", example=2)
+    size: int | None = option(None, "Choose the quality whose file is the largest not over BYTES (instead "
+                              "of -q).", low=1, metavar="BYTES", example=3000)
+    bpp: float | None = option(None, "As --size, for a target of X bits per pixel.", low=0, open_low=True,
+                               real=True, metavar="X", example=1.5)
+    base: str | None = option(None, f"Base codec: {' or '.join(BASES)} [default: {registry.DEFAULT_BACKEND}, "
+                              "or env CGDM_BASE].", choices=BASES, example="av1")
+    base_only: bool = option(False, "Write a file without the diffusion stage (smaller, fast to decode, "
+                             "less detail).", flag=True, example=True)
+    lossless: bool = option(False, "Code the exact pixels (RGB, L, RGBA, LA; WebP's lossless coder, no "
+                            "diffusion stage): decodes bit for bit to the input. Not with a quality, a size "
+                            "target, --base or the diffusion stage's settings.", flag=True, example=True)
+    texture_map: bool = option(False, "Add the texture map (tens of bytes: how much fine detail the "
+                               "original had per 64-px block): a decode at --realism above 0 then draws "
+                               "that much texture, none on smooth areas. The fidelity decode (realism 0) "
+                               "never reads it.", flag=True, example=True)
+    diffusion: bool = option(False, "Always write the diffusion stage, even where the encoder's objective "
+                             "scores the base-only decode better.", flag=True, example=True)
+    effort: str = option("default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; "
+                         "2) and, for the diffusion stage, its search for the syntax and seed: fast and "
+                         "default = one pass of the syntax encoder, and both score the diffusion-or-not "
+                         "decision on a decode (default on up to 12 tiles' worth of pixels, fast 4); max = "
+                         "the paper's 250 fine-tuning iterations and 4 seeds.", choices=EFFORTS,
+                         example="fast")
+    seed: int = option(0, "Noise seed the decoder's diffusion starts from (the first one tried when "
+                       "searching seeds).", low=0, high=2**32 - 1, example=7)
+    steps: int | None = option(None, "Sampler steps the decoder should run [default: the newest "
+                               "decoder's, 1].", low=1, high=255, example=2)
+    av1_quality: int | None = option(None, "AV1 base: Pillow's AVIF quality 0..100 instead of -q (a "
+                                     "fine-grained rate).", low=0, high=100, example=40)
+    finetune_iters: int | None = option(None, "Override the effort's number of per-image fine-tuning "
+                                        "iterations.", low=0, high=100000, example=0)
+    seeds: int | None = option(None, "Override the effort's number of noise seeds tried (each costs one "
+                               "decode).", low=1, high=1024, example=1)
+    finetune: bool = option(True, "Skip the per-image fine-tuning (seeds are still searched).", flag=True,
+                            cli="--no-finetune", example=False)
+    metadata: str = option("all", "Which of the input's ICC profile, EXIF and XMP the file carries.",
+                           validate=_metadata, metavar="all|none|icc,exif,xmp", example="icc,xmp")
+    strip: bool = option(False, "Carry no metadata (same as --metadata none).", flag=True, example=True)
+
+    what: ClassVar[str] = "encode"
+
+    @staticmethod
+    def conflicts(settings: Mapping[str, Any], spell: Spell) -> None:
+        encode_conflicts(settings, spell)
+
+    @property
+    def level(self) -> int:
+        """The quality level of a file coded at a level (not to a size target)."""
+        return DEFAULT_QUALITY if self.quality is None else self.quality
+
+    @property
+    def kept_metadata(self) -> str:
+        """The ``imageio.select_metadata`` spec: ``strip`` wins over ``metadata``."""
+        return "none" if self.strip else self.metadata
+
+    @property
+    def diffusion_stage(self) -> bool | None:
+        """Whether the file gets the diffusion stage: False with ``base_only``, True with
+        ``diffusion``, None where the encoder decides (its weights installed, and its decode
+        scoring better)."""
+        return False if self.base_only else (True if self.diffusion else None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeSettings(RunSettings):
+    """The decoder's settings: ``cgdm_codec.decode``'s keywords, the ``cgdm decode`` options,
+    ``im.decode_options`` of the Pillow plugin and the distributed runner's options."""
+
+    fmt: str | None = option(None, "Output format for standard output, devices and folders (png, webp, jpg, "
+                             "tiff, ...) [default: png]; with -o NAME.EXT it must agree with the extension.",
+                             validate=_format, cli="--format", metavar="EXT", example="webp",
+                             not_on={"api": WRITER, "pillow": WRITER})
+    base_only: bool = option(False, "Skip the diffusion stage: the base codec's reconstruction (a fast "
+                             "preview); not with --steps or --realism, which set that stage.", flag=True,
+                             example=True)
+    steps: int | None = option(None, "Override the file's number of sampler steps (fewer is faster).", low=1,
+                               high=255, example=2)
+    realism: float = option(0.0, "The decode-time dial of the same file: 0 = the fidelity decode; above 0 the "
+                            "realism network of the file's weights runs and the texture energy the decode "
+                            "lacks is put back, by strengthening the fine detail it kept and seeded grain "
+                            "where it kept none (sharper and more textured, less faithful to the exact "
+                            "pixels: 1 costs ~1.1-1.3 dB PSNR at levels 1-3, 0.5 ~0.5-0.7 dB for nearly the "
+                            "same realism).", low=0, high=1, real=True, metavar="0..1", example=0.5)
+    strip: bool = option(False, "Write no ICC profile, EXIF or XMP into the output.", flag=True, example=True)
+    precision: str | None = option(None, "The diffusion stage's network arithmetic on ONNX Runtime: float32 "
+                                   "(the reference decode) or int8 (the denoise network quantised: about a "
+                                   "third less network time on CPUs with AVX-512 VNNI, within ~0.01 dB PSNR "
+                                   "of float32, not bit-exact; weights without an int8 graph run float32; "
+                                   "the torch runtime ignores it) [default: float32, or env CGDM_PRECISION].",
+                                   choices=PRECISIONS, example="int8")
+    png_level: int = option(PNG_LEVEL, "zlib level of PNG outputs (9: smallest file, several times slower to "
+                            "write).", low=0, high=9, example=6, not_on={"api": WRITER, "pillow": WRITER})
+    output_quality: int | None = option(None, "Quality of JPEG, WebP and AVIF outputs [default: Pillow's: 75 "
+                                        "for JPEG and AVIF, 80 for WebP].", low=0, high=100, metavar="0..100",
+                                        example=50, not_on={"api": WRITER, "pillow": WRITER})
+
+    what: ClassVar[str] = "decode"
+
+    @staticmethod
+    def conflicts(settings: Mapping[str, Any], spell: Spell) -> None:
+        decode_conflicts(settings, spell)
+
+
+RUN_FIELDS = tuple(f.name for f in fields(RunSettings))
+
+
+@lru_cache(maxsize=None)
+def options_of(cls: type[RunSettings]) -> tuple[Option, ...]:
+    """The options of a settings class, from its fields: the picture's first, then the run's."""
+    ordered = sorted(fields(cls), key=lambda f: f.name in RUN_FIELDS)  # stable: class order within each
+    return tuple(Option(f.name, f.default, **f.metadata["option"]) for f in ordered)
+
+
+def option_table(cls: type[RunSettings]) -> dict[str, Option]:
+    """``options_of(cls)`` by name."""
+    return {o.name: o for o in options_of(cls)}
+
+
+#: The run's options (``RunSettings``), shared by both commands.
+RUN_OPTIONS = options_of(RunSettings)
+ENCODE_OPTIONS: tuple[Option, ...] = options_of(EncodeSettings)
+DECODE_OPTIONS: tuple[Option, ...] = options_of(DecodeSettings)
+
+ENCODE_OPTION = option_table(EncodeSettings)
+DECODE_OPTION = option_table(DecodeSettings)
+RUN_OPTION = option_table(RunSettings)
+DEVICE, RUNTIME, THREADS, FORCE, JOBS, QUIET, MAX_SIDE, MAX_PIXELS = RUN_OPTIONS
 
 #: The settings a lossless encode has no use for: each chooses a rate or a base codec, or
 #: shapes the diffusion stage a lossless file does not have. Giving one with ``lossless`` is
@@ -278,11 +382,17 @@ def check_settings(table: Mapping[str, Option], settings: Mapping[str, Any], wha
 
 
 def check_encode(settings: Mapping[str, Any], spell: Spell = keyword) -> None:
-    """Every value, then the combinations that contradict each other: two rate choices,
-    ``base_only`` with ``diffusion``, ``av1_quality`` with a base without it, ``lossless``
-    with what it has no use for. Raises a one-line ConfigError naming the options as
-    ``spell`` spells them."""
+    """Every value of encode settings given by name, then their combinations
+    (:func:`encode_conflicts`); a one-line ConfigError naming the options as ``spell`` spells
+    them. ``EncodeSettings.of`` runs it and builds the settings."""
     check_settings(ENCODE_OPTION, settings, "encode")
+    encode_conflicts(settings, spell)
+
+
+def encode_conflicts(settings: Mapping[str, Any], spell: Spell) -> None:
+    """The combinations that contradict each other: two rate choices, ``base_only`` with
+    ``diffusion``, ``av1_quality`` with a base without it, ``lossless`` with what it has no
+    use for."""
     base = settings.get("base")
     if settings.get("av1_quality") is not None and base and registry.backend(base).fine_range is None:
         raise ConfigError(f"{spell(ENCODE_OPTION['av1_quality'])} needs the AV1 base; {base} has levels only")
@@ -301,9 +411,14 @@ def check_encode(settings: Mapping[str, Any], spell: Spell = keyword) -> None:
 
 
 def check_decode(settings: Mapping[str, Any], spell: Spell = keyword) -> None:
-    """Every value, then ``steps`` and ``realism`` with ``base_only``: they set the stage it
-    skips, so together they contradict each other rather than being silently ignored."""
+    """Every value of decode settings given by name, then :func:`decode_conflicts`."""
     check_settings(DECODE_OPTION, settings, "decode")
+    decode_conflicts(settings, spell)
+
+
+def decode_conflicts(settings: Mapping[str, Any], spell: Spell) -> None:
+    """``steps`` and ``realism`` with ``base_only``: they set the stage it skips, so together
+    they contradict each other rather than being silently ignored."""
     if not settings.get("base_only"):
         return
     for given in _given(DECODE_OPTION, settings, ("realism", "steps")):
@@ -311,14 +426,18 @@ def check_decode(settings: Mapping[str, Any], spell: Spell = keyword) -> None:
                           f"{spell(DECODE_OPTION['base_only'])} skips: give one")
 
 
-def pipeline_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The keywords ``pipeline.encode_image`` takes for checked encode settings (the rate,
-    metadata and the run's options are the caller's)."""
-    diffusion = False if settings.get("base_only") else (True if settings.get("diffusion") else None)
+def pipeline_keywords(settings: EncodeSettings | DecodeSettings) -> dict[str, Any]:
+    """The keywords ``pipeline.encode_image`` / ``decode_image`` take today for a settings
+    object (the encoder's rate: ``level``, or ``target.encode_to_size`` for ``size``/``bpp``;
+    the caller's progress callbacks beside them). The one place where a setting is renamed on
+    its way to the pipeline, until the pipeline takes the settings object itself."""
+    if isinstance(settings, DecodeSettings):
+        names: tuple[str, ...] = ("base_only", "steps", "realism", "device", "runtime", "threads")
+        return {n: getattr(settings, n) for n in names}
     names = ("seed", "steps", "effort", "finetune_iters", "seeds", "finetune", "device", "base", "runtime",
              "threads", "lossless", "texture_map")
-    options = {n: settings.get(n, ENCODE_OPTION[n].default) for n in names}
-    return dict(options, diffusion=diffusion, fine=settings.get("av1_quality"))
+    return dict({n: getattr(settings, n) for n in names}, diffusion=settings.diffusion_stage,
+                fine=settings.av1_quality)
 
 
 def decode_precision(value: str | None) -> str:
@@ -343,11 +462,7 @@ def precision_context(value: str | None) -> Any:
     return precision_scope(chosen)
 
 
-def kept_metadata(settings: Mapping[str, Any]) -> str:
-    """The ``imageio.select_metadata`` spec of checked encode settings: ``strip`` wins."""
-    return "none" if settings.get("strip") else settings.get("metadata", "all")
-
-
-__all__ = ["Option", "ENCODE_OPTIONS", "DECODE_OPTIONS", "ENCODE_OPTION", "DECODE_OPTION", "SURFACES",
-           "LOSSLESS_CONFLICTS", "check_encode", "check_decode", "pipeline_options", "kept_metadata",
+__all__ = ["Option", "EncodeSettings", "DecodeSettings", "RunSettings", "option", "options_of",
+           "ENCODE_OPTIONS", "DECODE_OPTIONS", "ENCODE_OPTION", "DECODE_OPTION", "SURFACES",
+           "LOSSLESS_CONFLICTS", "check_encode", "check_decode", "pipeline_keywords",
            "PRECISIONS", "decode_precision", "precision_context"]

@@ -17,11 +17,11 @@ WebP readers put them, the file's ``icc_profile``, ``exif`` (with the ``Exif\\0\
 and ``xmp``.
 
 Decode settings: ``im.decode_options`` (per image, before the pixels are used) starts as a
-copy of :data:`DECODE_OPTIONS` (per process): the options of ``options.DECODE_OPTIONS`` that
+copy of :data:`DECODE_OPTIONS` (per process): the fields of ``options.DecodeSettings`` that
 concern the picture -- ``base_only``, ``steps``, ``realism`` (the decode-time dial, 0..1),
-``strip``, ``device``, ``runtime``, ``threads``.
+``strip``, ``precision``, ``device``, ``runtime``, ``threads``.
 Save options (``im.save(..., **options)``): the keywords of :func:`cgdm_codec.encode`
-(``options.ENCODE_OPTIONS``): ``quality`` 1..6 (default 3), ``size``, ``bpp``, ``base``,
+(``options.EncodeSettings``): ``quality`` 1..6 (default 3), ``size``, ``bpp``, ``base``,
 ``base_only``, ``lossless`` (the exact pixels: ``im.save("x.cgdm", lossless=True)``),
 ``diffusion``, ``effort``, ``seed``, ``steps``, ``av1_quality``, ``metadata``, ``strip``...
 """
@@ -35,7 +35,7 @@ from PIL import Image, ImageFile
 
 from .api import describe
 from .options import DECODE_OPTIONS as DECODE_TABLE
-from .options import ENCODE_OPTIONS, check_decode
+from .options import ENCODE_OPTIONS, DecodeSettings, EncodeSettings
 from .atomic import write_all
 from .container import MAGIC, CgdmFile, Limits, parse
 from .errors import ConfigError, FormatError
@@ -95,16 +95,16 @@ class CgdmImageFile(ImageFile.ImageFile):
     def load(self) -> Any:
         """Decode the pixels on first use (the pipeline, torch and the weights load here)."""
         if self._cgdm is not None:
-            from .api import decode_parsed
+            from .api import decode_with
 
             opts = dict(self.decode_options)
-            check_decode(opts)  # an unknown key or a bad value: ConfigError, as from decode()
+            settings = DecodeSettings.of(opts)  # an unknown key or a bad value: ConfigError, as from decode()
             unoffered = sorted(set(opts) - set(DECODE_OPTIONS))
             if unoffered:
                 raise ConfigError(f"{', '.join(unoffered)}: not a decode option of the Pillow plugin "
                                   f"(its result is a Pillow image; see options.DECODE_OPTIONS)")
-            decoded = decode_parsed(self._cgdm, **opts)
-            if opts.get("strip"):
+            decoded = decode_with(self._cgdm, settings)
+            if settings.strip:
                 for key in METADATA_KEYS:
                     self.info.pop(key, None)
             self.im = decoded.im
@@ -118,11 +118,11 @@ class CgdmImageFile(ImageFile.ImageFile):
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Encode ``im`` with the options given to ``im.save`` (see the module docstring)."""
-    from .api import encode
+    from .api import encode_with
 
     info = getattr(im, "encoderinfo", {}) or {}
-    options = {k: info[k] for k in SAVE_OPTIONS if k in info}
-    write_all(fp, encode(im, **options))  # fp may be unbuffered
+    settings = EncodeSettings.of({k: info[k] for k in SAVE_OPTIONS if k in info})
+    write_all(fp, encode_with(im, settings))  # fp may be unbuffered
 
 
 def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

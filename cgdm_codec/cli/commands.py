@@ -19,10 +19,10 @@ from .. import __version__
 from ..api import check_environment
 from ..errors import ConfigError
 from ..options import DECODE_OPTIONS, ENCODE_OPTION, ENCODE_OPTIONS, MAX_PIXELS, MAX_SIDE, QUIET, Option
-from ..options import check_decode, check_encode, command_line
+from ..options import DecodeSettings, EncodeSettings, command_line
 from ..container import Limits, parse, read_file
 from .failures import GuardedGroup, describe_error, echo_err, run_guarded
-from .jobs import decode_job, decode_job_for, decode_one, encode_job, encode_job_for, encode_one, run_all
+from .jobs import DecodeJob, EncodeJob, decode_job, decode_one, encode_job, encode_one, run_all
 from .outputs import (check_encode_output, check_input, decode_format, echo_stdout, image_format, is_stdio,
                       plan_outputs, read_stdin)
 
@@ -139,23 +139,25 @@ def encode(inputs: tuple[Path, ...], output: str | None, **settings: Any) -> Non
       cgdm encode scan.png --lossless       -> decodes bit for bit to scan.png's pixels
       cat photo.png | cgdm encode - > photo.cgdm
     """
-    check_encode(settings, command_line)  # contradicting options: one line, exit 2
+    chosen = EncodeSettings.of(settings, command_line)  # contradicting options: one line, exit 2
     plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".cgdm"), lambda p: p.stem + ".cgdm")
     for src, out in zip(inputs, plan.outputs):
         check_encode_output(src, out)
-    work = [encode_job_for(src, out, settings, limits()) for src, out in zip(inputs, plan.outputs)]
-    run_all(work, encode_one, encode_job, plan.folder, settings["jobs"], settings["quiet"], "encoded")
+    work = [EncodeJob(src, out, chosen, limits()) for src, out in zip(inputs, plan.outputs)]
+    run_all(work, encode_one, encode_job, plan.folder, chosen.jobs, chosen.quiet, "encoded")
+
+
+def _pillow_format(value: str | None) -> str | None:
+    """--format as Pillow's format name (None for an unknown one, or none given)."""
+    return None if value is None else image_format("." + value.lower().lstrip("."))
 
 
 def _format_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """--format as Pillow's format name; an unknown one is a usage error."""
-    if value is None:
-        return None
-    fmt = image_format("." + value.lower().lstrip("."))
-    if fmt is None:
+    """--format as given, once Pillow is known to write it; an unknown one is a usage error."""
+    if value is not None and _pillow_format(value) is None:
         raise click.BadParameter(f"'{value}' is not an image format Pillow writes (png, webp, jpg, "
                                  "tiff, ...)", ctx, param)
-    return fmt
+    return value
 
 
 @main.command()
@@ -176,20 +178,19 @@ def decode(inputs: tuple[Path, ...], output: str | None, **settings: Any) -> Non
     """
     from ..imageio import QUALITY_FORMATS
 
-    fmt = settings.pop("fmt")  # Pillow's name, from _format_option
-    check_decode(settings, command_line)
+    chosen = DecodeSettings.of(settings, command_line)
+    fmt = _pillow_format(chosen.fmt)
     ext = "." + ("png" if fmt is None else _extension(fmt))
     plan = plan_outputs(inputs, output, lambda p: p.with_suffix(".decoded" + ext), lambda p: p.stem + ext)
 
     formats = run_guarded(lambda: [decode_format(out, fmt) for out in plan.outputs])
-    if settings["output_quality"] is not None:
+    if chosen.output_quality is not None:
         for out, fm in zip(plan.outputs, formats):
             if fm not in QUALITY_FORMATS:
                 raise click.UsageError(f"--output-quality applies to JPEG, WebP and AVIF outputs; "
                                        f"{'standard output' if str(out) == '-' else out} is {fm}")
-    work = [decode_job_for(src, out, fm, settings, limits())
-            for src, out, fm in zip(inputs, plan.outputs, formats)]
-    run_all(work, decode_one, decode_job, plan.folder, settings["jobs"], settings["quiet"], "decoded")
+    work = [DecodeJob(src, out, fm, chosen, limits()) for src, out, fm in zip(inputs, plan.outputs, formats)]
+    run_all(work, decode_one, decode_job, plan.folder, chosen.jobs, chosen.quiet, "decoded")
 
 
 def _extension(fmt: str) -> str:

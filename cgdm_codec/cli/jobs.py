@@ -12,8 +12,8 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ import click
 from ..atomic import cancel_writes, write_atomic
 from ..batch import Outcome
 from ..container import CgdmFile, Limits, parse, read_file
-from ..imageio import PNG_LEVEL
+from ..options import DecodeSettings, EncodeSettings
 from .failures import EXIT_INTERRUPTED, describe_error, fail, run_guarded, sigterm_interrupts
 from .outputs import check_input, check_target, is_stdio, make_folder, read_stdin, write_stdout
 from .progress import Reporter
@@ -36,13 +36,8 @@ class EncodeJob:
 
     src: Path
     out: Path
-    quality: int
+    settings: EncodeSettings
     limits: Limits
-    force: bool = False
-    size: int | None = None  # target bytes
-    bpp: float | None = None  # target bits per pixel
-    metadata: str = "all"  # which of ICC, EXIF, XMP to carry (imageio.select_metadata)
-    options: dict = field(default_factory=dict)  # the rest, as pipeline.encode_image takes them
 
 
 @dataclass(frozen=True)
@@ -51,38 +46,9 @@ class DecodeJob:
 
     src: Path
     out: Path
-    fmt: str  # Pillow format name
+    fmt: str  # Pillow's format name of this output: its extension's, else settings.fmt, else PNG
+    settings: DecodeSettings
     limits: Limits
-    force: bool = False
-    base_only: bool = False
-    steps: int | None = None
-    device: str = "auto"
-    strip: bool = False  # write no metadata
-    png_level: int = PNG_LEVEL  # zlib level of PNG outputs
-    output_quality: int | None = None  # JPEG, WebP, AVIF outputs: the writer's quality 0..100
-    realism: float = 0.0  # the decode-time dial (pipeline.decode_file)
-    runtime: str = "auto"  # what runs the networks (pipeline.pick_runtime)
-    threads: int | None = None  # network threads [default: the granted cores, or OMP_NUM_THREADS]
-    precision: str | None = None  # the networks' arithmetic (options.decode_precision: env, float32)
-
-
-#: The DecodeJob fields that are decode options of the same name (``options.DECODE_OPTIONS``).
-DECODE_JOB_SETTINGS = ("force", "base_only", "steps", "device", "strip", "png_level", "output_quality",
-                       "realism", "runtime", "threads", "precision")
-
-
-def encode_job_for(src: Path, out: Path, settings: Mapping[str, Any], limits: Limits) -> EncodeJob:
-    """The job of one file from checked encode settings: one mapping for ``cgdm encode`` and
-    the distributed runner, so that an option reaches the encoder the same way from both."""
-    from ..options import DEFAULT_QUALITY, kept_metadata, pipeline_options
-
-    return EncodeJob(src, out, settings.get("quality") or DEFAULT_QUALITY, limits, bool(settings.get("force")),
-                     settings.get("size"), settings.get("bpp"), kept_metadata(settings), pipeline_options(settings))
-
-
-def decode_job_for(src: Path, out: Path, fmt: str, settings: Mapping[str, Any], limits: Limits) -> DecodeJob:
-    """The job of one file from checked decode settings (``fmt``: Pillow's format name)."""
-    return DecodeJob(src, out, fmt, limits, **{k: settings[k] for k in DECODE_JOB_SETTINGS if k in settings})
 
 
 def _name(p: Path, stdio: str) -> str:
@@ -99,47 +65,38 @@ def about(job: Any, msg: str) -> str:
 
 def encode_one(job: EncodeJob, report: Reporter) -> str:
     """Encode one file; returns the line that says what was written."""
-    check_target(job.src, job.out, job.force)
+    check_target(job.src, job.out, job.settings.force)
     from .. import imageio
+    from ..api import encode_prepared
 
     report(f"reading {_name(job.src, 'standard input')}")
     if is_stdio(job.src):
         img = imageio.load_bytes(read_stdin(), job.limits)
     else:
         img = imageio.load(job.src, job.limits)
-    img.metadata = imageio.select_metadata(img.metadata, job.metadata)
+    img.metadata = imageio.select_metadata(img.metadata, job.settings.kept_metadata)
     if img.alpha is not None:
         report("alpha channel kept (coded losslessly)")
     for note in img.notes:
         report.note(note)
-    opts = dict(job.options, progress=report, step_progress=report.step)
-    if job.size is not None or job.bpp is not None:
-        from ..target import encode_to_size
-
-        budget = job.size if job.size is not None else int(job.bpp * img.width * img.height / 8)
-        fitted = encode_to_size(img, budget, **opts)
-        data = fitted.data
-        report(f"chose {fitted.setting.describe(fitted.base)}: {len(data)} bytes for a target of "
-               f"{budget} ({100 * fitted.miss:.1f} % under)")
-    else:
-        from ..pipeline import encode_image
-
-        data = encode_image(img, job.quality, **opts)
+    data = encode_prepared(img, job.settings, report, report.step)
     name = _name(job.out, "standard output")
     report(f"writing {name}")
     if is_stdio(job.out):
         write_stdout(data)
     else:
-        write_atomic(job.out, data, overwrite=job.force)
+        write_atomic(job.out, data, overwrite=job.settings.force)
     return f"wrote {name} ({len(data)} bytes, {8 * len(data) / (img.width * img.height):.4f} bpp)"
 
 
 def stage_notes(f: CgdmFile, job: DecodeJob) -> list[str]:
     """What a decode setting cannot do for this file: --realism and --steps act on the
     diffusion stage, which a file written --base-only does not have. Said, not ignored."""
-    if f.diffusion or job.base_only:
+    settings = job.settings
+    if f.diffusion or settings.base_only:
         return []
-    given = [name for name, on in (("--realism", job.realism > 0), ("--steps", job.steps is not None)) if on]
+    given = [name for name, on in (("--realism", settings.realism > 0), ("--steps", settings.steps is not None))
+             if on]
     if not given:
         return []
     from ..base.registry import is_lossless
@@ -151,31 +108,26 @@ def stage_notes(f: CgdmFile, job: DecodeJob) -> list[str]:
 
 def decode_one(job: DecodeJob, report: Reporter) -> str:
     """Decode one file; returns the line that says what was written."""
-    check_target(job.src, job.out, job.force)
+    settings = job.settings
+    check_target(job.src, job.out, settings.force)
     report(f"reading {_name(job.src, 'standard input')}")
     f = parse(read_stdin(), job.limits) if is_stdio(job.src) else read_file(job.src, job.limits)
-    if job.strip:
-        f = replace(f, metadata=None)
     for note in stage_notes(f, job):
         report.note(note)
     from .. import imageio
-    from ..options import precision_context
-    from ..pipeline import decode_image
+    from ..api import decode_with
 
-    with precision_context(job.precision):
-        im = decode_image(f, base_only=job.base_only, steps=job.steps, device=job.device, progress=report,
-                          step_progress=report.step, realism=job.realism, runtime=job.runtime,
-                          threads=job.threads)
+    im = decode_with(f, settings, report, report.step)
     name = _name(job.out, "standard output")
     report(f"writing {name} ({job.fmt})")
     if is_stdio(job.out):
         buf = io.BytesIO()
-        notes = imageio.write_image(im, buf, job.fmt, png_level=job.png_level, quality=job.output_quality,
-                                    threads=job.threads)
+        notes = imageio.write_image(im, buf, job.fmt, png_level=settings.png_level,
+                                    quality=settings.output_quality, threads=settings.threads)
         write_stdout(buf.getvalue())
     else:
-        notes = imageio.save(im, job.out, overwrite=job.force, png_level=job.png_level, fmt=job.fmt,
-                             quality=job.output_quality, threads=job.threads)
+        notes = imageio.save(im, job.out, overwrite=settings.force, png_level=settings.png_level, fmt=job.fmt,
+                             quality=settings.output_quality, threads=settings.threads)
     for note in notes:
         report.note(note)
     return f"wrote {name} ({f.width}x{f.height})"
@@ -285,6 +237,5 @@ def run_all(work: list, run_one: Callable[[Any, Reporter], str], as_job: Callabl
     run_batch(work, as_job, jobs, quiet, verb)
 
 
-__all__ = ["DecodeJob", "EncodeJob", "about", "decode_job", "decode_job_for", "decode_one", "encode_job",
-           "encode_job_for", "encode_one",
+__all__ = ["DecodeJob", "EncodeJob", "about", "decode_job", "decode_one", "encode_job", "encode_one",
            "run_all", "run_batch"]
