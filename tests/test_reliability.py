@@ -279,10 +279,10 @@ def test_damaged_weights_are_refused(coded, tmp_path, monkeypatch):
     data[len(data) // 2] ^= 0x40  # one bit inside a tensor: safetensors would load it happily
     copy.write_bytes(bytes(data))
     shutil.copy(base.with_suffix(".json"), copy.with_suffix(".json"))
-    monkeypatch.setenv("CGDM_BASE_WEIGHTS", str(copy))
     learned = tmp_path / "learned.cgdm"  # a file of the learned base: its decode reads these weights
     res = cli("encode", str(coded[0]), "-o", str(learned), "-Q", "--base-only", "--base", "hyperprior")
     assert res.exit_code == 0, res.output
+    monkeypatch.setenv("CGDM_BASE_WEIGHTS", str(copy))
     with pytest.raises(WeightsError, match="damaged"):
         pipeline.load_bundle()
     err = one_line_error(cli("decode", str(learned), "-o", str(tmp_path / "o.png"), "-Q"))
