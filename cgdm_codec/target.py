@@ -133,7 +133,8 @@ def largest_fitting_near(guess: int, n: int, size_at: Callable[[int], int], budg
 def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
                    diffusion: bool | None = None, **options: Any) -> Fitted:
     """The file of ``img`` coded at the best setting whose size is at most ``budget`` bytes."""
-    from .pipeline import default_base, encode_image, load_bundle
+    from .generations import default_base, load_bundle
+    from .pipeline import encode_image
 
     name = base or default_base()
     options.pop("fine", None)  # the budget chooses the quality

@@ -51,7 +51,7 @@ def weights_names() -> dict[str, str]:
     unreadable manifest leaves its name out (the page then shows the id alone).
     """
     from .errors import WeightsError
-    from .pipeline import NO_WEIGHTS_ID, cgdm_weights_paths
+    from .generations import NO_WEIGHTS_ID, cgdm_weights_paths
     from .weights import decoders, read_checked_manifest, weights_id
 
     names = {NO_WEIGHTS_ID.hex(): "none"}
@@ -157,7 +157,7 @@ def model_script(weights: Path) -> tuple[str, list[str]]:
 
 def av1_weights(all_weights: bool = False) -> list[Path]:
     """The AV1 weights whose full decode the page gets: the newest installed, or all of them."""
-    from .pipeline import cgdm_weights_paths
+    from .generations import cgdm_weights_paths
 
     paths = list(cgdm_weights_paths("av1"))
     return paths if all_weights else paths[-1:]

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+import cgdm_codec
 from cgdm_codec import pipeline
 from cgdm_codec.base.av1 import Av1Base, encode_avif, inspect_payload
 from cgdm_codec.base.av1_bitstream import Av1Error
@@ -82,7 +83,7 @@ def test_flipped_bits_never_crash():
 def test_encoder_sees_the_decoders_x_tilde():
     """The x~ the encoder simulates is what `decode --base-only` writes, byte for byte."""
     img = Image.fromarray(textured(70, 90, seed=2))
-    data = pipeline.encode(img, 2, base="av1", device="cpu", effort="fast")
+    data = cgdm_codec.encode(img, 2, base="av1", device="cpu", effort="fast")
     f = parse(data)
     assert f.base_codec == 2 and f.quality == 2
     decoded = pipeline.decode_file(f, base_only=True, device="cpu")
@@ -97,18 +98,18 @@ def test_modes_sizes_and_fine_quality():
     for mode, shape in (("RGB", (1, 1, 3)), ("L", (17, 33)), ("RGBA", (20, 31, 4)), ("LA", (9, 5, 2))):
         arr = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
         img = Image.fromarray(arr, mode)
-        out = pipeline.decode(pipeline.encode(img, 3, base="av1", device="cpu", effort="fast"))
+        out = cgdm_codec.decode(cgdm_codec.encode(img, 3, base="av1", device="cpu", effort="fast"))
         assert out.mode == mode and out.size == img.size
         if "A" in mode:
             assert np.array_equal(np.asarray(out)[..., -1], arr[..., -1])
     img = Image.fromarray(textured(64, 64))
-    sizes = [len(pipeline.encode(img, 3, base="av1", fine=q, device="cpu", effort="fast")) for q in (10, 40, 80)]
+    sizes = [len(cgdm_codec.encode(img, av1_quality=q, base="av1", device="cpu", effort="fast")) for q in (10, 40, 80)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 
 
 def test_framing_beyond_the_av1_payload():
     img = Image.fromarray(textured(512, 768))
-    data = pipeline.encode(img, 3, base="av1", device="cpu", effort="fast", diffusion=False)
+    data = cgdm_codec.encode(img, 3, base="av1", device="cpu", effort="fast", base_only=True)
     assert len(data) - len(parse(data).base_streams[0]) <= 32
 
 
@@ -247,7 +248,7 @@ def test_golden_av1_file_with_the_diffusion_stage(stem: str, weights_id: str, fl
 def test_av1_encodes_write_for_the_newest_generation():
     """New files name the newest installed weights; the older generations only decode."""
     img = Image.fromarray(textured(64, 96))
-    f = parse(pipeline.encode(img, 3, base="av1", device="cpu", effort="fast", diffusion=True))
+    f = parse(cgdm_codec.encode(img, 3, base="av1", device="cpu", effort="fast", diffusion=True))
     assert f.diffusion and f.weights_id.hex() == AV1_GENERATIONS[-1][1]
 
 
@@ -265,7 +266,7 @@ def test_the_av1_encoder_uses_the_cores_it_is_given(monkeypatch):
     Av1Base().encode(rgb, 3, threads=1)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     Av1Base().encode(rgb, 3)
-    pipeline.encode(Image.fromarray(rgb), 3, base="av1", threads=2)
+    cgdm_codec.encode(Image.fromarray(rgb), 3, base="av1", threads=2)
     assert seen == [1, 3, 2]
 
 

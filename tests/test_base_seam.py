@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cgdm_codec import api, pipeline
+from cgdm_codec import api, generations, imageio, pipeline
 from cgdm_codec.base import registry
 from cgdm_codec.base.interface import BaseCodec, BaseEncoding, BaseRecord, rgb_to_tensor
 from cgdm_codec.container import BASE_CODEC_STREAMS, FormatError, parse, summary
@@ -79,9 +79,9 @@ def png_registered(monkeypatch):
     monkeypatch.setattr(registry, "BACKENDS", registry.BACKENDS + (record,))
     monkeypatch.setitem(registry.BY_ID, record.codec_id, record)
     monkeypatch.setitem(registry.BY_NAME, record.name, record)
-    pipeline.clear_cache()
+    generations.clear_cache()
     yield record
-    pipeline.clear_cache()
+    generations.clear_cache()
 
 
 def pattern(h: int, w: int, channels: int = 3) -> np.ndarray:
@@ -95,24 +95,26 @@ def test_a_toy_png_backend_codes_base_only_through_the_pipeline(png_registered, 
         img = Image.fromarray(pattern(37, 53, 4), "RGBA")
     else:
         img = Image.fromarray(pattern(37, 53)).convert(mode)
-    data = pipeline.encode(img, 4, base="png", diffusion=False, device="cpu")
+    data = pipeline.encode_image(imageio.from_pil(img), 4, base="png", diffusion=False, device="cpu")
     f = parse(data)
-    assert f.base_codec == 250 and not f.diffusion and f.weights_id == pipeline.NO_WEIGHTS_ID
+    assert f.base_codec == 250 and not f.diffusion and f.weights_id == generations.NO_WEIGHTS_ID
     assert f.quality == 4 and "png" in summary(f, len(data))["sections"]
-    out = pipeline.decode(data)
+    out = pipeline.decode_image(f)
     assert out.mode == mode and np.array_equal(np.asarray(out), np.asarray(img))  # lossless
     rgb = pipeline.decode_file(f, device="cpu")  # the numpy path the diffusion stage starts from
     assert np.array_equal(rgb, np.asarray(img.convert("RGB")))
 
 
 def test_without_its_registry_line_a_backend_is_unknown(png_registered, monkeypatch):
-    data = pipeline.encode(Image.fromarray(pattern(8, 8)), 2, base="png", diffusion=False, device="cpu")
+    data = pipeline.encode_image(imageio.from_pil(Image.fromarray(pattern(8, 8))), 2, base="png", diffusion=False,
+                          device="cpu")
     assert BASE_CODEC_STREAMS[250] == 1
     monkeypatch.undo()
     with pytest.raises(FormatError, match="unknown base codec id 250"):
         parse(data)
     with pytest.raises(ValueError, match="unknown base codec 'png'"):
-        pipeline.encode(Image.fromarray(pattern(8, 8)), 2, base="png", diffusion=False, device="cpu")
+        pipeline.encode_image(imageio.from_pil(Image.fromarray(pattern(8, 8))), 2, base="png", diffusion=False,
+                          device="cpu")
 
 
 def test_every_registered_backend_carries_its_record_and_the_whole_protocol():

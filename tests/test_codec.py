@@ -8,8 +8,9 @@ from PIL import Image
 
 from cgdm_codec import imageio
 from cgdm_codec.container import ColourMode, parse, serialize
-from cgdm_codec import pipeline
-from cgdm_codec.pipeline import decode, load_bundle
+import cgdm_codec
+from cgdm_codec import decode
+from cgdm_codec.generations import load_bundle
 from conftest import textured
 
 pytestmark = pytest.mark.torch
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.torch
 
 def encode(img, quality: int, **options) -> bytes:
     """The one-pass encode: these tests are about the codec, not the encoder's search."""
-    return pipeline.encode(img, quality, **{"effort": "fast", **options})
+    return cgdm_codec.encode(img, quality, **{"effort": "fast", **options})
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -139,7 +140,7 @@ def test_decoded_latent_matches_the_encoder():
 def test_weights_mismatch_is_a_clear_error():
     from dataclasses import replace
 
-    from cgdm_codec.pipeline import WeightsError
+    from cgdm_codec.errors import WeightsError
 
     data = encode(Image.fromarray(textured(8, 8)), 1)
     f = replace(parse(data), weights_id=b"\x00\x01\x02\x03")
@@ -189,7 +190,7 @@ def test_seed_changes_the_diffusion_output_only():
 
 def test_base_only_files_are_smaller_and_need_only_the_base_weights():
     src = Image.fromarray(textured(40, 40, seed=7))
-    full, base = encode(src, 3), encode(src, 3, diffusion=False)
+    full, base = encode(src, 3), encode(src, 3, base_only=True)
     fb = parse(base)
     assert not fb.diffusion and fb.syntax is None and len(base) < len(full)
     assert fb.weights_id != parse(full).weights_id

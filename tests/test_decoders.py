@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cgdm_codec import pipeline
+import cgdm_codec
+from cgdm_codec import generations, pipeline
 from cgdm_codec.base.interface import tensor_to_rgb
 from cgdm_codec.container import parse, serialize
 from cgdm_codec.diffusion_config import SamplerConfig
@@ -23,7 +24,7 @@ from conftest import textured
 def coded():
     """A 300 x 300 file: four fixed tiles of 256, one fitted tile of 304."""
     img = Image.fromarray(textured(300, 300, seed=11))
-    data = pipeline.encode(img, 2, base="hyperprior", effort="fast", diffusion=True, steps=2, device="cpu")
+    data = cgdm_codec.encode(img, 2, base="hyperprior", effort="fast", diffusion=True, steps=2, device="cpu")
     return parse(data)
 
 
@@ -39,7 +40,7 @@ def test_manifest_lists_the_original_decoder_first():
 
 @pytest.mark.torch
 def test_shipped_weights_write_the_newest_decoder(coded):
-    bundle = pipeline.load_bundle("hyperprior")
+    bundle = generations.load_bundle("hyperprior")
     assert len(bundle.decoders) >= 2
     assert coded.weights_id == bundle.weights_id(True) == bundle.weights_id(True, bundle.decoders[-1][0])
     assert bundle.sampler_for(coded.weights_id) == bundle.decoders[-1][1]
@@ -49,7 +50,7 @@ def test_shipped_weights_write_the_newest_decoder(coded):
 
 @pytest.mark.torch
 def test_each_file_decodes_with_the_decoder_it_names(coded):
-    bundle = pipeline.load_bundle("hyperprior")
+    bundle = generations.load_bundle("hyperprior")
     cgdm = bundle.cgdm
     x_tilde = bundle.base.reconstruct(coded.base_streams, 300, 300, coded.quality)
     symbols = cgdm.prior.decode_syntax(coded.syntax)
@@ -105,10 +106,10 @@ def test_a_newer_weights_generation_leaves_older_files_decoding(tmp_path, monkey
 
     for name in ("cgdm-av1.safetensors", "cgdm-av1.json"):
         shutil.copy(weights_dir() / name, tmp_path / name)
-    monkeypatch.setattr(pipeline, "weights_dir", lambda: tmp_path)
-    pipeline.clear_cache()
+    monkeypatch.setattr(generations, "weights_dir", lambda: tmp_path)
+    generations.clear_cache()
     img = Image.fromarray(textured(64, 80, seed=5))
-    old_file = parse(pipeline.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
+    old_file = parse(cgdm_codec.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
     old_pixels = pipeline.decode_file(old_file, device="cpu")
 
     newer = Cgdm.from_weights(tmp_path / "cgdm-av1.safetensors")
@@ -118,16 +119,16 @@ def test_a_newer_weights_generation_leaves_older_files_decoding(tmp_path, monkey
     av1 = replace(registry.BY_NAME["av1"], diffusion_weights=("cgdm-av1", "cgdm-av1-next"))
     monkeypatch.setitem(registry.BY_NAME, "av1", av1)
     monkeypatch.setitem(registry.BY_ID, 2, av1)
-    pipeline.clear_cache()
+    generations.clear_cache()
     try:
-        new_file = parse(pipeline.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
+        new_file = parse(cgdm_codec.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
         assert new_file.weights_id != old_file.weights_id
         assert np.array_equal(pipeline.decode_file(old_file, device="cpu"), old_pixels)
         new_pixels = pipeline.decode_file(new_file, device="cpu")
         assert new_pixels.astype(int).mean() > old_pixels.astype(int).mean() + 1  # the newer network ran
         (tmp_path / "cgdm-av1.safetensors").unlink()  # the first generation uninstalled
-        pipeline.clear_cache()
+        generations.clear_cache()
         with pytest.raises(WeightsError, match=old_file.weights_id.hex()):
             pipeline.decode_file(old_file, device="cpu")
     finally:
-        pipeline.clear_cache()
+        generations.clear_cache()

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from PIL import Image
 
+import cgdm_codec
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.sampling.ddim import DDIMScheduler
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.torch
 @pytest.fixture(scope="module")
 def coded() -> bytes:
     # 270 px wide: two overlapping diffusion tiles, so the blend is exercised too.
-    return pipeline.encode(Image.fromarray(textured(120, 270, seed=3)), 3, device="cpu")
+    return cgdm_codec.encode(Image.fromarray(textured(120, 270, seed=3)), 3, device="cpu")
 
 
 def decode_with_threads(data: bytes, threads: int, base_only: bool) -> np.ndarray:

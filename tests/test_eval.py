@@ -530,7 +530,7 @@ def test_identity_names_the_base_and_weights_the_encodes_use(images, tmp_path, m
     """The run's identity records the base the cgdm rows were encoded with, and the weights id
     of that base's bundle (an AV1 run once recorded the learned base's weights)."""
     from cgdm_codec.container import parse
-    from cgdm_codec.pipeline import load_bundle
+    from cgdm_codec.generations import load_bundle
 
     monkeypatch.setenv("CGDM_BASE", "av1")
     out = tmp_path / "run"

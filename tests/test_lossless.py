@@ -275,14 +275,14 @@ def test_the_backend_is_registered_but_not_a_base_choice():
 
 def test_the_pipeline_never_writes_a_diffusion_stage_on_the_lossless_base(monkeypatch):
     """Not even where CGDM_DIFFUSION_WEIGHTS names weights for every base."""
-    from cgdm_codec import pipeline
+    from cgdm_codec import imageio, pipeline
     from cgdm_codec.weights import weights_dir
 
     monkeypatch.setenv("CGDM_DIFFUSION_WEIGHTS", str(weights_dir() / "cgdm-av1-4.safetensors"))
-    src = picture("RGB", 33, 17)
-    f = parse(pipeline.encode(src, 3, base="webp-lossless"))
+    src = imageio.from_pil(picture("RGB", 33, 17))
+    f = parse(pipeline.encode_image(src, 3, base="webp-lossless"))
     assert not f.diffusion and f.base_codec == 3
     with pytest.raises(ConfigError, match="no diffusion stage"):
-        pipeline.encode(src, 3, base="webp-lossless", diffusion=True)
+        pipeline.encode_image(src, 3, base="webp-lossless", diffusion=True)
     with pytest.raises(ConfigError, match="its own base codec"):
-        pipeline.encode(src, 3, base="av1", lossless=True)
+        pipeline.encode_image(src, 3, base="av1", lossless=True)

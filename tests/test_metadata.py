@@ -411,11 +411,11 @@ def test_bad_metadata_choice_is_a_usage_error(encoded, tmp_path):
     assert not (tmp_path / "x.cgdm").exists()
 
 
-def test_pipeline_decode_puts_metadata_in_info(encoded, tmp_path):
-    from cgdm_codec import pipeline
+def test_decode_puts_metadata_in_info(encoded, tmp_path):
+    import cgdm_codec
 
     _, _, cg = encoded
-    im = pipeline.decode(cg.read_bytes(), base_only=True)
+    im = cgdm_codec.decode(cg.read_bytes(), base_only=True)
     assert im.info["icc_profile"] == ICC and im.info["exif"] == b"Exif\x00\x00" + EXIF
     assert im.info["xmp"] == XMP
     im.save(tmp_path / "plain.png")  # Pillow's own PNG writer takes the profile from im.info

@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 from PIL import Image
 
 import cgdm_codec
-from cgdm_codec import pipeline
+import cgdm_codec
+from cgdm_codec import generations, pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.errors import ConfigError, WeightsError
 from cgdm_codec.quality.bands import laplacian_bands_numpy
@@ -99,8 +100,8 @@ def test_files_without_a_realism_network_say_so():
 def test_new_files_decode_at_any_realism():
     # The stage is forced: on this smooth, noisy card the encoder's objective (L1 + MS-SSIM,
     # no HaarPSI term) prefers cgdm-av1-4's base-only decode at q2, and the dial is the point here.
-    data = pipeline.encode(Image.fromarray(textured(80, 120, seed=4)), 2, base="av1", device="cpu",
-                           diffusion=True)
+    data = cgdm_codec.encode(Image.fromarray(textured(80, 120, seed=4)), 2, base="av1", device="cpu",
+                             diffusion=True)
     f = parse(data)
     assert f.diffusion and f.steps == 1
     outs = [pipeline.decode_file(f, realism=r, device="cpu") for r in (0.0, 0.5, 1.0)]
@@ -161,8 +162,8 @@ def test_the_newest_generations_realism_decode_paints_no_period_2_grid():
     from cgdm_codec.artefacts import period2_ratio
 
     f = parse((GOLDEN / "av1-cgdm5-q3.cgdm").read_bytes())
-    bundle, decoder = pipeline._checked_bundle(f, True, lambda _: None)
-    assert pipeline.realism_decoder(bundle, decoder).path.stem == "cgdm-av1-5r"
+    bundle, decoder = generations.resolve(f)
+    assert bundle.realism_companion(decoder).path.stem == "cgdm-av1-5r"
     real = pipeline.decode_file(f, realism=1.0, device="cpu")
     assert period2_ratio(real) < 1.5
     assert finest_energy(real) > 1.3 * finest_energy(pipeline.decode_file(f, device="cpu"))

@@ -270,10 +270,11 @@ def test_lowered_pixel_limit_caps_the_file_size(tmp_path):
 
 @pytest.mark.torch
 def test_damaged_weights_are_refused(coded, tmp_path, monkeypatch):
-    from cgdm_codec import pipeline
+    from cgdm_codec import generations
     from cgdm_codec.errors import WeightsError
+    from cgdm_codec.weights import base_weights_path
 
-    base = pipeline.base_weights_path()
+    base = base_weights_path()
     copy = tmp_path / base.name
     data = bytearray(base.read_bytes())
     data[len(data) // 2] ^= 0x40  # one bit inside a tensor: safetensors would load it happily
@@ -284,12 +285,12 @@ def test_damaged_weights_are_refused(coded, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     monkeypatch.setenv("CGDM_BASE_WEIGHTS", str(copy))
     with pytest.raises(WeightsError, match="damaged"):
-        pipeline.load_bundle()
+        generations.load_bundle()
     err = one_line_error(cli("decode", str(learned), "-o", str(tmp_path / "o.png"), "-Q"))
     assert "sha256" in err and "manifest" in err
     copy.with_suffix(".json").unlink()
     monkeypatch.setenv("CGDM_BASE_WEIGHTS", str(copy))
-    pipeline.clear_cache()
+    generations.clear_cache()
     assert "manifest" in one_line_error(cli("decode", str(learned), "-o", str(tmp_path / "o.png"), "-Q"))
     assert not (tmp_path / "o.png").exists()
 

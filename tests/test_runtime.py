@@ -14,7 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from PIL import Image
 
-from cgdm_codec import pipeline
+import cgdm_codec
+from cgdm_codec import engines, generations, pipeline
 from cgdm_codec.base.registry import backend
 from cgdm_codec.container import parse
 from cgdm_codec.diffusion_config import CgdmConfig
@@ -137,12 +138,13 @@ def test_default_av1_decode_and_encode_never_import_torch():
     # objective (on the synthetic noise texture of ``textured`` the base-only decode does)
     src = Path(__file__).resolve().parent.parent / "examples" / "card.png"
     code = ("import sys\n"
+            "import cgdm_codec\n"
             "from cgdm_codec import pipeline\n"
             "from cgdm_codec.container import parse\n"
             "from PIL import Image\n"
             "for stem in sys.argv[2:]:\n"
             "    pipeline.decode_file(parse(open(f'{sys.argv[1]}/{stem}.cgdm', 'rb').read()), device='cpu')\n"
-            f"data = pipeline.encode(Image.open({str(src)!r}), 3, base='av1', device='cpu')\n"
+            f"data = cgdm_codec.encode(Image.open({str(src)!r}), 3, base='av1', device='cpu')\n"
             "f = parse(data)\n"
             "pipeline.decode_file(f, device='cpu')\n"
             "print(f.diffusion, 'torch' in sys.modules, 'compressai' in sys.modules)\n")
@@ -169,33 +171,32 @@ def test_both_encoders_score_with_the_generations_objective(monkeypatch, effort,
 
     monkeypatch.setattr(importlib.import_module(module), name, spy)
     with pytest.raises(_Stop):
-        pipeline.encode(Image.fromarray(textured(64, 96, seed=1)), 3, base="av1", device="cpu", effort=effort)
+        cgdm_codec.encode(Image.fromarray(textured(64, 96, seed=1)), 3, base="av1", device="cpu", effort=effort)
     newest = backend("av1").diffusion_weights[-1]
     assert seen == [Objective.of(json.loads((weights_dir() / f"{newest}.json").read_text()))]
     assert seen[0].lambda_h > 0
 
 
 def test_runtime_choice(monkeypatch):
-    bundle = pipeline.load_bundle("av1")
-    newest = bundle.newest
-    monkeypatch.delenv(pipeline.ENV_RUNTIME, raising=False)
-    monkeypatch.setattr(pipeline, "_cuda_hint", lambda: False)
-    assert pipeline.pick_runtime("auto", "auto", newest, False) == "onnx"
-    assert pipeline.pick_runtime("auto", "cpu", newest, True) == "torch"  # the learned base
-    assert pipeline.pick_runtime("torch", "cpu", newest, False) == "torch"
-    assert pipeline.pick_runtime("auto", "cuda", newest, False) == "torch"
-    monkeypatch.setenv(pipeline.ENV_RUNTIME, "torch")
-    assert pipeline.pick_runtime(None, "cpu", newest, False) == "torch"
+    newest = generations.load_bundle("av1").newest.generation
+    monkeypatch.delenv(engines.ENV_RUNTIME, raising=False)
+    monkeypatch.setattr(engines, "_cuda_hint", lambda: False)
+    assert engines.choose("auto", "auto", newest, False) == "onnx"
+    assert engines.choose("auto", "cpu", newest, True) == "torch"  # the learned base
+    assert engines.choose("torch", "cpu", newest, False) == "torch"
+    assert engines.choose("auto", "cuda", newest, False) == "torch"
+    monkeypatch.setenv(engines.ENV_RUNTIME, "torch")
+    assert engines.choose(None, "cpu", newest, False) == "torch"
     with pytest.raises(ValueError, match="unknown runtime"):
-        pipeline.pick_runtime("tpu", "cpu", newest, False)
+        engines.choose("tpu", "cpu", newest, False)
 
 
 def test_missing_torch_is_one_clear_line(monkeypatch):
     from cgdm_codec.errors import MissingDependency
 
-    monkeypatch.setattr(pipeline, "torch_installed", lambda: False)
+    monkeypatch.setattr(generations, "torch_installed", lambda: False)
     with pytest.raises(MissingDependency, match=r"pip install 'cgdm-codec\[torch\]'"):
-        pipeline.pick_runtime("torch", "cpu", pipeline.load_bundle("av1").newest, False)
+        engines.choose("torch", "cpu", generations.load_bundle("av1").newest.generation, False)
 
 
 def test_manifests_record_graph_hashes():
@@ -207,13 +208,13 @@ def test_manifests_record_graph_hashes():
 def test_learned_base_without_torch_is_one_clear_line(monkeypatch):
     from cgdm_codec.errors import MissingDependency
 
-    monkeypatch.setattr(pipeline, "torch_installed", lambda: False)
-    pipeline.clear_cache()
+    monkeypatch.setattr(generations, "torch_installed", lambda: False)
+    generations.clear_cache()
     try:
         with pytest.raises(MissingDependency, match="the hyperprior base codec needs torch"):
-            pipeline.load_bundle("hyperprior")
+            generations.load_bundle("hyperprior")
     finally:
-        pipeline.clear_cache()
+        generations.clear_cache()
 
 
 def test_weights_rewritten_under_a_running_process(tmp_path):

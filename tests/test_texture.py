@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgdm_codec import pipeline
+from cgdm_codec import generations, pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.quality import band_energy_ratios
 from cgdm_codec.sampling import texture
@@ -116,9 +116,9 @@ def test_each_generation_gets_its_texture_model(monkeypatch):
     """Files of a generation the manifest names under ``texture_for`` keep that model (their
     realism picture did not change when the default was refitted); others get ``texture``."""
     manifest = {"texture": {"gain": [1]}, "texture_for": {"old-gen": {"gain": [2]}}}
-    assert pipeline.texture_model(manifest, "old-gen") == {"gain": [2]}
-    assert pipeline.texture_model(manifest, "new-gen") == {"gain": [1]}
-    assert pipeline.texture_model({}, "new-gen") is None
+    assert generations.texture_model(manifest, "old-gen") == {"gain": [2]}
+    assert generations.texture_model(manifest, "new-gen") == {"gain": [1]}
+    assert generations.texture_model({}, "new-gen") is None
     shipped = json.loads((Path(pipeline.__file__).parent / "weights" / "cgdm-av1-3r.json").read_text())
     assert shipped["texture_for"]["cgdm-av1-3"] != shipped["texture"]
     used = []

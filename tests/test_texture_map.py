@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cgdm_codec
 from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_codec.entropy_models.texture_map_coding import decode_map, encode_map
@@ -119,7 +120,7 @@ def mapped(tmp_path_factory):
     from PIL import Image
 
     img = Image.fromarray(rgb.astype(np.uint8))
-    return rgb, parse(pipeline.encode(img, 2, base="av1", device="cpu", texture_map=True, diffusion=True))
+    return rgb, parse(cgdm_codec.encode(img, 2, base="av1", device="cpu", texture_map=True, diffusion=True))
 
 
 def test_the_map_travels_in_the_file_and_the_fidelity_decode_ignores_it(mapped):
