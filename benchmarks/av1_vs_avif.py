@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+import cgdm_codec
 from cgdm_codec import pipeline
 from cgdm_codec.base.av1 import LEVEL_QUALITY, SPEED_FOR_EFFORT
 from cgdm_codec.container import parse
@@ -65,7 +66,8 @@ def main() -> None:
                 rows.setdefault(name, []).append(scores(ref, dec, len(buf.getvalue())))
             modes = [("cgdm-base", False)] + ([("cgdm", None)] if args.diffusion else [])
             for name, diffusion in modes:
-                data = pipeline.encode(im, lv, base="av1", effort=args.effort, diffusion=diffusion, device="cpu")
+                data = cgdm_codec.encode(im, lv, base="av1", effort=args.effort, base_only=diffusion is False,
+                                         device="cpu")
                 out = pipeline.decode_file(parse(data), device="cpu")
                 r = scores(ref, out, len(data))
                 r["diffusion"] = parse(data).diffusion

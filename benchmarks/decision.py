@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from cgdm_codec import pipeline
+import cgdm_codec
 from cgdm_codec.container import parse
 from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 from cgdm_codec.quality import objective
@@ -43,7 +43,8 @@ def encode(img: Image.Image, level: int, trained: bool, diffusion: bool | None =
     if not trained:
         objective.Objective.of = classmethod(lambda cls, manifest: cls())
     try:
-        return pipeline.encode(img, level, base="av1", device="cpu", diffusion=diffusion)
+        return cgdm_codec.encode(img, level, base="av1", device="cpu", base_only=diffusion is False,
+                                 diffusion=bool(diffusion))
     finally:
         objective.Objective.of = own
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from cgdm_codec import pipeline
+import cgdm_codec
+from cgdm_codec import generations
 from cgdm_codec.base.interface import tensor_to_rgb
 from cgdm_codec.container import parse
 from cgdm_codec.quality import haarpsi, ms_ssim, psnr
@@ -50,7 +51,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".png"})[: args.limit]
-    bundle = pipeline.load_bundle("hyperprior")
+    bundle = generations.load_bundle("hyperprior")
     cgdm = bundle.cgdm
     assert cgdm is not None, "the diffusion weights are not installed"
     rows: list[dict] = []
@@ -58,7 +59,7 @@ def main() -> None:
         im = load(p, args.downscale)
         ref = np.asarray(im)
         for lv in args.levels:
-            data = pipeline.encode(im, lv, base="hyperprior", effort="fast", diffusion=True, device="cpu")
+            data = cgdm_codec.encode(im, lv, base="hyperprior", effort="fast", diffusion=True, device="cpu")
             f = parse(data)
             x_tilde = bundle.base.reconstruct(f.base_streams, f.width, f.height, f.quality)
             base_row = {k: fn(ref, tensor_to_rgb(x_tilde.clone())) for k, fn in METRICS.items()}

@@ -28,7 +28,7 @@ CHILD = r'''
 import sys, time, json
 t0 = time.perf_counter()
 runtime, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
-from cgdm_codec import pipeline
+from cgdm_codec import engines, generations
 from cgdm_codec.container import parse
 from PIL import Image
 import numpy as np
@@ -49,15 +49,16 @@ def timed(key, fn):
 D.features = timed("features", D.features)
 D.denoise = timed("network", D.denoise)
 f = parse(open(path, "rb").read())
-bundle = pipeline.load_bundle(f.base_codec)
+bundle = generations.load_bundle(f.base_codec)
 s = time.perf_counter(); bundle.base.decode_rgb(f.base_streams, f.width, f.height); stages["av1"] = time.perf_counter() - s
 decoder = bundle.decoder_for(f.weights_id)
 s = time.perf_counter()
 if runtime == "onnx":
-    pipeline.ort_denoiser(decoder.path, None)
-    pipeline.prior_table(decoder.path)
+    from cgdm_codec.engines.onnx import denoiser
+    denoiser(decoder.generation, None)
+    decoder.generation.prior_table
 else:
-    pipeline.torch_model(decoder)
+    decoder.generation.torch_model(decoder.sampler)
 stages["weights"] = time.perf_counter() - s
 canvas = restore_module.decode_canvas
 def sampler(*a, **k):

@@ -3,7 +3,7 @@
 Builds a small photo-like JPEG with an ICC profile, EXIF (IFD0, Exif and GPS directories)
 and XMP, encodes it base-only (no weights needed with the AV1 base), decodes it into each
 output format with ``imageio.save`` and reads the result back with Pillow. A second table
-shows what a plain ``Image.save`` of ``pipeline.decode()``'s image keeps (from ``im.info``).
+shows what a plain ``Image.save`` of ``cgdm_codec.decode()``'s image keeps (from ``im.info``).
 Prints Markdown tables (the one in docs/format.md, section 3.6):
 
     python benchmarks/metadata_roundtrip.py
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms
 
+import cgdm_codec
 from cgdm_codec import imageio, pipeline
 
 FORMATS = (".png", ".jpg", ".webp", ".tiff", ".avif", ".bmp", ".gif", ".ppm")
@@ -71,7 +72,7 @@ def main() -> None:
     rows, plain = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for ext in FORMATS:
-            im = pipeline.decode(data, base_only=True)
+            im = cgdm_codec.decode(data, base_only=True)
             path = Path(tmp) / f"out{ext}"
             notes = imageio.save(im, path)
             with Image.open(path) as r:
@@ -94,7 +95,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
-    print("\nplain `im.save(path)` of `pipeline.decode()`'s image (metadata only in `im.info`):\n")
+    print("\nplain `im.save(path)` of `cgdm_codec.decode()`'s image (metadata only in `im.info`):\n")
     print("| output | ICC profile | EXIF | XMP |")
     print("|---|---|---|---|")
     for r in plain:

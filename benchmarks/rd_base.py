@@ -53,7 +53,7 @@ def quality_row(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
 def cgdm_rows(img: Image.Image, ref: np.ndarray, level: int, diffusion: bool,
               device: str) -> list[dict]:
     """Encode at one level, decode base-only (and fully), and score."""
-    from cgdm_codec.pipeline import decode, encode
+    from cgdm_codec import decode, encode
 
     w, h = img.size
     t0 = time.perf_counter()

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import cgdm_codec
 from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_lab.evaluation.anchors import avif_anchor, cached, match_bpp
@@ -145,7 +146,7 @@ def main() -> None:
             store.setdefault(("ladder", q), []).extend(patches(decode_pil_bytes(data)))
             rows.append(dict(image=path.name, level=0, codec=f"avif ladder {q}", bpp=8 * len(data) / (w * h)))
         for lv in args.levels:
-            data = pipeline.encode(img, lv, base="av1", device="cpu", texture_map=True)
+            data = cgdm_codec.encode(img, lv, base="av1", device="cpu", texture_map=True)
             f = parse(data)
             mapped = f.extension(TEXTURE_MAP)
             plain = dataclasses.replace(f, extensions=())

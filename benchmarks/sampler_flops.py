@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from cgdm_codec import pipeline
+from cgdm_codec import generations
 from cgdm_codec.device import autocast_for, use_granted_cores
 from cgdm_codec.diffusion_config import SamplerConfig
 from cgdm_codec.sampling.restore import restore
@@ -65,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     w, h = map(int, args.size.lower().split("x"))
     threads = use_granted_cores()
-    bundle = pipeline.load_bundle("hyperprior")
+    bundle = generations.load_bundle("hyperprior")
     identity, sampler_dict, _ = bundle.decoders[0 if args.decoder == "original" else -1]
     sampler = SamplerConfig(**sampler_dict)
     steps = args.steps or sampler.steps

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cgdm_codec
 from cgdm_codec import pipeline
 from cgdm_codec.base import av1
 from cgdm_codec.container import parse
@@ -47,7 +48,7 @@ def main() -> None:
             for sub in ("4:2:0", "4:4:4"):
                 av1.SUBSAMPLING = sub
                 t0 = time.perf_counter()
-                data = pipeline.encode(img, lv, base="av1", device="cpu")
+                data = cgdm_codec.encode(img, lv, base="av1", device="cpu")
                 t1 = time.perf_counter()
                 out = pipeline.decode_file(parse(data), device="cpu")
                 t2 = time.perf_counter()

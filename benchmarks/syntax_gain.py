@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from cgdm_codec import pipeline
+import cgdm_codec
+from cgdm_codec import generations
 from cgdm_codec.container import parse
 from cgdm_codec.sampling.restore import restore
 from cgdm_codec.quality.objective import Objective
@@ -36,7 +37,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON of every file's scores")
     args = ap.parse_args()
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".png", ".jpeg"})[: args.limit]
-    bundle = pipeline.load_bundle(args.base)
+    bundle = generations.load_bundle(args.base)
     cgdm, objective = bundle.cgdm, Objective()
     assert cgdm is not None, "no diffusion weights for this base"
     coded = []
@@ -45,7 +46,7 @@ def main() -> None:
         im = im.resize((round(im.width * args.downscale), round(im.height * args.downscale)), Image.Resampling.LANCZOS)
         x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255
         for lv in args.levels:
-            f = parse(pipeline.encode(im, lv, base=args.base, effort=args.effort, diffusion=True, device="cpu"))
+            f = parse(cgdm_codec.encode(im, lv, base=args.base, effort=args.effort, diffusion=True, device="cpu"))
             coded.append((p.name, lv, x, f, cgdm.prior.decode_syntax(f.syntax)))
     median = torch.stack([sent for *_, sent in coded]).median(dim=0).values
     rows = []

@@ -16,6 +16,7 @@ import pathlib
 
 import numpy as np
 
+import cgdm_codec
 from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import parse
 from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
@@ -31,7 +32,7 @@ def main() -> None:
         img = load_reference(p, 1.0 if "bsds" in str(p) else 0.5)
         ref = to_rgb_array(img)
         for lv in (1, 2, 3):
-            f = parse(pipeline.encode(img, lv, base="av1", device="cpu", texture_map=True))
+            f = parse(cgdm_codec.encode(img, lv, base="av1", device="cpu", texture_map=True))
             out = pipeline.decode_file(f, realism=1.0, device="cpu")
             r0 = pipeline.decode_file(f, device="cpu")
             rows.append([*band_energy_ratios(out, ref), artefacts.edge_overshoot(out, ref),

@@ -24,7 +24,8 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from cgdm_codec import pipeline
+import cgdm_codec
+from cgdm_codec import generations, pipeline
 from cgdm_codec.base.av1 import Av1Base, inspect_payload
 from cgdm_codec.base.av1_bitstream import Av1Error
 from cgdm_codec.base.avif_file import build_avif, sequence_header, split_avif
@@ -65,7 +66,7 @@ def wrap(options: int, payload: bytes) -> bytes:
     mode = MODES[options & 3]
     w, h = header_size(payload)
     alpha = zlib.compress(bytes((0x80,)) * (w * h), 1) if mode.has_alpha else None
-    f = CgdmFile(quality=3, width=w, height=h, weights_id=pipeline.NO_WEIGHTS_ID, base_streams=(payload,),
+    f = CgdmFile(quality=3, width=w, height=h, weights_id=generations.NO_WEIGHTS_ID, base_streams=(payload,),
                  colour_mode=mode, base_codec=Av1Base.record.codec_id, seed=0, alpha=alpha)
     return serialize(f)
 
@@ -115,7 +116,7 @@ def seed_payloads() -> list[bytes]:
         base = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3)) * 0.6
         rgb = np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
         im = Image.fromarray(rgb[..., 0], "L") if gray else Image.fromarray(rgb, "RGB")
-        data = pipeline.encode(im, quality, base="av1", diffusion=False, device="cpu", effort=effort)
+        data = cgdm_codec.encode(im, quality, base="av1", base_only=True, device="cpu", effort=effort)
         out.append(parse(data).base_streams[0])
     rgb = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
     for subsampling, colour_range in (("4:4:4", "full"), ("4:2:2", "limited")):

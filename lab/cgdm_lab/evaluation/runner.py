@@ -147,6 +147,14 @@ def anchor_plugins() -> dict[str, str]:
     return out
 
 
+def _encode(img, quality: int, **options) -> bytes:
+    """A Pillow image's .cgdm bytes, by the pipeline's own keywords (the ablations set some)."""
+    from cgdm_codec import imageio
+    from cgdm_codec.pipeline import encode_image
+
+    return encode_image(imageio.from_pil(img), quality, **options)
+
+
 class Runner:
     """One evaluation: builds rows into a ResultStore and rewrites the reports as it goes."""
 
@@ -158,7 +166,7 @@ class Runner:
         if not self.files:
             raise EvalError(f"{cfg.images}: no images (looked for .png, .jpg, .webp, ...)")
         from cgdm_codec.device import pick_device  # torch: only once the inputs are known to be usable
-        from cgdm_codec.pipeline import default_base, load_bundle
+        from cgdm_codec.generations import default_base, load_bundle
 
         accepted = encoder_keywords()
         self.encode_kwargs = encode_options(cfg.effort, accepted)
@@ -231,13 +239,13 @@ class Runner:
         from PIL import Image
 
         from cgdm_codec.container import parse
-        from cgdm_codec.pipeline import decode_file, encode
+        from cgdm_codec.pipeline import decode_file
 
         if self.warm:
             return
         rng = np.random.default_rng(0)
         img = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
-        decode_file(parse(encode(img, 3, device=self.cfg.device, threads=self.cfg.threads, **self.encode_kwargs)),
+        decode_file(parse(_encode(img, 3, device=self.cfg.device, threads=self.cfg.threads, **self.encode_kwargs)),
                     device=self.cfg.device, threads=self.cfg.threads)
         self.warm = True
 
@@ -264,7 +272,7 @@ class Runner:
     def run_cgdm(self, image: str, img, ref: np.ndarray, level: int) -> bool:
         """All cgdm rows of one image and level; False if there was nothing left to do."""
         from cgdm_codec.container import parse
-        from cgdm_codec.pipeline import decode_file, encode
+        from cgdm_codec.pipeline import decode_file
 
         todo = [c for c in self.cgdm_codecs() if self.pending(image, c[0], [level])]
         if not todo:
@@ -274,7 +282,7 @@ class Runner:
         for codec, enc_kwargs, dec_kwargs in todo:
             file_key = codec if enc_kwargs else CGDM  # decode-only ablations share the main file
             if file_key not in files:
-                data, t, mem = self._timed(encode, img, level, device=self.cfg.device, threads=self.cfg.threads,
+                data, t, mem = self._timed(_encode, img, level, device=self.cfg.device, threads=self.cfg.threads,
                                            **self.encode_kwargs, **enc_kwargs)
                 files[file_key] = (self._file(image, file_key, level, "cgdm", data), (t, mem))
             data, enc = files[file_key]

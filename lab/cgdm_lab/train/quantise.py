@@ -82,7 +82,8 @@ def calibration_crop(path: Path, crop: int) -> Any:
 def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
                    levels_per_photo: int = 2) -> list[dict[str, np.ndarray]]:
     """Every input the ``role`` graph of ``weights`` gets while decoding the photos' crops."""
-    from cgdm_codec import api, pipeline
+    from cgdm_codec import api
+    from cgdm_codec.engines.onnx import denoiser
     from cgdm_codec.runtime import OrtDenoiser
 
     feeds: list[dict[str, np.ndarray]] = []
@@ -104,7 +105,7 @@ def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
                 api.decode(data, runtime="onnx", threads=1)
     finally:
         OrtDenoiser._run = original  # type: ignore[method-assign]
-    pipeline.ort_denoiser.cache_clear()
+    denoiser.cache_clear()
     return feeds
 
 

@@ -37,7 +37,8 @@ def pairs(data: Path, weights: Path, images: int, crop: int, levels: list[int]):
     """(original uint8, decode float (3, H, W) without texture, qindex, seed) per photo and level."""
     from PIL import Image, ImageOps
 
-    from cgdm_codec import pipeline
+    import cgdm_codec
+    from cgdm_codec import generations, pipeline
     from cgdm_codec.container import parse
     from .data import list_images
 
@@ -52,11 +53,11 @@ def pairs(data: Path, weights: Path, images: int, crop: int, levels: list[int]):
             im = im.crop((left, top, left + w, top + h))
         ref = np.asarray(im)
         for lv in levels:
-            f = parse(pipeline.encode(im, lv, base="av1", device="cpu"))
+            f = parse(cgdm_codec.encode(im, lv, base="av1", device="cpu"))
             if not f.diffusion:
                 continue
             out = pipeline.decode_file(f, realism=1.0, texture=False, device="cpu")
-            condition = pipeline.load_bundle(f.base_codec).base.condition(f.base_streams, f.quality)
+            condition = generations.load_bundle(f.base_codec).base.condition(f.base_streams, f.quality)
             yield ref, out.transpose(2, 0, 1).astype(np.float32) / 255.0, condition, f.seed
 
 
