@@ -36,7 +36,7 @@ Progress = Callable[[str], None]
 from .base import registry  # noqa: E402  (standard library data: no backend's coder loads)
 from .options import (BASES, DECODE_OPTIONS, DEFAULT_QUALITY, DEVICES, EFFORTS, ENCODE_OPTIONS,  # noqa: E402
                       LOSSLESS_CONFLICTS, PRECISIONS, DecodeSettings, EncodeSettings, Option, RunSettings,
-                      options_of, pipeline_keywords, precision_context)
+                      pipeline_keywords, precision_context, surface_options)
 from .options import RUNTIMES  # noqa: E402  (engines.choose's choices)
 
 #: The name the encoder's table had before the decoder's joined it (``options.Option``).
@@ -141,7 +141,7 @@ def settings_keywords(cls: type[RunSettings]) -> Callable[[F], F]:
         named = {p.name for p in own}
         extra = [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
                                    annotation=types[o.name])
-                 for o in options_of(cls) if o.offered_on("api") and o.name not in named]
+                 for o in surface_options(cls, "api") if o.name not in named]
         first = [p for p in own if p.kind is not p.KEYWORD_ONLY]
         last = [p for p in own if p.kind is p.KEYWORD_ONLY]
         func.__signature__ = inspect.signature(func).replace(parameters=[*first, *extra, *last])  # type: ignore[attr-defined]
@@ -152,7 +152,7 @@ def settings_keywords(cls: type[RunSettings]) -> Callable[[F], F]:
 def settings_from(cls: type[S], caller: str, given: dict[str, Any]) -> S:
     """The settings object of a call's keywords: a keyword the API does not offer is the
     TypeError Python raises for any unknown keyword; a bad value a ConfigError."""
-    offered = {o.name for o in options_of(cls) if o.offered_on("api")}
+    offered = {o.name for o in surface_options(cls, "api")}
     for name in given:
         if name not in offered:
             raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")

@@ -342,14 +342,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _table_options() -> list[tuple["Option", str]]:
-    """Each option of the two tables the runner offers, once, with its help: an option of
-    one command says which; one of both with two meanings gives both."""
-    from .options import DECODE_OPTION, DECODE_OPTIONS, ENCODE_OPTION, ENCODE_OPTIONS
+    """Each field of the two settings classes the runner offers, once, with its help: an
+    option of one command says which; one of both with two meanings gives both."""
+    from .options import DECODE_OPTION, ENCODE_OPTION, DecodeSettings, EncodeSettings, surface_options
 
+    encode, decode = surface_options(EncodeSettings, "distributed"), surface_options(DecodeSettings, "distributed")
     found: list[tuple[Option, str]] = []
-    for option in (*ENCODE_OPTIONS, *(o for o in DECODE_OPTIONS if o.name not in ENCODE_OPTION)):
-        if not option.offered_on("distributed"):
-            continue
+    for option in (*encode, *(o for o in decode if o.name not in ENCODE_OPTION)):
         other = DECODE_OPTION.get(option.name)
         if option.name not in ENCODE_OPTION:
             help = f"decode: {option.help}"

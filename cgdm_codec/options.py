@@ -335,6 +335,12 @@ def option_table(cls: type[RunSettings]) -> dict[str, Option]:
     return {o.name: o for o in options_of(cls)}
 
 
+def surface_options(cls: type[RunSettings], surface: str) -> tuple[Option, ...]:
+    """The options of a settings class that ``surface`` offers: each surface builds its own
+    from this, so a new field reaches all four (unless its ``not_on`` says why not)."""
+    return tuple(o for o in options_of(cls) if o.offered_on(surface))
+
+
 #: The run's options (``RunSettings``), shared by both commands.
 RUN_OPTIONS = options_of(RunSettings)
 ENCODE_OPTIONS: tuple[Option, ...] = options_of(EncodeSettings)
@@ -462,7 +468,7 @@ def precision_context(value: str | None) -> Any:
     return precision_scope(chosen)
 
 
-__all__ = ["Option", "EncodeSettings", "DecodeSettings", "RunSettings", "option", "options_of",
+__all__ = ["Option", "EncodeSettings", "DecodeSettings", "RunSettings", "option", "options_of", "surface_options",
            "ENCODE_OPTIONS", "DECODE_OPTIONS", "ENCODE_OPTION", "DECODE_OPTION", "SURFACES",
            "LOSSLESS_CONFLICTS", "check_encode", "check_decode", "pipeline_keywords",
            "PRECISIONS", "decode_precision", "precision_context"]

@@ -34,8 +34,7 @@ from typing import IO, Any
 from PIL import Image, ImageFile
 
 from .api import describe
-from .options import DECODE_OPTIONS as DECODE_TABLE
-from .options import ENCODE_OPTIONS, DecodeSettings, EncodeSettings
+from .options import DecodeSettings, EncodeSettings, surface_options
 from .atomic import write_all
 from .container import MAGIC, CgdmFile, Limits, parse
 from .errors import ConfigError, FormatError
@@ -47,12 +46,12 @@ MIME = "image/x-cgdm"  # no registered media type exists; the x- prefix says so
 
 #: Defaults for decoding opened files; change them to affect every later ``Image.open``.
 #: The decode options the plugin offers (``options.DECODE_OPTIONS``), at their defaults.
-DECODE_OPTIONS: dict[str, Any] = {o.name: o.default for o in DECODE_TABLE if o.offered_on("pillow")}
+DECODE_OPTIONS: dict[str, Any] = {o.name: o.default for o in surface_options(DecodeSettings, "pillow")}
 
 #: The ``im.save`` keywords passed on to :func:`cgdm_codec.encode`: the encode options the
-#: plugin offers (``options.ENCODE_OPTIONS``). Pillow adds its own keys to ``encoderinfo``,
+#: plugin offers (``options.EncodeSettings``). Pillow adds its own keys to ``encoderinfo``,
 #: which are not ours to reject.
-SAVE_OPTIONS = tuple(o.name for o in ENCODE_OPTIONS if o.offered_on("pillow"))
+SAVE_OPTIONS = tuple(o.name for o in surface_options(EncodeSettings, "pillow"))
 #: The metadata keys ``Image.open`` puts in ``im.info``, which ``strip`` leaves out.
 METADATA_KEYS = ("icc_profile", "exif", "xmp")
 

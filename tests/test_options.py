@@ -8,15 +8,21 @@ check (ConfigError, or a usage error, exit 2); or the table declares, with a rea
 surface has no place for it, and the surface indeed does not take it. The distributed runner
 is checked through its parser and the job it builds, run by its worker function in this
 process (no Dask cluster).
+
+The options are the fields of ``EncodeSettings`` and ``DecodeSettings``; the last tests show
+that a new one is a field and nothing more: every surface builds its options from the fields.
 """
 
 from __future__ import annotations
 
 import inspect
+import pickle
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -24,9 +30,13 @@ from PIL import Image
 import cgdm_codec
 import cgdm_codec.pillow as plugin
 from cgdm_codec import distributed as cd
-from cgdm_codec.cli import main
+from cgdm_codec.api import settings_from, settings_keywords
+from cgdm_codec.cli import DecodeJob, main
+from cgdm_codec.cli.commands import settings_options
+from cgdm_codec.container import Limits
 from cgdm_codec.errors import ConfigError
-from cgdm_codec.options import DECODE_OPTIONS, ENCODE_OPTIONS, SURFACES, Option
+from cgdm_codec.options import (DECODE_OPTIONS, ENCODE_OPTIONS, SURFACES, DecodeSettings, EncodeSettings, Option,
+                                command_line, option, option_table, surface_options)
 from conftest import textured
 
 CASES = [("encode", o) for o in ENCODE_OPTIONS] + [("decode", o) for o in DECODE_OPTIONS]
@@ -184,3 +194,77 @@ def test_every_option_on_every_surface(command, option, surface, files, tmp_path
 def test_the_tables_name_only_known_surfaces():
     for _, option in CASES:
         assert set(option.not_on) <= set(SURFACES), option
+
+
+# ----------------------------------------------------------------- one declaration per option
+
+@pytest.mark.parametrize("cls", [EncodeSettings, DecodeSettings])
+def test_every_field_is_an_option_of_every_surface(cls):
+    """Each field of a settings class is on each surface -- found from the surface itself --
+    unless its ``not_on`` says why: no surface keeps a list of its own."""
+    command = "encode" if cls is EncodeSettings else "decode"
+    for f in fields(cls):
+        setting = option_table(cls)[f.name]
+        for surface in SURFACES:
+            assert offered(surface, command, setting) == setting.offered_on(surface), (f.name, surface)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sharper(DecodeSettings):
+    """A decode option that does not exist, declared as a new one is: one field."""
+
+    sharpen: float = option(0.0, "Sharpen the output by this much.", low=0, high=1, real=True,
+                            metavar="0..1", example=0.5)
+
+
+def test_a_new_decode_option_is_one_field():
+    """What ``Sharper`` adds reaches every surface through the builders the real commands use
+    (``cgdm decode``, ``cgdm_codec.decode``, the Pillow plugin, the distributed runner), is
+    checked on construction in the words of every option, and travels in the job whole."""
+    new = option_table(Sharper)["sharpen"]
+    assert all(new in surface_options(Sharper, surface) for surface in SURFACES)
+    assert Sharper(sharpen=1).sharpen == 1.0 and isinstance(Sharper(sharpen=1).sharpen, float)
+    with pytest.raises(ConfigError, match=r"^sharpen must be a number in 0..1, got 2$"):
+        Sharper(sharpen=2)
+
+    @click.command()
+    @settings_options(Sharper)
+    def cli(**given: Any) -> None:  # as cgdm decode is built
+        click.echo(repr(Sharper.of(given, command_line).sharpen))
+
+    assert CliRunner().invoke(cli, ["--sharpen", "0.5"]).output == "0.5\n"
+    refused = CliRunner().invoke(cli, ["--sharpen", "2"])
+    assert refused.exit_code == 2 and "--sharpen" in refused.output
+
+    @settings_keywords(Sharper)
+    def api(data: bytes, *, progress: Any = None, **options: Any) -> Sharper:  # as cgdm_codec.decode is
+        return settings_from(Sharper, "api", options)
+
+    assert inspect.signature(api).parameters["sharpen"].default == 0.0
+    assert api(b"", sharpen=0.5).sharpen == 0.5
+    with pytest.raises(ConfigError, match="sharpen must be"):
+        api(b"", sharpen=-1)
+
+    parser = cd._Parser()
+    cd._add_option(parser, new, new.help)  # as the runner adds each field it offers
+    assert vars(parser.parse_args(["--sharpen", "0.5"])) == {"sharpen": 0.5}
+
+    job = DecodeJob(Path("a.cgdm"), Path("a.png"), "PNG", Sharper(sharpen=0.5), Limits())
+    assert pickle.loads(pickle.dumps(job)).settings.sharpen == 0.5  # to the workers, then the decoder
+
+
+def test_the_plugin_offers_the_fields():
+    assert plugin.DECODE_OPTIONS == {o.name: o.default for o in surface_options(DecodeSettings, "pillow")}
+    assert plugin.SAVE_OPTIONS == tuple(o.name for o in surface_options(EncodeSettings, "pillow"))
+
+
+def test_constructing_settings_checks_them():
+    with pytest.raises(ConfigError, match=r"^quality and size each choose the quality: give one$"):
+        EncodeSettings(quality=2, size=3000)
+    with pytest.raises(ConfigError, match=r"^-q and --size each choose the quality: give one$"):
+        EncodeSettings.of({"quality": 2, "size": 3000}, command_line)
+    with pytest.raises(ConfigError, match=r"^realism sets the diffusion stage, which base_only skips: give one$"):
+        DecodeSettings(base_only=True, realism=0.5)
+    with pytest.raises(ConfigError, match=r"^'sharp' is not a decode option \(the options: fmt, base_only, "):
+        DecodeSettings.of({"sharp": 1})
+    assert EncodeSettings().level == 3 and EncodeSettings(base_only=True).diffusion_stage is False

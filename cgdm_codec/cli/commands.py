@@ -18,8 +18,8 @@ import click
 from .. import __version__
 from ..api import check_environment
 from ..errors import ConfigError
-from ..options import DECODE_OPTIONS, ENCODE_OPTION, ENCODE_OPTIONS, MAX_PIXELS, MAX_SIDE, QUIET, Option
-from ..options import DecodeSettings, EncodeSettings, command_line
+from ..options import ENCODE_OPTION, MAX_PIXELS, MAX_SIDE, QUIET, Option, RunSettings
+from ..options import DecodeSettings, EncodeSettings, command_line, surface_options
 from ..container import Limits, parse, read_file
 from .failures import GuardedGroup, describe_error, echo_err, run_guarded
 from .jobs import DecodeJob, EncodeJob, decode_job, decode_one, encode_job, encode_one, run_all
@@ -53,7 +53,7 @@ def LIMITS(command: Callable) -> Callable:
 
 
 def option_from(setting: Option, **overrides: Any) -> Callable:
-    """The click option of a setting described in ``options.ENCODE_OPTIONS``/``DECODE_OPTIONS``."""
+    """The click option of a setting (a field of ``options.EncodeSettings``/``DecodeSettings``)."""
     names = [n for n in (setting.short, setting.flag_name) if n]
     kwargs: dict[str, Any] = dict(help=setting.help, default=setting.default, metavar=setting.metavar)
     if setting.count:
@@ -73,13 +73,13 @@ def option_from(setting: Option, **overrides: Any) -> Callable:
     return click.option(*names, setting.name, **kwargs)
 
 
-def table_options(options: tuple[Option, ...], **overrides: dict[str, Any]) -> Callable:
-    """Every option of a table that the command line offers, in the table's order (the size
-    limits through ``LIMITS``, which the group shares)."""
+def settings_options(cls: type[RunSettings], **overrides: dict[str, Any]) -> Callable:
+    """Every field of a settings class that the command line offers, in the class's order
+    (the size limits through ``LIMITS``, which the group shares); ``overrides`` by name."""
     def apply(command: Callable) -> Callable:
         command = LIMITS(command)
-        for setting in reversed(options):
-            if setting.offered_on("cli") and setting not in (MAX_SIDE, MAX_PIXELS):
+        for setting in reversed(surface_options(cls, "cli")):
+            if setting not in (MAX_SIDE, MAX_PIXELS):
                 command = option_from(setting, **overrides.get(setting.name, {}))(command)
         return command
     return apply
@@ -127,7 +127,7 @@ OUTPUT_HELP = ("'-' (standard output), a folder (a name ending in '/', or an exi
 @click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
               help=f"Output .cgdm file, {OUTPUT_HELP} [default: INPUT with extension .cgdm; standard "
                    "output for '-' as INPUT]. An image extension (.png, .jpg...) is refused.")
-@table_options(ENCODE_OPTIONS)
+@settings_options(EncodeSettings)
 def encode(inputs: tuple[Path, ...], output: str | None, **settings: Any) -> None:
     """Compress images (PNG, JPEG, WebP, TIFF, ... anything Pillow reads) to .cgdm.
 
@@ -166,7 +166,7 @@ def _format_option(ctx: click.Context, param: click.Parameter, value: str | None
               help=f"Output image, {OUTPUT_HELP}; the format follows the extension (.png, .webp, "
                    ".jpg, ...) [default: INPUT with extension .decoded.png; standard output for '-' "
                    "as INPUT].")
-@table_options(DECODE_OPTIONS, fmt=dict(callback=_format_option))
+@settings_options(DecodeSettings, fmt=dict(callback=_format_option))
 def decode(inputs: tuple[Path, ...], output: str | None, **settings: Any) -> None:
     """Decode .cgdm files to images.
 
