@@ -153,3 +153,25 @@ def test_api_is_documented_and_listed():
         assert fn.__doc__ and fn.__module__ == "cgdm_codec.api"
     with pytest.raises(AttributeError):
         cgdm_codec.no_such_thing  # noqa: B018
+
+
+def test_the_keywords_are_the_settings_fields():
+    """The public signatures, built from ``options.EncodeSettings``/``DecodeSettings``: what
+    ``help()`` shows, in the fields' order, with their defaults; an unknown keyword is the
+    TypeError of any Python function."""
+    import inspect
+
+    from cgdm_codec.api import decode_parsed
+
+    encode = inspect.signature(cgdm_codec.encode).parameters
+    assert list(encode) == ["image", "quality", "size", "bpp", "base", "base_only", "lossless", "texture_map",
+                            "diffusion", "effort", "seed", "steps", "av1_quality", "finetune_iters", "seeds",
+                            "finetune", "metadata", "strip", "device", "runtime", "threads", "limits", "progress"]
+    assert encode["quality"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and encode["effort"].default == "default"
+    decode = inspect.signature(cgdm_codec.decode).parameters
+    assert list(decode) == ["data", "base_only", "steps", "realism", "strip", "precision", "device", "runtime",
+                            "threads", "limits", "progress"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in decode.items() if name != "data")
+    assert list(inspect.signature(decode_parsed).parameters) == ["f", *list(decode)[1:-2], "progress"]
+    with pytest.raises(TypeError, match="^decode\\(\\) got an unexpected keyword argument 'force'$"):
+        cgdm_codec.decode(b"", force=True)
