@@ -1,9 +1,9 @@
-"""Round trips through the real pipeline with the shipped weights."""
+"""Round trips through the real pipeline with the shipped weights, on the default base (AV1);
+the tests of the learned base's own coding name it (and need torch)."""
 
 
 import numpy as np
 import pytest
-torch = pytest.importorskip("torch")
 from PIL import Image
 
 from cgdm_codec import imageio
@@ -12,8 +12,6 @@ import cgdm_codec
 from cgdm_codec import decode
 from cgdm_codec.generations import load_bundle
 from conftest import textured
-
-pytestmark = pytest.mark.torch
 
 
 def encode(img, quality: int, **options) -> bytes:
@@ -102,8 +100,11 @@ def test_exif_orientation_is_applied(tmp_path):
     assert (prepared.width, prepared.height) == (20, 40)
 
 
+@pytest.mark.torch
 def test_entropy_decoding_is_identical_across_thread_counts():
     """The hyperprior path must give the same CDF indices whatever the thread count."""
+    import torch
+
     model = load_bundle().base.model
     x = torch.from_numpy(textured(128, 192, seed=9)).permute(2, 0, 1)[None].float() / 255
     old = torch.get_num_threads()
@@ -113,16 +114,19 @@ def test_entropy_decoding_is_identical_across_thread_counts():
         y2 = model.decompress_latent(streams, 2)
         torch.set_num_threads(1)
         y1 = model.decompress_latent(streams, 2)
-        out1 = np.asarray(decode(encode(Image.fromarray(textured(64, 64)), 3)))
+        out1 = np.asarray(decode(encode(Image.fromarray(textured(64, 64)), 3, base="hyperprior")))
         torch.set_num_threads(2)
-        out2 = np.asarray(decode(encode(Image.fromarray(textured(64, 64)), 3)))
+        out2 = np.asarray(decode(encode(Image.fromarray(textured(64, 64)), 3, base="hyperprior")))
     finally:
         torch.set_num_threads(old)
     assert torch.equal(y1, y2)
     assert np.abs(out1.astype(int) - out2.astype(int)).max() <= 1
 
 
+@pytest.mark.torch
 def test_decoded_latent_matches_the_encoder():
+    import torch
+
     model = load_bundle().base.model
     x = torch.from_numpy(textured(64, 128, seed=4)).permute(2, 0, 1)[None].float() / 255
     q = 5
@@ -148,12 +152,15 @@ def test_weights_mismatch_is_a_clear_error():
         decode(serialize(f))
 
 
+@pytest.mark.torch
 def test_corrupted_stream_with_valid_checksum_does_not_crash():
+    """Garbage in the learned base's second stream (the latent y; AV1 has one stream,
+    tests/test_av1_hostile.py)."""
     from dataclasses import replace
 
     from cgdm_codec.container import FormatError
 
-    data = encode(Image.fromarray(textured(64, 64)), 3)
+    data = encode(Image.fromarray(textured(64, 64)), 3, base="hyperprior")
     f = parse(data)
     for bad_y in (b"", b"\xff" * 3, bytes(range(256)) * 4):
         g = replace(f, base_streams=(f.base_streams[0], bad_y))
@@ -164,11 +171,12 @@ def test_corrupted_stream_with_valid_checksum_does_not_crash():
         assert out.size == (64, 64)  # garbage in, an image of the right size out
 
 
+@pytest.mark.torch
 def test_diffusion_files_carry_syntax_and_decode_deterministically():
     src = Image.fromarray(textured(70, 90, seed=5))
-    data = encode(src, 2)
+    data = encode(src, 2, base="hyperprior")
     f = parse(data)
-    assert f.diffusion and f.steps == 5 and f.syntax is not None  # the newest decoder: 5 steps
+    assert f.diffusion and f.steps == 5 and f.syntax is not None  # the learned base's decoder: 5 steps
     full1, full2 = np.asarray(decode(data)), np.asarray(decode(data))
     assert np.array_equal(full1, full2)  # the decode is a function of the file
     base = np.asarray(decode(data, base_only=True))
@@ -180,7 +188,8 @@ def test_diffusion_files_carry_syntax_and_decode_deterministically():
 
 def test_seed_changes_the_diffusion_output_only():
     src = Image.fromarray(textured(64, 64, seed=6))
-    a, b = encode(src, 3, seed=1), encode(src, 3, seed=2)
+    # diffusion=True: on a card this small the encoder may score the base-only decode better
+    a, b = encode(src, 3, seed=1, diffusion=True), encode(src, 3, seed=2, diffusion=True)
     fa, fb = parse(a), parse(b)
     assert fa.base_streams == fb.base_streams and fa.syntax == fb.syntax
     assert (fa.seed, fb.seed) == (1, 2)
@@ -190,18 +199,20 @@ def test_seed_changes_the_diffusion_output_only():
 
 def test_base_only_files_are_smaller_and_need_only_the_base_weights():
     src = Image.fromarray(textured(40, 40, seed=7))
-    full, base = encode(src, 3), encode(src, 3, base_only=True)
+    full, base = encode(src, 3, diffusion=True), encode(src, 3, base_only=True)
     fb = parse(base)
     assert not fb.diffusion and fb.syntax is None and len(base) < len(full)
     assert fb.weights_id != parse(full).weights_id
     assert np.array_equal(np.asarray(decode(base)), np.asarray(decode(full, base_only=True)))
 
 
+@pytest.mark.torch
 def test_search_writes_the_chosen_seed_and_syntax():
+    """The learned base's search (AV1's effort also sets libaom's speed: other bytes)."""
     src = Image.fromarray(textured(48, 64, seed=8))
-    fast = encode(src, 2)
-    assert encode(src, 2, effort="default", finetune=False, seeds=1) == fast
-    searched = encode(src, 2, effort="default", finetune_iters=2, seeds=2, seed=40)
+    fast = encode(src, 2, base="hyperprior")
+    assert encode(src, 2, base="hyperprior", effort="default", finetune=False, seeds=1) == fast
+    searched = encode(src, 2, base="hyperprior", effort="default", finetune_iters=2, seeds=2, seed=40)
     f, g = parse(searched), parse(fast)
     assert f.base_streams == g.base_streams and f.seed in (40, 41)
     out = np.asarray(decode(searched))
