@@ -1,7 +1,7 @@
 """Crops of the fidelity decode by generation: original | AVIF | each generation, same bytes.
 
     python benchmarks/fidelity_crops.py /tmp/camera12 ../shared/datasets/val/sunhays80 --per-folder 2 \
-        --levels 1 2 3 --generations cgdm-av1-4 cgdm-av1-5 --out docs/results/crops-fidelity.png
+        --levels 1 2 3 --generations cgdm-av1-4 cgdm-av1-5 --out results/camera12-sunhays80/crops/fidelity-cgdm-av1-4-vs-av1-5.png
 
 Each image (sunhays80 halved as everywhere; other folders as they are) is coded by the
 public API at each level, once per generation (``CGDM_DIFFUSION_WEIGHTS`` set to it, the

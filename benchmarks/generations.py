@@ -2,10 +2,10 @@
 
     python benchmarks/generations.py ../shared/datasets/val/sunhays80 --limit 16 --levels 1 3 5 \
         --candidate cgdm-av1-3:5 --candidate cgdm-av1-3:1 --candidate new.safetensors:1 \
-        --candidate real.safetensors:1:1.0 --out docs/results/generations.json
+        --candidate real.safetensors:1:1.0 --out results/sunhays80/generations-NAME-16.json
 
 Each image (halved, as for every sunhays80 figure) is AV1-coded once per level (the AV1
-speed of the default effort: 6 until 2026-12-04, then 4, 3 since its fourth session); every candidate
+speed of the default effort: 6 until 2026-12-04, then 4, 3 since later that day); every candidate
 ``WEIGHTS:STEPS[:REALISM]`` (a shipped name or a .safetensors path) then writes its own
 syntax (its generator, one pass, the default effort) and decodes with the given step
 count, in torch float32 on the CPU, seed 0.

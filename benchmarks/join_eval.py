@@ -5,7 +5,7 @@ links to half the images and each with its own ``--out``. This appends to MAIN e
 the EXTRA folders whose (image, codec, setting) MAIN lacks, then rewrites MAIN's reports
 (summary, markdown, CSV, plot) over all rows as one run on IMAGES:
 
-    python benchmarks/join_eval.py docs/results/eval-a /tmp/eval-b \\
+    python benchmarks/join_eval.py results/sunhays80/eval-NAME /tmp/eval-b \\
         --images ../shared/datasets/val/sunhays80 --downscale 0.5 --effort default \\
         --command "CGDM_BASE=av1 cgdm eval ... (two processes, joined)"
 

@@ -1,10 +1,10 @@
 """The int8 decode (``--precision int8``, ``docs/quantisation.md``) against float32: numerics,
 speed and rate-distortion, on the same files.
 
-    python benchmarks/quantised.py numerics ../shared/datasets/train --out docs/results/quantised-numerics.json
+    python benchmarks/quantised.py numerics ../shared/datasets/train --out results/train/int8-numerics-8.json
     python benchmarks/quantised.py speed FILE.cgdm --threads 2 --repeat 9
     python benchmarks/quantised.py bd ../shared/datasets/val/sunhays80 --downscale 0.5 [--limit 20] \
-        --out docs/results/quantised-sunhays80.json
+        --out results/sunhays80/int8-vs-float32-rd.json
 
 ``numerics``: a few TRAINING photos (every 12th of urban100 from the 2nd, every 125th of
 bsds500 from the 8th; each reduced by a whole factor to a shorter side of about 512 px),

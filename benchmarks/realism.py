@@ -2,8 +2,8 @@
 artefacts, a patch-distribution distance and fidelity.
 
     python benchmarks/realism.py ../shared/datasets/val/sunhays80 --limit 40 --levels 1 2 3 \
-        --out docs/results/realism-sunhays80.json
-    python benchmarks/realism.py /tmp/camera12 --downscale 1 --levels 1 2 3 --out docs/results/realism-camera12.json
+        --out results/sunhays80/realism-NAME-40.json
+    python benchmarks/realism.py /tmp/camera12 --downscale 1 --levels 1 2 3 --out results/camera12/realism-NAME.json
 
 Each image (halved by default, as for every sunhays80 figure; the camera set of
 ``benchmarks/camera_set.py`` is already downscaled, pass ``--downscale 1``) is coded once

@@ -1,7 +1,7 @@
 """4:2:0 against 4:4:4 for cgdm's AV1 base, the whole codec (base and diffusion stage), on
 photos that were never JPEG-compressed.
 
-    python benchmarks/subsampling.py /tmp/camera12 --out docs/results/subsampling-camera12.json
+    python benchmarks/subsampling.py /tmp/camera12 --out results/camera12/chroma-subsampling.json
 
 Each photo (``benchmarks/camera_set.py``'s set is already downscaled: ``--downscale 1``)
 is coded at every level by ``cgdm encode`` (default effort, the newest generation) twice,
