@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 CHANNELS_LAST = torch.channels_last
 LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "haarpsi", "bpp", "lr", "feature", "adv", "critic",
-              "val_psnr", "val_gain", "val_period2", "val_flat"]
+              "val_psnr", "val_gain", "val_period2", "val_flat", "cpu_seconds"]
 
 
 def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
@@ -275,6 +275,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--critic-lr", type=float, default=1e-4)
     ap.add_argument("--time-limit", type=float, default=None,
                     help="stop (checkpoint and export) after this many seconds of this run")
+    ap.add_argument("--cpu-limit", type=float, default=None,
+                    help="stop (checkpoint and export) once this process has used this many CPU seconds "
+                         "since the training loop began, counting earlier runs of the same --out: an equal "
+                         "budget for runs that share a machine")
+    ap.add_argument("--arch", choices=["unet", "restoration"], default="unet",
+                    help="a fresh network's architecture (with --init, the init's): the consistency-guided "
+                         "U-Net, or the one-pass restoration network (models.restoration; docs/diffusion.md, "
+                         "'One-pass candidates')")
     ap.add_argument("--stage", choices=["coarse", "fine"], default="coarse")
     ap.add_argument("--out", default="checkpoints/cgdm", help="checkpoint and log folder")
     ap.add_argument("--preset", choices=["small", "small-av1", "paper", "tiny", "tiny-av1"], default=None,
@@ -366,6 +374,10 @@ def main(argv: list[str] | None = None) -> None:
         cfg = replace(cfg, syntax=replace(cfg.syntax, statistics=True))
     if state is None and args.sample_steps:  # the weights are trained for, and ship with, this sampler
         cfg = replace(cfg, sampler=replace(cfg.sampler, steps=args.sample_steps))
+    if state is None and init is None and args.arch == "restoration":
+        from cgdm_codec.diffusion_config import RestorationConfig
+
+        cfg = replace(cfg, restoration=RestorationConfig())
     if state is None and args.nyquist_null:
         cfg = replace(cfg, unet=replace(cfg.unet, nyquist_null=True))
     grow_realism = state is None and args.realism and not cfg.unet.realism
@@ -482,14 +494,25 @@ def main(argv: list[str] | None = None) -> None:
     def checkpoint_state() -> dict[str, Any]:
         return {
             "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-            "step": step, "seconds": timer.elapsed(), "gen": gen.get_state(), "stage": args.stage,
+            "step": step, "seconds": timer.elapsed(), "cpu_seconds": cpu_used(), "gen": gen.get_state(),
+            "stage": args.stage,
             "config": cfg.to_dict(), "data": str(args.pack or args.data), "base": str(args.base),
             **({"critic": objective.critic.state_dict(), "critic_opt": critic_opt.state_dict()}
                if critic_opt is not None else {}),
         }
 
     started = time.monotonic()
+    cpu_offset, cpu_started = (state or {}).get("cpu_seconds", 0.0), time.process_time()
+
+    def cpu_used() -> float:
+        return cpu_offset + time.process_time() - cpu_started
+
     while step < args.steps:
+        if args.cpu_limit is not None and cpu_used() > args.cpu_limit:
+            print(f"CPU limit reached at step {step}", flush=True)
+            if rank == 0:
+                save_checkpoint(ckpt_path, checkpoint_state())
+            break
         if args.time_limit is not None and time.monotonic() - started > args.time_limit:
             print(f"time limit reached at step {step}", flush=True)
             if rank == 0:
@@ -529,7 +552,9 @@ def main(argv: list[str] | None = None) -> None:
         count += 1
         if rank == 0 and (step % args.ckpt_every == 0 or step == args.steps):
             row = {k: v / count for k, v in acc.items()}
-            log.write(step=step, seconds=round(timer.elapsed(), 1), lr=args.lr, **row, **validation_row())
+            val = validation_row()
+            log.write(step=step, seconds=round(timer.elapsed(), 1), lr=args.lr, **row, **val,
+                      cpu_seconds=round(cpu_used(), 1))
             print(f"step {step} {timer.elapsed():.0f}s " + " ".join(f"{k}={v:.4g}" for k, v in row.items()),
                   flush=True)
             acc, count = {}, 0
