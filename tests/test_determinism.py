@@ -22,8 +22,9 @@ pytestmark = pytest.mark.torch
 
 @pytest.fixture(scope="module")
 def coded() -> bytes:
-    # 270 px wide: two overlapping diffusion tiles, so the blend is exercised too.
-    return cgdm_codec.encode(Image.fromarray(textured(120, 270, seed=3)), 3, device="cpu")
+    # The learned base, whose base and diffusion stage both decode in torch. 270 px wide: two
+    # overlapping diffusion tiles, so the blend is exercised too.
+    return cgdm_codec.encode(Image.fromarray(textured(120, 270, seed=3)), 3, base="hyperprior", device="cpu")
 
 
 def decode_with_threads(data: bytes, threads: int, base_only: bool) -> np.ndarray:
