@@ -52,3 +52,11 @@ def test_results_are_filed_by_dataset():
     assert not (REPO / "docs" / "results").exists()
     stale = [str(doc.relative_to(REPO)) for doc in _docs() if "docs/results/" in doc.read_text()]
     assert not stale, f"docs still cite docs/results/: {stale}"
+
+
+def test_the_index_lists_every_page():
+    """docs/README.md names every page of docs/ (a new page adds its line there)."""
+    index = (REPO / "docs" / "README.md").read_text(encoding="utf-8")
+    unlisted = [p.name for p in sorted((REPO / "docs").glob("*.md"))
+                if p.name != "README.md" and f"`docs/{p.name}`" not in index]
+    assert not unlisted, f"docs/README.md does not list {unlisted}: add a line saying what each answers"
