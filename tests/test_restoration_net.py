@@ -6,6 +6,7 @@ import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 torch = pytest.importorskip("torch")
 
@@ -137,7 +138,6 @@ def test_the_trainer_trains_it_and_stops_on_cpu_time(tmp_path, monkeypatch):
     time it has used (log.csv's ``cpu_seconds``), and a resumed run counts on from there."""
     import csv
 
-    import numpy as np
     from PIL import Image
 
     from cgdm_codec.config import BaseCodecConfig
@@ -166,3 +166,35 @@ def test_the_trainer_trains_it_and_stops_on_cpu_time(tmp_path, monkeypatch):
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [r["step"] for r in rows] == ["1", "2"]
     assert 0 < float(rows[0]["cpu_seconds"]) <= float(rows[1]["cpu_seconds"])
+
+
+def test_the_onnx_roles_export_and_agree_with_torch(tmp_path):
+    """The decoder's three graphs (condition, features, denoise) come out of the usual export
+    for this network too, their tensors read from the safetensors file, and agree with torch."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from cgdm_codec.models.cgdm import export_weights
+    from cgdm_lab.train.export_onnx import export_graphs
+
+    cfg = replace(CgdmConfig.preset("tiny-av1"), restoration=SMALL)
+    model = Cgdm(cfg).eval()
+    randomise(model.unet)
+    weights = tmp_path / "candidate.safetensors"
+    export_weights(model, weights)
+    record = export_graphs(weights)
+    x = torch.rand(2, 3, 24, 32) * 2 - 1
+    noise = torch.randn(2, 3, 24, 32)
+
+    def graph(role: str) -> ort.InferenceSession:
+        return ort.InferenceSession(str(tmp_path / record[role]["file"]), providers=["CPUExecutionProvider"])
+
+    t, syntax, q = torch.tensor([999]), torch.linspace(-2, 2, 8)[None], torch.tensor([90])
+    cond = graph("condition").run(None, {"t": t.numpy(), "syntax": syntax.numpy(), "quality": q.numpy()})[0]
+    feats = graph("features").run(None, {"x_tilde": x.numpy()})
+    feed = {"x_t": noise.numpy(), "x_tilde": x.numpy(), "cond": cond, **{f"e{i}": f for i, f in enumerate(feats)}}
+    x0 = graph("denoise").run(None, feed)[0]
+    with torch.no_grad():
+        ref = model.unet(noise, t.repeat(2), x, syntax.repeat(2, 1), q.repeat(2))
+    scale = float(ref.abs().max())
+    assert np.abs(x0 - ref.numpy()).max() < 1e-4 * scale

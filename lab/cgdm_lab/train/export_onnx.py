@@ -101,7 +101,10 @@ class StridedStem(nn.Module):
 
 
 def for_export(model: Cgdm) -> Cgdm:
-    """The model with its encoders' stems folded (``StridedStem``), in place."""
+    """The model with its encoders' stems folded (``StridedStem``), in place (a U-Net's; the
+    one-pass network has no unshuffle stem)."""
+    if model.cfg.restoration is not None:
+        return model
     for encoder in (model.unet.consistency_encoder, model.unet.diffusion_encoder):
         if isinstance(encoder.stem, nn.Sequential):
             encoder.stem = StridedStem(encoder.stem)
@@ -160,7 +163,8 @@ def example_inputs(model: Cgdm, role: str) -> tuple[tuple[torch.Tensor, ...], li
             args, names = args + (torch.tensor([0.5]),), names + ["realism"]
         return args, names, ["cond"], {k: {0: "rows"} for k in names + ["cond"]}
     if role == "features":
-        outs = [f"e{i}" for i in range(len(cfg.unet.channels))]
+        with torch.no_grad():
+            outs = [f"e{i}" for i in range(len(model.unet.consistency(x)))]
         return (x,), ["x_tilde"], outs, {"x_tilde": tile, **{o: tile for o in outs}}
     if role == "denoise":
         with torch.no_grad():
