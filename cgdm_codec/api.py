@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union
 
 from .container import CgdmFile, Limits, parse, read_file, summary
 from .errors import ConfigError, FormatError, ImageError, WeightsError
-from .weights import decoders, weights_id
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -144,7 +143,8 @@ def settings_keywords(cls: type[RunSettings]) -> Callable[[F], F]:
                  for o in surface_options(cls, "api") if o.name not in named]
         first = [p for p in own if p.kind is not p.KEYWORD_ONLY]
         last = [p for p in own if p.kind is p.KEYWORD_ONLY]
-        func.__signature__ = inspect.signature(func).replace(parameters=[*first, *extra, *last])  # type: ignore[attr-defined]
+        signature = inspect.signature(func).replace(parameters=[*first, *extra, *last])
+        func.__signature__ = signature  # type: ignore[attr-defined]
         return func
     return wrap
 
@@ -218,7 +218,8 @@ def encode_prepared(prepared: "CodecImage", settings: EncodeSettings, progress: 
         return encode_image(prepared, settings.level, **options)
     from .target import encode_to_size
 
-    budget = settings.size if settings.size is not None else int(settings.bpp * prepared.width * prepared.height / 8)
+    pixels = prepared.width * prepared.height
+    budget = settings.size if settings.size is not None else int(settings.bpp * pixels / 8)
     fitted = encode_to_size(prepared, budget, **options)
     progress(f"chose {fitted.setting.describe(fitted.base)}: {len(fitted.data)} bytes for a target of "
              f"{budget} ({100 * fitted.miss:.1f} % under)")
@@ -287,35 +288,11 @@ def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
 
 
 def _weights_of(f: CgdmFile, record: Any) -> tuple[str | None, bool]:
-    """The installed weights a file names ("none" where it needs none; None where they are
-    not installed here) and whether its decode can run a realism network. Manifests only:
-    no weights file is read or hashed."""
-    from .generations import NO_WEIGHTS_ID, cgdm_weights_paths
-    from .weights import BASE_WEIGHTS, base_weights_path, read_checked_manifest
+    """The installed weights a file names and whether a realism network serves it
+    (``generations.named_by``: manifests only, no weights file read or hashed)."""
+    from .generations import named_by
 
-    try:
-        base = read_checked_manifest(base_weights_path())["sha256"] if record.network else ""
-        if not f.diffusion:
-            named = weights_id(base) if base else NO_WEIGHTS_ID
-            return (BASE_WEIGHTS if base else "none") if f.weights_id == named else None, False
-        for path in cgdm_weights_paths(record.name):
-            manifest = read_checked_manifest(path)
-            if any(weights_id(*(p for p in (base, ident) if p)) == f.weights_id
-                   for ident, _ in decoders(manifest)):
-                return path.stem, _has_realism(path.stem, manifest, record)
-    except (WeightsError, OSError, KeyError, TypeError):
-        pass
-    return None, False
-
-
-def _has_realism(name: str, manifest: dict, record: Any) -> bool:
-    """Whether ``--realism`` above 0 does something for files of the weights ``name``."""
-    from .weights import read_checked_manifest, weights_dir
-
-    if manifest.get("config", {}).get("unet", {}).get("realism"):
-        return True
-    paths = (weights_dir() / f"{r}.safetensors" for r in record.realism_weights)
-    return any(p.is_file() and name in read_checked_manifest(p).get("realism_for", ()) for p in paths)
+    return named_by(f)
 
 
 def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:

@@ -187,7 +187,8 @@ def _image_extensions() -> set[str]:
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
-def settings_of(command: str, given: dict[str, Any], spell: "Spell | None" = None) -> "EncodeSettings | DecodeSettings":
+def settings_of(command: str, given: dict[str, Any],
+                spell: "Spell | None" = None) -> "EncodeSettings | DecodeSettings":
     """The settings object of ``command`` built from ``given`` by the rules every surface
     applies (``EncodeSettings.of`` / ``DecodeSettings.of``), refusing any the runner does not
     offer (``-j``: the cluster's workers)."""
@@ -346,7 +347,8 @@ def _table_options() -> list[tuple["Option", str]]:
     option of one command says which; one of both with two meanings gives both."""
     from .options import DECODE_OPTION, ENCODE_OPTION, DecodeSettings, EncodeSettings, surface_options
 
-    encode, decode = surface_options(EncodeSettings, "distributed"), surface_options(DecodeSettings, "distributed")
+    encode = surface_options(EncodeSettings, "distributed")
+    decode = surface_options(DecodeSettings, "distributed")
     found: list[tuple[Option, str]] = []
     for option in (*encode, *(o for o in decode if o.name not in ENCODE_OPTION)):
         other = DECODE_OPTION.get(option.name)

@@ -468,7 +468,8 @@ def precision_context(value: str | None) -> Any:
     return precision_scope(chosen)
 
 
-__all__ = ["Option", "EncodeSettings", "DecodeSettings", "RunSettings", "option", "options_of", "surface_options",
+__all__ = ["Option", "EncodeSettings", "DecodeSettings", "RunSettings", "option", "options_of",
+           "surface_options",
            "ENCODE_OPTIONS", "DECODE_OPTIONS", "ENCODE_OPTION", "DECODE_OPTION", "SURFACES",
            "LOSSLESS_CONFLICTS", "check_encode", "check_decode", "pipeline_keywords",
            "PRECISIONS", "decode_precision", "precision_context"]

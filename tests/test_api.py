@@ -1,7 +1,7 @@
 """The Python API (cgdm_codec.encode/decode/info): inputs it accepts, errors it raises, imports it avoids.
 
-Encodes use the AV1 base without the diffusion stage (named explicitly: conftest points
-CGDM_BASE at the learned base for the older tests), so every test runs in well under a second.
+Encodes use the AV1 base without the diffusion stage (named, though it is the default), so
+every test runs in well under a second.
 """
 
 from __future__ import annotations
@@ -83,9 +83,12 @@ def test_golden_files_decode_through_the_api(float32_cpu):
     assert np.abs(got.astype(int) - base).max() <= 1
 
 
+@pytest.mark.torch
 def test_the_base_defaults_to_the_environment(card, monkeypatch):
-    monkeypatch.setenv("CGDM_BASE", "av1")
+    """Unset, AV1 (the registry's default); CGDM_BASE names another."""
     assert parse(cgdm_codec.encode(card, 1, base_only=True)).base_codec == 2
+    monkeypatch.setenv("CGDM_BASE", "hyperprior")
+    assert parse(cgdm_codec.encode(card, 1, base_only=True)).base_codec == 1
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -166,8 +169,10 @@ def test_the_keywords_are_the_settings_fields():
     encode = inspect.signature(cgdm_codec.encode).parameters
     assert list(encode) == ["image", "quality", "size", "bpp", "base", "base_only", "lossless", "texture_map",
                             "diffusion", "effort", "seed", "steps", "av1_quality", "finetune_iters", "seeds",
-                            "finetune", "metadata", "strip", "device", "runtime", "threads", "limits", "progress"]
-    assert encode["quality"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and encode["effort"].default == "default"
+                            "finetune", "metadata", "strip", "device", "runtime", "threads", "limits",
+                            "progress"]
+    assert encode["quality"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert encode["effort"].default == "default"
     decode = inspect.signature(cgdm_codec.decode).parameters
     assert list(decode) == ["data", "base_only", "steps", "realism", "strip", "precision", "device", "runtime",
                             "threads", "limits", "progress"]
