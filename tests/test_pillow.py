@@ -1,7 +1,6 @@
 """The Pillow plugin: Image.open / im.save for .cgdm, header-only open, lazy decode, options.
 
-Saves name the AV1 base without the diffusion stage (conftest points CGDM_BASE at the learned
-base for older tests), so each round trip takes milliseconds.
+Saves name the AV1 base without the diffusion stage, so each round trip takes milliseconds.
 """
 
 from __future__ import annotations
