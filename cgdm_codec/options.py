@@ -57,7 +57,8 @@ class Option:
     ``name`` is the keyword (API, Pillow); the command lines spell it ``--name-with-dashes``
     unless ``cli`` says otherwise, with ``short`` beside it. A number has ``low``..``high``
     (``high`` None: no upper bound; ``real`` accepts fractions, ``open_low`` excludes
-    ``low``), a text setting ``choices`` or its own ``validate``, ``flag`` marks a bool and
+    ``low``), a text setting ``choices`` (checked against ``choices_from()`` where they can
+    grow after import: a base codec registered later) or its own ``validate``, ``flag`` marks a bool and
     ``count`` a repeatable flag (-QQ). ``example`` is a valid value other than the default
     (the options test runs each surface with it); ``not_on`` maps a surface without the
     option to the reason.
@@ -69,6 +70,7 @@ class Option:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    choices_from: Callable[[], tuple[str, ...]] | None = None  # choices that can grow after import
     flag: bool = False
     count: bool = False
     real: bool = False
@@ -103,8 +105,9 @@ class Option:
                 raise ConfigError(f"{self.name} must be True or False, got {value!r}")
             return value
         if self.choices:
-            if value not in self.choices:
-                raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+            choices = self.choices_from() if self.choices_from else self.choices
+            if value not in choices:
+                raise ConfigError(f"{self.name} must be one of {', '.join(choices)}, got {value!r}")
             return value
         if self.validate is not None:
             if not isinstance(value, str):
@@ -222,7 +225,7 @@ class EncodeSettings(RunSettings):
     bpp: float | None = option(None, "As --size, for a target of X bits per pixel.", low=0, open_low=True,
                                real=True, metavar="X", example=1.5)
     base: str | None = option(None, f"Base codec: {' or '.join(BASES)} [default: {registry.DEFAULT_BACKEND}, "
-                              "or env CGDM_BASE].", choices=BASES, example="av1")
+                              "or env CGDM_BASE].", choices=BASES, choices_from=registry.names, example="av1")
     base_only: bool = option(False, "Write a file without the diffusion stage (smaller, fast to decode, "
                              "less detail).", flag=True, example=True)
     lossless: bool = option(False, "Code the exact pixels (RGB, L, RGBA, LA; WebP's lossless coder, no "
