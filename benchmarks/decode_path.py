@@ -11,7 +11,10 @@ functools and the like are attributed to the package frame that made them). It c
 - ``pipeline entries``: transitions into ``pipeline.py``;
 - ``climbs``: transitions from a lower layer into a higher one, in the order
   cli > api/options/pillow/distributed > pipeline > generations/engines/weights/runtime >
-  everything else (base, models, sampling, entropy models, container, quality...).
+  everything else (base, models, sampling, entropy models, container, quality...); split
+  into ``by name`` (the lower part imports the higher one) and ``handed down`` (a callback or
+  an object the higher layer passed in: a progress function, the sampler's denoiser);
+- ``out of pipeline``: calls from ``pipeline.py`` into other parts, and how many parts.
 
 The file is decoded once untraced (so that module imports are not counted), then every
 ``functools.lru_cache`` of the package is cleared and the traced decode loads the weights
@@ -21,6 +24,7 @@ again, as a process's first decode does. Counts only: no timing.
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
 import functools
 import sys
@@ -47,6 +51,34 @@ def part(filename: str) -> str | None:
     return rel.parts[0].removesuffix(".py")
 
 
+@functools.lru_cache(maxsize=None)
+def imports(name: str) -> frozenset[str]:
+    """The package parts that the files of part ``name`` import (by name, anywhere in them)."""
+    base = ROOT / "cgdm_codec" / name
+    files = sorted(base.rglob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
+    found = set()
+    for path in files:
+        rel = path.relative_to(ROOT / "cgdm_codec").with_suffix("").parts
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 0:
+                    parts = (node.module or "").split(".")
+                    target = parts[1:] if parts[0] == "cgdm_codec" else []
+                else:
+                    target = [*rel[:len(rel) - node.level], *(node.module or "").split(".")]
+                    target = [t for t in target if t]
+                if target:
+                    found.add(target[0])
+                elif node.level:
+                    found.update(a.name for a in node.names)
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    parts = a.name.split(".")
+                    if parts[0] == "cgdm_codec" and len(parts) > 1:
+                        found.add(parts[1])
+    return frozenset(found)
+
+
 def clear_caches() -> None:
     """Every module-level ``lru_cache`` of the package, emptied (weights and sessions reload)."""
     for name, module in list(sys.modules.items()):
@@ -60,8 +92,15 @@ def clear_caches() -> None:
                             attr.cache_clear()
 
 
-def trace(run) -> tuple[int, int, collections.Counter]:
-    """(pipeline entries, climbs, transitions by (caller part, callee part)) of ``run()``."""
+def climbs(moves: collections.Counter) -> tuple[int, int]:
+    """(climbs by name, climbs handed down) among the transitions."""
+    up = [(a, b, n) for (a, b), n in moves.items() if LAYERS.get(b, OTHERS) > LAYERS.get(a, OTHERS)]
+    named = sum(n for a, b, n in up if b in imports(a))
+    return named, sum(n for _, _, n in up) - named
+
+
+def trace(run) -> collections.Counter:
+    """The transitions of ``run()`` by (caller part, callee part), with their counts."""
     moves: collections.Counter = collections.Counter()
     parts: dict = {}
 
@@ -88,9 +127,7 @@ def trace(run) -> tuple[int, int, collections.Counter]:
         run()
     finally:
         sys.setprofile(None)
-    entries = sum(n for (a, b), n in moves.items() if b == "pipeline")
-    climbs = sum(n for (a, b), n in moves.items() if LAYERS.get(b, OTHERS) > LAYERS.get(a, OTHERS))
-    return entries, climbs, moves
+    return moves
 
 
 def main() -> None:
@@ -105,13 +142,18 @@ def main() -> None:
     data = args.file.read_bytes()
     cgdm_codec.decode(data, realism=args.realism)
     clear_caches()
-    entries, climbs, moves = trace(lambda: cgdm_codec.decode(data, realism=args.realism))
-    print(f"{args.file.name} (realism {args.realism}): {entries} pipeline entries, {climbs} climbs, "
-          f"{sum(moves.values())} transitions")
+    moves = trace(lambda: cgdm_codec.decode(data, realism=args.realism))
+    entries = sum(n for (a, b), n in moves.items() if b == "pipeline")
+    named, handed = climbs(moves)
+    out = {b: n for (a, b), n in moves.items() if a == "pipeline"}
+    print(f"{args.file.name} (realism {args.realism}): {entries} pipeline entries, {named + handed} climbs "
+          f"({named} by name, {handed} handed down), {sum(out.values())} calls out of pipeline into "
+          f"{len(out)} parts, {sum(moves.values())} transitions")
     if args.show:
         for (a, b), n in sorted(moves.items(), key=lambda kv: -kv[1]):
-            up = " (climb)" if LAYERS.get(b, OTHERS) > LAYERS.get(a, OTHERS) else ""
-            print(f"  {n:6d}  {a} -> {b}{up}")
+            up = LAYERS.get(b, OTHERS) > LAYERS.get(a, OTHERS)
+            note = (" (climb by name)" if b in imports(a) else " (climb, handed down)") if up else ""
+            print(f"  {n:6d}  {a} -> {b}{note}")
 
 
 if __name__ == "__main__":

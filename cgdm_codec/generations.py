@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .base.registry import DEFAULT_BACKEND, backend, create
 from .container import CgdmFile
 from .errors import MissingDependency, WeightsError
-from .weights import base_weights_path, decoders, read_checked_manifest, verified_manifest, weights_dir, weights_id
+from .weights import (BASE_WEIGHTS, base_weights_path, decoder_identity, read_checked_manifest, verified_manifest,
+                      weights_dir, weights_id)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,7 +84,7 @@ class Generation:
 
     @functools.cached_property
     def decoders(self) -> tuple[Decoder, ...]:
-        """Its decoder variants, oldest first (``weights.decoders``)."""
+        """Its decoder variants, oldest first (``decoders``)."""
         return tuple(Decoder(identity, sampler, self.path) for identity, sampler in decoders(self.manifest))
 
     def verified(self) -> dict[str, Any]:
@@ -155,6 +156,23 @@ class Generation:
 
             self._torch = Cgdm.from_weights(self.path)
         return with_sampler(self._torch, sampler or self.manifest["config"]["sampler"])
+
+
+def decoders(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(identity, sampler settings) of every decoder a weights file serves, oldest first.
+
+    The manifest's own config is the first. Its ``decoder_variants`` (sampler settings
+    that override the config's, e.g. a new tile geometry or step count) follow: each is an
+    identity of scheme 2 over the config it makes, so files written for it name it in
+    their weights id, while the files written before it keep naming (and decoding with)
+    the original. The encoder writes the newest; a decoder accepts any of them.
+    """
+    out = [(decoder_identity(manifest), dict(manifest["config"]["sampler"]))]
+    for variant in manifest.get("decoder_variants", []):
+        config = dict(manifest["config"], sampler={**manifest["config"]["sampler"], **variant})
+        ident = decoder_identity({"sha256": manifest["sha256"], "config": config, "id_scheme": 2})
+        out.append((ident, config["sampler"]))
+    return out
 
 
 def texture_model(manifest: dict, name: str) -> dict | None:
@@ -290,6 +308,31 @@ def load_bundle(base: str | int = "hyperprior", diffusion: bool = True) -> Bundl
     when first used; ``diffusion`` is kept for callers."""
     name = backend(base).name
     return Bundle(_load_base(name, base_weights_path()), _generations(cgdm_weights_paths(name)))
+
+
+def named_by(f: CgdmFile) -> tuple[str | None, bool]:
+    """The installed weights a file names ("none" where it needs none; None where they are
+    not installed here) and whether a decode above realism 0 has a network for it. Manifests
+    only (no weights file is read or hashed, no base codec built): what ``cgdm info`` says."""
+    record = backend(f.base_codec)
+    try:
+        base = read_checked_manifest(base_weights_path())["sha256"] if record.network else ""
+        if not f.diffusion:
+            named = weights_id(base) if base else NO_WEIGHTS_ID
+            return (BASE_WEIGHTS if base else "none") if f.weights_id == named else None, False
+        for path in cgdm_weights_paths(record.name):
+            gen = generation(path)
+            if any(weights_id(*(p for p in (base, d.identity) if p)) == f.weights_id for d in gen.decoders):
+                return gen.name, gen.takes_realism or _has_companion(record.name, gen.name)
+    except (WeightsError, OSError, KeyError, TypeError):
+        pass
+    return None, False
+
+
+def _has_companion(base: str, name: str) -> bool:
+    """Whether a realism network for files of generation ``name`` is installed (manifests only)."""
+    paths = (weights_dir() / f"{r}.safetensors" for r in backend(base).realism_weights)
+    return any(p.is_file() and name in generation(p).manifest.get("realism_for", ()) for p in paths)
 
 
 def resolve(f: CgdmFile, restoring: bool = True) -> tuple[Bundle, Decoder | None]:

@@ -51,8 +51,8 @@ def weights_names() -> dict[str, str]:
     unreadable manifest leaves its name out (the page then shows the id alone).
     """
     from .errors import WeightsError
-    from .generations import NO_WEIGHTS_ID, cgdm_weights_paths
-    from .weights import decoders, read_checked_manifest, weights_id
+    from .generations import NO_WEIGHTS_ID, cgdm_weights_paths, decoders
+    from .weights import read_checked_manifest, weights_id
 
     names = {NO_WEIGHTS_ID.hex(): "none"}
     for path in cgdm_weights_paths("av1"):
@@ -120,7 +120,8 @@ def model_script(weights: Path) -> tuple[str, list[str]]:
     from .diffusion_config import CgdmConfig, SamplerConfig
     from .runtime import graph_paths, prior_table
     from .sampling.ddim import DDIMScheduler
-    from .weights import decoders, verified_manifest, weights_id
+    from .generations import decoders
+    from .weights import verified_manifest, weights_id
 
     manifest = verified_manifest(weights)
     config = CgdmConfig.from_dict(manifest["config"])

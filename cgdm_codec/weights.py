@@ -102,23 +102,6 @@ def decoder_identity(manifest: dict[str, Any]) -> str:
     return hashlib.sha256((str(manifest["sha256"]).lower() + config).encode()).hexdigest()
 
 
-def decoders(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(identity, sampler settings) of every decoder a weights file serves, oldest first.
-
-    The manifest's own config is the first. Its ``decoder_variants`` (sampler settings
-    that override the config's, e.g. a new tile geometry or step count) follow: each is an
-    identity of scheme 2 over the config it makes, so files written for it name it in
-    their weights id, while the files written before it keep naming (and decoding with)
-    the original. The encoder writes the newest; a decoder accepts any of them.
-    """
-    out = [(decoder_identity(manifest), dict(manifest["config"]["sampler"]))]
-    for variant in manifest.get("decoder_variants", []):
-        config = dict(manifest["config"], sampler={**manifest["config"]["sampler"], **variant})
-        ident = decoder_identity({"sha256": manifest["sha256"], "config": config, "id_scheme": 2})
-        out.append((ident, config["sampler"]))
-    return out
-
-
 def weights_id(*sha256_hex: str) -> bytes:
     """4-byte identifier of a set of weight files (in decode order)."""
     return hashlib.sha256("".join(sha256_hex).encode()).digest()[:4]

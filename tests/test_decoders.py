@@ -16,7 +16,8 @@ from cgdm_codec.diffusion_config import SamplerConfig
 from cgdm_codec.errors import WeightsError
 from cgdm_codec.sampling.restore import restore
 from cgdm_codec.sampling.tiling import make_grid
-from cgdm_codec.weights import decoder_identity, decoders
+from cgdm_codec.generations import decoders
+from cgdm_codec.weights import decoder_identity
 from conftest import textured
 
 

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from PIL import Image
 
 import cgdm_codec
-from cgdm_codec import engines, generations, pipeline
+from cgdm_codec import engines, generations
 from cgdm_codec.base.registry import backend
 from cgdm_codec.container import parse
 from cgdm_codec.diffusion_config import CgdmConfig
@@ -138,6 +138,7 @@ def test_default_av1_decode_and_encode_never_import_torch():
     # objective (on the synthetic noise texture of ``textured`` the base-only decode does)
     src = Path(__file__).resolve().parent.parent / "examples" / "card.png"
     code = ("import sys\n"
+            "import cgdm_codec\n"
             "import cgdm_codec\n"
             "from cgdm_codec import pipeline\n"
             "from cgdm_codec.container import parse\n"
