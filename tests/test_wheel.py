@@ -1,4 +1,5 @@
-"""A built wheel carries the weights: a non-editable install decodes like the checkout.
+"""A built wheel carries the weights: a non-editable install decodes like the checkout. It
+carries the codec only: training and evaluation are the lab's wheel (lab/, ``cgdm_lab``).
 
 Builds offline with the environment's own setuptools (no build isolation, no index), from a
 copy of the sources so the checkout gets no build/ or egg-info folders.
@@ -10,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -38,6 +40,61 @@ def wheel(tmp_path_factory) -> Path:
     _pip("wheel", ".", "--no-build-isolation", "-w", str(tmp / "dist"), cwd=src)
     (found,) = (tmp / "dist").glob("cgdm_codec-*.whl")
     return found
+
+
+@pytest.fixture(scope="module")
+def lab_wheel(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("lab-wheel")
+    src = tmp / "src"
+    src.mkdir()
+    shutil.copy2(REPO / "lab" / "pyproject.toml", src)
+    shutil.copytree(REPO / "lab" / "cgdm_lab", src / "cgdm_lab",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    _pip("wheel", ".", "--no-build-isolation", "-w", str(tmp / "dist"), cwd=src)
+    (found,) = (tmp / "dist").glob("cgdm_lab-*.whl")
+    return found
+
+
+def test_wheel_holds_the_codec_and_no_research_code(wheel, lab_wheel):
+    """Training and evaluation ship in the lab's wheel, never in the codec's; the lab's
+    wheel carries no weights (they are the codec's package data)."""
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n == "cgdm_codec/cli/__init__.py" for n in names)
+    assert not [n for n in names if n.startswith(("cgdm_lab/", "cgdm_codec/train/", "cgdm_codec/evaluation/"))]
+    lab = zipfile.ZipFile(lab_wheel).namelist()
+    for module in ("train/cgdm.py", "train/base.py", "train/export_onnx.py", "evaluation/runner.py"):
+        assert f"cgdm_lab/{module}" in lab
+    assert all(n.startswith(("cgdm_lab/", "cgdm_lab-")) for n in lab)
+    assert not [n for n in lab if n.endswith((".safetensors", ".onnx"))]
+
+
+def test_the_lab_requires_this_checkouts_codec():
+    """The lab imports the codec's internals: it pins the codec version of its own checkout."""
+    import cgdm_codec
+
+    lab = tomllib.loads((REPO / "lab" / "pyproject.toml").read_text())
+    assert f"cgdm-codec=={cgdm_codec.__version__}" in lab["project"]["dependencies"]
+    codec = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert not [p for p in codec["tool"]["setuptools"]["packages"]["find"]["include"] if "lab" in p]
+
+
+@pytest.mark.torch  # cgdm eval checks its extra (torch, piq, scipy, matplotlib) first
+def test_eval_without_the_lab_says_what_to_install(tmp_path):
+    pytest.importorskip("piq")
+    code = ("import sys\n"
+            "class NoLab:  # an install without lab/: Python's own error for a missing package\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'cgdm_lab':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, NoLab())\n"
+            "from cgdm_codec.cli import main\n"
+            "main(['eval', sys.argv[1], '--out', sys.argv[2]])\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip() == ("cgdm: error: cgdm eval needs cgdm-lab, which is not installed: "
+                                  "pip install -e ./lab (from a cgdm-codec checkout)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_wheel_holds_the_weights_and_manifests(wheel):
