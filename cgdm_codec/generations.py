@@ -141,6 +141,14 @@ class Generation:
         return graph_paths(self.path, self.verified())
 
     @functools.cached_property
+    def quantised_graphs(self) -> dict[str, Path]:
+        """role -> int8 ONNX graph (``runtime.precision_scope``), each checked; empty where
+        the weights have none. Looked up when an int8 decode first asks."""
+        from .runtime import quantised_paths
+
+        return quantised_paths(self.path, self.verified())
+
+    @functools.cached_property
     def prior_table(self) -> "np.ndarray":
         """The syntax prior's coding tables, read without torch."""
         from .runtime import prior_table

@@ -16,7 +16,7 @@ import contextlib
 import functools
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -111,20 +111,6 @@ def quantised_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
     return _checked(weights, manifest.get("onnx_int8") or {})
 
 
-@functools.lru_cache(maxsize=8)
-def _quantised_beside(denoise_graph: Path) -> dict[str, Path]:
-    """The int8 graphs of the weights whose float denoise graph is ``denoise_graph``
-    (``NAME.denoise.onnx`` beside ``NAME.json``), checked once per process."""
-    from .weights import read_manifest
-
-    weights = denoise_graph.with_name(denoise_graph.name.split(".")[0] + ".safetensors")
-    try:
-        manifest = read_manifest(weights)
-    except FileNotFoundError:
-        return {}
-    return quantised_paths(weights, manifest)
-
-
 class TileFeatures(tuple):
     """One tile's consistency features (the graph's outputs), sized for the sampler's cache."""
 
@@ -146,8 +132,10 @@ class OrtDenoiser:
     either way (same pixels).
     """
 
-    def __init__(self, graphs: dict[str, Path], unet: UNetConfig, threads: int | None = None) -> None:
+    def __init__(self, graphs: dict[str, Path], unet: UNetConfig, threads: int | None = None,
+                 quantised: Callable[[], dict[str, Path]] = dict) -> None:
         self.graphs = graphs
+        self.quantised = quantised  # the int8 graphs, looked up (and checked) when first asked for
         self.threads = threads or granted_cores()
         self.cond_graph = session(graphs["condition"], 1)
         self.multiple, self.realism = unet.multiple, unet.realism
@@ -160,7 +148,7 @@ class OrtDenoiser:
         """The ``role`` graph that runs now: its int8 form under ``precision_scope("int8")``
         where the weights have one, else the float32 graph."""
         if precision() == "int8":
-            quantised = _quantised_beside(self.graphs["denoise"])
+            quantised = self.quantised()
             if role in quantised:
                 return quantised[role]
         return self.graphs[role]

@@ -130,7 +130,8 @@ def test_golden_file_decodes_as_stored_in_float32_and_near_it_in_int8():
 
 
 def test_the_scope_is_per_thread():
-    den = OrtDenoiser(graph_paths(weights(), read_manifest(weights())), _unet(), 1)
+    manifest = read_manifest(weights())
+    den = OrtDenoiser(graph_paths(weights(), manifest), _unet(), 1, lambda: quantised_paths(weights(), manifest))
     seen = {}
 
     def other() -> None:

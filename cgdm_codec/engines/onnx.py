@@ -21,7 +21,8 @@ def denoiser(generation: "Generation", threads: int | None) -> "OrtDenoiser":
     """The U-Net's graphs of ``generation`` as the sampler's ``Denoiser`` (sessions built once)."""
     from ..runtime import OrtDenoiser
 
-    return OrtDenoiser(generation.graphs(), generation.config.unet, threads)
+    return OrtDenoiser(generation.graphs(), generation.config.unet, threads,
+                       quantised=lambda: generation.quantised_graphs)
 
 
 @functools.lru_cache(maxsize=8)
