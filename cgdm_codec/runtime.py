@@ -4,7 +4,7 @@
 the default CPU decode and encode of AV1 files run the networks here, on numpy arrays:
 ``OrtDenoiser`` is the sampler's ``Denoiser`` (sampling/sample.py) and
 ``OrtSyntaxGenerator`` the encoder's syntax generator. The graphs
-(``train/export_onnx.py``) read their tensors straight from the ``.safetensors`` file, so
+(``cgdm_lab/train/export_onnx.py``) read their tensors straight from the ``.safetensors`` file, so
 both runtimes run the same weights. Threads: the cores this process may run on
 (affinity), or the caller's count; the pool never spins while idle, so several cgdm
 processes on one machine do not steal each other's cores.
@@ -77,7 +77,7 @@ def graph_paths(weights: Path, manifest: dict[str, Any]) -> dict[str, Path]:
 
 
 #: The decode's network precisions: float32 (the default, every golden file's decode) and
-#: int8 (the graphs ``train/quantise.py`` writes, where the weights have them; opt-in).
+#: int8 (the graphs ``cgdm_lab/train/quantise.py`` writes, where the weights have them; opt-in).
 #: ``options.PRECISIONS`` repeats them (options stays standard library only).
 PRECISIONS = ("float32", "int8")
 _setting = threading.local()

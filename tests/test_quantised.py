@@ -1,5 +1,5 @@
 """The int8 decode (``--precision int8``): the quantised graphs are derived, hash-checked files
-made deterministically by ``train/quantise.py``; the int8 decode stays close to float32; the
+made deterministically by ``cgdm_lab/train/quantise.py``; the int8 decode stays close to float32; the
 default decode is float32 and unchanged (docs/quantisation.md)."""
 
 from __future__ import annotations

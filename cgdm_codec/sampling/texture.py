@@ -12,7 +12,7 @@ noise filtered to that band where the decode kept too little (``band_texture``).
 regions and thin edges have no texture energy and stay clean; textured regions get texture
 of their own scale.
 
-The model (``TextureConfig``) is fitted on training photos by ``train/texture.py`` and lives
+The model (``TextureConfig``) is fitted on training photos by ``cgdm_lab/train/texture.py`` and lives
 in the realism weights' manifest. The noise is part of the format: a periodic luma patch
 drawn from the file's seed by the counter-based generator of ``sampling.noise`` under a
 derived key (``texture_seed``), so every decode of a file at a given realism is the same

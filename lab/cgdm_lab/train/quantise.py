@@ -2,7 +2,7 @@
 ``python -m cgdm_lab.train.quantise cgdm_codec/weights/cgdm-av1-5.safetensors --data ../shared/datasets/train``.
 
 What it writes, beside the weights, for each role asked (default ``denoise``):
-``NAME.ROLE.int8.onnx``, the float graph (``train/export_onnx.py``) with its convolutions
+``NAME.ROLE.int8.onnx``, the float graph (``cgdm_lab/train/export_onnx.py``) with its convolutions
 quantised (QDQ format by default), all but ``FLOAT_NODES``: weights int8 per output channel
 (symmetric), activations uint8 per tensor with ranges calibrated on decodes of TRAINING
 photos (never the validation sets). The normalisations, SiLUs and the condition's Gemms
