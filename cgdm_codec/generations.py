@@ -269,15 +269,13 @@ class Bundle:
         return None if decoder is None else decoder.sampler
 
     def realism_companion(self, decoder: Decoder) -> Decoder | None:
-        """The installed realism network for files of ``decoder``'s generation, if any."""
-        for name in backend(self.base.record.name).realism_weights:
-            path = weights_dir() / f"{name}.safetensors"
-            if path.is_file():
-                companion = generation(path)
-                if decoder.path.stem in companion.manifest.get("realism_for", ()):
-                    companion.verified()
-                    return companion.own_decoder
-        return None
+        """The installed realism network for files of ``decoder``'s generation, if any (its
+        weights checked: it is about to run)."""
+        companion = companion_of(self.base.record.name, decoder.path.stem)
+        if companion is None:
+            return None
+        companion.verified()
+        return companion.own_decoder
 
     def realism_net(self, decoder: Decoder, realism: float) -> tuple[Decoder, float | None]:
         """The network a decode at ``realism`` runs, and the realism value it is given.
@@ -331,16 +329,20 @@ def named_by(f: CgdmFile) -> tuple[str | None, bool]:
         for path in cgdm_weights_paths(record.name):
             gen = generation(path)
             if any(weights_id(*(p for p in (base, d.identity) if p)) == f.weights_id for d in gen.decoders):
-                return gen.name, gen.takes_realism or _has_companion(record.name, gen.name)
+                return gen.name, gen.takes_realism or companion_of(record.name, gen.name) is not None
     except (WeightsError, OSError, KeyError, TypeError):
         pass
     return None, False
 
 
-def _has_companion(base: str, name: str) -> bool:
-    """Whether a realism network for files of generation ``name`` is installed (manifests only)."""
-    paths = (weights_dir() / f"{r}.safetensors" for r in backend(base).realism_weights)
-    return any(p.is_file() and name in generation(p).manifest.get("realism_for", ()) for p in paths)
+def companion_of(base: str, name: str) -> Generation | None:
+    """The installed realism network of ``base`` whose manifest lists generation ``name``
+    under ``realism_for`` (manifests only), if any."""
+    for realism in backend(base).realism_weights:
+        path = weights_dir() / f"{realism}.safetensors"
+        if path.is_file() and name in generation(path).manifest.get("realism_for", ()):
+            return generation(path)
+    return None
 
 
 def resolve(f: CgdmFile, restoring: bool = True) -> tuple[Bundle, Decoder | None]:

@@ -17,7 +17,7 @@ from . import engines
 from .base.registry import backend
 from .container import TEXTURE_MAP, CgdmFile, ColourMode, FormatError, serialize
 from .errors import ConfigError, ImageError, WeightsError
-from .generations import Bundle, default_base, load_bundle, resolve
+from .generations import Bundle, Decoder, default_base, load_bundle, resolve
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,23 +76,21 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
         diffusion = _exact_only(img, diffusion)
     progress("loading weights")
     bundle = load_bundle(name)
-    decoder = bundle.newest
-    use_diffusion = decoder is not None if diffusion is None else diffusion
-    if use_diffusion and decoder is None:
+    decoder = None if diffusion is False else bundle.newest  # the one the file will name
+    if diffusion and decoder is None:
         raise WeightsError("the diffusion weights are not installed")
     network = backend(name).network
-    plan = resolve_effort(effort, "cuda" if use_diffusion and device == "cuda" else "cpu",
+    plan = resolve_effort(effort, "cuda" if decoder is not None and device == "cuda" else "cpu",
                           finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
     search = None if not plan.searches else (
         f"effort {effort!r} (the per-image search)" if effort == "max" else "the syntax search")
-    engine = engines.pick(runtime, device, decoder.generation, network, threads, search) \
-        if use_diffusion and decoder is not None else None
+    engine = None if decoder is None else engines.pick(runtime, device, decoder.generation, network, threads, search)
     progress(f"base codec ({bundle.base.record.name}): analysis and entropy coding")
     grayscale = img.mode in (ColourMode.L, ColourMode.LA)
     enc = bundle.base.encode(img.rgb, quality, fine=fine, effort=effort, grayscale=grayscale,
                              device=engines.base_device(engine, device, network), threads=threads)
     syntax, steps_field = None, None
-    if engine is not None and decoder is not None:
+    if decoder is not None and engine is not None:
         steps_field = steps or decoder.sampler["steps"]
         progress("syntax: decoding the base as the decoder will")
         syntax, seed, base_only_wins = engine.find_syntax(
@@ -186,8 +184,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         texture_realism = realism
         if not realism_network and net is not decoder:
             net, realism = decoder, None
-    engine = engines.pick(runtime, device, net.generation, network, threads) \
-        if restoring and net is not None else None
+    engine = engines.pick(runtime, device, net.generation, network, threads) if restoring and net is not None else None
     dev = engines.base_device(engine, device, network)
     progress(f"base codec ({name}): decoding")
     try:
@@ -218,7 +215,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
     return engine.rgb(out)
 
 
-def _syntax(engine: engines.Engine, decoder: Any, data: bytes) -> Any:
+def _syntax(engine: engines.Engine, decoder: Decoder, data: bytes) -> Any:
     """The file's syntax symbols, decoded with the prior of the generation it was written for."""
     try:
         return engine.symbols(decoder.generation, data)
