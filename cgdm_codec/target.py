@@ -164,7 +164,7 @@ def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
     if best is None:
         raise TargetError(f"cannot reach {budget} bytes: the smallest file is {len(coded[0])} bytes "
                           f"({candidates[0].describe(name)})")
-    if diffusion is False or (diffusion is None and bundle.cgdm_identity is None):  # already final
+    if diffusion is False or (diffusion is None and bundle.newest is None):  # already final
         return Fitted(coded[best], candidates[best], budget, name)
     for i in range(best, -1, -1):  # the diffusion stage adds a few bytes: step down if needed
         s = candidates[i]
