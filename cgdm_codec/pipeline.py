@@ -11,9 +11,10 @@ and the diffusion stage of AV1 files on ONNX Runtime unless torch is asked for o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import engines
+from .engines import Progress, StepProgress
 from .base.registry import backend
 from .container import TEXTURE_MAP, CgdmFile, ColourMode, FormatError, serialize
 from .errors import ConfigError, ImageError, WeightsError
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     from . import imageio
 
     from .sampling.texture import TextureConfig
-
-Progress = Callable[[str], None]
-StepProgress = Callable[[str, int, int], None]
 
 
 def _quiet(_: str) -> None:
