@@ -28,7 +28,7 @@ CHILD = r'''
 import sys, time, json
 t0 = time.perf_counter()
 runtime, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
-from cgdm_codec import engines, generations
+from cgdm_codec import engines, generations, pipeline
 from cgdm_codec.container import parse
 from PIL import Image
 import numpy as np
