@@ -351,9 +351,9 @@ def setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     rank, world, device = setup_distributed(pick_device(args.device))
+    if args.threads:  # after pick_device, whose first call sets one thread per granted core
+        torch.set_num_threads(args.threads)
     if device.type == "cuda":  # training need not repeat bit for bit; let cuDNN pick fast kernels
         torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
