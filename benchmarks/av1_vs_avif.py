@@ -22,6 +22,7 @@ from cgdm_codec.base.av1 import LEVEL_QUALITY, SPEED_FOR_EFFORT
 from cgdm_codec.container import parse
 from cgdm_lab.evaluation.bdrate import bd_rate
 from cgdm_lab.evaluation.quality import vif
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi, "vif": vif}
@@ -68,7 +69,7 @@ def main() -> None:
             for name, diffusion in modes:
                 data = cgdm_codec.encode(im, lv, base="av1", effort=args.effort, base_only=diffusion is False,
                                          device="cpu")
-                out = pipeline.decode_file(parse(data), device="cpu")
+                out = pipeline.decode_file(parse(data), DecodeSettings(device="cpu"))
                 r = scores(ref, out, len(data))
                 r["diffusion"] = parse(data).diffusion
                 rows.setdefault(name, []).append(r)

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 import cgdm_codec
 from cgdm_codec.container import parse
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 from cgdm_codec.quality import objective
 
@@ -50,7 +51,7 @@ def encode(img: Image.Image, level: int, trained: bool, diffusion: bool | None =
 
 
 def measure(data: bytes, ref: np.ndarray) -> dict:
-    out = pipeline.decode_file(parse(data), device="cpu")
+    out = pipeline.decode_file(parse(data), DecodeSettings(device="cpu"))
     return {"bytes": len(data), "psnr": psnr(out, ref), "ms_ssim": ms_ssim(out, ref),
             "haarpsi": haarpsi(out, ref)}
 

@@ -30,6 +30,7 @@ t0 = time.perf_counter()
 runtime, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
 from cgdm_codec import engines, generations, pipeline
 from cgdm_codec.container import parse
+from cgdm_codec.options import DecodeSettings
 from PIL import Image
 import numpy as np
 if runtime == "onnx":
@@ -65,7 +66,7 @@ def sampler(*a, **k):
     s = time.perf_counter(); out = canvas(*a, **k); stages["sampler"] = time.perf_counter() - s; return out
 restore_module.decode_canvas = sampler
 s = time.perf_counter()
-rgb = pipeline.decode_file(f, steps=steps, runtime=runtime, device="cpu")
+rgb = pipeline.decode_file(f, DecodeSettings(steps=steps, runtime=runtime, device="cpu"))
 from cgdm_codec.imageio import write_image
 s = time.perf_counter()
 with open("/dev/null", "wb") as sink:

@@ -27,7 +27,7 @@ from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "val" / "sunhays80"
-SETTINGS = {  # name -> keyword arguments of pipeline.encode_image
+SETTINGS = {  # name -> the encoder's settings (cgdm_codec.options.EncodeSettings) it sets
     "fast": {"effort": "fast"},
     "no-finetune": {"effort": "default", "finetune": False},
     # the default effort's base-codec speed (AV1: 6) with fast's one-pass search
@@ -52,14 +52,16 @@ def halved(path: Path, downscale: float) -> Image.Image:
 def measure(img: Image.Image, level: int, setting: str, device: str) -> dict:
     from cgdm_codec import imageio, metrics
     from cgdm_codec.container import parse
+    from cgdm_codec.options import DecodeSettings, EncodeSettings
     from cgdm_codec.pipeline import decode_file, encode_image
 
     prepared = imageio.from_pil(img)
+    settings = EncodeSettings(quality=level, device=device, **SETTINGS[setting])
     t0 = time.perf_counter()
-    data = encode_image(prepared, level, device=device, **SETTINGS[setting])
+    data = encode_image(prepared, settings)
     encode_s = time.perf_counter() - t0
     f = parse(data)
-    out = decode_file(f, device=device)
+    out = decode_file(f, DecodeSettings(device=device))
     ref = np.asarray(img)
     return {"bytes": len(data), "bpp": 8 * len(data) / (img.width * img.height), "seed": f.seed,
             "encode_s": encode_s, "megapixels": img.width * img.height / 1e6,

@@ -20,6 +20,7 @@ from PIL import Image, ImageCms
 
 import cgdm_codec
 from cgdm_codec import imageio, pipeline
+from cgdm_codec.options import EncodeSettings
 
 FORMATS = (".png", ".jpg", ".webp", ".tiff", ".avif", ".bmp", ".gif", ".ppm")
 XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
@@ -66,7 +67,7 @@ def main() -> None:
     src = imageio.from_pil(Image.open(io.BytesIO(source())))
     md = src.metadata
     assert md is not None and md.icc and md.exif and md.xmp
-    data = pipeline.encode_image(src, 3, diffusion=False, base="av1")
+    data = pipeline.encode_image(src, EncodeSettings(quality=3, base_only=True, base="av1"))
     print(f"source: ICC {len(md.icc)} B, EXIF {len(md.exif)} B, XMP {len(md.xmp)} B; "
           f".cgdm {len(data)} B\n")
     rows, plain = [], []

@@ -75,7 +75,8 @@ def numerics(args: argparse.Namespace) -> dict:
 def speed(args: argparse.Namespace) -> dict:
     from cgdm_codec import pipeline
     from cgdm_codec.container import parse
-    from cgdm_codec.runtime import OrtDenoiser, precision_scope
+    from cgdm_codec.options import DecodeSettings
+    from cgdm_codec.runtime import OrtDenoiser
 
     net = {"t": 0.0}
     for name in ("features", "denoise"):
@@ -92,9 +93,9 @@ def speed(args: argparse.Namespace) -> dict:
     for rep in range(args.repeat + 1):
         for p in ("float32", "int8"):
             net["t"] = 0.0
+            settings = DecodeSettings(precision=p, runtime="onnx", threads=args.threads, device="cpu")
             s = time.perf_counter()
-            with precision_scope(p):
-                pipeline.decode_file(f, runtime="onnx", threads=args.threads, device="cpu")
+            pipeline.decode_file(f, settings)
             if rep:  # the first pair builds the sessions
                 times[p]["network"].append(net["t"])
                 times[p]["decode_file"].append(time.perf_counter() - s)

@@ -47,6 +47,7 @@ from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_lab.evaluation.anchors import avif_anchor, cached, match_bpp
 from cgdm_lab.evaluation.images import decode_pil_bytes, list_images, load_reference, to_rgb_array
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality import band_energy_ratios as band_ratios, haarpsi, psnr
 
 PATCH = 128
@@ -113,7 +114,8 @@ def measures(out: np.ndarray, ref: np.ndarray) -> dict:
 
 def decode(f, realism: float, network: str) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
-    out = pipeline.decode_file(f, realism=realism, device="cpu", realism_network=network == "realism")
+    out = pipeline.decode_file(f, DecodeSettings(realism=realism, device="cpu"),
+                               realism_network=network == "realism")
     return out, time.perf_counter() - t0
 
 

@@ -27,6 +27,7 @@ from cgdm_codec.container import parse
 from cgdm_lab.evaluation.bdrate import bd_rate
 from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
 from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
+from cgdm_codec.options import DecodeSettings
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}
 
@@ -50,7 +51,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 data = cgdm_codec.encode(img, lv, base="av1", device="cpu")
                 t1 = time.perf_counter()
-                out = pipeline.decode_file(parse(data), device="cpu")
+                out = pipeline.decode_file(parse(data), DecodeSettings(device="cpu"))
                 t2 = time.perf_counter()
                 rows.append(dict(image=path.name, level=lv, subsampling=sub, bpp=8 * len(data) / (img.width * img.height),
                                  encode_s=t1 - t0, decode_s=t2 - t1, **{k: fn(ref, out) for k, fn in METRICS.items()}))

@@ -20,6 +20,7 @@ import cgdm_codec
 from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import parse
 from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality import band_energy_ratios
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "train"
@@ -33,8 +34,8 @@ def main() -> None:
         ref = to_rgb_array(img)
         for lv in (1, 2, 3):
             f = parse(cgdm_codec.encode(img, lv, base="av1", device="cpu", texture_map=True))
-            out = pipeline.decode_file(f, realism=1.0, device="cpu")
-            r0 = pipeline.decode_file(f, device="cpu")
+            out = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
+            r0 = pipeline.decode_file(f, DecodeSettings(device="cpu"))
             rows.append([*band_energy_ratios(out, ref), artefacts.edge_overshoot(out, ref),
                          artefacts.edge_overshoot(r0, ref), artefacts.flat_noise(out, ref)])
             print(p.name[:16], lv, np.round(rows[-1], 3), flush=True)

@@ -33,9 +33,9 @@ ImageSource = Union["PILImage.Image", bytes, bytearray, memoryview, str, "os.Pat
 Progress = Callable[[str], None]
 
 from .base import registry  # noqa: E402  (standard library data: no backend's coder loads)
-from .options import (BASES, DECODE_OPTIONS, DEFAULT_QUALITY, DEVICES, EFFORTS, ENCODE_OPTIONS,  # noqa: E402
-                      LOSSLESS_CONFLICTS, PRECISIONS, DecodeSettings, EncodeSettings, Option, RunSettings,
-                      pipeline_keywords, precision_context, surface_options)
+from .options import (BASES, DECODE_OPTION, DECODE_OPTIONS, DEFAULT_QUALITY, DEVICES, EFFORTS,  # noqa: E402,F401
+                      ENCODE_OPTION, ENCODE_OPTIONS, LOSSLESS_CONFLICTS, PRECISIONS, DecodeSettings,
+                      EncodeSettings, Option, RunSettings, surface_options)
 from .options import RUNTIMES  # noqa: E402  (engines.choose's choices)
 
 #: The name the encoder's table had before the decoder's joined it (``options.Option``).
@@ -211,16 +211,15 @@ def encode_prepared(prepared: "CodecImage", settings: EncodeSettings, progress: 
     """The file at ``settings.level``, or, for a ``size`` or ``bpp`` target, at the best
     setting whose file fits (``target.encode_to_size``, a bisection over real encodes): the
     one encode of ``cgdm_codec.encode``, ``im.save`` and ``cgdm encode``."""
-    options = dict(pipeline_keywords(settings), progress=progress, step_progress=step_progress)
     if settings.size is None and settings.bpp is None:
         from .pipeline import encode_image
 
-        return encode_image(prepared, settings.level, **options)
+        return encode_image(prepared, settings, progress=progress, step_progress=step_progress)
     from .target import encode_to_size
 
     pixels = prepared.width * prepared.height
     budget = settings.size if settings.size is not None else int(settings.bpp * pixels / 8)
-    fitted = encode_to_size(prepared, budget, **options)
+    fitted = encode_to_size(prepared, budget, settings, progress=progress, step_progress=step_progress)
     progress(f"chose {fitted.setting.describe(fitted.base)}: {len(fitted.data)} bytes for a target of "
              f"{budget} ({100 * fitted.miss:.1f} % under)")
     return fitted.data
@@ -265,11 +264,7 @@ def decode_with(f: CgdmFile, settings: DecodeSettings, progress: Progress | None
     from .pipeline import decode_image
 
     check_environment()
-    if settings.strip:
-        f = replace(f, metadata=None)
-    with precision_context(settings.precision):
-        return decode_image(f, progress=progress or _quiet, step_progress=step_progress,
-                            **pipeline_keywords(settings))
+    return decode_image(f, settings, progress=progress or _quiet, step_progress=step_progress)
 
 
 def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:

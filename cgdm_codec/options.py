@@ -435,20 +435,6 @@ def decode_conflicts(settings: Mapping[str, Any], spell: Spell) -> None:
                           f"{spell(DECODE_OPTION['base_only'])} skips: give one")
 
 
-def pipeline_keywords(settings: EncodeSettings | DecodeSettings) -> dict[str, Any]:
-    """The keywords ``pipeline.encode_image`` / ``decode_image`` take today for a settings
-    object (the encoder's rate: ``level``, or ``target.encode_to_size`` for ``size``/``bpp``;
-    the caller's progress callbacks beside them). The one place where a setting is renamed on
-    its way to the pipeline, until the pipeline takes the settings object itself."""
-    if isinstance(settings, DecodeSettings):
-        names: tuple[str, ...] = ("base_only", "steps", "realism", "device", "runtime", "threads")
-        return {n: getattr(settings, n) for n in names}
-    names = ("seed", "steps", "effort", "finetune_iters", "seeds", "finetune", "device", "base", "runtime",
-             "threads", "lossless", "texture_map")
-    return dict({n: getattr(settings, n) for n in names}, diffusion=settings.diffusion_stage,
-                fine=settings.av1_quality)
-
-
 def decode_precision(value: str | None) -> str:
     """The precision a decode runs in: ``value``, else env ``CGDM_PRECISION``, else float32."""
     import os
@@ -474,5 +460,5 @@ def precision_context(value: str | None) -> Any:
 __all__ = ["Option", "EncodeSettings", "DecodeSettings", "RunSettings", "option", "options_of",
            "surface_options",
            "ENCODE_OPTIONS", "DECODE_OPTIONS", "ENCODE_OPTION", "DECODE_OPTION", "SURFACES",
-           "LOSSLESS_CONFLICTS", "check_encode", "check_decode", "pipeline_keywords",
+           "LOSSLESS_CONFLICTS", "check_encode", "check_decode",
            "PRECISIONS", "decode_precision", "precision_context"]

@@ -19,6 +19,7 @@ from .base.registry import backend
 from .container import TEXTURE_MAP, CgdmFile, ColourMode, FormatError, serialize
 from .errors import ConfigError, ImageError, WeightsError
 from .generations import Bundle, Decoder, default_base, load_bundle, resolve
+from .options import DecodeSettings, EncodeSettings, precision_context
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,23 +39,19 @@ def _steps_to(progress: Progress, step_progress: StepProgress | None) -> StepPro
     return step_progress or (lambda what, i, n: progress(f"{what} {i}/{n}"))
 
 
-def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | None = None,
-                 seed: int = 0, steps: int | None = None, effort: str = "default",
-                 finetune_iters: int | None = None, seeds: int | None = None,
-                 finetune: bool = True, device: str = "auto", progress: Progress = _quiet,
-                 step_progress: StepProgress | None = None, base: str | None = None,
-                 fine: int | None = None, runtime: str | None = None, threads: int | None = None,
-                 lossless: bool = False, texture_map: bool = False) -> bytes:
-    """Compress a prepared image at quality 1..6 into .cgdm bytes.
+def encode_image(img: "imageio.CodecImage", settings: EncodeSettings, *, progress: Progress = _quiet,
+                 step_progress: StepProgress | None = None) -> bytes:
+    """Compress a prepared image into .cgdm bytes at ``settings.level`` (a ``size`` or ``bpp``
+    target is ``target.encode_to_size``'s, which calls this for each candidate).
 
     ``lossless`` codes the exact pixels with the registry's lossless backend (no diffusion
-    stage; ``quality`` is not used); an image whose numbers were changed on reading (16 bits,
+    stage; the level is not used); an image whose numbers were changed on reading (16 bits,
     CMYK...) is refused rather than coded "losslessly" from the changed numbers.
 
-    ``base`` names the base codec (default: ``registry.DEFAULT_BACKEND``); ``fine`` is a
-    backend-specific fine quality (AV1: Pillow's AVIF quality 0..100) instead of the level.
-    ``diffusion`` None means: use the diffusion stage when its weights are installed and
-    its decode beats the base-only decode on the encoder's objective.
+    ``base`` names the base codec (default: ``registry.DEFAULT_BACKEND``); ``av1_quality`` is
+    the backend's fine quality (AV1: Pillow's AVIF quality 0..100) instead of the level.
+    ``diffusion_stage`` None means: use the diffusion stage when its weights are installed
+    and its decode beats the base-only decode on the encoder's objective.
     ``effort`` ("fast", "default", "max") sets how hard the encoder searches for the
     syntax and seed it writes; ``finetune_iters``, ``seeds`` and ``finetune=False``
     override the preset (see ``cgdm_codec.tuning``). ``seed`` is the first seed tried.
@@ -65,11 +62,9 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     """
     from .tuning.effort import resolve_effort
 
-    if not 1 <= quality <= 6:
-        raise ValueError("quality must be 1..6")
-    if lossless:
-        base = _lossless_base(base)
+    base = _lossless_base(settings.base) if settings.lossless else settings.base
     name = backend(base or default_base()).name
+    diffusion = settings.diffusion_stage
     if backend(name).lossless:
         diffusion = _exact_only(img, diffusion)
     progress("loading weights")
@@ -78,18 +73,22 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
     if diffusion and decoder is None:
         raise WeightsError("the diffusion weights are not installed")
     network = backend(name).network
+    effort, device, threads = settings.effort, settings.device, settings.threads
     plan = resolve_effort(effort, "cuda" if decoder is not None and device == "cuda" else "cpu",
-                          finetune_iters=finetune_iters, seeds=seeds, finetune=finetune)
+                          finetune_iters=settings.finetune_iters, seeds=settings.seeds,
+                          finetune=settings.finetune)
     search = None if not plan.searches else (
         f"effort {effort!r} (the per-image search)" if effort == "max" else "the syntax search")
-    engine = None if decoder is None else engines.pick(runtime, device, decoder.generation, network, threads, search)
+    engine = None if decoder is None else engines.pick(settings.runtime, device, decoder.generation, network,
+                                                       threads, search)
     progress(f"base codec ({bundle.base.record.name}): analysis and entropy coding")
     grayscale = img.mode in (ColourMode.L, ColourMode.LA)
-    enc = bundle.base.encode(img.rgb, quality, fine=fine, effort=effort, grayscale=grayscale,
-                             device=engines.base_device(engine, device, network), threads=threads)
-    syntax, steps_field = None, None
+    enc = bundle.base.encode(img.rgb, settings.level, fine=settings.av1_quality, effort=effort,
+                             grayscale=grayscale, device=engines.base_device(engine, device, network),
+                             threads=threads)
+    syntax, steps_field, seed = None, None, settings.seed
     if decoder is not None and engine is not None:
-        steps_field = steps or decoder.sampler["steps"]
+        steps_field = settings.steps or decoder.sampler["steps"]
         progress("syntax: decoding the base as the decoder will")
         syntax, seed, base_only_wins = engine.find_syntax(
             decoder, bundle.base, img.rgb, enc, seed, steps_field, plan, decide=diffusion is None,
@@ -102,7 +101,7 @@ def encode_image(img: "imageio.CodecImage", quality: int, *, diffusion: bool | N
 
     alpha = imageio.encode_alpha(img.alpha) if img.alpha is not None else None
     extensions = {}
-    if texture_map and syntax is not None:
+    if settings.texture_map and syntax is not None:
         from .sampling.texture_map import make_map
 
         progress("texture map")
@@ -137,38 +136,43 @@ def _exact_only(img: "imageio.CodecImage", diffusion: bool | None) -> bool:
     return False
 
 
-def decode_image(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
-                 device: str = "auto", progress: Progress = _quiet,
-                 step_progress: StepProgress | None = None, realism: float | None = None,
-                 runtime: str | None = None, threads: int | None = None) -> "Image.Image":
-    """The decoded Pillow image of a parsed container: mode RGB, L, RGBA or LA as encoded."""
+def decode_image(f: CgdmFile, settings: DecodeSettings | None = None, *, progress: Progress = _quiet,
+                 step_progress: StepProgress | None = None) -> "Image.Image":
+    """The decoded Pillow image of a parsed container: mode RGB, L, RGBA or LA as encoded,
+    with the file's metadata unless ``settings.strip``."""
     from . import imageio
 
-    if not backend(f.base_codec).network and (base_only or not f.diffusion):
+    settings = settings or DecodeSettings()
+    if not backend(f.base_codec).network and (settings.base_only or not f.diffusion):
         rgb = _weightless_base_only(f, progress)  # no numpy, no torch
     else:
-        rgb = imageio.rgb_image(decode_file(f, base_only=base_only, steps=steps, device=device,
-                                            progress=progress, step_progress=step_progress,
-                                            realism=realism, runtime=runtime, threads=threads))
+        rgb = imageio.rgb_image(decode_file(f, settings, progress=progress, step_progress=step_progress))
     alpha = imageio.inflate_alpha(f.alpha, f.width, f.height) if f.colour_mode.has_alpha else None
-    return imageio.finish(rgb, f.colour_mode, alpha, f.metadata)
+    return imageio.finish(rgb, f.colour_mode, alpha, None if settings.strip else f.metadata)
 
 
-def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = None,
-                device: str = "auto", progress: Progress = _quiet,
-                step_progress: StepProgress | None = None, realism: float | None = None,
-                runtime: str | None = None, threads: int | None = None, texture: bool = True,
+def decode_file(f: CgdmFile, settings: DecodeSettings | None = None, *, progress: Progress = _quiet,
+                step_progress: StepProgress | None = None, texture: bool = True,
                 realism_network: bool = True) -> "np.ndarray":
     """The decoded RGB image (H, W, 3) uint8 of a parsed container.
 
-    ``realism`` (0..1) is the decode-time dial of weights trained with a realism input
-    (``docs/diffusion.md``); other weights accept only 0. Above 0 the realism network's
+    ``settings.realism`` (0..1) is the decode-time dial of weights trained with a realism
+    input (``docs/diffusion.md``); other weights accept only 0. Above 0 the realism network's
     decode gets the texture synthesis of its manifest (``sampling.texture``) at strength
     ``realism``, steered by the file's texture map where it has one (``sampling.texture_map``);
     ``texture=False`` leaves it out (to fit the model, and for ablations);
     ``realism_network=False`` runs the file's own network at any realism, so only the texture
-    stage differs from the fidelity decode (an ablation). ``runtime``: see ``engines.choose``.
+    stage differs from the fidelity decode (an ablation). ``runtime``: see ``engines.choose``;
+    ``precision``: ``options.precision_context``.
     """
+    settings = settings or DecodeSettings()
+    with precision_context(settings.precision):
+        return _decode_file(f, settings, progress, step_progress, texture, realism_network)
+
+
+def _decode_file(f: CgdmFile, settings: DecodeSettings, progress: Progress, step_progress: StepProgress | None,
+                 texture: bool, realism_network: bool) -> "np.ndarray":
+    base_only, realism, device = settings.base_only, settings.realism, settings.device
     restoring = f.diffusion and not base_only
     progress("loading weights")
     bundle, decoder = resolve(f, restoring)
@@ -182,7 +186,8 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         texture_realism = realism
         if not realism_network and net is not decoder:
             net, realism = decoder, None
-    engine = engines.pick(runtime, device, net.generation, network, threads) if restoring and net is not None else None
+    engine = engines.pick(settings.runtime, device, net.generation, network, settings.threads) \
+        if restoring and net is not None else None
     dev = engines.base_device(engine, device, network)
     progress(f"base codec ({name}): decoding")
     try:
@@ -205,7 +210,7 @@ def decode_file(f: CgdmFile, *, base_only: bool = False, steps: int | None = Non
         report("diffusion tiles", done, total)
 
     condition = bundle.base.condition(f.base_streams, f.quality)
-    steps = steps or (f.steps if net is decoder else net.sampler["steps"])
+    steps = settings.steps or (f.steps if net is decoder else net.sampler["steps"])
     symbols = _syntax(engine, decoder, f.syntax)
     out = engine.restore(net, x_tilde, symbols, condition, f.seed, steps, realism, tiles)
     if texture_cfg is not None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .imageio import CodecImage
+    from .options import EncodeSettings
 
 
 @dataclass(frozen=True)
@@ -130,46 +131,53 @@ def largest_fitting_near(guess: int, n: int, size_at: Callable[[int], int], budg
     return sizes.best()
 
 
-def encode_to_size(img: "CodecImage", budget: int, *, base: str | None = None,
-                   diffusion: bool | None = None, **options: Any) -> Fitted:
-    """The file of ``img`` coded at the best setting whose size is at most ``budget`` bytes."""
+def encode_to_size(img: "CodecImage", budget: int, settings: "EncodeSettings", *,
+                   progress: Callable[[str], None] | None = None,
+                   step_progress: Callable[[str, int, int], None] | None = None) -> Fitted:
+    """The file of ``img`` coded at the best setting whose size is at most ``budget`` bytes
+    (the rate of ``settings`` -- its quality, size or bpp -- is the search's to choose)."""
+    from dataclasses import replace
+
     from .generations import default_base, load_bundle
     from .pipeline import encode_image
 
-    name = base or default_base()
-    options.pop("fine", None)  # the budget chooses the quality
-    quiet = {k: v for k, v in options.items() if k not in ("progress", "step_progress")}
-    progress = options.get("progress") or (lambda _: None)
+    name = settings.base or default_base()
+    report = progress or (lambda _: None)
     bundle = load_bundle(name, diffusion=False)
     codec = bundle.base
     candidates = settings_for(codec.record.fine_range, codec.fine_level)
     coded: dict[int, bytes] = {}
 
-    def base_only(i: int, opts: dict[str, Any]) -> bytes:
-        s = candidates[i]
-        return encode_image(img, s.level, fine=s.fine, base=name, diffusion=False, **opts)
+    def at(s: Setting, **stage: Any) -> "EncodeSettings":
+        """``settings`` coding the candidate ``s`` (the rate the candidate's alone)."""
+        level = s.level if s.fine is None else None
+        return replace(settings, base=name, size=None, bpp=None, quality=level, av1_quality=s.fine, **stage)
+
+    def base_only(i: int, effort: str) -> bytes:
+        plain = at(candidates[i], base_only=True, diffusion=False, texture_map=False, effort=effort)
+        return encode_image(img, plain)
 
     def size_at(i: int) -> int:
-        coded[i] = base_only(i, quiet)
-        progress(f"target {budget} bytes: {candidates[i].describe(name)} gives {len(coded[i])} bytes")
+        coded[i] = base_only(i, settings.effort)
+        report(f"target {budget} bytes: {candidates[i].describe(name)} gives {len(coded[i])} bytes")
         return len(coded[i])
 
-    if codec.record.fine_range is not None and quiet.get("effort", "default") != PROBE_EFFORT:
-        probe = {**quiet, "effort": PROBE_EFFORT}
-        guess = largest_fitting(len(candidates), lambda i: len(base_only(i, probe)), budget)
-        progress(f"target {budget} bytes: {candidates[guess or 0].describe(name)} at the probe's speed")
+    if codec.record.fine_range is not None and settings.effort != PROBE_EFFORT:
+        guess = largest_fitting(len(candidates), lambda i: len(base_only(i, PROBE_EFFORT)), budget)
+        report(f"target {budget} bytes: {candidates[guess or 0].describe(name)} at the probe's speed")
         best = largest_fitting_near(guess or 0, len(candidates), size_at, budget)
     else:
         best = largest_fitting(len(candidates), size_at, budget)
     if best is None:
         raise TargetError(f"cannot reach {budget} bytes: the smallest file is {len(coded[0])} bytes "
                           f"({candidates[0].describe(name)})")
+    diffusion = settings.diffusion_stage
     if diffusion is False or (diffusion is None and bundle.newest is None):  # already final
         return Fitted(coded[best], candidates[best], budget, name)
     for i in range(best, -1, -1):  # the diffusion stage adds a few bytes: step down if needed
         s = candidates[i]
-        data = encode_image(img, s.level, fine=s.fine, base=name, diffusion=diffusion, **options)
+        data = encode_image(img, at(s), progress=report, step_progress=step_progress)
         if len(data) <= budget:
             return Fitted(data, s, budget, name)
-        progress(f"{s.describe(name)} with the diffusion stage is {len(data)} bytes: one step down")
+        report(f"{s.describe(name)} with the diffusion stage is {len(data)} bytes: one step down")
     raise TargetError(f"cannot reach {budget} bytes with the diffusion stage")

@@ -31,6 +31,7 @@ from cgdm_codec.base.av1_bitstream import Av1Error
 from cgdm_codec.base.avif_file import build_avif, sequence_header, split_avif
 from cgdm_codec.container import MAX_DIM, CgdmFile, ColourMode, FormatError, parse, serialize
 from cgdm_codec.errors import ImageError
+from cgdm_codec.options import DecodeSettings
 
 #: Header sizes beyond this fall back to the default: a hostile size the container allows
 #: (up to 2^26 pixels) is bounded by --max-pixels, not by this harness, and would only make
@@ -91,7 +92,7 @@ def check(data: bytes) -> Outcome:
     f = parse(blob)  # the framing is valid by construction: a FormatError here is a finding
     assert f.base_streams == (payload,)
     try:
-        im = pipeline.decode_image(f, base_only=True)
+        im = pipeline.decode_image(f, DecodeSettings(base_only=True))
     except CLEAN_ERRORS as e:
         return Outcome(error=one_line(e))
     assert im.size == (f.width, f.height), (im.size, f.width, f.height)

@@ -18,6 +18,7 @@ from cgdm_codec.base.av1_bitstream import Av1Error
 from cgdm_codec.base.avif_file import build_avif, split_avif
 from cgdm_codec.cli import main
 from cgdm_codec.container import FormatError, parse, serialize
+from cgdm_codec.options import DecodeSettings
 from conftest import cpu_precision, textured
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -86,7 +87,7 @@ def test_encoder_sees_the_decoders_x_tilde():
     data = cgdm_codec.encode(img, 2, base="av1", device="cpu", effort="fast")
     f = parse(data)
     assert f.base_codec == 2 and f.quality == 2
-    decoded = pipeline.decode_file(f, base_only=True, device="cpu")
+    decoded = pipeline.decode_file(f, DecodeSettings(base_only=True, device="cpu"))
     backend = Av1Base()
     enc = backend.encode(np.asarray(img), 2, effort="fast")
     simulated = backend.reconstruct(enc.streams, 90, 70, 2)
@@ -133,7 +134,7 @@ def test_golden_av1_file_decodes_as_it_always_did():
     libavif's YUV->RGB are integer arithmetic), so any change in how it decodes fails here."""
     data = (GOLDEN / "av1-q3.cgdm").read_bytes()
     expected = (GOLDEN / "av1-q3.base.sha256").read_text().split()[0]
-    rgb = pipeline.decode_file(parse(data), base_only=True, device="cpu")
+    rgb = pipeline.decode_file(parse(data), DecodeSettings(base_only=True, device="cpu"))
     assert hashlib.sha256(rgb.tobytes()).hexdigest() == expected
 
 
@@ -144,8 +145,8 @@ def test_golden_hyperprior_file_decodes_as_it_always_did(float32_cpu):
     f = parse(data)
     with np.load(GOLDEN / "hyperprior-q3.npz") as ref:
         base, full = ref["base"], ref["full"]
-    got_base = pipeline.decode_file(f, base_only=True, device="cpu")
-    got_full = pipeline.decode_file(f, device="cpu")
+    got_base = pipeline.decode_file(f, DecodeSettings(base_only=True, device="cpu"))
+    got_full = pipeline.decode_file(f, DecodeSettings(device="cpu"))
     assert np.abs(got_base.astype(int) - base).max() <= 1
     assert np.abs(got_full.astype(int) - full).mean() <= 0.5 and np.abs(got_full.astype(int) - full).max() <= 8
 
@@ -163,14 +164,14 @@ def test_golden_files_in_bfloat16(monkeypatch):
     f = parse((GOLDEN / "hyperprior-q3.cgdm").read_bytes())
     with np.load(GOLDEN / "hyperprior-q3.npz") as ref:
         base, full = ref["base"].astype(int), ref["full"].astype(int)
-    for want, got in ((base, pipeline.decode_file(f, base_only=True, device="cpu")),
-                      (full, pipeline.decode_file(f, device="cpu"))):
+    for want, got in ((base, pipeline.decode_file(f, DecodeSettings(base_only=True, device="cpu"))),
+                      (full, pipeline.decode_file(f, DecodeSettings(device="cpu")))):
         err = np.abs(got.astype(int) - want)
         assert err.mean() <= BF16_MEAN and err.max() <= BF16_MAX
     for stem, _ in AV1_GENERATIONS:
         f = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
         want = np.asarray(Image.open(GOLDEN / f"{stem}.full.png")).astype(int)
-        err = np.abs(pipeline.decode_file(f, device="cpu").astype(int) - want)
+        err = np.abs(pipeline.decode_file(f, DecodeSettings(device="cpu")).astype(int) - want)
         assert err.mean() <= BF16_MEAN and err.max() <= BF16_MAX
 
 
@@ -230,15 +231,16 @@ def test_golden_av1_file_with_the_diffusion_stage(stem: str, weights_id: str, fl
     f = parse(data)
     assert f.base_codec == 2 and f.diffusion and f.steps == (5 if stem in FIVE_STEP_GOLDEN else 1) and f.weights_id.hex() == weights_id
     full = np.asarray(Image.open(GOLDEN / f"{stem}.full.png")).astype(int)
-    got = pipeline.decode_file(f, device="cpu").astype(int)
+    got = pipeline.decode_file(f, DecodeSettings(device="cpu")).astype(int)
     assert np.abs(got - full).mean() <= 0.5 and np.abs(got - full).max() <= 8
-    base = pipeline.decode_file(f, base_only=True, device="cpu").astype(int)
+    base = pipeline.decode_file(f, DecodeSettings(base_only=True, device="cpu")).astype(int)
     assert np.abs(base - full).mean() > 0.1  # the diffusion stage did change the picture
     import subprocess
     import sys
 
     code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
-            "im = pipeline.decode_image(parse(open(sys.argv[1], 'rb').read()), base_only=True); "
+            "from cgdm_codec.options import DecodeSettings; "
+            "im = pipeline.decode_image(parse(open(sys.argv[1], 'rb').read()), DecodeSettings(base_only=True)); "
             "print(im.size, 'torch' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(GOLDEN / f"{stem}.cgdm")],
                          capture_output=True, text=True, check=True).stdout.strip()
@@ -295,5 +297,5 @@ def test_the_newest_generation_paints_no_period_2_grid(float32_cpu):
     ratios = {}
     for stem in ("av1-cgdm4-q3", "av1-cgdm5-q3"):
         f = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
-        ratios[stem] = period2_ratio(pipeline.decode_file(f, device="cpu"))
+        ratios[stem] = period2_ratio(pipeline.decode_file(f, DecodeSettings(device="cpu")))
     assert ratios["av1-cgdm5-q3"] < 1.5 < ratios["av1-cgdm4-q3"]

@@ -23,6 +23,8 @@ from cgdm_codec import api, generations, imageio, pipeline
 from cgdm_codec.base import registry
 from cgdm_codec.base.interface import BaseCodec, BaseEncoding, BaseRecord, rgb_to_tensor
 from cgdm_codec.container import BASE_CODEC_STREAMS, FormatError, parse, summary
+from cgdm_codec.errors import ConfigError
+from cgdm_codec.options import DecodeSettings, EncodeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,26 +97,29 @@ def test_a_toy_png_backend_codes_base_only_through_the_pipeline(png_registered, 
         img = Image.fromarray(pattern(37, 53, 4), "RGBA")
     else:
         img = Image.fromarray(pattern(37, 53)).convert(mode)
-    data = pipeline.encode_image(imageio.from_pil(img), 4, base="png", diffusion=False, device="cpu")
+    data = pipeline.encode_image(imageio.from_pil(img), EncodeSettings(quality=4, base="png", base_only=True,
+                                                                        device="cpu"))
     f = parse(data)
     assert f.base_codec == 250 and not f.diffusion and f.weights_id == generations.NO_WEIGHTS_ID
     assert f.quality == 4 and "png" in summary(f, len(data))["sections"]
     out = pipeline.decode_image(f)
     assert out.mode == mode and np.array_equal(np.asarray(out), np.asarray(img))  # lossless
-    rgb = pipeline.decode_file(f, device="cpu")  # the numpy path the diffusion stage starts from
+    rgb = pipeline.decode_file(f, DecodeSettings(device="cpu"))  # the numpy path the diffusion stage takes
     assert np.array_equal(rgb, np.asarray(img.convert("RGB")))
 
 
 def test_without_its_registry_line_a_backend_is_unknown(png_registered, monkeypatch):
-    data = pipeline.encode_image(imageio.from_pil(Image.fromarray(pattern(8, 8))), 2, base="png", diffusion=False,
-                          device="cpu")
+    img = imageio.from_pil(Image.fromarray(pattern(8, 8)))
+    settings = EncodeSettings(quality=2, base="png", base_only=True, device="cpu")
+    data = pipeline.encode_image(img, settings)
     assert BASE_CODEC_STREAMS[250] == 1
     monkeypatch.undo()
     with pytest.raises(FormatError, match="unknown base codec id 250"):
         parse(data)
+    with pytest.raises(ConfigError, match="base must be one of .*, got 'png'"):
+        EncodeSettings(quality=2, base="png")
     with pytest.raises(ValueError, match="unknown base codec 'png'"):
-        pipeline.encode_image(imageio.from_pil(Image.fromarray(pattern(8, 8))), 2, base="png", diffusion=False,
-                          device="cpu")
+        pipeline.encode_image(img, settings)  # settings made while it was registered
 
 
 def test_every_registered_backend_carries_its_record_and_the_whole_protocol():

@@ -14,6 +14,7 @@ from cgdm_codec.base.interface import tensor_to_rgb
 from cgdm_codec.container import parse, serialize
 from cgdm_codec.diffusion_config import SamplerConfig
 from cgdm_codec.errors import WeightsError
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.sampling.restore import restore
 from cgdm_codec.sampling.tiling import make_grid
 from cgdm_codec.generations import decoders
@@ -59,7 +60,7 @@ def test_each_file_decodes_with_the_decoder_it_names(coded):
     outputs = {}
     for identity, sampler, _ in bundle.decoders:
         f = replace(coded, weights_id=bundle.weights_id(True, identity))
-        got = pipeline.decode_file(parse(serialize(f)), device="cpu")
+        got = pipeline.decode_file(parse(serialize(f)), DecodeSettings(device="cpu"))
         want = tensor_to_rgb(restore(cgdm, x_tilde.clone(), symbols, cond, f.seed, f.steps,
                                      sampler=SamplerConfig(**sampler)))
         assert np.array_equal(got, want)
@@ -72,7 +73,7 @@ def test_each_file_decodes_with_the_decoder_it_names(coded):
 def test_unknown_decoder_is_refused(coded):
     f = replace(coded, weights_id=b"\x01\x02\x03\x04")
     with pytest.raises(WeightsError, match="01020304"):
-        pipeline.decode_file(f, device="cpu")
+        pipeline.decode_file(f, DecodeSettings(device="cpu"))
 
 
 @pytest.mark.torch
@@ -86,8 +87,8 @@ def test_golden_file_of_the_newest_decoder_decodes_as_it_did(float32_cpu):
     assert f.weights_id.hex() == "fb594293" and f.steps == 5 and (f.width, f.height) == (400, 96)
     base = np.asarray(Image.open(golden / "hyperprior-fitted-q2.base.png")).astype(int)
     full = np.asarray(Image.open(golden / "hyperprior-fitted-q2.full.png")).astype(int)
-    got_base = pipeline.decode_file(f, base_only=True, device="cpu").astype(int)
-    got_full = pipeline.decode_file(f, device="cpu").astype(int)
+    got_base = pipeline.decode_file(f, DecodeSettings(base_only=True, device="cpu")).astype(int)
+    got_full = pipeline.decode_file(f, DecodeSettings(device="cpu")).astype(int)
     assert np.abs(got_base - base).max() <= 1
     assert np.abs(got_full - full).mean() <= 0.5 and np.abs(got_full - full).max() <= 8
 
@@ -111,7 +112,7 @@ def test_a_newer_weights_generation_leaves_older_files_decoding(tmp_path, monkey
     generations.clear_cache()
     img = Image.fromarray(textured(64, 80, seed=5))
     old_file = parse(cgdm_codec.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
-    old_pixels = pipeline.decode_file(old_file, device="cpu")
+    old_pixels = pipeline.decode_file(old_file, DecodeSettings(device="cpu"))
 
     newer = Cgdm.from_weights(tmp_path / "cgdm-av1.safetensors")
     with torch.no_grad():
@@ -124,12 +125,12 @@ def test_a_newer_weights_generation_leaves_older_files_decoding(tmp_path, monkey
     try:
         new_file = parse(cgdm_codec.encode(img, 3, base="av1", effort="fast", diffusion=True, device="cpu"))
         assert new_file.weights_id != old_file.weights_id
-        assert np.array_equal(pipeline.decode_file(old_file, device="cpu"), old_pixels)
-        new_pixels = pipeline.decode_file(new_file, device="cpu")
+        assert np.array_equal(pipeline.decode_file(old_file, DecodeSettings(device="cpu")), old_pixels)
+        new_pixels = pipeline.decode_file(new_file, DecodeSettings(device="cpu"))
         assert new_pixels.astype(int).mean() > old_pixels.astype(int).mean() + 1  # the newer network ran
         (tmp_path / "cgdm-av1.safetensors").unlink()  # the first generation uninstalled
         generations.clear_cache()
         with pytest.raises(WeightsError, match=old_file.weights_id.hex()):
-            pipeline.decode_file(old_file, device="cpu")
+            pipeline.decode_file(old_file, DecodeSettings(device="cpu"))
     finally:
         generations.clear_cache()

@@ -14,6 +14,7 @@ from PIL import Image
 import cgdm_codec
 from cgdm_codec import pipeline
 from cgdm_codec.container import parse
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.sampling.ddim import DDIMScheduler
 from conftest import cpu_precision, textured
 
@@ -31,7 +32,8 @@ def decode_with_threads(data: bytes, threads: int, base_only: bool) -> np.ndarra
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return pipeline.decode_file(parse(data), base_only=base_only, steps=3, device="cpu")
+        settings = DecodeSettings(base_only=base_only, steps=None if base_only else 3, device="cpu")
+        return pipeline.decode_file(parse(data), settings)
     finally:
         torch.set_num_threads(before)
 

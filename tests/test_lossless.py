@@ -23,6 +23,7 @@ from cgdm_codec.base.webp_lossless import (LosslessError, WebpLosslessBase, buil
                                            encode_webp, split_webp)
 from cgdm_codec.container import CgdmFile, FormatError, parse, serialize
 from cgdm_codec.errors import ConfigError, ImageError
+from cgdm_codec.options import EncodeSettings
 from conftest import textured
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -280,9 +281,9 @@ def test_the_pipeline_never_writes_a_diffusion_stage_on_the_lossless_base(monkey
 
     monkeypatch.setenv("CGDM_DIFFUSION_WEIGHTS", str(weights_dir() / "cgdm-av1-4.safetensors"))
     src = imageio.from_pil(picture("RGB", 33, 17))
-    f = parse(pipeline.encode_image(src, 3, base="webp-lossless"))
+    f = parse(pipeline.encode_image(src, EncodeSettings(lossless=True)))
     assert not f.diffusion and f.base_codec == 3
-    with pytest.raises(ConfigError, match="no diffusion stage"):
-        pipeline.encode_image(src, 3, base="webp-lossless", diffusion=True)
-    with pytest.raises(ConfigError, match="its own base codec"):
-        pipeline.encode_image(src, 3, base="av1", lossless=True)
+    with pytest.raises(ConfigError, match="without a diffusion stage: diffusion cannot be given"):
+        pipeline.encode_image(src, EncodeSettings(lossless=True, diffusion=True))
+    with pytest.raises(ConfigError, match="base cannot be given with it"):
+        pipeline.encode_image(src, EncodeSettings(base="av1", lossless=True))

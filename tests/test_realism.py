@@ -19,6 +19,7 @@ import cgdm_codec
 from cgdm_codec import generations, pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.errors import ConfigError, WeightsError
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality.bands import laplacian_bands_numpy
 from conftest import textured
 
@@ -39,8 +40,8 @@ def coded():
 
 def test_realism_zero_is_the_fidelity_decode(coded):
     """The dial at 0 changes nothing: the golden pixels, bit for bit the decode without it."""
-    plain = pipeline.decode_file(coded, device="cpu")
-    assert np.array_equal(pipeline.decode_file(coded, realism=0.0, device="cpu"), plain)
+    plain = pipeline.decode_file(coded, DecodeSettings(device="cpu"))
+    assert np.array_equal(pipeline.decode_file(coded, DecodeSettings(realism=0.0, device="cpu")), plain)
     want = np.asarray(Image.open(GOLDEN / "av1-cgdm3s1-q3.full.png")).astype(int)
     assert np.abs(plain.astype(int) - want).max() <= 1
 
@@ -49,14 +50,14 @@ def test_realism_synthesises_detail_from_the_files_noise(coded):
     """Above 0 the realism network runs: more fine detail than the fidelity decode, the same
     picture on every decode of the file, and a picture that depends on the file's seed far
     more than the fidelity decode does (the noise is really used)."""
-    fidelity = pipeline.decode_file(coded, device="cpu")
-    real = pipeline.decode_file(coded, realism=1.0, device="cpu")
-    assert np.array_equal(real, pipeline.decode_file(coded, realism=1.0, device="cpu"))
+    fidelity = pipeline.decode_file(coded, DecodeSettings(device="cpu"))
+    real = pipeline.decode_file(coded, DecodeSettings(realism=1.0, device="cpu"))
+    assert np.array_equal(real, pipeline.decode_file(coded, DecodeSettings(realism=1.0, device="cpu")))
     assert finest_energy(real) > 1.3 * finest_energy(fidelity)
     other = replace(coded, seed=coded.seed + 1)
-    seed_effect = {r: np.abs(pipeline.decode_file(other, realism=r, device="cpu").astype(int)
-                             - pipeline.decode_file(coded, realism=r, device="cpu").astype(int)).mean()
-                   for r in (0.0, 1.0)}
+    at = {r: DecodeSettings(realism=r, device="cpu") for r in (0.0, 1.0)}
+    seed_effect = {r: np.abs(pipeline.decode_file(other, at[r]).astype(int)
+                             - pipeline.decode_file(coded, at[r]).astype(int)).mean() for r in at}
     assert seed_effect[1.0] > 3 * seed_effect[0.0]
 
 
@@ -65,14 +66,14 @@ def test_the_newest_generations_files_reach_the_realism_network_too(stem):
     """cgdm-av1-4 and cgdm-av1-5 files keep the dial: a realism network (cgdm-av1-3r for
     cgdm-av1-4, cgdm-av1-5r for cgdm-av1-5) decodes them above 0, the fidelity network at 0."""
     newest = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
-    fidelity = pipeline.decode_file(newest, device="cpu")
-    real = pipeline.decode_file(newest, realism=1.0, device="cpu")
+    fidelity = pipeline.decode_file(newest, DecodeSettings(device="cpu"))
+    real = pipeline.decode_file(newest, DecodeSettings(realism=1.0, device="cpu"))
     assert finest_energy(real) > 1.3 * finest_energy(fidelity)
     assert np.abs(real.astype(int) - fidelity.astype(int)).mean() < 12  # the same picture, more detail
 
 
 def test_realism_through_the_api_pillow_and_both_runtimes(coded):
-    want = pipeline.decode_file(coded, realism=0.5, device="cpu")
+    want = pipeline.decode_file(coded, DecodeSettings(realism=0.5, device="cpu"))
     im = cgdm_codec.decode(ONE_STEP, realism=0.5)
     assert np.array_equal(np.asarray(im), want)
     from cgdm_codec import pillow  # noqa: F401  (registers the format)
@@ -80,7 +81,8 @@ def test_realism_through_the_api_pillow_and_both_runtimes(coded):
     with Image.open(ONE_STEP) as im:
         im.decode_options["realism"] = 0.5
         assert np.array_equal(np.asarray(im.convert("RGB")), want)
-    torch_out = pipeline.decode_file(coded, realism=0.5, device="cpu", runtime="torch").astype(int)
+    torch_out = pipeline.decode_file(coded, DecodeSettings(realism=0.5, device="cpu", runtime="torch"))
+    torch_out = torch_out.astype(int)
     assert np.abs(torch_out - want).max() <= 1
     with pytest.raises(ConfigError, match="realism"):
         cgdm_codec.decode(ONE_STEP, realism=1.5)
@@ -89,8 +91,8 @@ def test_realism_through_the_api_pillow_and_both_runtimes(coded):
 def test_files_without_a_realism_network_say_so():
     f = parse((GOLDEN / "av1-cgdm2-q3.cgdm").read_bytes())
     with pytest.raises(WeightsError, match="no realism network"):
-        pipeline.decode_file(f, realism=1.0, device="cpu")
-    assert pipeline.decode_file(f, realism=0.0, device="cpu").shape == (96, 400, 3)
+        pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
+    assert pipeline.decode_file(f, DecodeSettings(realism=0.0, device="cpu")).shape == (96, 400, 3)
     res = subprocess.run([sys.executable, "-m", "cgdm_codec.cli", "decode", str(GOLDEN / "av1-cgdm2-q3.cgdm"),
                           "-o", "/dev/null", "--realism", "1", "-Q"], capture_output=True, text=True)
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
@@ -104,7 +106,7 @@ def test_new_files_decode_at_any_realism():
                              diffusion=True)
     f = parse(data)
     assert f.diffusion and f.steps == 1
-    outs = [pipeline.decode_file(f, realism=r, device="cpu") for r in (0.0, 0.5, 1.0)]
+    outs = [pipeline.decode_file(f, DecodeSettings(realism=r, device="cpu")) for r in (0.0, 0.5, 1.0)]
     assert not np.array_equal(outs[0], outs[2])
 
 
@@ -164,6 +166,6 @@ def test_the_newest_generations_realism_decode_paints_no_period_2_grid():
     f = parse((GOLDEN / "av1-cgdm5-q3.cgdm").read_bytes())
     bundle, decoder = generations.resolve(f)
     assert bundle.realism_companion(decoder).path.stem == "cgdm-av1-5r"
-    real = pipeline.decode_file(f, realism=1.0, device="cpu")
+    real = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
     assert period2_ratio(real) < 1.5
-    assert finest_energy(real) > 1.3 * finest_energy(pipeline.decode_file(f, device="cpu"))
+    assert finest_energy(real) > 1.3 * finest_energy(pipeline.decode_file(f, DecodeSettings(device="cpu")))

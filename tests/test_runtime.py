@@ -142,12 +142,13 @@ def test_default_av1_decode_and_encode_never_import_torch():
             "import cgdm_codec\n"
             "from cgdm_codec import pipeline\n"
             "from cgdm_codec.container import parse\n"
+            "from cgdm_codec.options import DecodeSettings\n"
             "from PIL import Image\n"
             "for stem in sys.argv[2:]:\n"
-            "    pipeline.decode_file(parse(open(f'{sys.argv[1]}/{stem}.cgdm', 'rb').read()), device='cpu')\n"
+            "    pipeline.decode_file(parse(open(f'{sys.argv[1]}/{stem}.cgdm', 'rb').read()), DecodeSettings(device='cpu'))\n"
             f"data = cgdm_codec.encode(Image.open({str(src)!r}), 3, base='av1', device='cpu')\n"
             "f = parse(data)\n"
-            "pipeline.decode_file(f, device='cpu')\n"
+            "pipeline.decode_file(f, DecodeSettings(device='cpu'))\n"
             "print(f.diffusion, 'torch' in sys.modules, 'compressai' in sys.modules)\n")
     assert _run(code, str(GOLDEN), *stems) == "True False False"
 

@@ -11,6 +11,7 @@ import pytest
 
 from cgdm_codec import generations, pipeline
 from cgdm_codec.container import parse
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality import band_energy_ratios
 from cgdm_codec.sampling import texture
 from cgdm_codec.sampling.texture import TextureConfig, add_texture
@@ -126,15 +127,16 @@ def test_each_generation_gets_its_texture_model(monkeypatch):
     monkeypatch.setattr(texture, "add_texture", lambda *a: used.append(a[-1]) or real(*a))
     for golden, model in (("av1-cgdm3s1-q3", shipped["texture_for"]["cgdm-av1-3"]),
                           ("av1-cgdm4-q3", shipped["texture"])):
-        pipeline.decode_file(parse((GOLDEN / f"{golden}.cgdm").read_bytes()), realism=1.0, device="cpu")
+        pipeline.decode_file(parse((GOLDEN / f"{golden}.cgdm").read_bytes()),
+                             DecodeSettings(realism=1.0, device="cpu"))
         assert used.pop() == TextureConfig.from_dict(model), golden
 
 
 def test_realism_decode_adds_texture_and_the_ablation_leaves_it_out():
     f = parse((GOLDEN / "av1-cgdm3s1-q3.cgdm").read_bytes())
-    plain = pipeline.decode_file(f, realism=1.0, texture=False, device="cpu")
-    full = pipeline.decode_file(f, realism=1.0, device="cpu")
-    ref = pipeline.decode_file(f, device="cpu")
+    plain = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"), texture=False)
+    full = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
+    ref = pipeline.decode_file(f, DecodeSettings(device="cpu"))
     assert not np.array_equal(plain, full)
     assert band_energy_ratios(full, ref, 1)[0] > band_energy_ratios(plain, ref, 1)[0]
 
@@ -231,7 +233,8 @@ def test_a_realism_decode_never_imports_torch():
     import sys
 
     code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
+            "from cgdm_codec.options import DecodeSettings; "
             f"f = parse(open({str(GOLDEN / 'av1-cgdm3s1-q3.cgdm')!r}, 'rb').read()); "
-            "pipeline.decode_file(f, realism=1.0); print('torch' in sys.modules)")
+            "pipeline.decode_file(f, DecodeSettings(realism=1.0)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -17,6 +17,7 @@ from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_codec.entropy_models.texture_map_coding import decode_map, encode_map
 from cgdm_codec.errors import FormatError
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality import band_energy_ratios
 from cgdm_codec.sampling import texture_map as T
 from cgdm_codec.sampling.texture import TextureConfig
@@ -129,17 +130,19 @@ def test_the_map_travels_in_the_file_and_the_fidelity_decode_ignores_it(mapped):
     assert record is not None and 4 <= len(record) <= 40
     plain = dataclasses.replace(f, extensions=())
     assert len(serialize(f)) - len(serialize(plain)) == len(record) + 3
-    assert np.array_equal(pipeline.decode_file(f, device="cpu"), pipeline.decode_file(plain, device="cpu"))
-    with_map = pipeline.decode_file(f, realism=1.0, device="cpu")
-    without = pipeline.decode_file(plain, realism=1.0, device="cpu")
+    cpu = DecodeSettings(device="cpu")
+    assert np.array_equal(pipeline.decode_file(f, cpu), pipeline.decode_file(plain, cpu))
+    real = DecodeSettings(realism=1.0, device="cpu")
+    with_map = pipeline.decode_file(f, real)
+    without = pipeline.decode_file(plain, real)
     assert not np.array_equal(with_map, without)
-    assert np.array_equal(with_map, pipeline.decode_file(f, realism=1.0, device="cpu"))  # seeded
+    assert np.array_equal(with_map, pipeline.decode_file(f, real))  # seeded
 
 
 def test_the_mapped_realism_decode_keeps_the_originals_detail_and_paints_no_grid(mapped):
     rgb, f = mapped
-    out = pipeline.decode_file(f, realism=1.0, device="cpu")
-    fidelity = pipeline.decode_file(f, device="cpu")
+    out = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
+    fidelity = pipeline.decode_file(f, DecodeSettings(device="cpu"))
     bands = band_energy_ratios(out, rgb)
     assert band_energy_ratios(fidelity, rgb)[0] < bands[0] < 1.3
     assert artefacts.period2_ratio(out) < 1.5
@@ -173,16 +176,17 @@ def test_golden_file_with_a_texture_map_decodes_as_it_did(float32_cpu):
     f = parse((GOLDEN / "av1-cgdm5-q3-map.cgdm").read_bytes())
     assert f.weights_id.hex() == "1bca2eb0" and f.extension(TEXTURE_MAP) is not None
     want = np.asarray(Image.open(GOLDEN / "av1-cgdm5-q3-map.realism1.png")).astype(int)
-    got = pipeline.decode_file(f, realism=1.0, device="cpu").astype(int)
+    got = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu")).astype(int)
     assert np.abs(got - want).mean() <= 0.5 and np.abs(got - want).max() <= 8
-    fidelity = pipeline.decode_file(f, device="cpu").astype(int)
+    fidelity = pipeline.decode_file(f, DecodeSettings(device="cpu")).astype(int)
     assert np.abs(fidelity - want).mean() > 0.5  # the texture did change the picture
 
 
 def test_a_mapped_realism_decode_never_imports_torch():
     """The map's range decoder and the mapped texture stage are numpy and constriction alone."""
     code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
+            "from cgdm_codec.options import DecodeSettings; "
             f"f = parse(open({str(GOLDEN / 'av1-cgdm5-q3-map.cgdm')!r}, 'rb').read()); "
-            "pipeline.decode_file(f, realism=1.0); print('torch' in sys.modules)")
+            "pipeline.decode_file(f, DecodeSettings(realism=1.0)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -10,11 +10,12 @@ opens each in the page itself; the tests then compare what came back with the Py
 * grayscale and alpha files: gray stays gray, alpha is exact;
 * hostile files are one error line, the Python reader's own message, and never a hang;
 * the full decode (diffusion.js, ONNX Runtime Web): every golden AV1 file with the
-  diffusion stage, of every generation, equals ``pipeline.decode_file(f, device="cpu")``
-  within the golden tolerance (mean 0.5, max 8 levels; measured: 0 for cgdm-av1-5 and
-  cgdm-av1-4, at most 1 level on a few pixels of the five-step files), in the decoder and
-  in the page; the syntax decoder equals constriction's on random vectors, and the seeded
-  noise equals ``sampling.noise`` bit for bit.
+  diffusion stage, of every generation, equals
+  ``pipeline.decode_file(f, DecodeSettings(device="cpu"))`` within the golden tolerance
+  (mean 0.5, max 8 levels; measured: 0 for cgdm-av1-5 and cgdm-av1-4, at most 1 level on a
+  few pixels of the five-step files), in the decoder and in the page; the syntax decoder
+  equals constriction's on random vectors, and the seeded noise equals ``sampling.noise``
+  bit for bit.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import dataclasses
 import cgdm_codec
 from cgdm_codec.container import encode_varint, parse, serialize
 from cgdm_codec.errors import FormatError
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.webpage import PAGE_FILES, RUNTIME_FILES, WEIGHTS_JS, av1_weights, write_page
 
 import web_harness
@@ -362,7 +364,7 @@ def test_other_base_codecs_say_so_in_one_line(browser):
 def _python_full(data: bytes) -> np.ndarray:
     from cgdm_codec import pipeline
 
-    return pipeline.decode_file(parse(data), device="cpu").astype(int)
+    return pipeline.decode_file(parse(data), DecodeSettings(device="cpu")).astype(int)
 
 
 @needs_chromium

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import inspect
 import json
 import platform
 import shutil
@@ -87,9 +86,12 @@ class EvalConfig:
 
 
 def encoder_keywords() -> set[str]:
-    from cgdm_codec.pipeline import encode_image
+    """The encoder's settings (``cgdm_codec.options.EncodeSettings``'s fields)."""
+    from dataclasses import fields
 
-    return set(inspect.signature(encode_image).parameters)
+    from cgdm_codec.options import EncodeSettings
+
+    return {f.name for f in fields(EncodeSettings)}
 
 
 def encode_options(effort: str | None, accepted: set[str]) -> dict:
@@ -148,11 +150,12 @@ def anchor_plugins() -> dict[str, str]:
 
 
 def _encode(img, quality: int, **options) -> bytes:
-    """A Pillow image's .cgdm bytes, by the pipeline's own keywords (the ablations set some)."""
+    """A Pillow image's .cgdm bytes, by the encoder's settings (the ablations set some)."""
     from cgdm_codec import imageio
+    from cgdm_codec.options import EncodeSettings
     from cgdm_codec.pipeline import encode_image
 
-    return encode_image(imageio.from_pil(img), quality, **options)
+    return encode_image(imageio.from_pil(img), EncodeSettings(quality=quality, **options))
 
 
 class Runner:
@@ -239,14 +242,15 @@ class Runner:
         from PIL import Image
 
         from cgdm_codec.container import parse
+        from cgdm_codec.options import DecodeSettings
         from cgdm_codec.pipeline import decode_file
 
         if self.warm:
             return
         rng = np.random.default_rng(0)
         img = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
-        decode_file(parse(_encode(img, 3, device=self.cfg.device, threads=self.cfg.threads, **self.encode_kwargs)),
-                    device=self.cfg.device, threads=self.cfg.threads)
+        data = _encode(img, 3, device=self.cfg.device, threads=self.cfg.threads, **self.encode_kwargs)
+        decode_file(parse(data), DecodeSettings(device=self.cfg.device, threads=self.cfg.threads))
         self.warm = True
 
     def _timed(self, fn: Callable, *args, **kwargs):
@@ -272,6 +276,7 @@ class Runner:
     def run_cgdm(self, image: str, img, ref: np.ndarray, level: int) -> bool:
         """All cgdm rows of one image and level; False if there was nothing left to do."""
         from cgdm_codec.container import parse
+        from cgdm_codec.options import DecodeSettings
         from cgdm_codec.pipeline import decode_file
 
         todo = [c for c in self.cgdm_codecs() if self.pending(image, c[0], [level])]
@@ -287,8 +292,8 @@ class Runner:
                 files[file_key] = (self._file(image, file_key, level, "cgdm", data), (t, mem))
             data, enc = files[file_key]
             coded = parse(data)
-            out, t, mem = self._timed(decode_file, coded, device=self.cfg.device, threads=self.cfg.threads,
-                                      **dec_kwargs)
+            settings = DecodeSettings(device=self.cfg.device, threads=self.cfg.threads, **dec_kwargs)
+            out, t, mem = self._timed(decode_file, coded, settings)
             row = self._row(image, codec, level, ref, out, len(data), enc, (t, mem))
             # whether the decode ran the diffusion stage: the encoder writes it only where it wins
             row["stage"] = coded.diffusion and not dec_kwargs.get("base_only", False)

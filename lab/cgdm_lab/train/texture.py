@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgdm_codec.options import DecodeSettings
 from cgdm_codec.sampling.texture import (LUMA, TextureConfig, atrous_bands, band_terms, edge_mask, features, noise_rows,
                                 texture_energy, texture_of)
 
@@ -56,7 +57,7 @@ def pairs(data: Path, weights: Path, images: int, crop: int, levels: list[int]):
             f = parse(cgdm_codec.encode(im, lv, base="av1", device="cpu"))
             if not f.diffusion:
                 continue
-            out = pipeline.decode_file(f, realism=1.0, texture=False, device="cpu")
+            out = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"), texture=False)
             condition = generations.load_bundle(f.base_codec).base.condition(f.base_streams, f.quality)
             yield ref, out.transpose(2, 0, 1).astype(np.float32) / 255.0, condition, f.seed
 
