@@ -30,7 +30,8 @@ from PIL import Image
 import cgdm_codec
 import cgdm_codec.pillow as plugin
 from cgdm_codec import distributed as cd
-from cgdm_codec.api import settings_from, settings_keywords
+from cgdm_codec import pipeline
+from cgdm_codec.api import decode_with, settings_from, settings_keywords
 from cgdm_codec.cli import DecodeJob, main
 from cgdm_codec.cli.commands import settings_options
 from cgdm_codec.container import Limits
@@ -217,10 +218,11 @@ class Sharper(DecodeSettings):
                             metavar="0..1", example=0.5)
 
 
-def test_a_new_decode_option_is_one_field():
+def test_a_new_decode_option_is_one_field(monkeypatch):
     """What ``Sharper`` adds reaches every surface through the builders the real commands use
     (``cgdm decode``, ``cgdm_codec.decode``, the Pillow plugin, the distributed runner), is
-    checked on construction in the words of every option, and travels in the job whole."""
+    checked on construction in the words of every option, and travels whole, in the job and
+    down to the pipeline's decode, which reads it by its name."""
     new = option_table(Sharper)["sharpen"]
     assert all(new in surface_options(Sharper, surface) for surface in SURFACES)
     assert Sharper(sharpen=1).sharpen == 1.0 and isinstance(Sharper(sharpen=1).sharpen, float)
@@ -251,6 +253,11 @@ def test_a_new_decode_option_is_one_field():
 
     job = DecodeJob(Path("a.cgdm"), Path("a.png"), "PNG", Sharper(sharpen=0.5), Limits())
     assert pickle.loads(pickle.dumps(job)).settings.sharpen == 0.5  # to the workers, then the decoder
+
+    seen: list[Any] = []
+    monkeypatch.setattr(pipeline, "decode_image", lambda f, settings, **_: seen.append(settings))
+    decode_with(None, job.settings)  # the decode of cgdm decode, cgdm_codec.decode and the plugin
+    assert seen[0].sharpen == 0.5
 
 
 def test_the_plugin_offers_the_fields():
