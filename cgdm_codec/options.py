@@ -146,7 +146,6 @@ def _format(name: str) -> None:
         raise ConfigError(f"'{name}' is not an image format Pillow writes (png, webp, jpg, tiff, ...)") from None
 
 
-
 def option(default: Any, help: str, **spec: Any) -> Any:
     """A settings field whose metadata is its :class:`Option` (named after the field)."""
     return field(default=default, metadata={"option": dict(spec, help=help)})
