@@ -253,7 +253,7 @@ def decode(data: CgdmSource, *, limits: Limits | None = None, progress: Progress
 
 @settings_keywords(DecodeSettings)
 def decode_parsed(f: CgdmFile, *, progress: Progress | None = None, **options: Any) -> "PILImage.Image":
-    """Decode an already parsed file (the Pillow plugin parses the header before the pixels)."""
+    """Decode an already parsed file (``container.parse``), by :func:`decode`'s keywords."""
     return decode_with(f, settings_from(DecodeSettings, "decode_parsed", options), progress)
 
 
