@@ -10,7 +10,7 @@ an example, and ``not_on``, the surfaces without it and why (``-j`` for a functi
 Every surface builds its options from these fields (``ENCODE_OPTIONS``, ``DECODE_OPTIONS``),
 so an option cannot exist on one surface and be forgotten on another; constructing a
 settings object checks every value and the cross-option rules (:func:`check_encode`,
-:func:`check_decode`), so a bad value reads the same everywhere. ``tests/test_options.py``
+:func:`check_decode`), so a bad value reads the same everywhere. ``tests/cli/test_options.py``
 walks both over all four surfaces; docs/api.md ("Adding an option") says what a new one takes.
 
 Standard library only: ``cgdm --help`` and ``import cgdm_codec`` stay instant.

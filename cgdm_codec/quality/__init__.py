@@ -10,7 +10,7 @@ torch forms of the measures the training loss and the encoder's objective are ma
 | ``objective`` | | ``Objective`` (``.numpy`` / ``.torch``), ``fidelity_*``, ``fine_loss`` |
 
 The numpy and torch forms of a measure are one function over ``backend.NUMPY`` or
-``backend.TORCH`` where the arithmetic allows (``tests/test_quality.py`` holds them equal
+``backend.TORCH`` where the arithmetic allows (``tests/quality/test_quality.py`` holds them equal
 to float32 rounding). Nothing here imports torch until a torch form or a metric runs, so
 the torch-free decoder and encoder (``runtime``, ``tuning.light``) use the numpy forms.
 The metrics load on first use (``quality.psnr`` and the rest): the pipeline imports

@@ -7,7 +7,7 @@ measure's formula reaches both forms at once. ``TORCH`` imports torch inside eac
 operation: importing this module (and using ``NUMPY``) stays torch-free.
 
 Images are (B, C, H, W). The numpy forms compute in float32 and follow the torch forms'
-order of operations, which is why they agree to float32 rounding (``tests/test_quality.py``).
+order of operations, which is why they agree to float32 rounding (``tests/quality/test_quality.py``).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _encode_one(job: tuple[np.ndarray, int, int, str]) -> tuple[np.ndarray, int]
 
         avif = encode_avif(rgb, quality, speed)
         # Pillow decoding Pillow's own file is what the decoder does with the rebuilt wrapper,
-        # which is byte-identical to it (tests/test_avif_file.py).
+        # which is byte-identical to it (tests/base/test_avif_file.py).
         return np.asarray(decode_avif(avif).convert("RGB")), inspect_payload(split_avif(avif))
     from cgdm_codec.base.registry import create
 

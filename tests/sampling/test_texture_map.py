@@ -1,0 +1,192 @@
+"""The texture map: side information on how much fine detail the original had, its coding,
+and the texture stage that draws that much and no more."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cgdm_codec
+from cgdm_codec import artefacts, pipeline
+from cgdm_codec.container import TEXTURE_MAP, parse, serialize
+from cgdm_codec.entropy_models.texture_map_coding import decode_map, encode_map
+from cgdm_codec.errors import FormatError
+from cgdm_codec.options import DecodeSettings
+from cgdm_codec.quality import band_energy_ratios
+from cgdm_codec.sampling import texture_map as T
+from cgdm_codec.sampling.texture import TextureConfig
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+CFG = TextureConfig(amplify=(1.0, 1.0), max_gain=3.0)
+
+
+def blur(y: np.ndarray, k: int = 2) -> np.ndarray:
+    """A box blur (edges replicated): a decode that lost the fine detail."""
+    h, w = y.shape
+    p = np.pad(y, k, mode="edge")
+    return (sum(p[k + dy:k + dy + h, k + dx:k + dx + w] for dy in range(-k, k + 1) for dx in range(-k, k + 1))
+            / (2 * k + 1) ** 2).astype(np.float32)
+
+
+def half_sky(h: int = 256, w: int = 256, seed: int = 0) -> np.ndarray:
+    """Luma in [0, 1]: a smooth gradient on the left half, fine texture on the right."""
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.linspace(0.3, 0.6, w, dtype=np.float32), (h, 1))
+    y[:, w // 2:] += 0.03 * rng.standard_normal((h, w - w // 2)).astype(np.float32)
+    return np.clip(y, 0, 1)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 1), (2, 3, 5), (2, 8, 12)])
+def test_map_coding_round_trips_any_symbols(shape):
+    rng = np.random.default_rng(sum(shape))
+    for symbols in (rng.integers(0, T.LEVELS, shape), np.zeros(shape, int), np.full(shape, T.LEVELS - 1)):
+        data = encode_map(symbols, T.BLOCK_LOG2, T.LEVELS)
+        assert data[0] == T.BLOCK_LOG2
+        assert np.array_equal(decode_map(data, shape, T.BLOCK_LOG2, T.LEVELS), symbols)
+    flat = encode_map(np.zeros((2, 8, 12), int), T.BLOCK_LOG2, T.LEVELS)
+    busy = encode_map(rng.integers(0, T.LEVELS, (2, 8, 12)), T.BLOCK_LOG2, T.LEVELS)
+    assert len(flat) < 12 < len(busy)  # adaptive: a flat photo's map costs next to nothing
+
+
+def test_a_map_for_another_block_size_is_refused():
+    with pytest.raises(FormatError, match="unsupported texture map"):
+        decode_map(bytes([5, 1, 2]), (2, 1, 1), T.BLOCK_LOG2, T.LEVELS)
+
+
+def test_symbols_say_how_much_more_detail_the_original_had():
+    original = T.block_energies(half_sky())
+    decode = T.block_energies(blur(half_sky()))
+    symbols = T.map_symbols(original, decode)
+    assert (symbols[:, :, :2] == 0).all()  # the smooth half: nothing more than the decode
+    assert (symbols[0, :, 2:] >= 3).all()  # the textured half: many times more
+    target = T.targets(decode, symbols)
+    assert (target[:, :, :2] == 0).all()
+    ratio = target[0, :, 2:] / original[0, :, 2:]
+    assert (ratio > 0.6).all() and (ratio < 1.6).all()  # one symbol step is a factor 2 of energy
+
+
+def texture_on(decode_luma: np.ndarray, target: np.ndarray, realism: float = 1.0) -> np.ndarray:
+    rgb = np.repeat(decode_luma[None], 3, axis=0).copy()
+    return T.add_mapped_texture(rgb, 7, 120, realism, CFG, target)[0]
+
+
+def test_texture_goes_where_the_original_had_it_and_no_more():
+    original, decode = half_sky(), blur(half_sky())
+    target = T.targets(T.block_energies(decode), T.map_symbols(T.block_energies(original),
+                                                                T.block_energies(decode)))
+    out = texture_on(decode, target)
+    assert np.abs(out[:, :96] - decode[:, :96]).max() < 1e-4  # the smooth half is left alone ...
+    change = np.abs(out - decode)
+    assert change[:, :128].mean() < 0.1 * change[:, 128:].mean()  # ... but where blocks blend, at its edge
+    got, want, had = (T.block_energies(x)[0, :, 2:].mean() for x in (out, original, decode))
+    # ENERGY_GAIN puts more than the finest band's lack in, calibrated on photos, where most
+    # of it is amplified detail; here nearly all of it is noise, which its filter passes better
+    gain = T.ENERGY_GAIN[0]
+    assert had < 0.2 * want and 0.6 * gain * want < got < 1.2 * gain * want
+    half = texture_on(decode, target, realism=0.5)
+    assert np.allclose(half - decode, 0.5 * (out - decode), atol=1e-5)  # R scales the texture
+    assert np.array_equal(texture_on(decode, target, realism=0.0), np.repeat(decode[None], 3, 0)[0])
+
+
+def test_no_texture_where_the_decode_already_has_the_target():
+    decode = half_sky()
+    out = texture_on(decode, T.block_energies(decode))
+    assert np.abs(out - decode).max() < 1e-4  # rounding of the block sums at most
+
+
+def test_strips_give_the_whole_image_pass(monkeypatch):
+    original, decode = half_sky(700, 300, 1), blur(half_sky(700, 300, 1))
+    target = T.targets(T.block_energies(decode), T.map_symbols(T.block_energies(original),
+                                                                T.block_energies(decode)))
+    whole, energies = texture_on(decode, target), T.block_energies(original)
+    monkeypatch.setattr(T, "STRIP", 128)
+    assert np.allclose(texture_on(decode, target), whole, atol=1e-6)
+    assert np.allclose(T.block_energies(original), energies, rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory):
+    """A textured photo-like card coded at level 2 with and without the map."""
+    from conftest import textured
+
+    rng = np.random.default_rng(3)
+    rgb = textured(192, 256, 2)
+    rgb[:, 128:] = np.clip(rgb[:, 128:].astype(int) + rng.integers(-40, 41, (192, 128, 1)), 0, 255)
+    from PIL import Image
+
+    img = Image.fromarray(rgb.astype(np.uint8))
+    return rgb, parse(cgdm_codec.encode(img, 2, base="av1", device="cpu", texture_map=True, diffusion=True))
+
+
+def test_the_map_travels_in_the_file_and_the_fidelity_decode_ignores_it(mapped):
+    _, f = mapped
+    record = f.extension(TEXTURE_MAP)
+    assert record is not None and 4 <= len(record) <= 40
+    plain = dataclasses.replace(f, extensions=())
+    assert len(serialize(f)) - len(serialize(plain)) == len(record) + 3
+    cpu = DecodeSettings(device="cpu")
+    assert np.array_equal(pipeline.decode_file(f, cpu), pipeline.decode_file(plain, cpu))
+    real = DecodeSettings(realism=1.0, device="cpu")
+    with_map = pipeline.decode_file(f, real)
+    without = pipeline.decode_file(plain, real)
+    assert not np.array_equal(with_map, without)
+    assert np.array_equal(with_map, pipeline.decode_file(f, real))  # seeded
+
+
+def test_the_mapped_realism_decode_keeps_the_originals_detail_and_paints_no_grid(mapped):
+    rgb, f = mapped
+    out = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
+    fidelity = pipeline.decode_file(f, DecodeSettings(device="cpu"))
+    bands = band_energy_ratios(out, rgb)
+    assert band_energy_ratios(fidelity, rgb)[0] < bands[0] < 1.3
+    assert artefacts.period2_ratio(out) < 1.5
+
+
+def test_cli_writes_the_map_on_request_and_info_shows_it(tmp_path):
+    from conftest import textured
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(textured(96, 128, 4)).save(src)
+    run = [sys.executable, "-m", "cgdm_codec.cli"]
+    env = {**os.environ, "CGDM_BASE": "av1"}
+    subprocess.run(run + ["encode", str(src), "-q", "2", "--texture-map", "--diffusion", "-o", str(tmp_path / "a.cgdm")],
+                   check=True, env=env, capture_output=True)
+    info = subprocess.run(run + ["info", str(tmp_path / "a.cgdm"), "--json"], check=True, env=env,
+                          capture_output=True, text=True).stdout
+    assert '"texture map"' in info
+    bad = subprocess.run(run + ["encode", str(src), "--texture-map", "--base-only", "-o", str(tmp_path / "b.cgdm")],
+                         env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "contradict" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "b.cgdm").exists()
+
+
+def test_golden_file_with_a_texture_map_decodes_as_it_did(float32_cpu):
+    """A committed cgdm-av1-5 file with a texture map (a 400x96 test card, its right half
+    grained; level 3, 2026-12-07): its realism-1 decode (cgdm-av1-5r and the mapped texture
+    stage) stays what it was, within the float tolerance of the other golden decodes."""
+    from PIL import Image
+
+    f = parse((GOLDEN / "av1-cgdm5-q3-map.cgdm").read_bytes())
+    assert f.weights_id.hex() == "1bca2eb0" and f.extension(TEXTURE_MAP) is not None
+    want = np.asarray(Image.open(GOLDEN / "av1-cgdm5-q3-map.realism1.png")).astype(int)
+    got = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu")).astype(int)
+    assert np.abs(got - want).mean() <= 0.5 and np.abs(got - want).max() <= 8
+    fidelity = pipeline.decode_file(f, DecodeSettings(device="cpu")).astype(int)
+    assert np.abs(fidelity - want).mean() > 0.5  # the texture did change the picture
+
+
+def test_a_mapped_realism_decode_never_imports_torch():
+    """The map's range decoder and the mapped texture stage are numpy and constriction alone."""
+    code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
+            "from cgdm_codec.options import DecodeSettings; "
+            f"f = parse(open({str(GOLDEN / 'av1-cgdm5-q3-map.cgdm')!r}, 'rb').read()); "
+            "pipeline.decode_file(f, DecodeSettings(realism=1.0)); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
