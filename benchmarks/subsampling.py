@@ -26,7 +26,7 @@ from cgdm_codec.base import av1
 from cgdm_codec.container import parse
 from cgdm_lab.evaluation.bdrate import bd_rate
 from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
-from cgdm_codec.metrics import haarpsi, ms_ssim, psnr
+from cgdm_codec.quality import haarpsi, ms_ssim, psnr
 from cgdm_codec.options import DecodeSettings
 
 METRICS = {"psnr": psnr, "ms_ssim": ms_ssim, "haarpsi": haarpsi}

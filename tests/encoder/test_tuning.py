@@ -12,7 +12,7 @@ from cgdm_codec.sampling.ddim import DDIMScheduler
 from cgdm_codec.sampling.restore import restore
 from cgdm_codec.tuning import Effort, resolve_effort, search
 from cgdm_codec.tuning.finetune import finetune_generator, generator_symbols
-from cgdm_codec.tuning.objective import Objective
+from cgdm_codec.quality.objective import Objective
 from cgdm_codec.tuning.search import SEED_SPACE, Candidate, candidates, score
 from cgdm_codec.tuning.simulate import decoder_view, sample_tiles, spread
 from tiny_models import SAMPLER, image, trained_looking

@@ -335,7 +335,7 @@ def test_our_haarpsi_agrees_with_piq():
     import piq
     import torch
 
-    from cgdm_codec import metrics
+    from cgdm_codec import quality as metrics
 
     ref, out = textured(64, 96, 0), textured(64, 96, 3)
 
