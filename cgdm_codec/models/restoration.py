@@ -39,7 +39,7 @@ from ..layers.channel_norm import ChannelNorm
 from ..layers.gate import SimpleGate
 from ..layers.nyquist import NyquistNull
 from ..layers.sff import SyntaxFeatureFusion
-from .unet import QINDEX_SCALE, REALISM_SCALE, timestep_embedding
+from .condition import Conditioned
 
 
 class GatedBlock(nn.Module):
@@ -68,7 +68,7 @@ class GatedBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class RestorationNet(nn.Module):
+class RestorationNet(Conditioned):
     """Predicts x0 from x~ (and x_t), the base quantiser and the syntax vector, in one pass."""
 
     def __init__(self, unet_cfg: UNetConfig, cfg: RestorationConfig, syntax_length: int) -> None:
@@ -77,15 +77,7 @@ class RestorationNet(nn.Module):
             raise ValueError("encoder_blocks and decoder_blocks need one count per level above the deepest")
         self.cfg, self.unet_cfg = cfg, unet_cfg
         dim, w = unet_cfg.cond_dim, cfg.widths
-        if unet_cfg.condition == "level":
-            self.quality_embed = nn.Embedding(unet_cfg.num_qualities, dim)
-        elif unet_cfg.condition == "qindex":
-            self.qindex_embed = nn.Linear(unet_cfg.inner, dim)
-        else:
-            raise ValueError(f"unknown condition kind {unet_cfg.condition!r}")
-        realism = unet_cfg.inner if unet_cfg.realism else 0
-        self.cond_mlp = nn.Sequential(
-            nn.Linear(unet_cfg.inner + dim + syntax_length + realism, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.add_condition(unet_cfg, syntax_length)
 
         self.stem = nn.Conv2d(3, w[0], 3, padding=1)
         self.encoder = nn.ModuleList(
@@ -108,20 +100,6 @@ class RestorationNet(nn.Module):
     @property
     def multiple(self) -> int:
         return self.cfg.multiple
-
-    def condition(self, t: torch.Tensor, syntax: torch.Tensor, quality: torch.Tensor,
-                  realism: torch.Tensor | None = None) -> torch.Tensor:
-        """The condition vector, made as the U-Net makes it (``ConsistencyGuidedUNet.condition``)."""
-        u = self.unet_cfg
-        if u.condition == "level":
-            base = self.quality_embed(quality)
-        else:
-            base = self.qindex_embed(timestep_embedding(quality * QINDEX_SCALE, u.inner))
-        parts = [timestep_embedding(t, u.inner), base, syntax.float()]
-        if u.realism:
-            r = torch.zeros_like(t, dtype=torch.float32) if realism is None else realism.float()
-            parts.append(timestep_embedding(r * REALISM_SCALE, u.inner))
-        return self.cond_mlp(torch.cat(parts, dim=1))
 
     def consistency(self, x_tilde: torch.Tensor) -> list[torch.Tensor]:
         """The unconditioned encoder's features of x~ at every level, the deepest last."""

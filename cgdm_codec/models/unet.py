@@ -13,8 +13,6 @@ base codec. All images are in [-1, 1].
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,18 +20,7 @@ from torch import nn
 from ..diffusion_config import UNetConfig
 from ..layers.nyquist import NyquistNull
 from ..layers.sff import SyntaxFeatureFusion
-
-
-QINDEX_SCALE = 4  # qindex 0..255 spans about the range of the 1000 diffusion timesteps
-REALISM_SCALE = 1000.0  # realism 0..1 embedded like timesteps 0..1000
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of integer timesteps (B,) -> (B, dim), as in the Transformer."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+from .condition import Conditioned
 
 
 def norm(channels: int) -> nn.GroupNorm:
@@ -124,22 +111,14 @@ class Decoder(nn.Module):
         return h
 
 
-class ConsistencyGuidedUNet(nn.Module):
+class ConsistencyGuidedUNet(Conditioned):
     """Predicts x0 from (x_t, t) guided by x~, the quality level and the syntax vector."""
 
     def __init__(self, cfg: UNetConfig, syntax_length: int) -> None:
         super().__init__()
         self.cfg = cfg
         dim = cfg.cond_dim
-        if cfg.condition == "level":
-            self.quality_embed = nn.Embedding(cfg.num_qualities, dim)
-        elif cfg.condition == "qindex":
-            self.qindex_embed = nn.Linear(cfg.inner, dim)
-        else:
-            raise ValueError(f"unknown condition kind {cfg.condition!r}")
-        realism = cfg.inner if cfg.realism else 0
-        self.cond_mlp = nn.Sequential(
-            nn.Linear(cfg.inner + dim + syntax_length + realism, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.add_condition(cfg, syntax_length)
         self.diffusion_encoder = Encoder(cfg, dim)
         self.consistency_encoder = Encoder(cfg, None)
         self.decoder = Decoder(cfg, dim)
@@ -155,23 +134,6 @@ class ConsistencyGuidedUNet(nn.Module):
     @property
     def multiple(self) -> int:
         return self.cfg.multiple
-
-    def condition(self, t: torch.Tensor, syntax: torch.Tensor, quality: torch.Tensor,
-                  realism: torch.Tensor | None = None) -> torch.Tensor:
-        """The condition vector from timesteps (B,), syntax values (B, S) and base conditions (B,).
-
-        A base condition is the level index (hyperprior) or the AV1 quantiser 0..255. A
-        network with ``cfg.realism`` also takes the realism setting (B,) in [0, 1] (default 0).
-        """
-        if self.cfg.condition == "level":
-            base = self.quality_embed(quality)
-        else:  # quantiser steps spread like timesteps so neighbouring qindex values embed alike
-            base = self.qindex_embed(timestep_embedding(quality * QINDEX_SCALE, self.cfg.inner))
-        parts = [timestep_embedding(t, self.cfg.inner), base, syntax.float()]
-        if self.cfg.realism:
-            r = torch.zeros_like(t, dtype=torch.float32) if realism is None else realism.float()
-            parts.append(timestep_embedding(r * REALISM_SCALE, self.cfg.inner))
-        return self.cond_mlp(torch.cat(parts, dim=1))
 
     def consistency(self, x_tilde: torch.Tensor) -> list[torch.Tensor]:
         """Consistency features e_i of x~; independent of t, so reusable across steps."""

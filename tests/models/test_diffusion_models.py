@@ -9,7 +9,8 @@ from cgdm_codec.diffusion_config import CgdmConfig, UNetConfig
 from cgdm_codec.layers.sff import SyntaxFeatureFusion, dynamic_depthwise
 from cgdm_codec.models.cgdm import Cgdm, count_parameters
 from cgdm_codec.models.syntax import SyntaxGenerator, quantize, symbols_of
-from cgdm_codec.models.unet import ConsistencyGuidedUNet, timestep_embedding
+from cgdm_codec.models.condition import timestep_embedding
+from cgdm_codec.models.unet import ConsistencyGuidedUNet
 
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]

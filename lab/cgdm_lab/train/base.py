@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    if args.threads:  # after pick_device, whose first call sets one thread per granted core
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     ckpt_path = out / "last.pt"
     cfg = BaseCodecConfig()
