@@ -9,6 +9,7 @@ names the shipped weights use (``quality_embed`` / ``qindex_embed``, ``cond_mlp`
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +29,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class Conditioned(nn.Module):
-    """A network with the condition vector's layers (built by ``add_condition``)."""
+    """A network with the condition vector's layers (built by ``add_condition``) and a
+    configuration ``cfg`` that names the multiple its input sides must be."""
+
+    cfg: Any
+
+    @property
+    def multiple(self) -> int:
+        return self.cfg.multiple
 
     def add_condition(self, cfg: UNetConfig, syntax_length: int) -> None:
         self.condition_cfg = cfg

@@ -97,10 +97,6 @@ class RestorationNet(Conditioned):
         if cfg.nyquist_null:
             self.head.append(NyquistNull(3))
 
-    @property
-    def multiple(self) -> int:
-        return self.cfg.multiple
-
     def consistency(self, x_tilde: torch.Tensor) -> list[torch.Tensor]:
         """The unconditioned encoder's features of x~ at every level, the deepest last."""
         h, feats = self.stem(x_tilde), []

@@ -131,10 +131,6 @@ class ConsistencyGuidedUNet(Conditioned):
         if cfg.nyquist_null:
             self.head.append(NyquistNull(3))
 
-    @property
-    def multiple(self) -> int:
-        return self.cfg.multiple
-
     def consistency(self, x_tilde: torch.Tensor) -> list[torch.Tensor]:
         """Consistency features e_i of x~; independent of t, so reusable across steps."""
         return self.consistency_encoder(x_tilde)
