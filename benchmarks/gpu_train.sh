@@ -5,7 +5,7 @@
 #                         --av1-speed 6 --sides 2048 1024 512 --exclude /tmp/camera12 \
 #                         --pixels-per-crop 100000 --per-crop 2       (under 64 MB; /runs/ is git-ignored)
 #                       python benchmarks/camera_set.py ../shared/datasets/train/debian_wallpapers runs/val
-#   dry run here:       OUT=/tmp/gpu-dry LIMIT=30 BATCH=4 CROP=128 benchmarks/gpu_train.sh
+#   dry run here:       OUT=/tmp/gpu-dry LIMIT=30 BATCH=4 CROP=128 benchmarks/gpu_train.sh   (ARCH=restoration: the one-pass network)
 #   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val"], timeout_s=600)
 #
 # Writes $OUT/run/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
@@ -23,14 +23,16 @@ VAL=${VAL:-runs/val}
 INIT=${INIT:-cgdm_codec/weights/cgdm-av1-4.safetensors}
 PY=${PY:-python}
 if [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
-if ! "$PY" -c "import torch" 2>/dev/null; then
-  "$PY" -m pip install -q -e '.[train]'
+if ! "$PY" -c "import torch, cgdm_lab" 2>/dev/null; then
+  "$PY" -m pip install -q -e '.[train]' -e ./lab
 fi
 mkdir -p "$OUT"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/device.txt"
 val=()
 if [ -d "$VAL" ]; then val=(--val "$VAL"); fi
-"$PY" -m cgdm_lab.train.cgdm --base av1 --pack "$PACK" --stage fine --init "$INIT" --nyquist-null \
+# ARCH=restoration: the one-pass network from scratch (docs/diffusion.md, "One-pass candidates")
+if [ "${ARCH:-unet}" = restoration ]; then net=(--arch restoration); else net=(--init "$INIT" --nyquist-null); fi
+"$PY" -m cgdm_lab.train.cgdm --base av1 --pack "$PACK" --stage fine "${net[@]}" \
   --crop "$CROP" --batch "$BATCH" --syntax-bits-target 64 --syntax-proxy noise --sample-steps 1 \
   --lr 2e-4 --lambda-h 0.5 --time-limit "$LIMIT" --ckpt-every 200 "${val[@]}" \
   --out "$OUT/run" --export "$OUT/w.safetensors" 2>&1 | tee "$OUT/train.txt"
