@@ -164,6 +164,11 @@ class CgdmConfig:
     # the manifests of U-Net weights, so their configs (and decoder identities) are unchanged.
     restoration: RestorationConfig | None = None
 
+    @property
+    def multiple(self) -> int:
+        """Tile sides must be multiples of this: the network's, whichever it is."""
+        return (self.restoration or self.unet).multiple
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["unet"]["multipliers"] = list(self.unet.multipliers)

@@ -133,12 +133,13 @@ class OrtDenoiser:
     """
 
     def __init__(self, graphs: dict[str, Path], unet: UNetConfig, threads: int | None = None,
-                 quantised: Callable[[], dict[str, Path]] = dict) -> None:
+                 quantised: Callable[[], dict[str, Path]] = dict, multiple: int | None = None) -> None:
         self.graphs = graphs
         self.quantised = quantised  # the int8 graphs, looked up (and checked) when first asked for
         self.threads = threads or granted_cores()
         self.cond_graph = session(graphs["condition"], 1)
-        self.multiple, self.realism = unet.multiple, unet.realism
+        # the network's tile multiple (``CgdmConfig.multiple``: the one-pass network's differs from the U-Net's)
+        self.multiple, self.realism = multiple or unet.multiple, unet.realism
         self._pool: Any = None
 
     def _tilewise(self, batch: np.ndarray) -> bool:

@@ -141,7 +141,7 @@ def model_script(weights: Path) -> tuple[str, list[str]]:
         schedules[key] = DDIMScheduler.from_config(cfg).alphas_cumprod.tolist()  # float64, exact in JSON
     record: dict[str, Any] = {
         "name": weights.stem,
-        "multiple": config.unet.multiple,
+        "multiple": config.multiple,
         "realism": bool(config.unet.realism),
         "samplers": samplers,
         "alphas_cumprod": schedules,

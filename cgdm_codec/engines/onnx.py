@@ -22,7 +22,7 @@ def denoiser(generation: "Generation", threads: int | None) -> "OrtDenoiser":
     from ..runtime import OrtDenoiser
 
     return OrtDenoiser(generation.graphs(), generation.config.unet, threads,
-                       quantised=lambda: generation.quantised_graphs)
+                       quantised=lambda: generation.quantised_graphs, multiple=generation.config.multiple)
 
 
 @functools.lru_cache(maxsize=8)

@@ -198,3 +198,22 @@ def test_the_onnx_roles_export_and_agree_with_torch(tmp_path):
         ref = model.unet(noise, t.repeat(2), x, syntax.repeat(2, 1), q.repeat(2))
     scale = float(ref.abs().max())
     assert np.abs(x0 - ref.numpy()).max() < 1e-4 * scale
+
+
+
+def test_the_decoders_tile_multiple_is_the_networks():
+    """Tiles are padded to the multiple of the network that runs, not always the U-Net's."""
+    from cgdm_codec.runtime import OrtDenoiser, graph_paths
+    from cgdm_codec.weights import read_manifest, weights_dir
+
+    cfg = CgdmConfig.preset("restoration-av1")
+    deeper = replace(cfg, restoration=replace(cfg.restoration, widths=(16, 32, 64, 128, 256),
+                                              encoder_blocks=(1, 1, 1, 1), decoder_blocks=(1, 1, 1, 1)))
+    assert cfg.multiple == cfg.restoration.multiple == 8
+    assert deeper.multiple == 16 != deeper.unet.multiple
+    unet = CgdmConfig.preset("small-av1")
+    assert unet.multiple == unet.unet.multiple
+    shipped = weights_dir() / "cgdm-av1-5.safetensors"
+    graphs = graph_paths(shipped, read_manifest(shipped))
+    assert OrtDenoiser(graphs, deeper.unet, 1, multiple=deeper.multiple).multiple == 16
+    assert OrtDenoiser(graphs, unet.unet, 1).multiple == unet.unet.multiple
