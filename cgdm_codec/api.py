@@ -271,23 +271,18 @@ def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
     """The ``info`` dict: the container's summary, with the base codec by name (as ``cgdm
     info`` prints it; the number stays as ``base_codec_id``) and the weights by name, with
     whether a realism network is installed for them: what a user needs to know before
-    asking for ``--realism``, which a 4-byte hash does not tell."""
+    asking for ``--realism``, which a 4-byte hash does not tell (``generations.named_by``:
+    manifests only, no weights file read or hashed)."""
+    from .generations import named_by
+
     s = summary(f, file_bytes)
     record = registry.BY_ID.get(f.base_codec)
     s["base_codec_id"] = f.base_codec
     s["base_codec"] = record.name if record is not None else f"id {f.base_codec}"
     s["lossless"] = record is not None and record.lossless
-    name, realism = _weights_of(f, record) if record is not None else (None, False)
+    name, realism = named_by(f) if record is not None else (None, False)
     s["weights"], s["realism"] = name, realism
     return s
-
-
-def _weights_of(f: CgdmFile, record: Any) -> tuple[str | None, bool]:
-    """The installed weights a file names and whether a realism network serves it
-    (``generations.named_by``: manifests only, no weights file read or hashed)."""
-    from .generations import named_by
-
-    return named_by(f)
 
 
 def info(data: CgdmSource, *, limits: Limits | None = None) -> dict[str, Any]:

@@ -226,3 +226,23 @@ def test_statistics_serve_images_and_edge_tiles_too_small_for_every_band(h, w):
         for tiled in (False, True):
             out = gen(x, xt, tiled=tiled)
             assert out.shape == (1, cfg.length) and torch.isfinite(out).all()
+
+
+def test_the_one_pass_network_trains_and_a_run_stops_on_cpu_time(setup):
+    """``--arch restoration`` in the one training loop; ``--cpu-limit`` stops a run by the CPU
+    time it has used (log.csv's ``cpu_seconds``), and a resumed run counts on from there."""
+    import csv
+
+    from cgdm_codec.diffusion_config import CgdmConfig, RestorationConfig
+
+    tmp_path, data, base = setup
+    out = tmp_path / "run"
+    args = ["--arch", "restoration", "--stage", "fine", "--batch", "1", "--sample-steps", "1"]
+    run(data, base, out, *args, "--steps", "2")
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert CgdmConfig.from_dict(state["config"]).restoration == RestorationConfig()
+    run(data, base, out, *args, "--cpu-limit", str(state["cpu_seconds"]))  # already spent: stops at once
+    assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["step"] == 2
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert 0 < float(rows[0]["cpu_seconds"]) <= float(rows[1]["cpu_seconds"])

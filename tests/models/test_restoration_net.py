@@ -133,41 +133,6 @@ def test_candidate_fits_the_decode_budget_in_flops():
     assert ours < 85e3 and ours < unet
 
 
-def test_the_trainer_trains_it_and_stops_on_cpu_time(tmp_path, monkeypatch):
-    """``--arch restoration`` in the one training loop; ``--cpu-limit`` stops a run by the CPU
-    time it has used (log.csv's ``cpu_seconds``), and a resumed run counts on from there."""
-    import csv
-
-    from PIL import Image
-
-    from cgdm_codec.config import BaseCodecConfig
-    from cgdm_codec.models.base_codec import VariableRateHyperprior
-    from cgdm_codec.weights import save_weights
-    from cgdm_lab.train import cgdm as train_cgdm
-
-    monkeypatch.setenv("CGDM_CACHE", str(tmp_path / "cache"))
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (72, 72, 3), dtype=np.uint8)).save(data / f"{i}.png")
-    cfg = BaseCodecConfig(N=16, M=16)
-    base = tmp_path / "base.safetensors"
-    save_weights(base, VariableRateHyperprior(cfg).state_dict(), {"config": cfg.to_dict()})
-    out = tmp_path / "run"
-    args = ["--data", str(data), "--base", str(base), "--out", str(out), "--preset", "tiny", "--arch",
-            "restoration", "--stage", "fine", "--batch", "1", "--crop", "64", "--ckpt-every", "1",
-            "--precision", "fp32", "--sample-steps", "1"]
-    train_cgdm.main(args + ["--steps", "2"])
-    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-    assert CgdmConfig.from_dict(state["config"]).restoration == RestorationConfig()
-    train_cgdm.main(args + ["--cpu-limit", str(state["cpu_seconds"])])  # already spent: stops at once
-    assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["step"] == 2
-    rows = list(csv.DictReader((out / "log.csv").open()))
-    assert [r["step"] for r in rows] == ["1", "2"]
-    assert 0 < float(rows[0]["cpu_seconds"]) <= float(rows[1]["cpu_seconds"])
-
-
 def test_the_onnx_roles_export_and_agree_with_torch(tmp_path):
     """The decoder's three graphs (condition, features, denoise) come out of the usual export
     for this network too, their tensors read from the safetensors file, and agree with torch."""
