@@ -1,13 +1,20 @@
-"""The texture map's calibration on training photos: band energy, edge overshoot and flat-area
-energy of realism-1 decodes of files written with a texture map.
+"""The texture map's calibration on training photos: band energy, edge overshoot, flat-area
+energy and PSNR cost of realism-1 decodes of files written with a texture map.
 
     python benchmarks/texture_map_calibration.py
 
-Ten training photos (every 50th of bsds500 from the first, six of them, at full size; every
-20th of urban100 from the second, four, halved), each coded at levels 1-3 with
-``--texture-map`` and decoded at realism 1. ``sampling.texture_map.ENERGY_GAIN`` was chosen
-with it (2026-12-07): the mean band energy ratios of the two finest bands over the
-original's near 1 (the validation photos are never used for this).
+27 training photos in two groups, each coded at levels 1-3 with ``--texture-map`` and
+decoded at realism 0 and 1: "jpeg" (fourteen BSDS500 photos at full size, every 50th from
+the first and from the 25th, and three Urban100 photos halved, every 20th from the second),
+whose fine bands went through JPEG like sunhays80's, and "wallpapers" (ten of
+``train/debian_wallpapers`` at a quarter of their size, every 5th from the first and from
+the third of those the never-JPEG validation set leaves, ``benchmarks/camera_set.py``),
+which look like camera originals. The constants of ``sampling.texture_map`` (``ENERGY_GAIN``
+and ``ENERGY_GAIN_FINE``, ``WEIGHT_BOX``, ``FLAT_LOW``/``FLAT_HIGH``, ``BLEND_POWER``, the
+edge mask's ``EDGE_LOW``/``EDGE_HIGH``) were chosen with these photos (2026-12-07): flat-area
+energy (median over photos, as ``benchmarks/realism.py`` reports it) as low as it goes with
+the finest band's mean energy at least today's at every level and edge overshoot no higher.
+The validation photos are never used for this.
 """
 
 from __future__ import annotations
@@ -17,30 +24,47 @@ import pathlib
 import numpy as np
 
 import cgdm_codec
+from camera_set import HELD_OUT
 from cgdm_codec import artefacts, pipeline
 from cgdm_codec.container import parse
-from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
 from cgdm_codec.options import DecodeSettings
-from cgdm_codec.quality import band_energy_ratios
+from cgdm_codec.quality import band_energy_ratios, psnr
+from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "train"
+LEVELS = (1, 2, 3)
+COLUMNS = "band 1, band 2, overshoot r1, overshoot r0, PSNR cost (dB), flat (median)"
+
+
+def photos() -> dict[str, list[tuple[pathlib.Path, float]]]:
+    bsds = list_images(ROOT / "bsds500")
+    wallpapers = [p for p in list_images(ROOT / "debian_wallpapers") if p.stem not in HELD_OUT]
+    return {"jpeg": [(p, 1.0) for p in bsds[::50][:6] + bsds[25::50][:8]]
+                    + [(p, 0.5) for p in list_images(ROOT / "urban100")[1::20][:4]],
+            "wallpapers": [(p, 0.25) for p in (wallpapers[::5] + wallpapers[2::5])[:10]]}
+
+
+def measure(path: pathlib.Path, scale: float, level: int) -> list[float]:
+    img = load_reference(path, scale)
+    ref = to_rgb_array(img)
+    f = parse(cgdm_codec.encode(img, level, base="av1", device="cpu", texture_map=True))
+    out = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
+    r0 = pipeline.decode_file(f, DecodeSettings(device="cpu"))
+    return [*band_energy_ratios(out, ref), artefacts.edge_overshoot(out, ref), artefacts.edge_overshoot(r0, ref),
+            psnr(ref, r0) - psnr(ref, out), artefacts.flat_noise(out, ref)]
 
 
 def main() -> None:
-    files = list_images(ROOT / "bsds500")[::50][:6] + list_images(ROOT / "urban100")[1::20][:4]
-    rows = []
-    for p in files:
-        img = load_reference(p, 1.0 if "bsds" in str(p) else 0.5)
-        ref = to_rgb_array(img)
-        for lv in (1, 2, 3):
-            f = parse(cgdm_codec.encode(img, lv, base="av1", device="cpu", texture_map=True))
-            out = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
-            r0 = pipeline.decode_file(f, DecodeSettings(device="cpu"))
-            rows.append([*band_energy_ratios(out, ref), artefacts.edge_overshoot(out, ref),
-                         artefacts.edge_overshoot(r0, ref), artefacts.flat_noise(out, ref)])
-            print(p.name[:16], lv, np.round(rows[-1], 3), flush=True)
-    print("mean band 1, band 2, overshoot r1, overshoot r0, flat:", np.round(np.mean(rows, axis=0), 3))
-    print("per level:", [np.round(np.mean(rows[i::3], axis=0), 3).tolist() for i in range(3)])
+    for group, files in photos().items():
+        rows = {lv: [] for lv in LEVELS}
+        for p, scale in files:
+            for lv in LEVELS:
+                rows[lv].append(measure(p, scale, lv))
+                print(group, p.name[:20], lv, np.round(rows[lv][-1], 3), flush=True)
+        print(f"{group} ({len(files)} photos), per level: {COLUMNS}")
+        for lv in LEVELS:
+            r = np.array(rows[lv])
+            print(f"  level {lv}:", np.round([*r[:, :5].mean(axis=0), np.median(r[:, 5])], 3).tolist())
 
 
 if __name__ == "__main__":

@@ -192,3 +192,32 @@ def test_a_mapped_realism_decode_never_imports_torch():
             "pipeline.decode_file(f, DecodeSettings(realism=1.0)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def half_bokeh(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """An original (luma) whose 64-px blocks are half smooth, half textured (columns 32-96
+    of 128), and its decode: the texture thinned to a third, the smooth part carrying a
+    faint grain of its own (RMS 0.3 of an 8-bit level, like a restoring network's)."""
+    rng = np.random.default_rng(seed)
+    h = w = 128
+    smooth = np.tile(np.linspace(0.4, 0.5, w, dtype=np.float32), (h, 1))
+    detail = blur(0.06 * rng.standard_normal((h, w)).astype(np.float32), 1)
+    textured = np.zeros((h, w), dtype=np.float32)
+    textured[:, 32:96] = 1.0
+    original = smooth + detail * textured
+    grain = np.float32(0.3 / 255) * rng.standard_normal((h, w)).astype(np.float32)
+    decode = smooth + blur(detail, 1) * textured + grain * (1 - textured)
+    return original, decode
+
+
+def test_the_smooth_part_of_a_textured_block_gets_no_grain():
+    original, decode = half_bokeh()
+    have = T.block_energies(decode)
+    target = T.targets(have, T.map_symbols(T.block_energies(original), have))
+    assert (target[0] > 0).all()  # every block asks for more: its textured half lost detail
+    out = texture_on(decode, target)
+    fine = lambda y: T.atrous_bands(y, 1)[0] ** 2  # noqa: E731
+    inner = (slice(8, -8), slice(8, 24))  # the smooth columns, away from the image border
+    added = fine(out) - fine(decode)
+    assert fine(out)[inner].mean() < 1.2 * fine(decode)[inner].mean()  # the grain it had, not more
+    assert added[:, 40:88].mean() > 20 * max(added[inner].mean(), 0.0)  # the texture went to the detail
