@@ -24,6 +24,7 @@ from .cores import granted_cores
 from .diffusion_config import SyntaxConfig, UNetConfig
 from .quality.bands import band_means_numpy as band_means
 from .sampling.sample import Steering
+from .sampling.tiling import pool_windows
 
 #: Tiles up to this many pixels run side by side, one core each (``OrtDenoiser``).
 TILEWISE_MAX_PIXELS = 128 * 1024
@@ -226,19 +227,19 @@ class OrtSyntaxGenerator:
             feats = np.concatenate([feats, band_means(x, x_tilde)], axis=1)
         return feats
 
-    def values(self, x01: np.ndarray, x_tilde01: np.ndarray) -> np.ndarray:
+    def values(self, x01: np.ndarray, x_tilde01: np.ndarray, most: int | None = None) -> np.ndarray:
         """Continuous syntax values (S,) of an image pair (1, 3, H, W) in [0, 1], pooled tile by
-        tile as an area-weighted mean (models.syntax.SyntaxGenerator.pooled_tiled)."""
+        tile as an area-weighted mean over ``most`` of its windows, or all
+        (``sampling.tiling.pool_windows``; models.syntax.SyntaxGenerator.pooled_tiled)."""
         tile = self.cfg.pool_tile
         h, w = x01.shape[-2:]
         total, area = 0.0, 0
-        for top in range(0, h, tile):
-            for left in range(0, w, tile):
-                sl = (..., slice(top, top + tile), slice(left, left + tile))
-                a, b = x01[sl] * 2.0 - 1.0, x_tilde01[sl] * 2.0 - 1.0
-                n = a.shape[-2] * a.shape[-1]
-                total = total + self.pooled(a.astype(np.float32), b.astype(np.float32)) * n
-                area += n
+        for top, left in pool_windows(h, w, tile, most):
+            sl = (..., slice(top, top + tile), slice(left, left + tile))
+            a, b = x01[sl] * 2.0 - 1.0, x_tilde01[sl] * 2.0 - 1.0
+            n = a.shape[-2] * a.shape[-1]
+            total = total + self.pooled(a.astype(np.float32), b.astype(np.float32)) * n
+            area += n
         feats = (total / area).astype(np.float32)
         if self.cfg.statistics:
             n = sum(self.cfg.widths)

@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..diffusion_config import SyntaxConfig
 from ..quality.bands import STAT_BANDS, band_means_torch
+from ..sampling.tiling import pool_windows
 
 #: Floor of the band statistics (images in [-1, 1]; their bands: ``quality.bands.STAT_BANDS``).
 STAT_EPS = 1e-3
@@ -69,7 +70,8 @@ class SyntaxGenerator(nn.Module):
             feats = torch.cat([feats[:, :n], torch.log(feats[:, n:] + STAT_EPS)], dim=1)
         return self.mlp(feats)
 
-    def pooled_tiled(self, x: torch.Tensor, x_tilde: torch.Tensor, unit: bool = False) -> torch.Tensor:
+    def pooled_tiled(self, x: torch.Tensor, x_tilde: torch.Tensor, unit: bool = False,
+                     most: int | None = None) -> torch.Tensor:
         """``pooled`` for one large image, tile by tile, as an area-weighted mean of tile means.
 
         Bounds memory at encode time; it differs from the untiled result only through the
@@ -78,6 +80,7 @@ class SyntaxGenerator(nn.Module):
         of being kept, so memory stays at one tile's worth for any image size. ``unit``:
         the images are in [0, 1] and each tile is mapped to [-1, 1] on its own, so that a
         very large image needs no [-1, 1] copies (the same values as mapping it whole).
+        ``most``: pool only that many of the tiles, spread evenly (``sampling.tiling.pool_windows``).
         """
         tile = self.cfg.pool_tile
         _, _, h, w = x.shape
@@ -85,26 +88,25 @@ class SyntaxGenerator(nn.Module):
         if h <= tile and w <= tile:
             return pooled(x, x_tilde)
         total, area = 0.0, 0
-        for top in range(0, h, tile):
-            for left in range(0, w, tile):
-                sl = (..., slice(top, top + tile), slice(left, left + tile))
-                a = x[sl].shape[-2] * x[sl].shape[-1]
-                if torch.is_grad_enabled():
-                    feats = checkpoint(pooled, x[sl], x_tilde[sl], use_reentrant=False)
-                else:
-                    feats = pooled(x[sl], x_tilde[sl])
-                total = total + feats * a
-                area += a
+        for top, left in pool_windows(h, w, tile, most):
+            sl = (..., slice(top, top + tile), slice(left, left + tile))
+            a = x[sl].shape[-2] * x[sl].shape[-1]
+            if torch.is_grad_enabled():
+                feats = checkpoint(pooled, x[sl], x_tilde[sl], use_reentrant=False)
+            else:
+                feats = pooled(x[sl], x_tilde[sl])
+            total = total + feats * a
+            area += a
         return total / area
 
     def _pooled_unit(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
         return self.pooled(x * 2.0 - 1.0, x_tilde * 2.0 - 1.0)
 
     def forward(self, x: torch.Tensor, x_tilde: torch.Tensor, tiled: bool = False,
-                unit: bool = False) -> torch.Tensor:
+                unit: bool = False, most: int | None = None) -> torch.Tensor:
         """Continuous syntax values (B, length), float32; images in [-1, 1] ([0, 1] with ``unit``)."""
         if tiled:
-            feats = self.pooled_tiled(x, x_tilde, unit)
+            feats = self.pooled_tiled(x, x_tilde, unit, most)
         else:
             feats = self._pooled_unit(x, x_tilde) if unit else self.pooled(x, x_tilde)
         return self.from_pooled(feats)

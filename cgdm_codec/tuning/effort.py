@@ -17,6 +17,8 @@ class Effort:
 
     ``score_tiles``: candidates are scored on a full decode when the image has at most this
     many decoder tiles, otherwise on this many decoder tiles spread over the image.
+    ``syntax_windows``: the syntax generator reads at most this many of its pooling
+    windows (``SyntaxConfig.pool_tile``, 512 px), spread over the image; None reads all.
     """
 
     finetune_iters: int = 0
@@ -24,6 +26,7 @@ class Effort:
     lr: float = 5e-5
     seeds: int = 1
     score_tiles: int = 12
+    syntax_windows: int | None = None
 
     @property
     def searches(self) -> bool:
@@ -32,14 +35,20 @@ class Effort:
 
 PAPER_LR = 5e-5
 
+#: The one-pass presets read 24 of a large photo's 512-px syntax windows (6.3 MP): on 7
+#: photos of 10-24 MP at levels 1 3 5, 0-4 of the 24 symbols moved by 1 against reading
+#: every window, for a quarter to a sixth of the generator's time; a 10.6 MP photo at
+#: level 1 decoded +0.02 dB with them (benchmarks/syntax_windows.py, docs/benchmarks.md).
+SYNTAX_WINDOWS = 24
+
 # ``fast`` scores its one candidate (against the base-only decode) on a few tiles only.
 EFFORTS_CPU: dict[str, Effort] = {
-    "fast": Effort(score_tiles=4),
+    "fast": Effort(score_tiles=4, syntax_windows=SYNTAX_WINDOWS),
     # No search by default since 2026-12-02: against one pass at the same base-codec speed,
     # 24 fine-tuning iterations and 2 seeds gained -0.002 dB / +0.0001 MS-SSIM / +0.0003
     # HaarPSI for 5 more bytes and 11x the encode time (AV1 + cgdm-av1, 4 sunhays80 photos
     # halved, levels 1 3 5: benchmarks/effort.py, docs/encoder.md). ``max`` still searches.
-    "default": Effort(score_tiles=12),
+    "default": Effort(score_tiles=12, syntax_windows=SYNTAX_WINDOWS),
     "max": Effort(finetune_iters=250, tiles_per_iter=1, lr=PAPER_LR, seeds=4, score_tiles=24),
 }
 EFFORTS_CUDA: dict[str, Effort] = {
@@ -79,12 +88,3 @@ REFERENCE_TILE_AREA = 256 * 256
 def scored_tile_count(tile: tuple[int, int], score_tiles: int) -> int:
     th, tw = tile
     return max(1, min(score_tiles, round(score_tiles * REFERENCE_TILE_AREA / (th * tw))))
-
-
-def spread(count: int, n: int) -> list[int]:
-    """``n`` indices spread evenly over range(count) (all of them when n >= count)."""
-    if n >= count:
-        return list(range(count))
-    if n <= 1:
-        return [count // 2]
-    return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)})

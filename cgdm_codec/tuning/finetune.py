@@ -38,11 +38,12 @@ class frozen:
 
 
 def generator_symbols(generator: SyntaxGenerator, view: DecoderView, symbol_range: int,
-                      device: torch.device, precision: str) -> torch.Tensor:
-    """The transmitted symbols (S,) of a generator for the whole image."""
+                      device: torch.device, precision: str, most: int | None = None) -> torch.Tensor:
+    """The transmitted symbols (S,) of a generator for the whole image (``most`` of its
+    pooling windows: ``Effort.syntax_windows``)."""
     x, xt = view.image()
     with torch.no_grad(), autocast_for(device, precision):
-        values = generator.eval()(x, xt, tiled=True, unit=True)
+        values = generator.eval()(x, xt, tiled=True, unit=True, most=most)
     return symbols_of(values.float(), symbol_range).view(-1).cpu()
 
 

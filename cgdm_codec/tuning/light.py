@@ -23,8 +23,8 @@ from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
 from ..sampling.restore import decode_canvas, periodic_noise, uint8_to_signed
 from ..sampling.sample import Steering, sample
-from ..sampling.tiling import PaddedImage, make_grid
-from .effort import Effort, scored_tile_count, spread
+from ..sampling.tiling import PaddedImage, make_grid, pool_windows, spread
+from .effort import Effort, scored_tile_count
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     x01 = chw(x_rgb).astype(np.float32) / np.float32(255.0)
     xt01 = chw(xt_rgb).astype(np.float32) / np.float32(255.0)
     say("syntax: the generator's pass")
-    symbols = symbols_of(generator.values(x01, xt01), generator.cfg.symbol_range)
+    symbols = symbols_of(generator.values(x01, xt01, effort.syntax_windows), generator.cfg.symbol_range)
     if not decide:
         return Pass(symbols, encode_symbols(table, symbols))
     h, w = x_rgb.shape[:2]

@@ -117,7 +117,7 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, condition: int, 
     steps = steps or model.cfg.sampler.steps
     view = decoder_view(x, x_tilde, seed, model.cfg.sampler, model.unet.multiple, device)
     r = model.cfg.syntax.symbol_range
-    base = generator_symbols(model.syntax.to(device), view, r, device, precision)
+    base = generator_symbols(model.syntax.to(device), view, r, device, precision, effort.syntax_windows)
     if not effort.searches:
         result = SearchResult(Candidate(base, seed, "generator"))
         if decide:
@@ -131,7 +131,7 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, condition: int, 
         generator = finetune_generator(model, view, condition, effort.finetune_iters, effort.tiles_per_iter,
                                        effort.lr, steps, objective, device, precision, rng_seed=seed,
                                        progress=report)
-        tuned = generator_symbols(generator, view, r, device, precision)
+        tuned = generator_symbols(generator, view, r, device, precision, effort.syntax_windows)
     cands = candidates(base, tuned, seed, effort.seeds)
     result = SearchResult(cands[0])
     if decide:

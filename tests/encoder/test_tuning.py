@@ -11,6 +11,7 @@ from cgdm_codec.models.syntax import symbols_of
 from cgdm_codec.sampling.ddim import DDIMScheduler
 from cgdm_codec.sampling.restore import restore
 from cgdm_codec.tuning import Effort, resolve_effort, search
+from cgdm_codec.tuning.effort import SYNTAX_WINDOWS
 from cgdm_codec.tuning.finetune import finetune_generator, generator_symbols
 from cgdm_codec.quality.objective import Objective
 from cgdm_codec.tuning.search import SEED_SPACE, Candidate, candidates, score
@@ -37,7 +38,8 @@ def test_presets_and_overrides():
     assert resolve_effort("default", finetune=False).finetune_iters == 0
     assert resolve_effort("default", finetune=False).seeds == default.seeds
     assert resolve_effort("default", finetune_iters=5, seeds=2).searches
-    assert resolve_effort("fast", finetune_iters=3, seeds=5) == Effort(3, 1, Effort().lr, 5, 4)
+    assert resolve_effort("fast", finetune_iters=3, seeds=5) == Effort(3, 1, Effort().lr, 5, 4, SYNTAX_WINDOWS)
+    assert resolve_effort("max").syntax_windows is None  # the search reads every window
     for bad in ({"finetune_iters": -1}, {"seeds": 0}):
         with pytest.raises(ValueError):
             resolve_effort("default", **bad)
