@@ -134,7 +134,7 @@ def atrous_bands(y: np.ndarray, levels: int) -> list[np.ndarray]:
     return bands
 
 
-def box_mean(x: np.ndarray, side: int) -> np.ndarray:
+def _box_mean(x: np.ndarray, side: int) -> np.ndarray:
     """Mean over a side x side box centred on each pixel (edges replicated): separable sums
     of shifted copies in float32 (the boxes are small; 3x faster than running sums in float64)."""
     r = side // 2
@@ -167,18 +167,18 @@ EDGE_RADIUS = 3
 EDGE_LOW, EDGE_HIGH = 16 / 255, 48 / 255
 
 
-def edge_mask(luma: np.ndarray, low: float = EDGE_LOW, high: float = EDGE_HIGH) -> np.ndarray:
+def edge_mask(luma: np.ndarray) -> np.ndarray:
     """1 away from strong edges, falling to 0 within ``EDGE_RADIUS`` px of one (luma gradient
-    over ``low``..``high`` per pixel): texture drawn across an edge reads as a halo or speckle
-    along it, and what a softened edge lacks is sharpness, not grain."""
+    over ``EDGE_LOW``..``EDGE_HIGH`` per pixel): texture drawn across an edge reads as a halo
+    or speckle along it, and what a softened edge lacks is sharpness, not grain."""
     gy, gx = np.gradient(luma)
     g = -_erode(-np.hypot(gx, gy).astype(np.float32), 2 * EDGE_RADIUS + 1)  # the local maximum
-    return np.clip((np.float32(high) - g) / np.float32(high - low), 0.0, 1.0)
+    return np.clip((np.float32(EDGE_HIGH) - g) / np.float32(EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
 
 
 def local_energy(band: np.ndarray, cfg: "TextureConfig") -> np.ndarray:
     """A band's local mean square over ``cfg.window``."""
-    return np.maximum(box_mean(band * band, cfg.window), 0.0)
+    return np.maximum(_box_mean(band * band, cfg.window), 0.0)
 
 
 def texture_energy(band: np.ndarray, level: int, cfg: "TextureConfig",

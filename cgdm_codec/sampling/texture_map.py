@@ -13,23 +13,21 @@ with both energies floored at ``FLOOR`` (8-bit rounding noise), so flat blocks c
 almost nothing to code. The symbols' entropy coding is ``entropy_models.texture_map_coding``.
 
 At realism R the decoder then adds, per block, the energy the decode lacks against that
-target (none where the decode already has it), spread inside the block by ``spread_weight``:
-the decode's coarser-band energy around each pixel, nothing where its finest band is flat
-(an original's smooth part of a textured block: sky beside a roof, bokeh beside a leaf),
-none within a few pixels of a strong edge (``edge_mask``: texture drawn across an edge
-reads as a halo), and put in as ``texture.amplified`` does: first by amplifying the band
-the decode kept, then as seeded band noise. Block values are interpolated bilinearly
-between block centres so no block edge shows, and a block the map leaves without texture
-takes none from its neighbours (``BLEND_POWER``). The constants were chosen on training
-photos (``benchmarks/texture_map_calibration.py``).
+target (none where the decode already has it), spread inside the block by the decode's own
+texture energy (``texture.texture_energy``: eroded, so thin edges, which lack sharpness
+rather than grain, get little), none within a few pixels of a strong edge (``edge_mask``:
+texture drawn across an edge reads as a halo), and put in as ``texture.amplified`` does:
+first by amplifying the band the decode kept, then as seeded band noise. Block values are
+interpolated bilinearly between block centres so no block edge shows. The constants were
+chosen on training photos (``benchmarks/texture_map_calibration.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .texture import (LUMA, STRIP, Analysis, BandTerm, TextureConfig, box_mean, amplified, analyse,
-                      atrous_bands, band_noise_rms, edge_mask, margin, noise_rows)
+from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, analyse, atrous_bands,
+                      band_noise_rms, edge_mask, margin, noise_rows)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
 BLOCK_LOG2 = BLOCK.bit_length() - 1
@@ -41,43 +39,19 @@ FLOOR = 2e-6  # energies below this (8-bit rounding noise is 1.3e-6 in [0, 1] un
 #: Blocks the original kept this quiet (RMS 0.7 of an 8-bit level) get no texture: grain
 #: there reads as noise on a smooth surface (sky, bokeh), whatever its energy.
 QUIET = 4 * FLOOR
-#: Where the weight sees texture in a block, the block's missing energy goes there alone (a
+#: Where the model sees texture in a block, the block's missing energy goes there alone (a
 #: share spread evenly would grain the smooth part of a half-sky block); a block where it
-#: sees none (a flat decode of a textured original) gets it evenly: the weight plus this
-#: small constant energy decides between the two.
+#: sees none (a flat decode of a textured original) gets it evenly: the model's estimate
+#: plus this small constant energy (RMS 0.08 of an 8-bit level) decides between the two.
 SPREAD = 2e-8
 #: No pixel gets more than this many times its block's missing energy (a block where the
-#: weight sees a few textured pixels would otherwise put all of it on them, as speckle).
+#: model sees a few textured pixels would otherwise put all of it on them, as speckle).
 PEAK = 8.0
-#: The weight is the decode's energy of bands 2 and 3 over a box this wide: where an original
-#: was smooth, the decode kept its coarser bands smooth too, while texture the base codec
-#: thinned keeps some of them (on training photos it tells the original's flattest 16-px
-#: blocks from the rest of their 64-px block better than the finest band's eroded energy,
-#: which the realism network's own fine grain blurs: 0.75 against 0.64 ROC area).
-WEIGHT_BOX = 15
-#: ... and falls to 0 where the decode's finest band is flat (its eroded energy from
-#: FLAT_HIGH down to FLAT_LOW: RMS 0.5 to 0.25 of an 8-bit level), where grain would be
-#: added to an area the original had smooth.
-FLAT_LOW, FLAT_HIGH = 1e-6, 4e-6
-#: The bilinear blend of block values is raised to this power by the share of the blend
-#: coming from blocks the map gives texture: a smooth block beside a textured one takes
-#: (1/2)^4 of it at their common edge, not half.
-BLEND_POWER = 4
-#: The edge mask of the mapped stage fades texture out from a luma gradient of 8 to 32
-#: levels per pixel (the unmapped stage's 16-48 let the amplified detail overshoot the
-#: softer edges of a level-1 decode).
-EDGE_LOW, EDGE_HIGH = 8 / 255, 32 / 255
 #: Per band, the energy put in over the energy asked for: what a band gets is measured again
 #: through the band's filter, which passes only part of it (amplified detail of the decode
 #: lies low in the finest band; band-filtered noise of the second band spreads into the
-#: first), so the finest band needs more in than it should show; more since the weight
-#: keeps it off flat pixels, where a little energy shows most in mean |band|. At the
-#: coarsest quantisers (``GAIN_QINDEX[1]``, level 1, and above) ``ENERGY_GAIN``; the finest
-#: band's gain rises linearly to ``ENERGY_GAIN_FINE`` at ``GAIN_QINDEX[0]`` (level 3) and
-#: below, where the decode's detail is finer and a constant gain left it short.
-ENERGY_GAIN = (2.5, 2.0)
-ENERGY_GAIN_FINE = (3.2, 2.0)
-GAIN_QINDEX = (200, 249)
+#: first), so the finest band needs more in than it should show.
+ENERGY_GAIN = (1.8, 1.0)
 _BAND_MARGIN = 8  # rows a strip needs on each side for two à trous bands (radii 2 + 4)
 
 
@@ -148,20 +122,6 @@ def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarr
     return (cols[r0] * (1 - rw)[:, None] + cols[r1] * rw[:, None]).astype(np.float32)
 
 
-def energy_gain(qindex: int) -> tuple[float, ...]:
-    """Each band's gain (``ENERGY_GAIN``) at this quantiser."""
-    return tuple(float(np.interp(qindex, GAIN_QINDEX, (fine, coarse)))
-                 for fine, coarse in zip(ENERGY_GAIN_FINE, ENERGY_GAIN))
-
-
-def spread_weight(a: Analysis) -> np.ndarray:
-    """Per pixel, how much of its block's missing energy it takes (relative to the block's
-    mean): the decode's band 2 and 3 energy around it, 0 where its finest band is flat."""
-    w = box_mean(a.energy[1] + a.energy[2], WEIGHT_BOX)
-    w *= np.clip((a.features[:, :, 0] - np.float32(FLAT_LOW)) / np.float32(FLAT_HIGH - FLAT_LOW), 0.0, 1.0)
-    return w
-
-
 def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,
                        target: np.ndarray) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
@@ -178,30 +138,26 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, 
         return slice(top - lo, top - lo + min(STRIP, h - top))
 
     have = np.zeros((BANDS, *grid(h, w)))
-    where = np.zeros(grid(h, w))
-    for top, lo, hi in strips:
+    where = np.zeros_like(have)
+    for top, lo, hi in strips:  # the weight of each pixel is the band's texture energy
         rows, a = rows_of(top, lo), analyse(luma[lo:hi], qindex, cfg)
         for k in range(BANDS):
             _block_sums(np.square(a.bands[k][rows]), top, have[k])
-        _block_sums(spread_weight(a)[rows], top, where)
+            _block_sums(a.features[rows, :, k], top, where[k])
     counts = _block_counts(h, w)
     have, where = have / counts, where / counts
     need = np.maximum(target - have, 0.0)
-    textured = (target[0] > 0).astype(np.float64)
-    unit, gain = band_noise_rms(cfg.bands), energy_gain(qindex)
+    unit = band_noise_rms(cfg.bands)
     for top, lo, hi in strips:
         rows, a = rows_of(top, lo), analyse(luma[lo:hi], qindex, cfg)
         noise = atrous_bands(noise_rows(seed, cfg.period, lo, hi - lo, w), BANDS)
         n = rows.stop - rows.start
-        keep = edge_mask(luma[lo:hi], EDGE_LOW, EDGE_HIGH)[rows]
-        keep *= _upsample(textured, top, n, w) ** BLEND_POWER
-        weight = spread_weight(a)[rows]
-        share = 1.0 / (_upsample(where, top, n, w) + np.float32(SPREAD))
+        keep = edge_mask(luma[lo:hi])[rows]
         tex = np.zeros((n, w), dtype=np.float32)
         for k in range(BANDS):
-            lack = _upsample(need[k], top, n, w) * np.float32(gain[k])
-            add = weight + np.float32(SPREAD)
-            add *= lack * share
+            lack = _upsample(need[k], top, n, w) * np.float32(ENERGY_GAIN[k])
+            add = a.features[rows, :, k] + np.float32(SPREAD)
+            add *= lack / (_upsample(where[k], top, n, w) + np.float32(SPREAD))
             np.minimum(add, np.float32(PEAK) * lack, out=add)
             add *= keep  # the share of pixels near strong edges is dropped, not moved elsewhere
             term = BandTerm(add, noise[k][rows], unit[k], a.bands[k][rows], a.energy[k][rows])
