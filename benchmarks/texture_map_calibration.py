@@ -9,12 +9,11 @@ the first and from the 25th, and three Urban100 photos halved, every 20th from t
 whose fine bands went through JPEG like sunhays80's, and "wallpapers" (ten of
 ``train/debian_wallpapers`` at a quarter of their size, every 5th from the first and from
 the third of those the never-JPEG validation set leaves, ``benchmarks/camera_set.py``),
-which look like camera originals. The constants of ``sampling.texture_map`` (``ENERGY_GAIN``
-and ``ENERGY_GAIN_FINE``, ``WEIGHT_BOX``, ``FLAT_LOW``/``FLAT_HIGH``, ``BLEND_POWER``, the
-edge mask's ``EDGE_LOW``/``EDGE_HIGH``) were chosen with these photos (2026-12-07): flat-area
-energy (median over photos, as ``benchmarks/realism.py`` reports it) as low as it goes with
-the finest band's mean energy at least today's at every level and edge overshoot no higher.
-The validation photos are never used for this.
+which look like camera originals. ``sampling.texture_map.ENERGY_GAIN`` was chosen on ten of
+the "jpeg" photos (six BSDS500, four Urban100 halved; 2026-12-07): mean band energy near 1.
+What the stage gives on all 27 (flat-area energy as ``benchmarks/realism.py`` reports it,
+the median over photos) is in docs/realism.md ("Calibration"). The validation photos are
+never used for this.
 """
 
 from __future__ import annotations
