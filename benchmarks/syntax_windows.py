@@ -8,6 +8,12 @@ decoded as the decoder does, and passed to the newest generation's syntax genera
 Runtime, as the default encoder runs it) once over all 512-px windows and once per
 ``--most``. Per setting: how many of the 24 symbols differ from the all-window symbols (and
 by how much at most), and the generator's seconds.
+
+``--decoded N`` instead codes each photo with the real encoder (default effort) twice, reading
+all windows and N of them, decodes both files and prints their sizes and PSNR / MS-SSIM /
+HaarPSI:
+
+    python benchmarks/syntax_windows.py /tmp/large6/lomiri1604_Bridge_by_Sander_Klootwijk.jpg --levels 1 3 --decoded 24
 """
 
 from __future__ import annotations
@@ -26,14 +32,46 @@ from cgdm_codec.runtime import symbols_of
 from cgdm_lab.evaluation.images import list_images, load_reference, to_rgb_array
 
 
+def decoded(path: Path, level: int, most: int) -> dict:
+    """Bytes and quality of the default encode's decode, reading all syntax windows and ``most``."""
+    import dataclasses
+
+    import cgdm_codec
+    from cgdm_codec import pipeline
+    from cgdm_codec.container import parse
+    from cgdm_codec.options import DecodeSettings
+    from cgdm_codec.quality import haarpsi, ms_ssim, psnr
+    from cgdm_codec.tuning import effort
+
+    img = load_reference(path)
+    ref = to_rgb_array(img)
+    shipped, out = effort.EFFORTS_CPU["default"], {}
+    try:
+        for name, windows in (("all", None), (str(most), most)):
+            effort.EFFORTS_CPU["default"] = dataclasses.replace(shipped, syntax_windows=windows)
+            data = cgdm_codec.encode(img, level, effort="default")
+            dec = pipeline.decode_file(parse(data), DecodeSettings())
+            out[name] = dict(bytes=len(data), psnr=round(psnr(ref, dec), 3), ms_ssim=round(ms_ssim(ref, dec), 5),
+                             haarpsi=round(haarpsi(ref, dec), 4))
+    finally:
+        effort.EFFORTS_CPU["default"] = shipped
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", type=Path, nargs="+", help="photos, or folders of photos")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 3, 5])
     ap.add_argument("--most", type=int, nargs="+", default=[8, 16, 24, 32])
+    ap.add_argument("--decoded", type=int, default=None, metavar="N")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     files = [f for p in args.images for f in (list_images(p) if p.is_dir() else [p])]
+    if args.decoded is not None:
+        for path in files:
+            for level in args.levels:
+                print(path.name, level, decoded(path, level, args.decoded), flush=True)
+        return
     bundle = generations.load_bundle("av1")
     gen = bundle.newest.generation
     generator = syntax_generator(gen, None)
