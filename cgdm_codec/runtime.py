@@ -24,7 +24,7 @@ from .cores import granted_cores
 from .diffusion_config import SyntaxConfig, UNetConfig
 from .quality.bands import band_means_numpy as band_means
 from .sampling.sample import Steering
-from .sampling.tiling import pool_windows
+from .windows import pool_windows
 
 #: Tiles up to this many pixels run side by side, one core each (``OrtDenoiser``).
 TILEWISE_MAX_PIXELS = 128 * 1024
@@ -230,7 +230,7 @@ class OrtSyntaxGenerator:
     def values(self, x01: np.ndarray, x_tilde01: np.ndarray, most: int | None = None) -> np.ndarray:
         """Continuous syntax values (S,) of an image pair (1, 3, H, W) in [0, 1], pooled tile by
         tile as an area-weighted mean over ``most`` of its windows, or all
-        (``sampling.tiling.pool_windows``; models.syntax.SyntaxGenerator.pooled_tiled)."""
+        (``windows.pool_windows``; models.syntax.SyntaxGenerator.pooled_tiled)."""
         tile = self.cfg.pool_tile
         h, w = x01.shape[-2:]
         total, area = 0.0, 0

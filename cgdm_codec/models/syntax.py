@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..diffusion_config import SyntaxConfig
 from ..quality.bands import STAT_BANDS, band_means_torch
-from ..sampling.tiling import pool_windows
+from ..windows import pool_windows
 
 #: Floor of the band statistics (images in [-1, 1]; their bands: ``quality.bands.STAT_BANDS``).
 STAT_EPS = 1e-3
@@ -80,7 +80,7 @@ class SyntaxGenerator(nn.Module):
         of being kept, so memory stays at one tile's worth for any image size. ``unit``:
         the images are in [0, 1] and each tile is mapped to [-1, 1] on its own, so that a
         very large image needs no [-1, 1] copies (the same values as mapping it whole).
-        ``most``: pool only that many of the tiles, spread evenly (``sampling.tiling.pool_windows``).
+        ``most``: pool only that many of the tiles, spread evenly (``windows.pool_windows``).
         """
         tile = self.cfg.pool_tile
         _, _, h, w = x.shape

@@ -239,20 +239,3 @@ def _image(source: Any, b: int) -> Any:
         return source if source.image.shape[0] == 1 else PaddedImage(
             source.image[b:b + 1], source.rows, source.cols, source.convert)
     return source[b:b + 1]
-
-
-def spread(count: int, n: int) -> list[int]:
-    """``n`` indices spread evenly over range(count) (all of them when n >= count)."""
-    if n >= count:
-        return list(range(count))
-    if n <= 1:
-        return [count // 2]
-    return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)})
-
-
-def pool_windows(height: int, width: int, tile: int, most: int | None = None) -> list[tuple[int, int]]:
-    """Top-left corners of the ``tile``-sized windows the syntax generator pools, row by row;
-    with ``most``, only that many of them, spread evenly: the generator reads a photo's
-    statistics, which a spread of a large photo's windows gives at a fraction of the time."""
-    corners = [(top, left) for top in range(0, height, tile) for left in range(0, width, tile)]
-    return corners if most is None else [corners[i] for i in spread(len(corners), most)]

@@ -23,7 +23,8 @@ from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
 from ..sampling.restore import decode_canvas, periodic_noise, uint8_to_signed
 from ..sampling.sample import Steering, sample
-from ..sampling.tiling import PaddedImage, make_grid, pool_windows, spread
+from ..sampling.tiling import PaddedImage, make_grid
+from ..windows import spread
 from .effort import Effort, scored_tile_count
 
 

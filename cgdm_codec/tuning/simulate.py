@@ -16,7 +16,8 @@ from ..diffusion_config import SamplerConfig
 from ..models.unet import ConsistencyGuidedUNet
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
-from ..sampling.tiling import PaddedImage, TileGrid, make_grid, spread  # noqa: F401 (search imports spread here)
+from ..sampling.tiling import PaddedImage, TileGrid, make_grid
+from ..windows import spread  # noqa: F401 (search imports spread here)
 from ..sampling.unrolled import unrolled_sample
 
 

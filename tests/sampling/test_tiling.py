@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 torch = pytest.importorskip("torch")
 
-from cgdm_codec.sampling.tiling import (axis_tiles, make_grid, pad_to_canvas, pool_windows, run_tiled, spread,
-                                        tile_weights)
+from cgdm_codec.sampling.tiling import axis_tiles, make_grid, pad_to_canvas, run_tiled, tile_weights
+from cgdm_codec.windows import pool_windows, spread
 
 pytestmark = pytest.mark.torch
 
