@@ -230,13 +230,15 @@ class OrtSyntaxGenerator:
     def values(self, x01: np.ndarray, x_tilde01: np.ndarray, most: int | None = None) -> np.ndarray:
         """Continuous syntax values (S,) of an image pair (1, 3, H, W) in [0, 1], pooled tile by
         tile as an area-weighted mean over ``most`` of its windows, or all
-        (``windows.pool_windows``; models.syntax.SyntaxGenerator.pooled_tiled)."""
+        (``windows.pool_windows``; models.syntax.SyntaxGenerator.pooled_tiled). uint8 pairs
+        are mapped to [0, 1] a window at a time (the same numbers, without two float copies
+        of a large photo)."""
         tile = self.cfg.pool_tile
         h, w = x01.shape[-2:]
         total, area = 0.0, 0
         for top, left in pool_windows(h, w, tile, most):
             sl = (..., slice(top, top + tile), slice(left, left + tile))
-            a, b = x01[sl] * 2.0 - 1.0, x_tilde01[sl] * 2.0 - 1.0
+            a, b = unit_float(x01[sl]) * 2.0 - 1.0, unit_float(x_tilde01[sl]) * 2.0 - 1.0
             n = a.shape[-2] * a.shape[-1]
             total = total + self.pooled(a.astype(np.float32), b.astype(np.float32)) * n
             area += n
@@ -248,6 +250,11 @@ class OrtSyntaxGenerator:
         hidden = feats @ w1.T + b1
         hidden = np.where(hidden >= 0, hidden, 0.1 * hidden)
         return (hidden @ w2.T + b2).reshape(-1)
+
+
+def unit_float(a: np.ndarray) -> np.ndarray:
+    """uint8 in 0..255 as float32 in [0, 1]; float arrays as they are."""
+    return a.astype(np.float32) / np.float32(255.0) if a.dtype == np.uint8 else a
 
 
 def symbols_of(values: np.ndarray, symbol_range: int) -> np.ndarray:

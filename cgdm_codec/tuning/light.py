@@ -18,7 +18,7 @@ import numpy as np
 from ..diffusion_config import SamplerConfig
 from ..entropy_models.syntax_coding import encode_symbols
 from ..quality.objective import Objective
-from ..runtime import OrtDenoiser, OrtSyntaxGenerator, symbols_of
+from ..runtime import OrtDenoiser, OrtSyntaxGenerator, symbols_of, unit_float
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
 from ..sampling.restore import decode_canvas, periodic_noise, uint8_to_signed
@@ -55,10 +55,9 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     own) of the decode they give against the base-only decode's. ``progress``
     hears each stage, ``steps_done`` the scoring decode's sampler steps."""
     say = progress or (lambda _: None)
-    x01 = chw(x_rgb).astype(np.float32) / np.float32(255.0)
-    xt01 = chw(xt_rgb).astype(np.float32) / np.float32(255.0)
     say("syntax: the generator's pass")
-    symbols = symbols_of(generator.values(x01, xt01, effort.syntax_windows), generator.cfg.symbol_range)
+    symbols = symbols_of(generator.values(chw(x_rgb), chw(xt_rgb), effort.syntax_windows),
+                         generator.cfg.symbol_range)
     if not decide:
         return Pass(symbols, encode_symbols(table, symbols))
     h, w = x_rgb.shape[:2]
@@ -68,6 +67,7 @@ def single_pass(generator: OrtSyntaxGenerator, denoiser: OrtDenoiser, table: np.
     n = scored_tile_count(grid.tile, effort.score_tiles)
     if len(grid) <= n:
         say("scoring the diffusion decode against the base-only decode (whole image)")
+        x01, xt01 = unit_float(chw(x_rgb)), unit_float(chw(xt_rgb))
         decoded = decode_canvas(denoiser, chw(xt_rgb), symbols, condition, seed, steps, sampler,
                                 progress=steps_done)
         return Pass(symbols, syntax, objective.numpy(decoded, x01, bpp),

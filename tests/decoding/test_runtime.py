@@ -242,3 +242,18 @@ def test_weights_rewritten_under_a_running_process(tmp_path):
     assert float(sum(t.float().sum() for t in tensors.values())) != 0.0
     save_weights(path, tensors, {"kind": "test"})
     assert path.stat().st_ino != inode and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_syntax_generator_reads_uint8_pairs_a_window_at_a_time_to_the_same_values():
+    """The encoder hands the generator 8-bit images (no float copies of a large photo):
+    the values are those of the images mapped to [0, 1] first, to the bit."""
+    path = weights_dir() / f"{AV1_WEIGHTS[-1]}.safetensors"
+    manifest = read_manifest(path)
+    cfg = CgdmConfig.from_dict(manifest["config"])
+    gen = OrtSyntaxGenerator(graph_paths(path, manifest)["syntax"], path, cfg.syntax, 1)
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (1, 3, 600, 530), dtype=np.uint8)
+    xt = np.clip(x.astype(np.int16) + rng.integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
+    unit = lambda a: a.astype(np.float32) / np.float32(255.0)  # noqa: E731
+    assert np.array_equal(gen.values(x, xt), gen.values(unit(x), unit(xt)))
+    assert np.array_equal(gen.values(x, xt, 2), gen.values(unit(x), unit(xt), 2))
