@@ -38,7 +38,7 @@ PAPER_LR = 5e-5
 #: The one-pass presets read 24 of a large photo's 512-px syntax windows (6.3 MP): on 7
 #: photos of 10-24 MP at levels 1 3 5, 0-4 of the 24 symbols moved by 1 against reading
 #: every window, for a quarter to a sixth of the generator's time; a 10.6 MP photo at
-#: level 1 decoded +0.02 dB with them (benchmarks/syntax_windows.py, docs/benchmarks.md).
+#: levels 1 and 3 decoded within 0.02 dB of it (benchmarks/syntax_windows.py, docs/encoder.md).
 SYNTAX_WINDOWS = 24
 
 # ``fast`` scores its one candidate (against the base-only decode) on a few tiles only.
