@@ -240,7 +240,7 @@ class OrtSyntaxGenerator:
             sl = (..., slice(top, top + tile), slice(left, left + tile))
             a, b = unit_float(x01[sl]) * 2.0 - 1.0, unit_float(x_tilde01[sl]) * 2.0 - 1.0
             n = a.shape[-2] * a.shape[-1]
-            total = total + self.pooled(a.astype(np.float32), b.astype(np.float32)) * n
+            total = total + self.pooled(a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)) * n
             area += n
         feats = (total / area).astype(np.float32)
         if self.cfg.statistics:

@@ -19,7 +19,8 @@ from ..sampling.restore import restore
 from .effort import Effort, scored_tile_count
 from .finetune import finetune_generator, generator_symbols
 from ..quality.objective import Objective
-from .simulate import DecoderView, decoder_view, sample_tiles, spread, with_seed
+from ..windows import spread
+from .simulate import DecoderView, decoder_view, sample_tiles, with_seed
 
 StepProgress = Callable[[str, int, int], None]
 SEED_SPACE = 1 << 32

@@ -17,7 +17,6 @@ from ..models.unet import ConsistencyGuidedUNet
 from ..sampling.ddim import DDIMScheduler
 from ..sampling.noise import noise_patch
 from ..sampling.tiling import PaddedImage, TileGrid, make_grid
-from ..windows import spread  # noqa: F401 (search imports spread here)
 from ..sampling.unrolled import unrolled_sample
 
 

@@ -15,7 +15,7 @@ from cgdm_codec.tuning.effort import SYNTAX_WINDOWS
 from cgdm_codec.tuning.finetune import finetune_generator, generator_symbols
 from cgdm_codec.quality.objective import Objective
 from cgdm_codec.tuning.search import SEED_SPACE, Candidate, candidates, score
-from cgdm_codec.tuning.simulate import decoder_view, sample_tiles, spread
+from cgdm_codec.tuning.simulate import decoder_view, sample_tiles
 from tiny_models import SAMPLER, image, trained_looking
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
@@ -55,13 +55,6 @@ def test_candidates_keep_the_generator_first_and_wrap_seeds():
         ("generator", SEED_SPACE - 1), ("finetuned", SEED_SPACE - 1), ("finetuned", 0)]
     # a fine-tuning that lands on the same symbols adds no duplicate decode
     assert len(candidates(a, a.clone(), 0, 1)) == 1
-
-
-def test_spread():
-    assert spread(5, 9) == [0, 1, 2, 3, 4]
-    assert spread(10, 1) == [5]
-    assert spread(10, 3) == [0, 4, 9] or spread(10, 3) == [0, 5, 9]
-    assert len(spread(100, 12)) == 12
 
 
 def test_single_tile_simulation_is_the_decoder():

@@ -15,7 +15,6 @@ torch = pytest.importorskip("torch")
 from PIL import Image
 
 import cgdm_codec
-import cgdm_codec
 from cgdm_codec import generations, pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.errors import ConfigError, WeightsError

@@ -227,14 +227,16 @@ def test_an_edge_gets_no_fringe(cfg):
     assert near_edge < 0.05 * change[:, 16:-16, 8: w // 2 - 16].mean()
 
 
-def test_a_realism_decode_never_imports_torch():
-    """The realism network runs on ONNX Runtime and the texture stage on numpy alone."""
+@pytest.mark.parametrize("golden", ["av1-cgdm3s1-q3.cgdm", "av1-cgdm5-q3-map.cgdm"])
+def test_a_realism_decode_never_imports_torch(golden):
+    """The realism network runs on ONNX Runtime and the texture stage on numpy alone; with a
+    texture map, its range decoder and the mapped stage are numpy and constriction alone."""
     import subprocess
     import sys
 
     code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
             "from cgdm_codec.options import DecodeSettings; "
-            f"f = parse(open({str(GOLDEN / 'av1-cgdm3s1-q3.cgdm')!r}, 'rb').read()); "
+            f"f = parse(open({str(GOLDEN / golden)!r}, 'rb').read()); "
             "pipeline.decode_file(f, DecodeSettings(realism=1.0)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

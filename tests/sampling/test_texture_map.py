@@ -182,16 +182,6 @@ def test_golden_file_with_a_texture_map_decodes_as_it_did(float32_cpu):
     assert np.abs(fidelity - want).mean() > 0.5  # the texture did change the picture
 
 
-def test_a_mapped_realism_decode_never_imports_torch():
-    """The map's range decoder and the mapped texture stage are numpy and constriction alone."""
-    code = ("import sys; from cgdm_codec import pipeline; from cgdm_codec.container import parse; "
-            "from cgdm_codec.options import DecodeSettings; "
-            f"f = parse(open({str(GOLDEN / 'av1-cgdm5-q3-map.cgdm')!r}, 'rb').read()); "
-            "pipeline.decode_file(f, DecodeSettings(realism=1.0)); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def half_bokeh(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """An original (luma) whose 64-px blocks are half smooth, half textured (columns 32-96
     of 128), and its decode: the texture thinned to a third, the smooth part carrying a

@@ -6,7 +6,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cgdm_codec.sampling.tiling import axis_tiles, make_grid, pad_to_canvas, run_tiled, tile_weights
-from cgdm_codec.windows import pool_windows, spread
 
 pytestmark = pytest.mark.torch
 
@@ -93,19 +92,3 @@ def test_padded_image_tiles_equal_the_padded_canvas(size):
         assert torch.equal(crop(padded, y, x0, th, tw), canvas[..., y:y + th, x0:x0 + tw])
     fn = lambda chunk, tiles: tiles[0] * 2 + tiles[1]  # noqa: E731
     assert torch.equal(run_tiled(fn, [canvas, padded], grid, 3), run_tiled(fn, [canvas, canvas], grid, 3))
-
-
-def test_spread_picks_distinct_indices_from_end_to_end():
-    assert spread(5, 9) == [0, 1, 2, 3, 4]
-    assert spread(96, 24)[0] == 0 and spread(96, 24)[-1] == 95
-    assert len(set(spread(96, 24))) == 24
-    assert spread(7, 1) == [3]
-
-
-def test_pool_windows_cover_the_image_or_a_spread_of_it():
-    every = pool_windows(1100, 1300, 512)
-    assert every == [(t, l) for t in (0, 512, 1024) for l in (0, 512, 1024)]
-    assert pool_windows(1100, 1300, 512, 100) == every
-    part = pool_windows(4000, 6000, 512, 24)
-    assert len(part) == 24 and set(part) < set(pool_windows(4000, 6000, 512))
-    assert {t for t, _ in part} == set(range(0, 4000, 512))  # every row of windows is read
