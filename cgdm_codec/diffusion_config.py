@@ -41,6 +41,12 @@ class UNetConfig:
     # one-pixel grid. False for every generation before cgdm-av1-5, so their files decode
     # exactly as before.
     nyquist_null: bool = False
+    # Whether the diffusion encoder reads x_t. A one-step decode starts from pure noise,
+    # which tells the network nothing about the photo: with False it sees x_t's expectation,
+    # zero, on an unbounded canvas, so its features are one vector per level (``models.unet.Encoder`` with x None)
+    # and a decode skips about a quarter of the network's arithmetic. True for every
+    # generation before cgdm-av1-6.
+    noise_input: bool = True
 
     @classmethod
     def paper(cls) -> "UNetConfig":

@@ -156,7 +156,9 @@ class OrtDenoiser:
         return self.graphs[role]
 
     def _run(self, role: str, feed: dict[str, np.ndarray], threads: int, graph: Path | None = None) -> list[np.ndarray]:
-        return session(graph or self.graph(role), threads).run(None, feed)
+        sess = session(graph or self.graph(role), threads)
+        # a network that does not read x_t (UNetConfig.noise_input) has no such graph input
+        return sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})
 
     def _tiles(self, role: str, feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
         """Every output of the ``role`` graph for each per-tile feed, the tiles side by side."""

@@ -48,13 +48,16 @@ class DynamicDepthwise(nn.Module):
         nn.init.zeros_(self.to_params.bias)
         self.channels, self.kernel_size = channels, k
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def kernels(self, cond: torch.Tensor) -> torch.Tensor:
+        """(rows, C, k, k): one depthwise kernel per channel and condition row."""
         c, k = self.channels, self.kernel_size
         params = self.to_params(F.silu(cond)).float()
         offsets, gains = params[:, : c * k * k], params[:, c * k * k:]
         kernels = self.base + offsets.view(-1, c, k, k)
-        kernels = kernels * (1.0 + gains).view(-1, c, 1, 1)  # the gain folds into the kernel
-        return dynamic_depthwise(x, kernels)
+        return kernels * (1.0 + gains).view(-1, c, 1, 1)  # the gain folds into the kernel
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return dynamic_depthwise(x, self.kernels(cond))
 
 
 class SyntaxFeatureFusion(nn.Module):
@@ -66,5 +69,14 @@ class SyntaxFeatureFusion(nn.Module):
         self.w_d = DynamicDepthwise(channels, cond_dim)
         self.mix = nn.Conv2d(2 * channels, out_channels or channels, 1)
 
-    def forward(self, e: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.mix(torch.cat([self.w_e(e, cond), self.w_d(d, cond)], dim=1))
+    def forward(self, e: torch.Tensor, d: torch.Tensor, cond: torch.Tensor, constant: bool = False) -> torch.Tensor:
+        """``constant``: d is the same everywhere on the canvas, given as (rows, C, 1, 1); its
+        depthwise filter then scales it by the kernel's sum, and its half of the mixing adds
+        one vector per row, so no d-sized map is ever made."""
+        if not constant:
+            return self.mix(torch.cat([self.w_e(e, cond), self.w_d(d, cond)], dim=1))
+        c = e.shape[1]
+        weight = self.mix.weight
+        u = F.conv2d(self.w_e(e, cond), weight[:, :c], self.mix.bias)
+        filtered = d.flatten(1).float() * self.w_d.kernels(cond).sum(dim=(-2, -1))
+        return u + (filtered @ weight[:, c:, 0, 0].t())[:, :, None, None].to(u.dtype)

@@ -13,6 +13,8 @@ base codec. All images are in [-1, 1].
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +29,21 @@ def norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, channels), channels)
 
 
+Apply = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+def apply(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return layer(x)
+
+
+def apply_to_constant(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer`` on a map that is constant everywhere, given as its (B, C, 1, 1) value: away
+    from any border a convolution then sums its kernel over space (stride changes nothing)."""
+    if isinstance(layer, nn.Conv2d):
+        return F.conv2d(x, layer.weight.sum(dim=(2, 3), keepdim=True), layer.bias)
+    return layer(x)
+
+
 class ResBlock(nn.Module):
     """Pre-activation residual block; with a condition it applies scale-shift modulation."""
 
@@ -38,14 +55,16 @@ class ResBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, conv: Apply = apply) -> torch.Tensor:
+        """``conv``: how a convolution is applied (``apply_to_constant`` for a constant map; a
+        group norm of a constant map is the norm of its (B, C, 1, 1) value)."""
+        h = conv(self.conv1, F.silu(self.norm1(x)))
         h = self.norm2(h)
         if self.film is not None:
             scale, shift = self.film(F.silu(cond))[:, :, None, None].chunk(2, dim=1)
             h = h * (1 + scale) + shift
-        h = self.conv2(self.drop(F.silu(h)))
-        return self.skip(x) + h
+        h = conv(self.conv2, self.drop(F.silu(h)))
+        return conv(self.skip, x) + h
 
 
 class Encoder(nn.Module):
@@ -54,6 +73,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: UNetConfig, cond_dim: int | None) -> None:
         super().__init__()
         r, ch = cfg.unshuffle, cfg.channels
+        self.unshuffle = r
         self.stem = nn.Sequential(nn.PixelUnshuffle(r), nn.Conv2d(3 * r * r, ch[0], 3, padding=1))
         self.levels = nn.ModuleList()
         self.downs = nn.ModuleList()
@@ -65,14 +85,26 @@ class Encoder(nn.Module):
                 self.downs.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
             prev = c
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> list[torch.Tensor]:
-        h, feats = self.stem(x), []
+    def forward(self, x: torch.Tensor | None, cond: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The features of ``x``, or with x None those of an all-zero input on an unbounded
+        canvas, (rows of ``cond``, C, 1, 1) per level: every map is then constant, so the
+        network runs on 2x2 maps (a group norm refuses a single value per group) and keeps one
+        pixel. The stem of a zero input is its bias, which two stem strides of zeros give."""
+        if x is not None:
+            return self._levels(self.stem(x), cond, apply)
+        assert cond is not None, "a zero input's features are those of a conditioned encoder"
+        r = self.unshuffle
+        zero = torch.zeros(cond.shape[0], 3, 2 * r, 2 * r, dtype=cond.dtype, device=cond.device)
+        return [f[..., :1, :1] for f in self._levels(self.stem(zero), cond, apply_to_constant)]
+
+    def _levels(self, h: torch.Tensor, cond: torch.Tensor | None, conv: Apply) -> list[torch.Tensor]:
+        feats = []
         for i, blocks in enumerate(self.levels):
             for block in blocks:
-                h = block(h, cond)
+                h = block(h, cond, conv)
             feats.append(h)
             if i < len(self.downs):
-                h = self.downs[i](h)
+                h = conv(self.downs[i], h)
         return feats
 
 
@@ -86,6 +118,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: UNetConfig, cond_dim: int) -> None:
         super().__init__()
         ch = cfg.channels
+        self.constant_d = not cfg.noise_input
         self.fuse = nn.ModuleList(SyntaxFeatureFusion(c, cond_dim) for c in ch)
         self.levels = nn.ModuleList()
         self.ups = nn.ModuleList()
@@ -99,7 +132,7 @@ class Decoder(nn.Module):
     def forward(self, e: list[torch.Tensor], d: list[torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
         h = None
         for i in reversed(range(len(self.levels))):
-            u = self.fuse[i](e[i], d[i], cond)
+            u = self.fuse[i](e[i], d[i], cond, constant=self.constant_d)
             if h is not None:
                 h = torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), u], dim=1)
             else:
@@ -138,7 +171,11 @@ class ConsistencyGuidedUNet(Conditioned):
     def denoise(self, x_t: torch.Tensor, x_tilde: torch.Tensor, feats: list[torch.Tensor],
                 cond: torch.Tensor) -> torch.Tensor:
         """x0 prediction (float32) given precomputed consistency features."""
-        h = self.decoder(feats, self.diffusion_encoder(x_t, cond), cond)
+        if self.cfg.noise_input:
+            d = self.diffusion_encoder(x_t, cond)
+        else:  # x_t unused: its expectation, zero (UNetConfig.noise_input)
+            d = self.diffusion_encoder(None, cond)
+        h = self.decoder(feats, d, cond)
         return x_tilde.float() + self.head(h).float()
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_tilde: torch.Tensor,

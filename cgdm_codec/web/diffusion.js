@@ -436,8 +436,13 @@
           feats = await sessions.features.run({ x_tilde: tilde });
           if (keepFeatures) cache[k] = feats;
         }
-        const xt = current ? cutCanvas(current, ch, cw, y, x, th, tw) : cutNoise(patch, sampler.noise_period, y, x, th, tw);
-        const result = await sessions.denoise.run({ x_t: tensor(xt, [1, 3, th, tw]), x_tilde: tilde, e0: feats.e0, e1: feats.e1, e2: feats.e2, cond });
+        const inputs = { x_tilde: tilde, e0: feats.e0, e1: feats.e1, e2: feats.e2, cond };
+        // a network that does not read x_t (cgdm-av1-6 on) has no such graph input
+        if (sessions.denoise.inputNames.includes("x_t")) {
+          const xt = current ? cutCanvas(current, ch, cw, y, x, th, tw) : cutNoise(patch, sampler.noise_period, y, x, th, tw);
+          inputs.x_t = tensor(xt, [1, 3, th, tw]);
+        }
+        const result = await sessions.denoise.run(inputs);
         const pred = result.x0.data;
         const w = weights[k];
         for (let c = 0; c < 3; c++) {

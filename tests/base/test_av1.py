@@ -26,7 +26,8 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 AV1_GENERATIONS = [("av1-cgdm-q3", "506e564b"), ("av1-cgdm2-q3", "d5c2b35d"), ("av1-cgdm3-q3", "fd2b8633"),
                    ("av1-cgdm3s1-q3", "bf1dd9f6"),  # cgdm-av1-3, 1-step decoder (2026-12-04)
                    ("av1-cgdm4-q3", "1c42c21e"),  # cgdm-av1-4, trained for 1 step with the HaarPSI term
-                   ("av1-cgdm5-q3", "1bca2eb0")]  # cgdm-av1-5, a head that cannot paint a period-2 grid
+                   ("av1-cgdm5-q3", "1bca2eb0"),  # cgdm-av1-5, a head that cannot paint a period-2 grid
+                   ("av1-cgdm6-q3", "0e200f05")]  # cgdm-av1-6, the same tensors not reading x_t
 
 FIVE_STEP_GOLDEN = {"av1-cgdm-q3", "av1-cgdm2-q3", "av1-cgdm3-q3"}
 

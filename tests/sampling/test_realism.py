@@ -60,10 +60,10 @@ def test_realism_synthesises_detail_from_the_files_noise(coded):
     assert seed_effect[1.0] > 3 * seed_effect[0.0]
 
 
-@pytest.mark.parametrize("stem", ["av1-cgdm4-q3", "av1-cgdm5-q3"])
+@pytest.mark.parametrize("stem", ["av1-cgdm4-q3", "av1-cgdm5-q3", "av1-cgdm6-q3"])
 def test_the_newest_generations_files_reach_the_realism_network_too(stem):
-    """cgdm-av1-4 and cgdm-av1-5 files keep the dial: a realism network (cgdm-av1-3r for
-    cgdm-av1-4, cgdm-av1-5r for cgdm-av1-5) decodes them above 0, the fidelity network at 0."""
+    """cgdm-av1-4, -5 and -6 files keep the dial: a realism network (cgdm-av1-3r for
+    cgdm-av1-4, cgdm-av1-5r for the others) decodes them above 0, the fidelity network at 0."""
     newest = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
     fidelity = pipeline.decode_file(newest, DecodeSettings(device="cpu"))
     real = pipeline.decode_file(newest, DecodeSettings(realism=1.0, device="cpu"))
@@ -157,12 +157,13 @@ def test_realism_training_step_and_pack(tmp_path, monkeypatch):
     assert "critic" in torch.load(out / "last.pt", weights_only=False)
 
 
-def test_the_newest_generations_realism_decode_paints_no_period_2_grid():
-    """cgdm-av1-5 files decode above realism 0 with cgdm-av1-5r, cgdm-av1-3r's network behind
-    the Nyquist-null filter: the realism decode keeps its detail without a one-pixel grid."""
+@pytest.mark.parametrize("stem", ["av1-cgdm5-q3", "av1-cgdm6-q3"])
+def test_the_newest_generations_realism_decode_paints_no_period_2_grid(stem):
+    """cgdm-av1-5 and -6 files decode above realism 0 with cgdm-av1-5r, cgdm-av1-3r's network
+    behind the Nyquist-null filter: the realism decode keeps its detail without a one-pixel grid."""
     from cgdm_codec.artefacts import period2_ratio
 
-    f = parse((GOLDEN / "av1-cgdm5-q3.cgdm").read_bytes())
+    f = parse((GOLDEN / f"{stem}.cgdm").read_bytes())
     bundle, decoder = generations.resolve(f)
     assert bundle.realism_companion(decoder).path.stem == "cgdm-av1-5r"
     real = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))

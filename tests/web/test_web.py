@@ -191,7 +191,7 @@ def test_cgdm_web_writes_the_page_and_refuses_to_overwrite(tmp_path):
     run = subprocess.run([*CGDM, "web", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in out.iterdir()) == page_files()
-    assert "weights-cgdm-av1-5.js" in page_files()  # the newest generation by default
+    assert "weights-cgdm-av1-6.js" in page_files()  # the newest generation by default
     assert "index.html" in run.stderr
     again = subprocess.run([*CGDM, "web", str(out)], capture_output=True, text=True)
     assert again.returncode == 1
@@ -215,7 +215,7 @@ def test_cgdm_web_all_weights_writes_every_generation(tmp_path):
 
 def test_the_page_fetches_nothing_outside_its_folder(tmp_path):
     write_page(tmp_path)
-    for name in (*PAGE_FILES, WEIGHTS_JS, "weights-cgdm-av1-5.js"):
+    for name in (*PAGE_FILES, WEIGHTS_JS, "weights-cgdm-av1-6.js"):
         text = (tmp_path / name).read_text()
         assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
     for name in RUNTIME_FILES:  # ONNX Runtime Web names one web page, in a warning's text
@@ -375,7 +375,7 @@ def test_golden_file_full_decode_equals_the_python_decode(browser, name):
     assert result["ok"], result
     diff = np.abs(_picture(result)[..., :3].astype(int) - _python_full(browser["files"][name]))
     assert diff.mean() <= FULL_MEAN and diff.max() <= FULL_MAX, (diff.mean(), diff.max())
-    if parse(browser["files"][name]).weights_id.hex() == "1bca2eb0":  # cgdm-av1-5: measured equal
+    if parse(browser["files"][name]).weights_id.hex() in ("1bca2eb0", "0e200f05"):  # cgdm-av1-5, -6: measured equal
         assert diff.max() == 0
 
 
@@ -482,7 +482,7 @@ def test_the_full_decode_runs_from_file_urls(tmp_path):
     """Opened from disk, a file chosen in the picker decodes in full: the runtime's module
     comes from a blob: URL and its WebAssembly from a script, as file:// pages fetch nothing."""
     write_page(tmp_path)
-    name = "av1-cgdm5-q3.cgdm"
+    name = "av1-cgdm6-q3.cgdm"  # the newest generation: the default page's weights
     shown = web_harness.pick_from_disk(tmp_path, GOLDEN / name, timeout=FULL_LIMIT_MS / 1000)
     assert shown["href"].startswith("file://") and not shown["isolated"]
     assert shown["state"] == "full", shown

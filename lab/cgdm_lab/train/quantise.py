@@ -149,6 +149,9 @@ def quantise_graph(float_graph: Path, out: Path, feeds: list[dict[str, np.ndarra
                 if dim.dim_param in ("h", "w"):
                     dim.dim_param = f"{value.name}_{dim.dim_param}"
         del model.graph.value_info[:]
+        # a network that does not read x_t has no such input, though its decoder offers one
+        names = {value.name for value in model.graph.input}
+        feeds = [{k: v for k, v in feed.items() if k in names} for feed in feeds]
         inlined = Path(tmp) / "float.onnx"
         onnx.save(model, str(inlined))
         quantize_static(str(inlined), str(out), FeedReader(feeds),
@@ -165,6 +168,23 @@ def quantise_graph(float_graph: Path, out: Path, feeds: list[dict[str, np.ndarra
 
     tensors = {k: v.contiguous() for k, v in load_tensors(weights_of(float_graph)).items()}
     externalise(out, weights_of(float_graph), tensors)
+
+
+#: A network that does not read x_t (``UNetConfig.noise_input``) runs its diffusion encoder
+#: on 2x2 constant maps, one vector per image: nothing to gain from int8, so it stays float32.
+ZERO_INPUT_SCOPE = "/diffusion_encoder/"
+
+
+def float_nodes(graph: Path, role: str) -> tuple[str, ...]:
+    """The convolutions of ``graph`` that stay float32: ``FLOAT_NODES`` that it has (a network
+    without noise input has no w_d branch) and, in a graph without x_t, the zero-input encoder."""
+    import onnx
+
+    g = onnx.load(str(graph), load_external_data=False).graph
+    convs = [node.name for node in g.node if node.op_type == "Conv"]
+    reads_noise = any(value.name == "x_t" for value in g.input)
+    zero_input = [] if reads_noise else [name for name in convs if name.startswith(ZERO_INPUT_SCOPE)]
+    return tuple(name for name in FLOAT_NODES[role] if name in convs) + tuple(zero_input)
 
 
 def weights_of(graph: Path) -> Path:
@@ -184,9 +204,10 @@ def quantise(weights: str | Path, data: Path, roles: tuple[str, ...] = ("denoise
         float_graph = weights.with_name(manifest["onnx"][role]["file"])
         feeds = captured_feeds(weights, photos, crop, role)
         out = weights.with_name(f"{weights.stem}.{role}.int8.onnx")
-        quantise_graph(float_graph, out, feeds, fmt, method, exclude=FLOAT_NODES[role])
+        exclude = float_nodes(float_graph, role)
+        quantise_graph(float_graph, out, feeds, fmt, method, exclude=exclude)
         written[role] = {"file": out.name, "sha256": sha256_file(out), "format": fmt, "calibration": method,
-                         "float32_nodes": list(FLOAT_NODES[role]),
+                         "float32_nodes": list(exclude),
                          "calibration_batches": str(len(feeds)),
                          "calibration_photos": f"{len(photos)} training photos ({per_folder} per folder of "
                                                f"{', '.join(TRAIN_FOLDERS)}), central {crop}-px crops, "
