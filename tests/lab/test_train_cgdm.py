@@ -246,3 +246,14 @@ def test_the_one_pass_network_trains_and_a_run_stops_on_cpu_time(setup):
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [r["step"] for r in rows] == ["1", "2"]
     assert 0 < float(rows[0]["cpu_seconds"]) <= float(rows[1]["cpu_seconds"])
+
+
+def test_the_learning_rate_is_constant_or_follows_a_cosine_to_its_final_value():
+    from cgdm_lab.train.cgdm import learning_rate
+
+    assert learning_rate(0, 100, 3e-4, None) == learning_rate(99, 100, 3e-4, None) == 3e-4
+    rates = [learning_rate(s, 100, 3e-4, 3e-5) for s in range(0, 101, 10)]
+    assert rates[0] == pytest.approx(3e-4) and rates[-1] == pytest.approx(3e-5)
+    assert rates[5] == pytest.approx(1.65e-4)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert learning_rate(150, 100, 3e-4, 3e-5) == pytest.approx(3e-5)  # past --steps: the final rate

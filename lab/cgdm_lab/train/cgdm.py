@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -194,6 +195,15 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         be.copy_(b)
 
 
+def learning_rate(step: int, steps: int, lr: float, lr_final: float | None) -> float:
+    """``lr`` throughout, or with ``lr_final`` a cosine from ``lr`` at step 0 to ``lr_final``
+    at ``steps``: a run resumed with a new ``--steps`` and ``--lr-final`` joins the curve
+    where its step lies (a plateau at a constant rate is often the rate's noise floor)."""
+    if lr_final is None:
+        return lr
+    return lr_final + (lr - lr_final) * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
+
 def ema_decay(step: int, decay: float) -> float:
     """Warm-up so that short runs export useful weights instead of the initialisation."""
     return min(decay, (1 + step) / (10 + step))
@@ -293,6 +303,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=None, help="default: 8 coarse, 1 fine")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr-final", type=float, default=None,
+                    help="decay the learning rate along a cosine from --lr at step 0 to this at --steps")
     ap.add_argument("--clip", type=float, default=0.5)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--lambda-rate", type=float, default=None,
@@ -539,6 +551,9 @@ def main(argv: list[str] | None = None) -> None:
             objective.critic.requires_grad_(False)
         with autocast_for(device, args.precision):
             loss, parts = objective(x, x_tilde, q, t, noise, u, realism)
+        lr = learning_rate(step, args.steps, args.lr, args.lr_final)
+        for group in opt.param_groups:
+            group["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -553,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
         if rank == 0 and (step % args.ckpt_every == 0 or step == args.steps):
             row = {k: v / count for k, v in acc.items()}
             val = validation_row()
-            log.write(step=step, seconds=round(timer.elapsed(), 1), lr=args.lr, **row, **val,
+            log.write(step=step, seconds=round(timer.elapsed(), 1), lr=lr, **row, **val,
                       cpu_seconds=round(cpu_used(), 1))
             print(f"step {step} {timer.elapsed():.0f}s " + " ".join(f"{k}={v:.4g}" for k, v in row.items()),
                   flush=True)
