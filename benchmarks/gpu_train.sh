@@ -20,7 +20,7 @@ BATCH=${BATCH:-32}
 CROP=${CROP:-256}
 PACK=${PACK:-runs/pack}
 VAL=${VAL:-runs/val}
-INIT=${INIT:-cgdm_codec/weights/cgdm-av1-4.safetensors}
+INIT=${INIT:-cgdm_codec/weights/cgdm-av1-6.safetensors}  # the shipped network; its config (noise_input false) comes with it
 PY=${PY:-python}
 if [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
 if ! "$PY" -c "import torch, cgdm_lab" 2>/dev/null; then
