@@ -133,7 +133,10 @@ def search(model: Cgdm, x: torch.Tensor, x_tilde: torch.Tensor, condition: int, 
                                        effort.lr, steps, objective, device, precision, rng_seed=seed,
                                        progress=report)
         tuned = generator_symbols(generator, view, r, device, precision, effort.syntax_windows)
-    cands = candidates(base, tuned, seed, effort.seeds)
+    # a network that does not read x_t (UNetConfig.noise_input) decodes the same picture at
+    # every seed: the first is the only one worth scoring
+    seeds = effort.seeds if model.unet.cfg.noise_input else 1
+    cands = candidates(base, tuned, seed, seeds)
     result = SearchResult(cands[0])
     if decide:
         result.base_score = base_score(view, objective, effort.score_tiles, device)

@@ -133,6 +133,21 @@ def test_search_never_scores_worse_than_the_generator(h, w, score_tiles):
     assert calls[-1] == ("scoring candidate decodes", len(res.scores), len(res.scores))
 
 
+def test_search_tries_no_other_seed_for_a_network_that_does_not_read_the_noise():
+    """cgdm-av1-6 on (``UNetConfig.noise_input`` false): every seed decodes the same picture."""
+    from cgdm_codec.models.cgdm import Cgdm
+
+    reading = trained_looking()
+    model = Cgdm(replace(reading.cfg, unet=replace(reading.cfg.unet, noise_input=False)))
+    model.load_state_dict(reading.state_dict())
+    model.prior.update_tables()
+    x, xt = pair(40, 56)
+    effort = Effort(finetune_iters=2, tiles_per_iter=1, lr=3e-2, seeds=3, score_tiles=99)
+    res = search(model.eval(), x, xt, 1, 5, effort, steps=1, precision="fp32")
+    assert {c.seed for c, _ in res.scores} <= {5} and res.best.seed == 5  # (one candidate: nothing to rank)
+    assert len(search(reading, x, xt, 1, 5, effort, steps=1, precision="fp32").scores) >= 3
+
+
 def test_full_image_score_is_the_objective_of_the_real_decode():
     model = trained_looking()
     x, xt = pair(40, 56)
