@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from . import imageio
 
     from .sampling.texture import TextureConfig
-    from .sampling.texture_map import Targets
 
 
 def _quiet(_: str) -> None:
@@ -227,7 +226,7 @@ def _syntax(engine: engines.Engine, decoder: Decoder, data: bytes) -> Any:
         raise FormatError(f"syntax section is corrupted ({e})") from None
 
 
-def _texture_targets(f: CgdmFile, bundle: Bundle, base_rgb: "np.ndarray | None") -> "Targets | None":
+def _texture_targets(f: CgdmFile, bundle: Bundle, base_rgb: "np.ndarray | None") -> "np.ndarray | None":
     """The block energies the file's texture map asks for (None without a map): read against
     the base-only decode, which a weightless base's x~ already is."""
     record = f.extension(TEXTURE_MAP)
@@ -240,7 +239,7 @@ def _texture_targets(f: CgdmFile, bundle: Bundle, base_rgb: "np.ndarray | None")
     return read_map(record, base_rgb)
 
 
-def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "Targets | None", seed: int,
+def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "np.ndarray | None", seed: int,
                  condition: int, realism: float | None, progress: Progress) -> None:
     """The texture synthesis at ``realism``, in place on a (3, H, W) decode: steered by the
     file's texture map (``target``) where it has one."""

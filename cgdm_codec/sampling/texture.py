@@ -60,10 +60,6 @@ class TextureConfig:
     #: No texture within ``EDGE_RADIUS`` px of a strong edge (``edge_mask``); False in models
     #: fitted before it existed, whose pictures stay as they were.
     edge_mask: bool = False
-    #: With a texture map, a block whose decode has more than this many times the fine-band
-    #: energy the map says the original had gets that band scaled down to it
-    #: (``texture_map.damping``); 0 (off) in models made before it existed.
-    ceiling: float = 0.0
     fitted: dict[str, Any] = field(default_factory=dict, compare=False)  # how (provenance)
 
     @property
@@ -86,7 +82,7 @@ class TextureConfig:
                    window=int(d["window"]), erode=int(d["erode"]),
                    period=int(d["period"]), amplify=tuple(float(a) for a in d.get("amplify", (0.0,) * len(d["coef"]))),
                    max_gain=float(d.get("max_gain", 2.0)), edge_mask=bool(d.get("edge_mask", False)),
-                   ceiling=float(d.get("ceiling", 0.0)), fitted=dict(d.get("fitted", {})))
+                   fitted=dict(d.get("fitted", {})))
 
     def gains(self, qindex: int) -> tuple[float, ...]:
         """Each band's gain at this quantiser (``gain`` alone where ``gain_q`` is zero, as in

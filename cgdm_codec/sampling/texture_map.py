@@ -17,17 +17,12 @@ target (none where the decode already has it), spread inside the block by the de
 texture energy (``texture.texture_energy``: eroded, so thin edges, which lack sharpness
 rather than grain, get little), none within a few pixels of a strong edge (``edge_mask``:
 texture drawn across an edge reads as a halo), and put in as ``texture.amplified`` does:
-first by amplifying the band the decode kept, then as seeded band noise. Where the model's
-``ceiling`` is set, a block whose decode has more than ``ceiling`` times the energy the map
-says the original had (the realism network paints fine grain on smooth areas too) has that
-band of the decode scaled down toward it. Block values are interpolated bilinearly between
-block centres so no block edge shows. The constants were chosen on training photos
-(``benchmarks/texture_map_calibration.py``).
+first by amplifying the band the decode kept, then as seeded band noise. Block values are
+interpolated bilinearly between block centres so no block edge shows. The constants were
+chosen on training photos (``benchmarks/texture_map_calibration.py``).
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 
@@ -104,18 +99,11 @@ def map_symbols(original: np.ndarray, base: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(ratio / STEP) + OFFSET, 0, LEVELS - 1).astype(np.int64)
 
 
-class Targets(NamedTuple):
-    """What a map says per block and band (BANDS, By, Bx): the energy to add up to (0 where
-    the original had no more than the base decode or was quiet, ``QUIET``: those blocks get
-    nothing), and the original's energy everywhere (at least ``FLOOR``), the ceiling's measure."""
-    target: np.ndarray
-    original: np.ndarray
-
-
-def targets(base: np.ndarray, symbols: np.ndarray) -> Targets:
-    """The block energies the symbols say the original had, from the base decode's."""
+def targets(base: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """The block energies the symbols say the original had; 0 where it had no more than the
+    base decode or was quiet (``QUIET``): those blocks get nothing."""
     energy = np.maximum(base, FLOOR) * np.exp2((symbols - OFFSET) * STEP)
-    return Targets(np.where((symbols > OFFSET) & (energy >= QUIET), energy, 0.0), energy)
+    return np.where((symbols > OFFSET) & (energy >= QUIET), energy, 0.0)
 
 
 def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarray:
@@ -134,21 +122,11 @@ def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarr
     return (cols[r0] * (1 - rw)[:, None] + cols[r1] * rw[:, None]).astype(np.float32)
 
 
-def damping(have: np.ndarray, original: np.ndarray, ceiling: float) -> np.ndarray:
-    """Per block, the factor (<= 1) on the decode's band amplitude that brings an energy
-    ``have`` above ``ceiling`` times the original's down to it; 1 everywhere when ``ceiling``
-    is 0 (off)."""
-    if ceiling <= 0.0:
-        return np.ones_like(have)
-    return np.sqrt(np.minimum(ceiling * original / np.maximum(have, FLOOR), 1.0))
-
-
 def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,
-                       wanted: Targets) -> np.ndarray:
+                       target: np.ndarray) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
-    brings each block's fine bands to ``wanted.target`` (and, with ``cfg.ceiling``, down to
-    ``ceiling`` times ``wanted.original``); two passes over strips: the decode's own block
-    energies first, then the texture."""
+    brings each block's fine bands to ``target`` (BANDS, By, Bx); two passes over strips:
+    the decode's own block energies first, then the texture."""
     if realism <= 0.0:
         return rgb
     _, h, w = rgb.shape
@@ -168,8 +146,7 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, 
             _block_sums(a.features[rows, :, k], top, where[k])
     counts = _block_counts(h, w)
     have, where = have / counts, where / counts
-    need = np.maximum(wanted.target - have, 0.0)
-    cut = 1.0 - damping(have, wanted.original, cfg.ceiling)  # the share of the band taken away
+    need = np.maximum(target - have, 0.0)
     unit = band_noise_rms(cfg.bands)
     for top, lo, hi in strips:
         rows, a = rows_of(top, lo), analyse(luma[lo:hi], qindex, cfg)
@@ -185,8 +162,6 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, 
             add *= keep  # the share of pixels near strong edges is dropped, not moved elsewhere
             term = BandTerm(add, noise[k][rows], unit[k], a.bands[k][rows], a.energy[k][rows])
             tex += amplified(term, add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
-            if cfg.ceiling > 0.0:
-                tex -= _upsample(cut[k], top, n, w) * a.bands[k][rows]
         rgb[:, top:top + n] += np.float32(realism) * tex
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
@@ -200,8 +175,8 @@ def make_map(original: np.ndarray, base: np.ndarray) -> bytes:
     return encode_map(symbols, BLOCK_LOG2, LEVELS)
 
 
-def read_map(record: bytes, base: np.ndarray) -> Targets:
-    """The block energies a texture map record says, given the base-only decode."""
+def read_map(record: bytes, base: np.ndarray) -> np.ndarray:
+    """The target block energies (BANDS, By, Bx) a texture map record says, given the base-only decode."""
     from ..entropy_models.texture_map_coding import decode_map
 
     reference = block_energies(luma_of(base))

@@ -65,18 +65,15 @@ def test_symbols_say_how_much_more_detail_the_original_had():
     symbols = T.map_symbols(original, decode)
     assert (symbols[:, :, :2] == 0).all()  # the smooth half: nothing more than the decode
     assert (symbols[0, :, 2:] >= 3).all()  # the textured half: many times more
-    target, said = T.targets(decode, symbols)
+    target = T.targets(decode, symbols)
     assert (target[:, :, :2] == 0).all()
     ratio = target[0, :, 2:] / original[0, :, 2:]
     assert (ratio > 0.6).all() and (ratio < 1.6).all()  # one symbol step is a factor 2 of energy
-    assert np.array_equal(said[:, :, 2:], target[:, :, 2:])  # the original's energy, ...
-    assert (said[:, :, :2] >= T.FLOOR).all()  # ... also where the stage adds nothing
 
 
-def texture_on(decode_luma: np.ndarray, target: T.Targets, realism: float = 1.0,
-               cfg: TextureConfig = CFG) -> np.ndarray:
+def texture_on(decode_luma: np.ndarray, target: np.ndarray, realism: float = 1.0) -> np.ndarray:
     rgb = np.repeat(decode_luma[None], 3, axis=0).copy()
-    return T.add_mapped_texture(rgb, 7, 120, realism, cfg, target)[0]
+    return T.add_mapped_texture(rgb, 7, 120, realism, CFG, target)[0]
 
 
 def test_texture_goes_where_the_original_had_it_and_no_more():
@@ -99,34 +96,8 @@ def test_texture_goes_where_the_original_had_it_and_no_more():
 
 def test_no_texture_where_the_decode_already_has_the_target():
     decode = half_sky()
-    have = T.block_energies(decode)
-    out = texture_on(decode, T.Targets(have, have))
+    out = texture_on(decode, T.block_energies(decode))
     assert np.abs(out - decode).max() < 1e-4  # rounding of the block sums at most
-
-
-def grained_sky() -> tuple[np.ndarray, np.ndarray, T.Targets]:
-    """A decode of ``half_sky`` whose textured half lost its detail and whose smooth half got
-    grain (RMS 3 levels of 8 bits, as a realism network paints), with the map of the original
-    against the base decode (the blur, no grain)."""
-    original, base = half_sky(), blur(half_sky())
-    rng = np.random.default_rng(9)
-    decode = base.copy()
-    decode[:, :128] += np.float32(3 / 255) * rng.standard_normal((256, 128)).astype(np.float32)
-    have = T.block_energies(base)
-    return original, decode, T.targets(have, T.map_symbols(T.block_energies(original), have))
-
-
-def test_a_ceiling_takes_away_the_fine_energy_the_original_never_had():
-    original, decode, wanted = grained_sky()
-    off = texture_on(decode, wanted)
-    on = texture_on(decode, wanted, cfg=dataclasses.replace(CFG, ceiling=1.0))
-    # the grained blocks of the first column (the second's blends with the textured half's)
-    fine = lambda y: T.block_energies(y)[:, :, 0]  # noqa: E731
-    said = wanted.original[:, :, 0]
-    assert (fine(off) > 2.5 * said).all() and (fine(off)[0] > 50 * said[0]).all()  # without it the grain stays
-    assert (fine(on) < 2.0 * said).all()  # with it, down to the original's
-    assert (fine(on) > 0.3 * said).all()  # and not far below
-    assert np.array_equal(on[:, 160:], off[:, 160:])  # blocks below their target: the added texture alone
 
 
 def test_strips_give_the_whole_image_pass(monkeypatch):
