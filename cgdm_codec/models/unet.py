@@ -92,7 +92,8 @@ class Encoder(nn.Module):
         pixel. The stem of a zero input is its bias, which two stem strides of zeros give."""
         if x is not None:
             return self._levels(self.stem(x), cond, apply)
-        assert cond is not None, "a zero input's features are those of a conditioned encoder"
+        if cond is None:
+            raise ValueError("the features of a zero input need the condition they are conditioned on")
         r = self.unshuffle
         zero = torch.zeros(cond.shape[0], 3, 2 * r, 2 * r, dtype=cond.dtype, device=cond.device)
         return [f[..., :1, :1] for f in self._levels(self.stem(zero), cond, apply_to_constant)]
