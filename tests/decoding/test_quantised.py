@@ -38,7 +38,8 @@ def weights(name: str = NAME) -> Path:
 @pytest.mark.parametrize("name", NAMES)
 def test_the_shipped_int8_graphs_are_checked_and_small(name):
     graphs = quantised_paths(weights(name), read_manifest(weights(name)))
-    assert set(graphs) == {"denoise"}  # the features graph stays float32 (docs/quantisation.md)
+    # cgdm-av1-6 has an int8 features graph too, its stem in float32 (docs/quantisation.md)
+    assert set(graphs) == ({"denoise"} if name == "cgdm-av1-5" else {"denoise", "features"})
     assert all(p.stat().st_size < 1_000_000 for p in graphs.values())  # int8 tensors, float ones external
     assert set(graph_paths(weights(name), read_manifest(weights(name)))) == {"condition", "features", "denoise", "syntax"}
 
@@ -145,7 +146,8 @@ def test_the_scope_is_per_thread():
         t.start()
         t.join()
         seen["here"] = den.graph("denoise").name
-        assert den.graph("features").name == f"{NAME}.features.onnx"  # no int8 form: float32
+        assert den.graph("features").name == f"{NAME}.features.int8.onnx"
+        assert den.graph("condition").name == f"{NAME}.condition.onnx"  # no int8 form: float32
     assert seen == {"other": f"{NAME}.denoise.onnx", "here": f"{NAME}.denoise.int8.onnx"}
     with pytest.raises(ValueError):
         with precision_scope("int4"):
@@ -196,3 +198,18 @@ def test_the_head_and_the_per_image_kernels_stay_float32():
             assert len(kept) > len(FLOAT_NODES["denoise"]) - 3
         for conv, node in convs.items():
             assert (node.input[1] in dequantised) == (conv not in kept), (name, conv)
+
+
+@pytest.mark.torch  # onnx (train extra)
+def test_the_features_graphs_stem_stays_float32():
+    """cgdm-av1-6's int8 features graph: every convolution int8 but the stem, which reads the image."""
+    import onnx
+
+    from cgdm_lab.train.quantise import FLOAT_NODES
+
+    graph = onnx.load(str(quantised_paths(weights(), read_manifest(weights()))["features"]), load_external_data=False).graph
+    dequantised = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    assert len(convs) == 10 and FLOAT_NODES["features"] == ("/consistency_encoder/stem/conv/Conv",)
+    for conv, node in convs.items():
+        assert (node.input[1] in dequantised) == (conv not in FLOAT_NODES["features"]), conv
