@@ -2,12 +2,13 @@
 
     python benchmarks/ab.py -n 9 "cgdm decode new.cgdm -o a.png -f -Q" "cgdm decode old.cgdm -o b.png -f -Q"
 
-Each run is one child process: wall seconds from a monotonic clock around it, user + system
-seconds and peak resident memory from the operating system's accounting of the finished
-child (``wait4``), as ``/usr/bin/time -v`` reports them (the peak cannot read below this
-script's own size, ~14 MiB, which the child has before it starts the command). Running A and B in turn and taking
-the ratio pair by pair keeps the ratio meaningful while the machine's speed drifts; quote
-the medians. One warm-up pair is run first and not counted (``--warmup``).
+Each run is one child process measured as ``speed.py`` measures its steps: wall seconds
+from a monotonic clock around it, user + system seconds and peak resident memory from the
+operating system's accounting of the finished child (``wait4``, as ``/usr/bin/time -v``
+reports them; the peak cannot read below this script's own size, ~19 MiB, which the child
+has before it starts the command). Running A and B in turn and taking the ratio pair by
+pair keeps the ratio meaningful while the machine's speed drifts; quote the medians. One
+warm-up pair is run first and not counted (``--warmup``).
 """
 
 from __future__ import annotations
@@ -16,20 +17,16 @@ import argparse
 import os
 import shlex
 import statistics
-import subprocess
-import time
+
+from speed import run_measured
 
 
 def run_once(argv: list[str]) -> tuple[float, float, float]:
-    """(wall s, cpu s, peak MiB) of one run of ``argv``, its output discarded."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"ab: {shlex.join(argv)} exited with {proc.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """(wall s, cpu s, peak MiB) of one run of ``argv`` (``speed.run_measured``)."""
+    run = run_measured(argv, dict(os.environ))
+    if run.returncode != 0:
+        raise SystemExit(f"ab: {shlex.join(argv)} exited with {run.returncode}: {run.stderr_tail.strip()[-300:]}")
+    return run.wall_s, run.cpu_s, run.peak_rss_mib
 
 
 def spread(values: list[float]) -> str:
