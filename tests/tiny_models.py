@@ -26,3 +26,13 @@ def trained_looking(seed: int = 0) -> Cgdm:
 
 def image(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def randomised(net: torch.nn.Module, seed: int = 0, scale: float = 0.3) -> torch.nn.Module:
+    """Every parameter drawn at random, the zero-initialised ones included (heads, the noise
+    input, gains), so every path of the network shows in its output."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return net

@@ -14,22 +14,15 @@ from cgdm_codec.diffusion_config import CgdmConfig
 from cgdm_codec.layers.sff import SyntaxFeatureFusion
 from cgdm_codec.models.cgdm import Cgdm
 from cgdm_codec.models.unet import ConsistencyGuidedUNet
+from tiny_models import randomised
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
 
-def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every parameter drawn at random, the zero-initialised layers included."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-    return net.eval()
-
-
 def tiny_unet(noise_input: bool) -> ConsistencyGuidedUNet:
     cfg = CgdmConfig.preset("tiny")
-    return randomised(ConsistencyGuidedUNet(replace(cfg.unet, noise_input=noise_input), cfg.syntax.length))
+    return randomised(ConsistencyGuidedUNet(replace(cfg.unet, noise_input=noise_input), cfg.syntax.length),
+                      scale=0.2).eval()
 
 
 SYNTAX = CgdmConfig.preset("tiny").syntax.length
@@ -58,7 +51,7 @@ def test_no_input_is_a_zero_input_on_an_unbounded_canvas():
 
 
 def test_sff_with_a_constant_d_equals_the_full_map_away_from_the_border():
-    sff = randomised(SyntaxFeatureFusion(8, 16), 1)
+    sff = randomised(SyntaxFeatureFusion(8, 16), 1, scale=0.2).eval()
     gen = torch.Generator().manual_seed(2)
     e, d, cond = torch.randn(2, 8, 9, 7, generator=gen), torch.randn(2, 8, 1, 1, generator=gen), torch.randn(2, 16)
     with torch.no_grad():
@@ -95,7 +88,7 @@ def test_its_denoise_graph_has_no_x_t_and_the_onnx_decoder_still_runs_it(tmp_pat
 
     tiny = CgdmConfig.preset("tiny-av1")
     model = Cgdm(replace(tiny, unet=replace(tiny.unet, noise_input=False))).eval()
-    randomised(model.unet)
+    randomised(model.unet, scale=0.2)
     weights = tmp_path / "noise-free.safetensors"
     export_weights(model, weights)
     export_graphs(weights)

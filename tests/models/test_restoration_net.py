@@ -15,6 +15,7 @@ from cgdm_codec.layers.blurpool import BlurDownsample, upsample2x
 from cgdm_codec.models.cgdm import Cgdm
 from cgdm_codec.models.restoration import RestorationNet
 from cgdm_codec.models.unet import ConsistencyGuidedUNet
+from tiny_models import randomised
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
@@ -27,14 +28,6 @@ def small_net(**changes) -> RestorationNet:
 
 
 @torch.no_grad()
-def randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every parameter random, the zero-initialised ones included (head, noise input, gains)."""
-    gen = torch.Generator().manual_seed(seed)
-    for p in net.parameters():
-        p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return net
-
-
 def run(net, x_tilde: torch.Tensor, x_t: torch.Tensor | None = None, quality: int = 100) -> torch.Tensor:
     b = x_tilde.shape[0]
     syntax = torch.linspace(-3, 3, CgdmConfig.preset("tiny-av1").syntax.length).repeat(b, 1)
@@ -62,7 +55,7 @@ def test_untrained_network_returns_x_tilde_exactly(train):
 
 
 def test_features_per_level_and_the_sampler_roles():
-    net = randomise(small_net())
+    net = randomised(small_net())
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     feats = net.consistency(x)
     assert [f.shape[1:] for f in feats] == [(8, 32, 48), (16, 16, 24), (32, 8, 12)]
@@ -74,7 +67,7 @@ def test_features_per_level_and_the_sampler_roles():
 def test_noise_input_is_the_only_way_x_t_matters():
     x_tilde = torch.rand(1, 3, 32, 32) * 2 - 1
     noise = torch.randn(1, 3, 32, 32)
-    with_input, without = randomise(small_net()), randomise(small_net(noise_input=False))
+    with_input, without = randomised(small_net()), randomised(small_net(noise_input=False))
     assert not torch.allclose(run(with_input, x_tilde, noise), run(with_input, x_tilde))
     assert torch.equal(run(without, x_tilde, noise), run(without, x_tilde))
 
@@ -82,7 +75,7 @@ def test_noise_input_is_the_only_way_x_t_matters():
 def test_a_pixel_does_not_depend_on_the_tile_around_it():
     """No pooling over space, per-pixel norms: a tile cut from a larger one (at a multiple of
     ``multiple``) decodes its interior as the larger one does."""
-    net = randomise(small_net()).eval()
+    net = randomised(small_net()).eval()
     x = torch.rand(1, 3, 160, 160, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         whole, tile = run(net, x), run(net, x[..., 32:128, 36:132].contiguous())
@@ -105,8 +98,8 @@ def test_no_period2_response_whatever_the_weights():
     gen = torch.Generator().manual_seed(2)
     smooth = upsample2x(upsample2x(upsample2x(torch.rand(1, 3, 12, 12, generator=gen) * 2 - 1)))
     cfg = CgdmConfig.preset("tiny-av1")
-    unet = randomise(ConsistencyGuidedUNet(cfg.unet, cfg.syntax.length)).eval()
-    net = randomise(small_net()).eval()
+    unet = randomised(ConsistencyGuidedUNet(cfg.unet, cfg.syntax.length)).eval()
+    net = randomised(small_net()).eval()
     with torch.no_grad():
         ours = run(net, smooth) - smooth
         theirs = run(unet, smooth) - smooth
@@ -144,7 +137,7 @@ def test_the_onnx_roles_export_and_agree_with_torch(tmp_path):
 
     cfg = replace(CgdmConfig.preset("tiny-av1"), restoration=SMALL)
     model = Cgdm(cfg).eval()
-    randomise(model.unet)
+    randomised(model.unet)
     weights = tmp_path / "candidate.safetensors"
     export_weights(model, weights)
     record = export_graphs(weights)
