@@ -47,6 +47,16 @@ class UNetConfig:
     # and a decode skips about a quarter of the network's arithmetic. True for every
     # generation before cgdm-av1-6.
     noise_input: bool = True
+    # Explicit channel widths per level, overriding ``inner * multipliers`` (which keeps
+    # naming the condition's width): a network distilled into fewer channels than its
+    # teacher keeps the teacher's condition path. Absent from the manifests of weights
+    # without it, so their configs (and decoder identities) are unchanged.
+    widths: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.widths is not None and len(self.widths) != len(self.multipliers):
+            raise ValueError(f"widths {self.widths} name {len(self.widths)} levels, "
+                             f"multipliers {self.multipliers} {len(self.multipliers)}")
 
     @classmethod
     def paper(cls) -> "UNetConfig":
@@ -70,6 +80,8 @@ class UNetConfig:
 
     @property
     def channels(self) -> tuple[int, ...]:
+        if self.widths is not None:
+            return tuple(self.widths)
         return tuple(self.inner * m for m in self.multipliers)
 
     @property
@@ -178,6 +190,10 @@ class CgdmConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["unet"]["multipliers"] = list(self.unet.multipliers)
+        if self.unet.widths is None:
+            del d["unet"]["widths"]
+        else:
+            d["unet"]["widths"] = list(self.unet.widths)
         d["syntax"]["widths"] = list(self.syntax.widths)
         if self.restoration is None:
             del d["restoration"]
@@ -188,6 +204,8 @@ class CgdmConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CgdmConfig":
         unet = dict(d["unet"], multipliers=tuple(d["unet"]["multipliers"]))
+        if unet.get("widths") is not None:
+            unet["widths"] = tuple(unet["widths"])
         syntax = dict(d["syntax"], widths=tuple(d["syntax"]["widths"]))
         restoration = None
         if d.get("restoration") is not None:

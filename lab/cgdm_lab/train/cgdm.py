@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 CHANNELS_LAST = torch.channels_last
 LOG_FIELDS = ["step", "seconds", "loss", "dist", "l1", "perceptual", "haarpsi", "bpp", "lr", "feature", "adv", "critic",
-              "val_psnr", "val_gain", "val_period2", "val_flat", "cpu_seconds"]
+              "val_psnr", "val_gain", "val_period2", "val_flat", "cpu_seconds", "teacher"]
 
 
 def load_base(path: str | Path, device: torch.device) -> VariableRateHyperprior:
@@ -73,6 +73,9 @@ class StageLoss(nn.Module):
         self.model, self.stage, self.args = model, stage, args
         self.scheduler = DDIMScheduler.from_config(model.cfg.sampler)
         self.features = self.critic = None
+        self.teacher: Cgdm | None = None
+        if args.teacher:
+            self.teacher = Cgdm.from_weights(args.teacher).eval().requires_grad_(False)
         if args.realism:
             from .realism import FeatureDistance, PatchDiscriminator
 
@@ -96,7 +99,11 @@ class StageLoss(nn.Module):
             # distribution from the detached values.
             prior_bpp = m.prior.bits(values.detach() + u) / pixels
             rate = prior_bpp + F.relu(bits - a.syntax_bits_target) / pixels
-        if a.syntax_proxy == "noise":
+        if self.teacher is not None:
+            # distillation: the syntax is the teacher's, frozen, and reaches both networks as
+            # the decoder sees it (rounded symbols)
+            s_hat = quantize(values.detach(), m.cfg.syntax.symbol_range, straight_through=False)
+        elif a.syntax_proxy == "noise":
             # The U-Net sees the rate model's noisy values. With rounding (even straight-
             # through) values inside +-0.5 reach it as exact zeros, so its syntax weights get
             # no gradient and the generator no reason to leave zero: the syntax collapsed.
@@ -114,6 +121,12 @@ class StageLoss(nn.Module):
         if realism is None:
             loss, parts = fine_loss((sample + 1) / 2, x01, rate, a.lambda_d, a.lambda_p, a.lambda_rate,
                                     a.lambda_h)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    target = unrolled_sample(self.teacher.unet, self.scheduler, noise, xt, s_hat, q, steps)
+                gap = (sample - target).abs().mean() / 2  # L1 on the [0, 1] scale, as lambda_d's
+                loss = loss + a.lambda_teacher * gap
+                parts["teacher"] = gap.detach()
         else:
             loss, parts = self.realism_loss(sample, x, xt, rate, realism)
             self.last_sample = sample.detach()  # what the critic learns from next
@@ -283,6 +296,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lambda-feat", type=float, default=1.0, help="realism: deep-feature distance weight")
     ap.add_argument("--lambda-adv", type=float, default=0.05, help="realism: adversarial weight")
     ap.add_argument("--critic-lr", type=float, default=1e-4)
+    ap.add_argument("--teacher", default=None, metavar="WEIGHTS",
+                    help="fine stage: distil from these weights (train.slim cuts the start from them); "
+                         "the syntax generator and prior stay frozen, as the teacher's")
+    ap.add_argument("--lambda-teacher", type=float, default=1.0,
+                    help="weight of the L1 distance to the teacher's decode")
     ap.add_argument("--time-limit", type=float, default=None,
                     help="stop (checkpoint and export) after this many seconds of this run")
     ap.add_argument("--cpu-limit", type=float, default=None,
@@ -337,6 +355,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--pack holds AV1 pairs (train.pack): give --base av1")
     if args.realism and args.stage != "fine":
         ap.error("--realism trains the fine stage")
+    if args.teacher and (args.stage != "fine" or args.realism):
+        ap.error("--teacher distils the fine stage's fidelity decode")
     if args.preset is None:
         args.preset = PRESET_FOR_CONDITION[pairs.condition] if pairs is not None else "small"
     if args.batch is None:
@@ -422,6 +442,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"realism input added (zero weights) to the network from {args.init}", flush=True)
     elif init:
         model.load_state_dict(init[1])
+    if args.teacher:  # the syntax the student is trained under is the teacher's
+        model.syntax.requires_grad_(False)
+        model.prior.requires_grad_(False)
     ema = copy.deepcopy(model).requires_grad_(False)
     if state is not None:
         ema.load_state_dict(state["ema"])
@@ -437,6 +460,8 @@ def main(argv: list[str] | None = None) -> None:
             gen.manual_seed(args.seed + 1009 * rank + step)
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
     objective: nn.Module = StageLoss(model, args.stage, args)
+    if objective.teacher is not None:
+        objective.teacher.to(device)
     critic_opt = None
     if args.realism:
         objective.features.to(device)
