@@ -1,7 +1,7 @@
 """Where the time of one ``cgdm decode`` goes: start-up, AV1, weights, features, steps,
 blending, PNG — for either runtime, in a fresh process per run.
 
-    python benchmarks/decode_stages.py FILE.cgdm [--runtime onnx|torch] [--steps N] [--repeat 3]
+    python benchmarks/decode_stages.py FILE.cgdm [--runtime onnx|torch] [--steps N] [--repeat 3] [--fast]
 
 Each run is a new Python process that times its own stages with ``time.perf_counter``:
 ``imports`` (cgdm_codec, numpy, Pillow, and onnxruntime or torch, as the decode loads
@@ -29,7 +29,7 @@ from prepare import write_bytecode
 CHILD = r'''
 import sys, time, json
 t0 = time.perf_counter()
-runtime, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
+runtime, path, steps, fast = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None, sys.argv[4] == "1"
 from cgdm_codec import engines, generations, pipeline
 from cgdm_codec.container import parse
 from cgdm_codec.options import DecodeSettings
@@ -56,6 +56,8 @@ bundle = generations.load_bundle(f.base_codec)
 s = time.perf_counter(); bundle.base.decode_rgb(f.base_streams, f.width, f.height); stages["av1"] = time.perf_counter() - s
 decoder = bundle.decoder_for(f.weights_id)
 s = time.perf_counter()
+if fast:  # the distilled network's sessions and weights are what the decode builds
+    decoder = bundle.fast_companion(decoder) or decoder
 if runtime == "onnx":
     from cgdm_codec.engines.onnx import denoiser
     denoiser(decoder.generation, None)
@@ -68,7 +70,7 @@ def sampler(*a, **k):
     s = time.perf_counter(); out = canvas(*a, **k); stages["sampler"] = time.perf_counter() - s; return out
 restore_module.decode_canvas = sampler
 s = time.perf_counter()
-rgb = pipeline.decode_file(f, DecodeSettings(steps=steps, runtime=runtime, device="cpu"))
+rgb = pipeline.decode_file(f, DecodeSettings(steps=steps, runtime=runtime, device="cpu", fast=fast))
 from cgdm_codec.imageio import write_image
 s = time.perf_counter()
 with open("/dev/null", "wb") as sink:
@@ -101,6 +103,7 @@ def main() -> None:
     ap.add_argument("--runtime", default="onnx", choices=["onnx", "torch"])
     ap.add_argument("--steps", type=int, default=0, help="0: the file's own step count")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--fast", action="store_true", help="decode with --fast (the distilled network)")
     args = ap.parse_args()
     print(write_bytecode(), file=sys.stderr)
     runs = []
@@ -108,7 +111,7 @@ def main() -> None:
         s = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         python = time.perf_counter() - s
-        out = subprocess.run([sys.executable, "-c", CHILD, args.runtime, args.file, str(args.steps)],
+        out = subprocess.run([sys.executable, "-c", CHILD, args.runtime, args.file, str(args.steps), "1" if args.fast else "0"],
                              capture_output=True, text=True, check=True).stdout
         floor = subprocess.run([sys.executable, "-c", FLOOR, args.runtime], capture_output=True, text=True,
                                check=True).stdout

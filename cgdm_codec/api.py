@@ -271,9 +271,9 @@ def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
     """The ``info`` dict: the container's summary, with the base codec by name (as ``cgdm
     info`` prints it; the number stays as ``base_codec_id``) and the weights by name, with
     whether a realism network is installed for them: what a user needs to know before
-    asking for ``--realism``, which a 4-byte hash does not tell (``generations.named_by``:
-    manifests only, no weights file read or hashed)."""
-    from .generations import named_by
+    asking for ``--realism`` or ``--fast``, which a 4-byte hash does not tell
+    (``generations.named_by``: manifests only, no weights file read or hashed)."""
+    from .generations import companion_of, named_by
 
     s = summary(f, file_bytes)
     record = registry.BY_ID.get(f.base_codec)
@@ -282,6 +282,7 @@ def describe(f: CgdmFile, file_bytes: int) -> dict[str, Any]:
     s["lossless"] = record is not None and record.lossless
     name, realism = named_by(f) if record is not None else (None, False)
     s["weights"], s["realism"] = name, realism
+    s["fast"] = bool(f.diffusion and name and record is not None and companion_of(record.name, name, "fast"))
     return s
 
 

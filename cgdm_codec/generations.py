@@ -277,6 +277,14 @@ class Bundle:
         companion.verified()
         return companion.own_decoder
 
+    def fast_companion(self, decoder: Decoder) -> Decoder | None:
+        """The installed network distilled from ``decoder``'s generation, if any (checked)."""
+        companion = companion_of(self.base.record.name, decoder.path.stem, "fast")
+        if companion is None:
+            return None
+        companion.verified()
+        return companion.own_decoder
+
     def realism_net(self, decoder: Decoder, realism: float) -> tuple[Decoder, float | None]:
         """The network a decode at ``realism`` runs, and the realism value it is given.
 
@@ -335,12 +343,14 @@ def named_by(f: CgdmFile) -> tuple[str | None, bool]:
     return None, False
 
 
-def companion_of(base: str, name: str) -> Generation | None:
-    """The installed realism network of ``base`` whose manifest lists generation ``name``
-    under ``realism_for`` (manifests only), if any."""
-    for realism in backend(base).realism_weights:
-        path = weights_dir() / f"{realism}.safetensors"
-        if path.is_file() and name in generation(path).manifest.get("realism_for", ()):
+def companion_of(base: str, name: str, role: str = "realism") -> Generation | None:
+    """The installed companion of ``base`` whose manifest lists generation ``name`` under
+    ``ROLE_for`` (manifests only), if any: ``realism`` (the dial's network) or ``fast`` (a
+    narrower network distilled from it)."""
+    record = backend(base)
+    for companion in record.realism_weights if role == "realism" else record.fast_weights:
+        path = weights_dir() / f"{companion}.safetensors"
+        if path.is_file() and name in generation(path).manifest.get(f"{role}_for", ()):
             return generation(path)
     return None
 

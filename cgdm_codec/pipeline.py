@@ -186,6 +186,8 @@ def _decode_file(f: CgdmFile, settings: DecodeSettings, progress: Progress, step
         texture_realism = realism
         if not realism_network and net is not decoder:
             net, realism = decoder, None
+        if settings.fast and net is decoder:  # the fidelity decode by a distilled network, if installed
+            net = bundle.fast_companion(decoder) or decoder
     engine = engines.pick(settings.runtime, device, net.generation, network, settings.threads) \
         if restoring and net is not None else None
     dev = engines.base_device(engine, device, network)

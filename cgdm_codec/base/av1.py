@@ -56,12 +56,14 @@ LEVEL_QUALITY = (5, 16, 28, 40, 52, 68)
 FINE_QUALITY_RANGE = (0, 100)
 
 #: Base codec 2 in the registry. Diffusion generations oldest first (docs/diffusion.md); the
-#: realism networks decode at a realism above 0: cgdm-av1-3r the files of -3 and -4, cgdm-av1-5r those of -5 and -6.
+#: realism networks decode at a realism above 0: cgdm-av1-3r the files of -3 and -4, cgdm-av1-5r those of -5 and -6;
+#: cgdm-av1-6f, distilled from cgdm-av1-6, decodes that generation's files under --fast.
 RECORD = BaseRecord(
     codec_id=2, name="av1", streams=("av1",), implementation=f"{__name__}:Av1Base", network=False,
     condition="qindex", fine_range=FINE_QUALITY_RANGE, level_fine=LEVEL_QUALITY,
     diffusion_weights=("cgdm-av1", "cgdm-av1-2", "cgdm-av1-3", "cgdm-av1-4", "cgdm-av1-5", "cgdm-av1-6"),
     realism_weights=("cgdm-av1-3r", "cgdm-av1-5r"),
+    fast_weights=("cgdm-av1-6f",),
 )
 
 

@@ -63,6 +63,9 @@ class BaseRecord:
     # networks with a realism input that decode the files of a generation at a realism above 0
     # (their manifest's ``realism_for`` names the generations): a decode-time dial, no re-encode
     realism_weights: tuple[str, ...] = ()
+    # narrower networks distilled from a generation (their manifest's ``fast_for`` names it):
+    # ``--fast`` decodes that generation's files with one, not bit for bit, at realism 0
+    fast_weights: tuple[str, ...] = ()
     #: whether its decode is the input exactly: chosen by ``--lossless`` (never by ``--base``),
     #: its files have no diffusion stage and record level 6
     lossless: bool = False

@@ -260,7 +260,8 @@ def _info_text(name: str, s: dict) -> str:
     """The text block of one file."""
     weights = s["weights"] or f"{s['weights_id']} (not installed here)"
     if s["weights"] not in (None, "none"):
-        weights += f" ({s['weights_id']}; realism network: {'yes' if s['realism'] else 'no'})"
+        weights += (f" ({s['weights_id']}; realism network: {'yes' if s['realism'] else 'no'}"
+                    f"{'; fast network: yes' if s.get('fast') else ''})")
     return "\n".join([
         f"{name}: cgdm format {s['format_version']}",
         f"  image      {s['width']}x{s['height']} {s['colour_mode']}",

@@ -174,7 +174,7 @@ def test_the_keywords_are_the_settings_fields():
     assert encode["quality"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
     assert encode["effort"].default == "default"
     decode = inspect.signature(cgdm_codec.decode).parameters
-    assert list(decode) == ["data", "base_only", "steps", "realism", "strip", "precision", "device", "runtime",
+    assert list(decode) == ["data", "base_only", "steps", "realism", "strip", "fast", "precision", "device", "runtime",
                             "threads", "limits", "progress"]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in decode.items() if name != "data")
     assert list(inspect.signature(decode_parsed).parameters) == ["f", *list(decode)[1:-2], "progress"]

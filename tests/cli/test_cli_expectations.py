@@ -231,10 +231,11 @@ def test_info_applies_no_size_limit(files):
 
 
 @pytest.mark.parametrize("name, weights, realism", [
-    ("av1-cgdm4-q3.cgdm", "cgdm-av1-4", True), ("av1-cgdm-q3.cgdm", "cgdm-av1", False),
-    ("av1-q3.cgdm", "none", False), ("hyperprior-q3.cgdm", "cgdm-small", False)])
+    ("av1-cgdm6-q3.cgdm", "cgdm-av1-6", True), ("av1-cgdm4-q3.cgdm", "cgdm-av1-4", True),
+    ("av1-cgdm-q3.cgdm", "cgdm-av1", False), ("av1-q3.cgdm", "none", False), ("hyperprior-q3.cgdm", "cgdm-small", False)])
 def test_info_json_names_the_base_codec_and_the_weights(name, weights, realism):
-    """``"base_codec": 2`` where the text says av1, and the weights only by a hash."""
+    """``"base_codec": 2`` where the text says av1, and the weights only by a hash; whether a
+    realism network and a fast (distilled) network are installed for them."""
     import json
 
     res = run(["info", "--json", str(GOLDEN / name)])
@@ -246,6 +247,7 @@ def test_info_json_names_the_base_codec_and_the_weights(name, weights, realism):
     assert f"weights {weights}" in text
     if weights != "none":
         assert f"realism network: {'yes' if realism else 'no'}" in text
+    assert s["fast"] == (weights == "cgdm-av1-6") == ("fast network: yes" in text)
 
 
 # -------------------------------------------------------------------- 10. error wording

@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sampler", choices=["checkpoint", "current"], default="checkpoint",
                     help="decoder settings to ship (see the module docstring)")
     ap.add_argument("--history", default=None, help="JSON of earlier stages to record (e.g. the coarse run)")
+    ap.add_argument("--fast-for", nargs="+", default=None, metavar="GENERATION",
+                    help="a network distilled from these generations (train.cgdm --teacher): "
+                         "``cgdm decode --fast`` runs it on their files")
+    ap.add_argument("--note", default=None, help="what the weights are, for the manifest")
     args = ap.parse_args(argv)
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     cfg = CgdmConfig.from_dict(state["config"])
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         base=(args.base if weightless else Path(args.base).name),
         base_sha256=None if weightless else sha256_file(args.base), ema=0.999, history=history,
         training_entry_point="python -m cgdm_lab.train.cgdm",
+        **({"fast_for": args.fast_for} if args.fast_for else {}),
+        **({"note": args.note} if args.note else {}),
         data_note="BSDS500 (non-commercial research/teaching terms), Urban100 (every other "
                   "image), photographic Debian wallpapers: weights inherit BSDS500's terms",
     )

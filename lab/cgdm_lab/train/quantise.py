@@ -82,12 +82,15 @@ def calibration_crop(path: Path, crop: int) -> Any:
 
 def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
                    levels_per_photo: int = 2) -> list[dict[str, np.ndarray]]:
-    """Every input the ``role`` graph of ``weights`` gets while decoding the photos' crops."""
+    """Every input the ``role`` graph of ``weights`` gets while decoding the photos' crops (a
+    network distilled for ``--fast``, its manifest's ``fast_for``, decodes them so)."""
     from cgdm_codec import api
+    from cgdm_codec.weights import read_manifest
     from cgdm_codec.engines.onnx import denoiser
     from cgdm_codec.runtime import OrtDenoiser
 
     feeds: list[dict[str, np.ndarray]] = []
+    fast = bool(read_manifest(weights).get("fast_for"))
     original = OrtDenoiser._run
 
     def recording(self: OrtDenoiser, r: str, feed: dict[str, np.ndarray], threads: int,
@@ -103,7 +106,7 @@ def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
             for j in range(levels_per_photo):
                 level = (i + 3 * j) % 6 + 1
                 data = api.encode(image, quality=level, diffusion=True, runtime="onnx", threads=1)
-                api.decode(data, runtime="onnx", threads=1)
+                api.decode(data, runtime="onnx", threads=1, fast=fast)
     finally:
         OrtDenoiser._run = original  # type: ignore[method-assign]
     denoiser.cache_clear()
