@@ -6,7 +6,8 @@
 Each image (sunhays80 halved as everywhere; other folders as they are) is coded by the
 public API at each level, once per generation (``CGDM_DIFFUSION_WEIGHTS`` set to it, the
 default effort), and by AVIF at speed 2 at the quality whose file is closest in size to
-the last generation's. The window is the 128-px square of the original with the most fine
+the last generation's. ``--fast`` adds, after each generation, the same file decoded with
+``--fast`` (the network distilled from it, where one is installed). The window is the 128-px square of the original with the most fine
 detail, enlarged 3x without smoothing: a one-pixel grid shows as a fine screen. Each
 panel's label carries its bytes, PSNR and period-2 ratio (``cgdm_codec.artefacts``). A
 JSON file beside the PNG records every number.
@@ -42,7 +43,7 @@ def label(name: str, n_bytes: int, ref: np.ndarray, out: np.ndarray) -> tuple[st
     return f"{name}\n{n_bytes:,} B {row['psnr']:.2f} dB\nperiod-2 {row['period2']:.2f}", row
 
 
-def panels(img: Image.Image, level: int, generations: list[str]) -> tuple[list, dict]:
+def panels(img: Image.Image, level: int, generations: list[str], fast: bool = False) -> tuple[list, dict]:
     ref = np.asarray(img)
     out: list = [(ref, f"original\nperiod-2 {period2_ratio(ref):.2f}")]
     record: dict = {}
@@ -60,6 +61,11 @@ def panels(img: Image.Image, level: int, generations: list[str]) -> tuple[list, 
     for g in generations:
         text, record[g] = label(Path(g).stem, len(coded[g][0]), ref, coded[g][1])
         out.append((coded[g][1], text))
+        if fast:
+            os.environ["CGDM_DIFFUSION_WEIGHTS"] = generation_path(g)
+            quick = np.asarray(cgdm_codec.decode(coded[g][0], fast=True).convert("RGB"))
+            text, record[f"{g} --fast"] = label(f"{Path(g).stem} --fast", len(coded[g][0]), ref, quick)
+            out.append((quick, text))
     return out, record
 
 
@@ -72,6 +78,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--zoom", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("runs/crops-fidelity.png"))
+    ap.add_argument("--fast", action="store_true", help="add each generation's --fast decode")
     args = ap.parse_args()
     rows, boxes, record = [], [], []
     for folder in args.folders:
@@ -79,7 +86,7 @@ def main() -> None:
             img = load_reference(path, 0.5 if "sunhays80" in str(folder) else 1.0)
             box = detail_box(img, args.size)
             for level in args.levels:
-                row, numbers = panels(img, level, args.generations)
+                row, numbers = panels(img, level, args.generations, args.fast)
                 rows.append(row)
                 boxes.append(box)
                 record.append({"image": path.name, "level": level, "box": box, **numbers})
