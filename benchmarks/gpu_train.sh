@@ -6,6 +6,9 @@
 #                         --pixels-per-crop 100000 --per-crop 2       (under 64 MB; /runs/ is git-ignored)
 #                       python benchmarks/camera_set.py ../shared/datasets/train/debian_wallpapers runs/val
 #   dry run here:       OUT=/tmp/gpu-dry LIMIT=30 BATCH=4 CROP=128 benchmarks/gpu_train.sh   (ARCH=restoration: the one-pass network)
+#   distillation:       TEACHER=cgdm_codec/weights/cgdm-av1-6.safetensors WIDTHS="16 48 48" benchmarks/gpu_train.sh
+#                       (train.slim cuts INIT to WIDTHS, then train.cgdm --teacher; without WIDTHS,
+#                       INIT=cgdm_codec/weights/cgdm-av1-6f.safetensors goes on distilling the shipped --fast network)
 #   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val"], timeout_s=600)
 #
 # Writes $OUT/run/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
@@ -32,6 +35,13 @@ val=()
 if [ -d "$VAL" ]; then val=(--val "$VAL"); fi
 # ARCH=restoration: the one-pass network from scratch (docs/diffusion.md, "One-pass candidates")
 if [ "${ARCH:-unet}" = restoration ]; then net=(--arch restoration); else net=(--init "$INIT" --nyquist-null); fi
+if [ -n "${TEACHER:-}" ]; then  # docs/diffusion.md, "cgdm-av1-6f"
+  if [ -n "${WIDTHS:-}" ]; then
+    "$PY" -m cgdm_lab.train.slim "$INIT" "$OUT/init.safetensors" --widths $WIDTHS
+    net=(--init "$OUT/init.safetensors")
+  fi
+  net+=(--teacher "$TEACHER" --lambda-teacher 4)
+fi
 "$PY" -m cgdm_lab.train.cgdm --base av1 --pack "$PACK" --stage fine "${net[@]}" \
   --crop "$CROP" --batch "$BATCH" --syntax-bits-target 64 --syntax-proxy noise --sample-steps 1 \
   --lr 2e-4 --lambda-h 0.5 --time-limit "$LIMIT" --ckpt-every 200 "${val[@]}" \
