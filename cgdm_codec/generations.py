@@ -271,15 +271,14 @@ class Bundle:
     def realism_companion(self, decoder: Decoder) -> Decoder | None:
         """The installed realism network for files of ``decoder``'s generation, if any (its
         weights checked: it is about to run)."""
-        companion = companion_of(self.base.record.name, decoder.path.stem)
-        if companion is None:
-            return None
-        companion.verified()
-        return companion.own_decoder
+        return self._companion(decoder, "realism")
 
     def fast_companion(self, decoder: Decoder) -> Decoder | None:
         """The installed network distilled from ``decoder``'s generation, if any (checked)."""
-        companion = companion_of(self.base.record.name, decoder.path.stem, "fast")
+        return self._companion(decoder, "fast")
+
+    def _companion(self, decoder: Decoder, role: str) -> Decoder | None:
+        companion = companion_of(self.base.record.name, decoder.path.stem, role)
         if companion is None:
             return None
         companion.verified()
@@ -347,8 +346,7 @@ def companion_of(base: str, name: str, role: str = "realism") -> Generation | No
     """The installed companion of ``base`` whose manifest lists generation ``name`` under
     ``ROLE_for`` (manifests only), if any: ``realism`` (the dial's network) or ``fast`` (a
     narrower network distilled from it)."""
-    record = backend(base)
-    for companion in record.realism_weights if role == "realism" else record.fast_weights:
+    for companion in getattr(backend(base), f"{role}_weights"):
         path = weights_dir() / f"{companion}.safetensors"
         if path.is_file() and name in generation(path).manifest.get(f"{role}_for", ()):
             return generation(path)

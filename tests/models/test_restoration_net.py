@@ -27,7 +27,6 @@ def small_net(**changes) -> RestorationNet:
     return RestorationNet(cfg.unet, replace(SMALL, **changes), cfg.syntax.length)
 
 
-@torch.no_grad()
 def run(net, x_tilde: torch.Tensor, x_t: torch.Tensor | None = None, quality: int = 100) -> torch.Tensor:
     b = x_tilde.shape[0]
     syntax = torch.linspace(-3, 3, CgdmConfig.preset("tiny-av1").syntax.length).repeat(b, 1)

@@ -85,7 +85,6 @@ def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
     """Every input the ``role`` graph of ``weights`` gets while decoding the photos' crops (a
     network distilled for ``--fast``, its manifest's ``fast_for``, decodes them so)."""
     from cgdm_codec import api
-    from cgdm_codec.weights import read_manifest
     from cgdm_codec.engines.onnx import denoiser
     from cgdm_codec.runtime import OrtDenoiser
 
