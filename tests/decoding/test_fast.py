@@ -82,3 +82,11 @@ def test_the_command_line_takes_fast(tmp_path):
                           "-o", str(out), "--fast"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert np.array_equal(np.asarray(Image.open(out)), decoded("av1-cgdm6-q3", fast=True))
+
+
+def test_a_fast_decode_needs_no_torch():
+    code = ("import sys, cgdm_codec; cgdm_codec.decode(open(sys.argv[1], 'rb').read(), fast=True); "
+            "print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code, str(GOLDEN / "av1-cgdm6-q3.cgdm")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
