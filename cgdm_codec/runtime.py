@@ -26,8 +26,9 @@ from .quality.bands import band_means_numpy as band_means
 from .sampling.sample import Steering
 from .windows import pool_windows
 
-#: Tiles up to this many pixels run side by side, one core each (``OrtDenoiser``).
-TILEWISE_MAX_PIXELS = 128 * 1024
+#: Tiles up to this many pixels (the sampler's largest tile, 384²) run side by side, one
+#: core each (``OrtDenoiser``); larger ones as one batch on every core.
+TILEWISE_MAX_PIXELS = 384 * 384
 STAT_BANDS, STAT_EPS = 4, 1e-3  # models.syntax: the band statistics' bands and floor
 
 
@@ -128,9 +129,9 @@ class OrtDenoiser:
     small network's activations stay in cache and no operator waits for another core);
     larger ones run as one batch on ``threads`` intra-op threads, which shares one tile's
     activations between the cores. Measured whole-process on 2 AMD EPYC cores: tile by tile
-    decodes 768×512 (264-px tiles) in 0.81x and 1920×1080 (328×368) in 0.88x the time, but
-    6000×4000 (376×384) in 1.14x (``docs/benchmarks.md``). A tile's arithmetic is the same
-    either way (same pixels).
+    decodes 768×512 (264-px tiles) in 0.81x, 1920×1080 (328×368) in 0.88x and 6000×4000
+    (376×384, chunks of 6 tiles) in 0.85x the time (``docs/benchmarks.md``). A tile's
+    arithmetic is the same either way (same pixels).
     """
 
     def __init__(self, graphs: dict[str, Path], unet: UNetConfig, threads: int | None = None,
@@ -143,8 +144,12 @@ class OrtDenoiser:
         self.multiple, self.realism = multiple or unet.multiple, unet.realism
         self._pool: Any = None
 
+    def lanes(self, tile_pixels: int) -> int:
+        """Tiles of this size that run at once, side by side (1: they run as one batch)."""
+        return self.threads if self.threads > 1 and tile_pixels <= TILEWISE_MAX_PIXELS else 1
+
     def _tilewise(self, batch: np.ndarray) -> bool:
-        return self.threads > 1 and len(batch) > 1 and batch.shape[-2] * batch.shape[-1] <= TILEWISE_MAX_PIXELS
+        return len(batch) > 1 and self.lanes(batch.shape[-2] * batch.shape[-1]) > 1
 
     def graph(self, role: str) -> Path:
         """The ``role`` graph that runs now: its int8 form under ``precision_scope("int8")``

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ..models.cgdm import Cgdm
     from ..models.unet import ConsistencyGuidedUNet
 
-CHUNK_PIXELS = 8 * 256 * 256
+CHUNK_PIXELS = 8 * 256 * 256  # tiles run as one batch
+SIDE_BY_SIDE_CHUNK_PIXELS = 6 * 384 * 384  # tiles run side by side, one per core
 
 
 def seeded_noise(seed: int, height: int, width: int, sampler: SamplerConfig) -> "torch.Tensor":
@@ -50,14 +51,26 @@ def periodic_noise(patch: Any, grid: TileGrid) -> PaddedImage:
     return PaddedImage(patch, np.arange(grid.rows.canvas) % p, np.arange(grid.cols.canvas) % p)
 
 
-def chunk_tiles(grid: TileGrid, max_batch_tiles: int) -> int:
-    """Tiles per network call: at most ``max_batch_tiles`` and CHUNK_PIXELS tile pixels.
+def chunk_tiles(grid: TileGrid, max_batch_tiles: int, lanes: int = 1) -> int:
+    """Tiles per network call: at most ``max_batch_tiles`` and a pixel budget.
 
-    A chunk's activations are the decoder's largest transient: 8 tiles of 384 px took a
-    24 MP decode from 1.7 to 2.2 GB. The cap keeps 256-px tiles at 8 per chunk.
+    Run as one batch (``lanes`` 1), a chunk's activations are the decoder's largest
+    transient: 8 tiles of 384 px took a 24 MP decode from 1.7 to 2.2 GB, so a batch holds
+    at most CHUNK_PIXELS. Run side by side, ``lanes`` tiles at once, a chunk holds only its
+    tiles' inputs, features and outputs; it may be larger (fewer waits at its end) and is a
+    multiple of ``lanes``, so that no core works out a chunk's last tile alone.
     """
     th, tw = grid.tile
-    return max(1, min(max_batch_tiles, CHUNK_PIXELS // (th * tw)))
+    budget = SIDE_BY_SIDE_CHUNK_PIXELS if lanes > 1 else CHUNK_PIXELS
+    n = max(1, min(max_batch_tiles, budget // (th * tw)))
+    return n - n % lanes if n >= lanes > 1 else n
+
+
+def lanes(denoiser: Denoiser, grid: TileGrid) -> int:
+    """How many of the grid's tiles the denoiser runs at once (``OrtDenoiser.lanes``; 1 for
+    denoisers that run a chunk as one batch)."""
+    of = getattr(denoiser, "lanes", None)
+    return of(grid.tile[0] * grid.tile[1]) if of is not None else 1
 
 
 def uint8_to_signed(tile: Any) -> Any:
@@ -115,7 +128,7 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int,
                         None if realism is None else np.array([realism], dtype=np.float32))
     with denoiser.grad(False):
         out = sample(denoiser, scheduler, x_T, canvas_tilde, grid, steering,
-                     max_batch=chunk_tiles(grid, max_batch_tiles),
+                     max_batch=chunk_tiles(grid, max_batch_tiles, lanes(denoiser, grid)),
                      cache_bytes=max(0, feature_cache_bytes - 2 * canvas_bytes), in_place=True,
                      progress=progress, tile_progress=tile_progress)
     del canvas_tilde

@@ -37,6 +37,10 @@ class Steering:
 
 
 class Denoiser(Protocol):
+    """May also have ``lanes(tile_pixels) -> int``: how many tiles of that size it runs at
+    once, side by side (``runtime.OrtDenoiser``); the decoder then sizes its chunks in whole
+    rounds of them (``restore.chunk_tiles``)."""
+
     multiple: int  # tile sides must be multiples of this
 
     def condition(self, t: int, steering: Steering) -> Any:
