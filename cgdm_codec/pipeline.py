@@ -11,6 +11,7 @@ and the diffusion stage of AV1 files on ONNX Runtime unless torch is asked for o
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from . import engines
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from . import imageio
 
     from .sampling.texture import TextureConfig
+    from .sampling.texture_map import Preview
 
 
 def _quiet(_: str) -> None:
@@ -100,20 +102,45 @@ def encode_image(img: "imageio.CodecImage", settings: EncodeSettings, *, progres
     from . import imageio
 
     alpha = imageio.encode_alpha(img.alpha) if img.alpha is not None else None
-    extensions = {}
-    if settings.texture_map and syntax is not None:
-        from .sampling.texture_map import make_map
-
-        progress("texture map")
-        extensions[TEXTURE_MAP] = make_map(img.rgb, bundle.base.decode_rgb(enc.streams, img.width, img.height))
     f = CgdmFile(
         quality=enc.level, width=img.width, height=img.height,
         weights_id=bundle.weights_id(syntax is not None),
         base_streams=enc.streams, colour_mode=img.mode, base_codec=bundle.base.record.codec_id,
         seed=seed, steps=steps_field, syntax=syntax, alpha=alpha, metadata=img.metadata,
-        extensions=extensions,
     )
+    if settings.texture_map and syntax is not None:
+        from .sampling.texture_map import FIT_MAX_PIXELS, make_map
+
+        preview = None
+        if img.width * img.height <= FIT_MAX_PIXELS:
+            progress("texture map: the realism decode it is fitted to")
+            preview = _texture_preview(f, bundle, decoder, settings)
+        progress("texture map")
+        record = make_map(img.rgb, bundle.base.decode_rgb(enc.streams, img.width, img.height), preview)
+        f = dataclasses.replace(f, extensions=((TEXTURE_MAP, record),))
     return serialize(f)
+
+
+def _texture_preview(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: EncodeSettings) -> "Preview | None":
+    """The file's realism-1 decode before its texture stage, with what the stage runs with
+    (``sampling.texture_map.fitted_symbols`` fits the map to it); None where the file's
+    weights have no realism network or it has no texture model (the map is then the
+    original's measure alone)."""
+    import numpy as np
+
+    from .sampling.texture_map import Preview
+
+    try:
+        net, _ = bundle.realism_net(decoder, 1.0)
+    except WeightsError:
+        return None
+    cfg = net.generation.texture_for(decoder.path.stem)
+    if cfg is None:
+        return None
+    rgb = decode_file(f, DecodeSettings(realism=1.0, device=settings.device, threads=settings.threads,
+                                        runtime=settings.runtime), texture=False)
+    decode = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    return Preview(decode, f.seed, bundle.base.condition(f.base_streams, f.quality), cfg)
 
 
 def _lossless_base(base: str | None) -> str:

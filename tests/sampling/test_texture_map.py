@@ -212,3 +212,58 @@ def test_the_smooth_part_of_a_textured_block_gets_no_grain():
     added = fine(out) - fine(decode)
     assert fine(out)[inner].mean() < 1.2 * fine(decode)[inner].mean()  # the grain it had, not more
     assert added[:, 40:88].mean() > 20 * max(added[inner].mean(), 0.0)  # the texture went to the detail
+
+
+def grey_hwc(y: np.ndarray) -> np.ndarray:
+    return np.repeat(np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def cell_cost(out_luma: np.ndarray, original: np.ndarray) -> float:
+    """The closed loop's measure over the whole image: |log| of fine-band level ratios per cell."""
+    got = T._cell_levels(grey_hwc(out_luma)) + T.CELL_FLOOR
+    return float(np.abs(np.log(got / (T._cell_levels(grey_hwc(original)) + T.CELL_FLOOR))).sum())
+
+
+def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
+    original, base = grey_hwc(half_sky(256, 256, 2)), grey_hwc(blur(half_sky(256, 256, 2)))
+    decode_luma = T.luma_of(base)
+    reference = T.block_energies(decode_luma)
+    measured = T.map_symbols(T.block_energies(T.luma_of(original)), reference)
+    preview = T.Preview(np.repeat(decode_luma[None], 3, axis=0), 7, 120, CFG)
+    fitted = T.fitted_symbols(measured, reference, original, preview)
+    assert fitted.shape == measured.shape and fitted.min() >= 0 and fitted.max() < T.LEVELS
+    assert not np.array_equal(fitted, measured)  # the loop moved some blocks
+    assert set(np.unique(fitted - measured)) <= set(T.DELTAS)
+    before = cell_cost(texture_on(decode_luma, T.targets(reference, measured)), T.luma_of(original))
+    after = cell_cost(texture_on(decode_luma, T.targets(reference, fitted)), T.luma_of(original))
+    assert after < 0.9 * before
+    # a map made with a preview carries the fitted symbols, one without it the measured ones
+    for preview_or_none, symbols in ((preview, fitted), (None, measured)):
+        record = T.make_map(original, base, preview_or_none)
+        assert np.array_equal(decode_map(record, measured.shape, T.BLOCK_LOG2, T.LEVELS), symbols)
+
+
+def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
+    """``cgdm encode --texture-map`` writes the fitted symbols (its realism decode run through
+    the stage), and above ``FIT_MAX_PIXELS`` the original's measure alone."""
+    from conftest import textured
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    rgb = textured(192, 256, 5)
+    rgb[:, 96:160] = np.clip(rgb[:, 96:160].astype(int) + rng.integers(-40, 41, (192, 64, 1)), 0, 255)
+    img = Image.fromarray(rgb.astype(np.uint8))
+
+    def symbols() -> np.ndarray:
+        f = parse(cgdm_codec.encode(img, 1, base="av1", device="cpu", texture_map=True, diffusion=True))
+        base = pipeline.decode_file(f, DecodeSettings(device="cpu", base_only=True))
+        reference = T.block_energies(T.luma_of(base))
+        got = decode_map(f.extension(TEXTURE_MAP), reference.shape, T.BLOCK_LOG2, T.LEVELS)
+        return got, T.map_symbols(T.block_energies(T.luma_of(rgb.astype(np.uint8))), reference)
+
+    fitted, measured = symbols()
+    assert not np.array_equal(fitted, measured)
+    assert set(np.unique(fitted - measured)) <= set(T.DELTAS)
+    monkeypatch.setattr(T, "FIT_MAX_PIXELS", 192 * 256 - 1)
+    plain, measured = symbols()
+    assert np.array_equal(plain, measured)
