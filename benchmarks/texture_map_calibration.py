@@ -14,10 +14,19 @@ the "jpeg" photos (six BSDS500, four Urban100 halved; 2026-12-07): mean band ene
 What the stage gives on all 27 (flat-area energy as ``benchmarks/realism.py`` reports it,
 the median over photos) is in docs/realism.md ("Calibration"). The validation photos are
 never used for this.
+
+    python benchmarks/texture_map_calibration.py --kid [--measured]
+
+``--kid`` adds, per level over all 27 photos, KID x1000 of the realism-1 decodes' 128-px
+patches against the originals' (``benchmarks/realism.py``'s measure; the feature network
+is a training dependency). ``--measured`` writes the original's measure as the map instead
+of the symbols fitted to the decoder (``sampling.texture_map.fitted_symbols``), as the
+encoder did before 2026-12-07's fitting.
 """
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 
 import numpy as np
@@ -43,27 +52,49 @@ def photos() -> dict[str, list[tuple[pathlib.Path, float]]]:
             "wallpapers": [(p, 0.25) for p in (wallpapers[::5] + wallpapers[2::5])[:10]]}
 
 
-def measure(path: pathlib.Path, scale: float, level: int) -> list[float]:
+def measure(path: pathlib.Path, scale: float, level: int, patches: dict | None = None) -> list[float]:
     img = load_reference(path, scale)
     ref = to_rgb_array(img)
     f = parse(cgdm_codec.encode(img, level, base="av1", device="cpu", texture_map=True))
     out = pipeline.decode_file(f, DecodeSettings(realism=1.0, device="cpu"))
     r0 = pipeline.decode_file(f, DecodeSettings(device="cpu"))
+    if patches is not None:
+        from realism import patches as cut
+
+        patches.setdefault((level, "decode"), []).extend(cut(out))
+        patches.setdefault((level, "original"), []).extend(cut(ref))
     return [*band_energy_ratios(out, ref), artefacts.edge_overshoot(out, ref), artefacts.edge_overshoot(r0, ref),
             psnr(ref, r0) - psnr(ref, out), artefacts.flat_noise(out, ref)]
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kid", action="store_true", help="KID x1000 per level over all photos")
+    ap.add_argument("--measured", action="store_true", help="the original's measure as the map, not fitted")
+    args = ap.parse_args()
+    if args.measured:
+        from cgdm_codec.sampling import texture_map
+
+        texture_map.FIT_MAX_PIXELS = 0
+    patches: dict | None = {} if args.kid else None
     for group, files in photos().items():
         rows = {lv: [] for lv in LEVELS}
         for p, scale in files:
             for lv in LEVELS:
-                rows[lv].append(measure(p, scale, lv))
+                rows[lv].append(measure(p, scale, lv, patches))
                 print(group, p.name[:20], lv, np.round(rows[lv][-1], 3), flush=True)
         print(f"{group} ({len(files)} photos), per level: {COLUMNS}")
         for lv in LEVELS:
             r = np.array(rows[lv])
             print(f"  level {lv}:", np.round([*r[:, :5].mean(axis=0), np.median(r[:, 5])], 3).tolist())
+    if patches is not None:
+        from realism import PooledFeatures, kid, kid_spread
+
+        pooled = PooledFeatures()
+        for lv in LEVELS:
+            a, b = pooled(patches[(lv, "decode")]), pooled(patches[(lv, "original")])
+            print(f"level {lv}: KID x1000 {1000 * kid(a, b):.1f} (sd {1000 * kid_spread(a, b, 100):.1f}), "
+                  f"{len(b)} patches", flush=True)
 
 
 if __name__ == "__main__":
