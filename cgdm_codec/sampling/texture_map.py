@@ -228,7 +228,7 @@ def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndar
     want = _cell_levels(original) + CELL_FLOOR
     best = np.full(symbols.shape[1:], np.inf)
     moves = np.zeros(symbols.shape[1:], dtype=np.int64)
-    for delta in DELTAS:
+    for delta in sorted(DELTAS, key=abs):  # a tie keeps the smaller move (the measure, where nothing differs)
         trial = np.clip(symbols + delta, 0, LEVELS - 1)
         out = add_mapped_texture(preview.decode.copy(), preview.seed, preview.qindex, 1.0, preview.cfg,
                                  targets(reference, trial))

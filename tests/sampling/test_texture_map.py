@@ -243,6 +243,18 @@ def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
         assert np.array_equal(decode_map(record, measured.shape, T.BLOCK_LOG2, T.LEVELS), symbols)
 
 
+def test_where_no_move_changes_the_distance_the_measured_symbols_stay():
+    """A photo smaller than one 16-px cell gives every move the same (empty) distance: the fit
+    then keeps the measure instead of the first move it tried."""
+    original = np.random.default_rng(6).integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    base = np.full_like(original, 128)
+    reference = T.block_energies(T.luma_of(base))
+    measured = T.map_symbols(T.block_energies(T.luma_of(original)), reference)
+    assert measured.max() > 3  # a move down would show
+    flat = T.Preview(np.full((3, 8, 8), 0.5, dtype=np.float32), 1, 100, CFG)
+    assert np.array_equal(T.fitted_symbols(measured, reference, original, flat), measured)
+
+
 def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
     """``cgdm encode --texture-map`` writes the fitted symbols (its realism decode run through
     the stage), and above ``FIT_MAX_PIXELS`` the original's measure alone."""
