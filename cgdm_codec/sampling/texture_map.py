@@ -65,14 +65,17 @@ PEAK = 8.0
 #: first), so the finest band needs more in than it should show.
 ENERGY_GAIN = (1.8, 1.0)
 _BAND_MARGIN = 8  # rows a strip needs on each side for two à trous bands (radii 2 + 4)
-#: The encoder's closed loop: the moves of every block's symbols (both bands) it tries.
-DELTAS = (-3, -2, -1, 0, 1)
+#: The encoder's closed loop: the moves of every block's symbols (both bands) it tries. Down
+#: only: a move up (+1) also matched more cells' fine-band level, but the stage can add that
+#: energy only as amplified detail and grain, and JPEG-sourced photos got speckle from it
+#: (docs/realism.md, "The map fitted to the decoder").
+DELTAS = (-3, -2, -1, 0)
 CELL = 16  # pixels per cell side of the closed loop's comparison (``artefacts.flat_noise``'s blocks)
 #: Added to both cells' mean |fine band| (8-bit levels) before their log ratio: rounding noise,
 #: so that two flat cells compare as equal whatever their faint grain.
 CELL_FLOOR = 0.5
 #: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode and
-#: five runs of the stage: a 0.5 MP encode took 1.33x the time, a 24 MP one 3.8x (83 s,
+#: a run of the stage per move: a 0.5 MP encode took 1.33x the time, a 24 MP one 3.8x (83 s,
 #: 2.1 GB), so larger photos keep the measured symbols.
 FIT_MAX_PIXELS = 1 << 22
 
