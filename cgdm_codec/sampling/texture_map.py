@@ -26,10 +26,9 @@ original, a block's energy is spread by the decoder over the whole block and, th
 blend, into its neighbours: on a block that is half sky, or beside one, the smooth part
 gets grain. So an encoder that can run the realism network (``Preview``: the realism-1
 decode before its texture stage) closes the loop (``fitted_symbols``, for photos up to
-``FIT_MAX_PIXELS``): it runs the stage
-with every block's symbol moved by each of ``DELTAS``, and keeps per block the move whose
-output is nearest the original, 16-px cell by cell, in fine-band level over the block and
-its neighbours.
+``FIT_MAX_PIXELS``): it runs the stage with every block's symbols moved by each of
+``DELTAS``, and keeps per block the move whose output is nearest the original, 16-px cell
+by cell, in fine-band level over the block and its neighbours.
 """
 
 from __future__ import annotations
@@ -75,8 +74,8 @@ CELL = 16  # pixels per cell side of the closed loop's comparison (``artefacts.f
 #: so that two flat cells compare as equal whatever their faint grain.
 CELL_FLOOR = 0.5
 #: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode and
-#: a run of the stage per move: a 0.5 MP encode took 1.33x the time, a 24 MP one 3.8x (83 s,
-#: 2.1 GB), so larger photos keep the measured symbols.
+#: a run of the stage per move: a 0.5 MP encode took 1.32x the time, a 24 MP one (with a
+#: fifth move) 3.8x, 83 s at 2.1 GB, so larger photos keep the measured symbols.
 FIT_MAX_PIXELS = 1 << 22
 
 
