@@ -28,16 +28,20 @@ gets grain. So an encoder that can run the realism network (``Preview``: the rea
 decode before its texture stage) closes the loop (``fitted_symbols``, for photos up to
 ``FIT_MAX_PIXELS``): it runs the stage with every block's symbols moved by each of
 ``DELTAS``, and keeps per block the move whose output is nearest the original, 16-px cell
-by cell, in fine-band level over the block and its neighbours.
+by cell, in fine-band level over the block and its neighbours. The stage is split so that
+the fit analyses the decode once for all its moves (``_decode_energies``,
+``_strip_analyses``) and only the synthesis (``_strip_texture``) runs per move.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, analyse, atrous_bands,
+from .texture import (LUMA, STRIP, Analysis, BandTerm, TextureConfig, amplified, analyse, atrous_bands,
                       band_noise_rms, edge_mask, margin, noise_rows)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
@@ -73,9 +77,10 @@ CELL = 16  # pixels per cell side of the closed loop's comparison (``artefacts.f
 #: Added to both cells' mean |fine band| (8-bit levels) before their log ratio: rounding noise,
 #: so that two flat cells compare as equal whatever their faint grain.
 CELL_FLOOR = 0.5
-#: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode and
-#: a run of the stage per move: a 0.5 MP encode took 1.32x the time, a 24 MP one (with a
-#: fifth move) 3.8x, 83 s at 2.1 GB, so larger photos keep the measured symbols.
+#: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode, one
+#: analysis of it and the stage's synthesis per move: a 0.67 MP encode took 1.32x the time of
+#: one without the map, a 3.8 MP one 1.37x, a 24 MP one 2.6-2.9x (56-62 s against 21.5 s, 2.2
+#: against 1.1 GB), so larger photos keep the measured symbols (docs/realism.md).
 FIT_MAX_PIXELS = 1 << 22
 
 
@@ -146,6 +151,76 @@ def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarr
     return (cols[r0] * (1 - rw)[:, None] + cols[r1] * rw[:, None]).astype(np.float32)
 
 
+class _Strip(NamedTuple):
+    """One strip of the stage: image rows top..top+n, computed on rows lo..hi (with margins)."""
+    top: int
+    lo: int
+    hi: int
+
+    @property
+    def rows(self) -> slice:
+        """The strip's own rows within lo..hi."""
+        return slice(self.top - self.lo, self.top - self.lo + self.n)
+
+    @property
+    def n(self) -> int:
+        return min(STRIP, self.hi - self.top)  # hi is the image's end wherever the margin is cut
+
+
+def _strips(height: int, cfg: TextureConfig) -> list[_Strip]:
+    m = margin(cfg)
+    return [_Strip(top, max(0, top - m), min(height, top + STRIP + m)) for top in range(0, height, STRIP)]
+
+
+def _decode_energies(luma: np.ndarray, qindex: int, cfg: TextureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """What the decode has, per block and band: the mean square of its band (``have``) and
+    the mean of its texture energy, the weight the stage spreads a block's lack by (``where``)."""
+    h, w = luma.shape
+    have = np.zeros((BANDS, *grid(h, w)))
+    where = np.zeros_like(have)
+    for s in _strips(h, cfg):
+        a = analyse(luma[s.lo:s.hi], qindex, cfg)
+        for k in range(BANDS):
+            _block_sums(np.square(a.bands[k][s.rows]), s.top, have[k])
+            _block_sums(a.features[s.rows, :, k], s.top, where[k])
+    counts = _block_counts(h, w)
+    return have / counts, where / counts
+
+
+class _StripAnalysis(NamedTuple):
+    """What the stage reads of one strip of the decode, whatever the target."""
+    strip: _Strip
+    analysis: Analysis
+    noise: list[np.ndarray]
+    keep: np.ndarray
+
+
+def _strip_analyses(luma: np.ndarray, seed: int, qindex: int, cfg: TextureConfig) -> Iterator[_StripAnalysis]:
+    h, w = luma.shape
+    for s in _strips(h, cfg):
+        noise = atrous_bands(noise_rows(seed, cfg.period, s.lo, s.hi - s.lo, w), BANDS)
+        yield _StripAnalysis(s, analyse(luma[s.lo:s.hi], qindex, cfg), [b[s.rows] for b in noise],
+                             edge_mask(luma[s.lo:s.hi])[s.rows])
+
+
+def _strip_texture(sa: _StripAnalysis, need: np.ndarray, where: np.ndarray, cfg: TextureConfig) -> np.ndarray:
+    """The luma texture at realism 1 of one strip that brings its blocks up by ``need``
+    (BANDS, By, Bx), spread by the decode's texture energy against ``where``."""
+    s, a = sa.strip, sa.analysis
+    n, w = sa.keep.shape
+    unit = band_noise_rms(cfg.bands)
+    tex = np.zeros((n, w), dtype=np.float32)
+    for k in range(BANDS):
+        lack = _upsample(need[k], s.top, n, w) * np.float32(ENERGY_GAIN[k])
+        add = a.features[s.rows, :, k] + np.float32(SPREAD)
+        add *= lack / (_upsample(where[k], s.top, n, w) + np.float32(SPREAD))
+        np.minimum(add, np.float32(PEAK) * lack, out=add)
+        add *= sa.keep  # the share of pixels near strong edges is dropped, not moved elsewhere
+        term = BandTerm(add, sa.noise[k], unit[k], a.bands[k][s.rows], a.energy[k][s.rows])
+        tex += amplified(term, add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
+    return tex
+
+
 def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,
                        target: np.ndarray) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
@@ -153,42 +228,12 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, 
     the decode's own block energies first, then the texture."""
     if realism <= 0.0:
         return rgb
-    _, h, w = rgb.shape
-    m = margin(cfg)
     luma = np.tensordot(LUMA, rgb, axes=1)
-    strips = [(top, max(0, top - m), min(h, top + STRIP + m)) for top in range(0, h, STRIP)]
-
-    def rows_of(top: int, lo: int) -> slice:
-        return slice(top - lo, top - lo + min(STRIP, h - top))
-
-    have = np.zeros((BANDS, *grid(h, w)))
-    where = np.zeros_like(have)
-    for top, lo, hi in strips:  # the weight of each pixel is the band's texture energy
-        rows, a = rows_of(top, lo), analyse(luma[lo:hi], qindex, cfg)
-        for k in range(BANDS):
-            _block_sums(np.square(a.bands[k][rows]), top, have[k])
-            _block_sums(a.features[rows, :, k], top, where[k])
-    counts = _block_counts(h, w)
-    have, where = have / counts, where / counts
+    have, where = _decode_energies(luma, qindex, cfg)
     need = np.maximum(target - have, 0.0)
-    unit = band_noise_rms(cfg.bands)
-    for top, lo, hi in strips:
-        rows, a = rows_of(top, lo), analyse(luma[lo:hi], qindex, cfg)
-        noise = atrous_bands(noise_rows(seed, cfg.period, lo, hi - lo, w), BANDS)
-        n = rows.stop - rows.start
-        keep = edge_mask(luma[lo:hi])[rows]
-        tex = np.zeros((n, w), dtype=np.float32)
-        for k in range(BANDS):
-            lack = _upsample(need[k], top, n, w) * np.float32(ENERGY_GAIN[k])
-            add = a.features[rows, :, k] + np.float32(SPREAD)
-            add *= lack / (_upsample(where[k], top, n, w) + np.float32(SPREAD))
-            np.minimum(add, np.float32(PEAK) * lack, out=add)
-            add *= keep  # the share of pixels near strong edges is dropped, not moved elsewhere
-            term = BandTerm(add, noise[k][rows], unit[k], a.bands[k][rows], a.energy[k][rows])
-            tex += amplified(term, add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
-        rgb[:, top:top + n] += np.float32(realism) * tex
+    for sa in _strip_analyses(luma, seed, qindex, cfg):
+        rgb[:, sa.strip.top:sa.strip.top + sa.strip.n] += np.float32(realism) * _strip_texture(sa, need, where, cfg)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
-
 
 
 @dataclass(frozen=True)
@@ -202,12 +247,11 @@ class Preview:
     cfg: TextureConfig
 
 
-def _cell_levels(rgb: np.ndarray) -> np.ndarray:
-    """Mean |finest Laplacian band| of the luma, in 8-bit levels, per CELL-px cell (the
-    measure of ``artefacts.flat_noise``), of (H, W, 3) uint8 or (3, H, W) float in [0, 1]."""
-    from ..artefacts import block_means, fine_band, luma
+def _cell_levels(y: np.ndarray) -> np.ndarray:
+    """Mean |finest Laplacian band| per CELL-px cell (the measure of ``artefacts.flat_noise``)
+    of a luma plane in 8-bit levels."""
+    from ..artefacts import block_means, fine_band
 
-    y = luma(rgb) if rgb.dtype == np.uint8 else np.tensordot(LUMA, rgb, axes=1) * np.float32(255.0)
     return block_means(fine_band(y), CELL)
 
 
@@ -222,19 +266,37 @@ def _per_block(cells: np.ndarray, blocks: tuple[int, int]) -> np.ndarray:
     return sum(sums[i:i + by, j:j + bx] for i in range(3) for j in range(3))
 
 
+def _output_lumas(preview: Preview, block_targets: list[np.ndarray]) -> list[np.ndarray]:
+    """The luma (8-bit levels, float32) of the realism-1 output for each of the targets: what
+    ``add_mapped_texture`` gives, with the decode's analysis computed once for all of them."""
+    rgb = preview.decode
+    luma = np.tensordot(LUMA, rgb, axes=1)
+    have, where = _decode_energies(luma, preview.qindex, preview.cfg)
+    needs = [np.maximum(target - have, 0.0) for target in block_targets]
+    outs = [np.empty(luma.shape, dtype=np.float32) for _ in needs]
+    for sa in _strip_analyses(luma, preview.seed, preview.qindex, preview.cfg):
+        span = slice(sa.strip.top, sa.strip.top + sa.strip.n)
+        for need, out in zip(needs, outs):
+            strip = np.clip(rgb[:, span] + _strip_texture(sa, need, where, preview.cfg), 0.0, 1.0)
+            out[span] = np.tensordot(LUMA, strip, axes=1) * np.float32(255.0)
+    return outs
+
+
 def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndarray, preview: Preview) -> np.ndarray:
     """The map's symbols moved, block by block, by the ``DELTAS`` entry whose realism-1
     output (``add_mapped_texture`` on ``preview``) is nearest the original in the cells of
     the block and its neighbours: |log| of the ratio of fine-band levels, summed. Every
-    block is moved at once per trial, so one stage run per entry serves all blocks."""
-    want = _cell_levels(original) + CELL_FLOOR
+    block is moved at once per trial, so one stage output per entry serves all blocks, and
+    the stage's analysis of the decode (bands, energies, edges, noise) serves every entry."""
+    from ..artefacts import luma
+
+    want = _cell_levels(luma(original)) + CELL_FLOOR
+    order = sorted(DELTAS, key=abs)  # a tie keeps the smaller move (the measure, where nothing differs)
+    trials = [targets(reference, np.clip(symbols + d, 0, LEVELS - 1)) for d in order]
     best = np.full(symbols.shape[1:], np.inf)
     moves = np.zeros(symbols.shape[1:], dtype=np.int64)
-    for delta in sorted(DELTAS, key=abs):  # a tie keeps the smaller move (the measure, where nothing differs)
-        trial = np.clip(symbols + delta, 0, LEVELS - 1)
-        out = add_mapped_texture(preview.decode.copy(), preview.seed, preview.qindex, 1.0, preview.cfg,
-                                 targets(reference, trial))
-        cost = _per_block(np.abs(np.log((_cell_levels(out) + CELL_FLOOR) / want)), symbols.shape[1:])
+    for delta, y in zip(order, _output_lumas(preview, trials)):
+        cost = _per_block(np.abs(np.log((_cell_levels(y) + CELL_FLOOR) / want)), symbols.shape[1:])
         better = cost < best
         best[better], moves[better] = cost[better], delta
     return np.clip(symbols + moves[None], 0, LEVELS - 1)

@@ -220,8 +220,8 @@ def grey_hwc(y: np.ndarray) -> np.ndarray:
 
 def cell_cost(out_luma: np.ndarray, original: np.ndarray) -> float:
     """The closed loop's measure over the whole image: |log| of fine-band level ratios per cell."""
-    got = T._cell_levels(grey_hwc(out_luma)) + T.CELL_FLOOR
-    return float(np.abs(np.log(got / (T._cell_levels(grey_hwc(original)) + T.CELL_FLOOR))).sum())
+    got = T._cell_levels(artefacts.luma(grey_hwc(out_luma))) + T.CELL_FLOOR
+    return float(np.abs(np.log(got / (T._cell_levels(artefacts.luma(grey_hwc(original))) + T.CELL_FLOOR))).sum())
 
 
 def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
@@ -241,6 +241,24 @@ def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
     for preview_or_none, symbols in ((preview, fitted), (None, measured)):
         record = T.make_map(original, base, preview_or_none)
         assert np.array_equal(decode_map(record, measured.shape, T.BLOCK_LOG2, T.LEVELS), symbols)
+
+
+def test_the_fit_sees_what_the_decoder_would_draw_for_every_move():
+    """The fit analyses the decode once for all its moves; each move's output must still be
+    the decoder's own (``add_mapped_texture``), across strips and with colour to clip."""
+    h, w = T.STRIP + 90, 136  # two strips, the second shorter than its margin allows
+    rng = np.random.default_rng(3)
+    rgb = np.clip(np.stack([half_sky(h, w, c) for c in range(3)]) + rng.uniform(-0.4, 0.4, (3, 1, 1)),
+                  0, 1).astype(np.float32)
+    reference = T.block_energies(np.tensordot(T.LUMA, rgb, axes=1))
+    symbols = rng.integers(0, T.LEVELS, reference.shape)
+    preview = T.Preview(rgb, 11, 90, CFG)
+    trials = [T.targets(reference, np.clip(symbols + d, 0, T.LEVELS - 1)) for d in (0, -2)]
+    for target, got in zip(trials, T._output_lumas(preview, trials)):
+        want = np.tensordot(T.LUMA, T.add_mapped_texture(rgb.copy(), 11, 90, 1.0, CFG, target), axes=1) * 255
+        assert np.abs(want - rgb.mean()).max() > 0  # a real output
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    assert not np.allclose(*T._output_lumas(preview, trials))  # the moves differ
 
 
 def test_where_no_move_changes_the_distance_the_measured_symbols_stay():
