@@ -9,6 +9,10 @@ reports them; the peak cannot read below this script's own size, ~19 MiB, which 
 has before it starts the command). Running A and B in turn and taking the ratio pair by
 pair keeps the ratio meaningful while the machine's speed drifts; quote the medians. One
 warm-up pair is run first and not counted (``--warmup``).
+
+To time an older commit, put a worktree of it on ``PYTHONPATH`` and run ``python -P -m
+cgdm_codec.cli ...``: without ``-P``, ``-m`` puts the current directory first on
+``sys.path``, and from the repository's root that imports the checkout's own code.
 """
 
 from __future__ import annotations
