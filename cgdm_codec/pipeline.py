@@ -140,7 +140,7 @@ def _texture_preview(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: En
     rgb = decode_file(f, DecodeSettings(realism=1.0, device=settings.device, threads=settings.threads,
                                         runtime=settings.runtime), texture=False)
     decode = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-    return Preview(decode, f.seed, bundle.base.condition(f.base_streams, f.quality), cfg)
+    return Preview(decode, f.seed, cfg)
 
 
 def _lossless_base(base: str | None) -> str:
@@ -282,7 +282,7 @@ def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "np.ndarray
     else:
         from .sampling.texture_map import add_mapped_texture
 
-        add_mapped_texture(decode, seed, condition, realism, cfg, target)
+        add_mapped_texture(decode, seed, realism, cfg, target)
 
 
 def _weightless_base_only(f: CgdmFile, progress: Progress) -> "Image.Image":

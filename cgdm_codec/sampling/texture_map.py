@@ -29,8 +29,8 @@ decode before its texture stage) closes the loop (``fitted_symbols``, for photos
 ``FIT_MAX_PIXELS``): it runs the stage with every block's symbols moved by each of
 ``DELTAS``, and keeps per block the move whose output is nearest the original, 16-px cell
 by cell, in fine-band level over the block and its neighbours. The stage is split so that
-the fit analyses the decode once for all its moves (``_decode_energies``,
-``_strip_analyses``) and only the synthesis (``_strip_texture``) runs per move.
+each strip of the decode is analysed once (``_with_block_energies``), by the decoder and by
+the fit for all its moves; only the synthesis (``_strip_texture``) runs per move.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .texture import (LUMA, STRIP, Analysis, BandTerm, TextureConfig, amplified, analyse, atrous_bands,
-                      band_noise_rms, edge_mask, margin, noise_rows)
+from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, atrous_bands, band_noise_rms, edge_mask,
+                      local_energy, margin, noise_rows, texture_energy)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
 BLOCK_LOG2 = BLOCK.bit_length() - 1
@@ -172,67 +172,81 @@ def _strips(height: int, cfg: TextureConfig) -> list[_Strip]:
     return [_Strip(top, max(0, top - m), min(height, top + STRIP + m)) for top in range(0, height, STRIP)]
 
 
-def _decode_energies(luma: np.ndarray, qindex: int, cfg: TextureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """What the decode has, per block and band: the mean square of its band (``have``) and
-    the mean of its texture energy, the weight the stage spreads a block's lack by (``where``)."""
-    h, w = luma.shape
-    have = np.zeros((BANDS, *grid(h, w)))
-    where = np.zeros_like(have)
-    for s in _strips(h, cfg):
-        a = analyse(luma[s.lo:s.hi], qindex, cfg)
-        for k in range(BANDS):
-            _block_sums(np.square(a.bands[k][s.rows]), s.top, have[k])
-            _block_sums(a.features[s.rows, :, k], s.top, where[k])
-    counts = _block_counts(h, w)
-    return have / counts, where / counts
-
-
 class _StripAnalysis(NamedTuple):
-    """What the stage reads of one strip of the decode, whatever the target."""
-    strip: _Strip
-    analysis: Analysis
+    """What the stage reads of one strip of the decode (its own rows only), whatever the target:
+    per fine band, the band, its local mean square, its texture energy, and the band-filtered
+    noise; and the edge mask."""
+    top: int
+    bands: list[np.ndarray]
+    energy: list[np.ndarray]
+    texture: list[np.ndarray]
     noise: list[np.ndarray]
     keep: np.ndarray
 
 
-def _strip_analyses(luma: np.ndarray, seed: int, qindex: int, cfg: TextureConfig) -> Iterator[_StripAnalysis]:
+def _strip_analyses(luma: np.ndarray, seed: int, cfg: TextureConfig) -> Iterator[_StripAnalysis]:
+    """The strips' analyses, top down: ``texture.analyse``'s bands, energies and texture
+    energies for the two finest bands only (the same arithmetic on the same rows; the
+    model's coarsest band and its qindex inputs are not read here)."""
     h, w = luma.shape
     for s in _strips(h, cfg):
+        bands = atrous_bands(luma[s.lo:s.hi], BANDS)
+        energy = [local_energy(b, cfg) for b in bands]
+        texture = [texture_energy(b, k, cfg, e) for k, (b, e) in enumerate(zip(bands, energy))]
         noise = atrous_bands(noise_rows(seed, cfg.period, s.lo, s.hi - s.lo, w), BANDS)
-        yield _StripAnalysis(s, analyse(luma[s.lo:s.hi], qindex, cfg), [b[s.rows] for b in noise],
+        yield _StripAnalysis(s.top, *([x[s.rows] for x in planes] for planes in (bands, energy, texture, noise)),
                              edge_mask(luma[s.lo:s.hi])[s.rows])
+
+
+def _with_block_energies(luma: np.ndarray, seed: int, cfg: TextureConfig) -> Iterator[tuple[_StripAnalysis, np.ndarray, np.ndarray]]:
+    """Each strip's analysis with what the decode has per block and band: the mean square of
+    its band (``have``) and the mean of its texture energy, by which the stage spreads a
+    block's lack (``where``). A strip's rows read its own blocks and, through the blend, the
+    next strip's first row of blocks (strips are whole rows of blocks), so the strips are
+    analysed one ahead and each is analysed once; blocks further down are not summed yet
+    and not read."""
+    h, w = luma.shape
+    have = np.zeros((BANDS, *grid(h, w)))
+    where = np.zeros_like(have)
+    counts = _block_counts(h, w)
+    held = None
+    for sa in _strip_analyses(luma, seed, cfg):
+        for k in range(BANDS):
+            _block_sums(np.square(sa.bands[k]), sa.top, have[k])
+            _block_sums(sa.texture[k], sa.top, where[k])
+        if held is not None:
+            yield held, have / counts, where / counts
+        held = sa
+    if held is not None:
+        yield held, have / counts, where / counts
 
 
 def _strip_texture(sa: _StripAnalysis, need: np.ndarray, where: np.ndarray, cfg: TextureConfig) -> np.ndarray:
     """The luma texture at realism 1 of one strip that brings its blocks up by ``need``
     (BANDS, By, Bx), spread by the decode's texture energy against ``where``."""
-    s, a = sa.strip, sa.analysis
     n, w = sa.keep.shape
     unit = band_noise_rms(cfg.bands)
     tex = np.zeros((n, w), dtype=np.float32)
     for k in range(BANDS):
-        lack = _upsample(need[k], s.top, n, w) * np.float32(ENERGY_GAIN[k])
-        add = a.features[s.rows, :, k] + np.float32(SPREAD)
-        add *= lack / (_upsample(where[k], s.top, n, w) + np.float32(SPREAD))
+        lack = _upsample(need[k], sa.top, n, w) * np.float32(ENERGY_GAIN[k])
+        add = sa.texture[k] + np.float32(SPREAD)
+        add *= lack / (_upsample(where[k], sa.top, n, w) + np.float32(SPREAD))
         np.minimum(add, np.float32(PEAK) * lack, out=add)
         add *= sa.keep  # the share of pixels near strong edges is dropped, not moved elsewhere
-        term = BandTerm(add, sa.noise[k], unit[k], a.bands[k][s.rows], a.energy[k][s.rows])
+        term = BandTerm(add, sa.noise[k], unit[k], sa.bands[k], sa.energy[k])
         tex += amplified(term, add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
     return tex
 
 
-def add_mapped_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,
-                       target: np.ndarray) -> np.ndarray:
+def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureConfig, target: np.ndarray) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
-    brings each block's fine bands to ``target`` (BANDS, By, Bx); two passes over strips:
-    the decode's own block energies first, then the texture."""
+    brings each block's fine bands to ``target`` (BANDS, By, Bx), strip by strip."""
     if realism <= 0.0:
         return rgb
     luma = np.tensordot(LUMA, rgb, axes=1)
-    have, where = _decode_energies(luma, qindex, cfg)
-    need = np.maximum(target - have, 0.0)
-    for sa in _strip_analyses(luma, seed, qindex, cfg):
-        rgb[:, sa.strip.top:sa.strip.top + sa.strip.n] += np.float32(realism) * _strip_texture(sa, need, where, cfg)
+    for sa, have, where in _with_block_energies(luma, seed, cfg):
+        tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, cfg)
+        rgb[:, sa.top:sa.top + len(tex)] += np.float32(realism) * tex
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
@@ -243,7 +257,6 @@ class Preview:
 
     decode: np.ndarray  # (3, H, W) float32 in [0, 1]
     seed: int
-    qindex: int
     cfg: TextureConfig
 
 
@@ -271,14 +284,12 @@ def _output_lumas(preview: Preview, block_targets: list[np.ndarray]) -> list[np.
     ``add_mapped_texture`` gives, with the decode's analysis computed once for all of them."""
     rgb = preview.decode
     luma = np.tensordot(LUMA, rgb, axes=1)
-    have, where = _decode_energies(luma, preview.qindex, preview.cfg)
-    needs = [np.maximum(target - have, 0.0) for target in block_targets]
-    outs = [np.empty(luma.shape, dtype=np.float32) for _ in needs]
-    for sa in _strip_analyses(luma, preview.seed, preview.qindex, preview.cfg):
-        span = slice(sa.strip.top, sa.strip.top + sa.strip.n)
-        for need, out in zip(needs, outs):
-            strip = np.clip(rgb[:, span] + _strip_texture(sa, need, where, preview.cfg), 0.0, 1.0)
-            out[span] = np.tensordot(LUMA, strip, axes=1) * np.float32(255.0)
+    outs = [np.empty(luma.shape, dtype=np.float32) for _ in block_targets]
+    for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg):
+        span = slice(sa.top, sa.top + len(sa.keep))
+        for target, out in zip(block_targets, outs):
+            tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, preview.cfg)
+            out[span] = np.tensordot(LUMA, np.clip(rgb[:, span] + tex, 0.0, 1.0), axes=1) * np.float32(255.0)
     return outs
 
 

@@ -73,7 +73,7 @@ def test_symbols_say_how_much_more_detail_the_original_had():
 
 def texture_on(decode_luma: np.ndarray, target: np.ndarray, realism: float = 1.0) -> np.ndarray:
     rgb = np.repeat(decode_luma[None], 3, axis=0).copy()
-    return T.add_mapped_texture(rgb, 7, 120, realism, CFG, target)[0]
+    return T.add_mapped_texture(rgb, 7, realism, CFG, target)[0]
 
 
 def test_texture_goes_where_the_original_had_it_and_no_more():
@@ -229,7 +229,7 @@ def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
     decode_luma = T.luma_of(base)
     reference = T.block_energies(decode_luma)
     measured = T.map_symbols(T.block_energies(T.luma_of(original)), reference)
-    preview = T.Preview(np.repeat(decode_luma[None], 3, axis=0), 7, 120, CFG)
+    preview = T.Preview(np.repeat(decode_luma[None], 3, axis=0), 7, CFG)
     fitted = T.fitted_symbols(measured, reference, original, preview)
     assert fitted.shape == measured.shape and fitted.min() >= 0 and fitted.max() < T.LEVELS
     assert not np.array_equal(fitted, measured)  # the loop moved some blocks
@@ -252,10 +252,10 @@ def test_the_fit_sees_what_the_decoder_would_draw_for_every_move():
                   0, 1).astype(np.float32)
     reference = T.block_energies(np.tensordot(T.LUMA, rgb, axes=1))
     symbols = rng.integers(0, T.LEVELS, reference.shape)
-    preview = T.Preview(rgb, 11, 90, CFG)
+    preview = T.Preview(rgb, 11, CFG)
     trials = [T.targets(reference, np.clip(symbols + d, 0, T.LEVELS - 1)) for d in (0, -2)]
     for target, got in zip(trials, T._output_lumas(preview, trials)):
-        want = np.tensordot(T.LUMA, T.add_mapped_texture(rgb.copy(), 11, 90, 1.0, CFG, target), axes=1) * 255
+        want = np.tensordot(T.LUMA, T.add_mapped_texture(rgb.copy(), 11, 1.0, CFG, target), axes=1) * 255
         assert np.abs(want - rgb.mean()).max() > 0  # a real output
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
     assert not np.allclose(*T._output_lumas(preview, trials))  # the moves differ
@@ -269,7 +269,7 @@ def test_where_no_move_changes_the_distance_the_measured_symbols_stay():
     reference = T.block_energies(T.luma_of(base))
     measured = T.map_symbols(T.block_energies(T.luma_of(original)), reference)
     assert measured.max() > 3  # a move down would show
-    flat = T.Preview(np.full((3, 8, 8), 0.5, dtype=np.float32), 1, 100, CFG)
+    flat = T.Preview(np.full((3, 8, 8), 0.5, dtype=np.float32), 1, CFG)
     assert np.array_equal(T.fitted_symbols(measured, reference, original, flat), measured)
 
 
