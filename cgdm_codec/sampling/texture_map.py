@@ -77,10 +77,10 @@ CELL = 16  # pixels per cell side of the closed loop's comparison (``artefacts.f
 #: Added to both cells' mean |fine band| (8-bit levels) before their log ratio: rounding noise,
 #: so that two flat cells compare as equal whatever their faint grain.
 CELL_FLOOR = 0.5
-#: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode, one
-#: analysis of it and the stage's synthesis per move: a 0.67 MP encode took 1.32x the time of
-#: one without the map, a 3.8 MP one 1.37x, a 24 MP one 2.6-2.9x (56-62 s against 21.5 s, 2.2
-#: against 1.1 GB), so larger photos keep the measured symbols (docs/realism.md).
+#: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode and
+#: the stage's synthesis per move: a 0.67 MP encode took 1.32-1.36x the time of one without
+#: the map, a 3.8 MP one 1.37-1.50x, a 24 MP one 2.5x (53 s against 21.5 s, 2.2 against
+#: 1.1 GB, most of it the realism decode), so larger photos keep the measured symbols.
 FIT_MAX_PIXELS = 1 << 22
 
 
