@@ -232,9 +232,10 @@ class EncodeSettings(RunSettings):
                             "target, --base or the diffusion stage's settings.", flag=True, example=True)
     texture_map: bool = option(False, "Add the texture map (tens of bytes: how much fine detail the "
                                "original had per 64-px block): a decode at --realism above 0 then draws "
-                               "that much texture, none on smooth areas. Up to 4.2 MP the encoder fits it "
-                               "to the realism decode (about a third more encode time). The fidelity "
-                               "decode (realism 0) never reads it.", flag=True, example=True)
+                               "that much texture, none on smooth areas. Up to 4.2 MP (any size with "
+                               "--effort max) the encoder fits it to the realism decode (a third to a half "
+                               "more encode time; 2.5x at 10-24 MP). The fidelity decode (realism 0) never "
+                               "reads it.", flag=True, example=True)
     diffusion: bool = option(False, "Always write the diffusion stage, even where the encoder's objective "
                              "scores the base-only decode better.", flag=True, example=True)
     effort: str = option("default", "How hard the encoder works: the AV1 speed (8; 3, or 4 above 4.2 MP; "

@@ -112,7 +112,7 @@ def encode_image(img: "imageio.CodecImage", settings: EncodeSettings, *, progres
         from .sampling.texture_map import FIT_MAX_PIXELS, make_map
 
         preview = None
-        if img.width * img.height <= FIT_MAX_PIXELS:
+        if img.width * img.height <= FIT_MAX_PIXELS or effort == "max":  # max: whatever the fit costs
             progress("texture map: the realism decode it is fitted to")
             preview = _texture_preview(f, bundle, decoder, settings)
         progress("texture map")

@@ -275,7 +275,7 @@ def test_where_no_move_changes_the_distance_the_measured_symbols_stay():
 
 def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
     """``cgdm encode --texture-map`` writes the fitted symbols (its realism decode run through
-    the stage), and above ``FIT_MAX_PIXELS`` the original's measure alone."""
+    the stage), and above ``FIT_MAX_PIXELS`` the original's measure alone, but for ``--effort max``."""
     from conftest import textured
     from PIL import Image
 
@@ -284,8 +284,8 @@ def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
     rgb[:, 96:160] = np.clip(rgb[:, 96:160].astype(int) + rng.integers(-40, 41, (192, 64, 1)), 0, 255)
     img = Image.fromarray(rgb.astype(np.uint8))
 
-    def symbols() -> np.ndarray:
-        f = parse(cgdm_codec.encode(img, 1, base="av1", device="cpu", texture_map=True, diffusion=True))
+    def symbols(**effort) -> np.ndarray:
+        f = parse(cgdm_codec.encode(img, 1, base="av1", device="cpu", texture_map=True, diffusion=True, **effort))
         base = pipeline.decode_file(f, DecodeSettings(device="cpu", base_only=True))
         reference = T.block_energies(T.luma_of(base))
         got = decode_map(f.extension(TEXTURE_MAP), reference.shape, T.BLOCK_LOG2, T.LEVELS)
@@ -297,3 +297,6 @@ def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
     monkeypatch.setattr(T, "FIT_MAX_PIXELS", 192 * 256 - 1)
     plain, measured = symbols()
     assert np.array_equal(plain, measured)
+    # --effort max fits it at any size (its search left out here: it needs torch and minutes)
+    most, measured = symbols(effort="max", finetune=False, seeds=1)
+    assert not np.array_equal(most, measured)

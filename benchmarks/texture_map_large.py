@@ -1,0 +1,76 @@
+"""Does the texture map's fit matter on large photos? The measured map against the fitted one above 4.2 MP.
+
+    python benchmarks/texture_map_large.py ../shared/datasets/train/debian_wallpapers \
+        --out results/camera12/texture-map-fit-large.json
+
+The photos are three of the never-JPEG set's held-out originals (``benchmarks/camera_set.py``),
+downscaled by less than that set's 4x so that they stay above ``FIT_MAX_PIXELS`` (7.8-10 MP;
+at these factors some JPEG structure may survive). Each is encoded with ``--texture-map`` at
+the default effort twice per level: with the measured symbols (what the default effort writes
+above the limit) and with the fit forced on (what ``--effort max`` writes), then decoded at
+realism 1. Per encode: flat-area energy and the two finest bands' energy against the
+original (``artefacts.flat_noise``, ``quality.band_energy_ratios``), bytes and encode seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import cgdm_codec
+from cgdm_codec.artefacts import flat_noise
+from cgdm_codec.quality import band_energy_ratios
+from cgdm_codec.sampling import texture_map
+
+PHOTOS = {"lomiri2004_Kleiber_by_Lukas_Baubkus": 0.7, "lomiri1604_seeding_by_Clements_Engelhardt": 0.75,
+          "lomiri1604_sunset_by_Aitzol_Berasategi": 0.8}
+
+
+def load(folder: Path, name: str, factor: float) -> Image.Image:
+    im = Image.open(folder / f"{name}.jpg").convert("RGB")
+    return im.resize((round(im.width * factor) // 2 * 2, round(im.height * factor) // 2 * 2), Image.LANCZOS)
+
+
+def measure(img: Image.Image, original: np.ndarray, level: int, fit: bool) -> dict:
+    limit = texture_map.FIT_MAX_PIXELS
+    texture_map.FIT_MAX_PIXELS = 1 << 40 if fit else 0
+    try:
+        t0 = time.perf_counter()
+        data = cgdm_codec.encode(img, level, texture_map=True, device="cpu")
+        seconds = time.perf_counter() - t0
+    finally:
+        texture_map.FIT_MAX_PIXELS = limit
+    decoded = np.asarray(cgdm_codec.decode(data, realism=1.0, device="cpu"))
+    return dict(flat=flat_noise(decoded, original), bands=band_energy_ratios(decoded, original)[:2],
+                bytes=len(data), encode_s=seconds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path, help="train/debian_wallpapers (the held-out originals)")
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    rows = []
+    for name, factor in PHOTOS.items():
+        img = load(args.folder, name, factor)
+        original = np.asarray(img)
+        for level in args.levels:
+            row = dict(image=name, size=img.size, level=level,
+                       measured=measure(img, original, level, fit=False), fitted=measure(img, original, level, fit=True))
+            rows.append(row)
+            print(f"{name[:28]:28s} {img.width}x{img.height} q{level}: flat {row['measured']['flat']:.2f} -> "
+                  f"{row['fitted']['flat']:.2f}, band 1 {row['measured']['bands'][0]:.2f} -> {row['fitted']['bands'][0]:.2f}, "
+                  f"encode {row['measured']['encode_s']:.1f} -> {row['fitted']['encode_s']:.1f} s", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(dict(command=f"python benchmarks/texture_map_large.py {args.folder} --levels "
+                                                 f"{' '.join(map(str, args.levels))} --out {args.out}", rows=rows), indent=1))
+
+
+if __name__ == "__main__":
+    main()
