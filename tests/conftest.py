@@ -17,6 +17,15 @@ if HAVE_TORCH:
 # A test that leaves the base codec unnamed runs on the product's default (AV1), whatever the
 # shell's CGDM_BASE says; the tests of the learned base name it (and carry the `torch` marker).
 os.environ.pop("CGDM_BASE", None)
+# ONNX Runtime's optimised graphs (cgdm_codec/graph_cache.py) go to a folder of this run, not
+# the user's cache; subprocesses inherit it
+if "CGDM_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["CGDM_CACHE_DIR"] = tempfile.mkdtemp(prefix="cgdm-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CGDM_CACHE_DIR"], True)
 
 
 def textured(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""ONNX Runtime's optimised graphs kept between processes (``cgdm_codec/graph_cache.py``):
+the same bits as a graph optimised at load, a damaged entry never used, no cache when asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cgdm_codec
+from cgdm_codec import graph_cache, runtime
+from cgdm_codec.weights import read_manifest, weights_dir
+
+pytest.importorskip("onnxruntime")
+
+
+def newest_graphs() -> dict[str, Path]:
+    weights = weights_dir() / "cgdm-av1-6.safetensors"
+    return runtime.graph_paths(weights, read_manifest(weights))
+
+
+def run_tile(features, denoise) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (1, 3, 72, 88)).astype(np.float32)
+    feats = features.run(None, {"x_tilde": x})
+    width = next(i for i in denoise.get_inputs() if i.name == "cond").shape[1]
+    cond = rng.uniform(-1, 1, (1, width)).astype(np.float32)
+    feed = {"x_tilde": x, "cond": cond, **{f"e{i}": f for i, f in enumerate(feats)}}
+    return feats + denoise.run(None, {i.name: feed[i.name] for i in denoise.get_inputs()})
+
+
+def fresh(path: Path):
+    return runtime.session.__wrapped__(path, 1)
+
+
+def test_a_cached_graph_computes_the_same_bits_and_is_read_back(monkeypatch, tmp_path):
+    graphs = newest_graphs()
+    monkeypatch.setenv("CGDM_CACHE_DIR", "")
+    plain = run_tile(fresh(graphs["features"]), fresh(graphs["denoise"]))
+    monkeypatch.setenv("CGDM_CACHE_DIR", str(tmp_path))
+    written = run_tile(fresh(graphs["features"]), fresh(graphs["denoise"]))  # optimises and writes
+    records = sorted(tmp_path.glob("*.sha256"))
+    assert len(records) == 2 and all(graph_cache.lookup(r) is not None for r in records)
+    read = run_tile(fresh(graphs["features"]), fresh(graphs["denoise"]))  # loads the entries
+    for a, b, c in zip(plain, written, read):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+    assert len(list(tmp_path.iterdir())) == 6  # graph, tensors and record of each: nothing more
+
+
+def test_a_damaged_entry_is_not_used_and_is_written_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("CGDM_CACHE_DIR", str(tmp_path))
+    denoise = newest_graphs()["denoise"]
+    fresh(denoise)
+    record = next(tmp_path.glob("*.sha256"))
+    tensors = next(tmp_path.glob("*.bin"))
+    data = bytearray(tensors.read_bytes())
+    data[len(data) // 2] ^= 0x40  # a weight changed, the file's size not
+    tensors.write_bytes(bytes(data))
+    assert graph_cache.lookup(record) is None
+    fresh(denoise)  # optimised again and recorded again
+    assert graph_cache.lookup(record) is not None
+    assert bytes(data) != next(tmp_path.glob("*.bin")).read_bytes() and len(list(tmp_path.iterdir())) == 3
+
+
+def test_an_empty_cache_dir_turns_it_off_and_an_unwritable_one_is_no_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("CGDM_CACHE_DIR", "")
+    assert graph_cache.cache_dir() is None and graph_cache.entry(newest_graphs()["features"], "x") is None
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CGDM_CACHE_DIR", str(blocker / "cache"))
+    assert graph_cache.entry(newest_graphs()["features"], "x") is None
+    fresh(newest_graphs()["features"])  # builds as without a cache
+
+
+def test_decoding_through_the_cache_gives_the_golden_pixels(monkeypatch, tmp_path):
+    golden = Path(__file__).parents[1] / "golden"
+    monkeypatch.setenv("CGDM_CACHE_DIR", str(tmp_path))
+    data = (golden / "av1-cgdm6-q3.cgdm").read_bytes()
+    want = np.asarray(Image.open(golden / "av1-cgdm6-q3.full.png"))
+    for _ in range(2):  # the first decode writes the entries, the second reads them
+        runtime.session.cache_clear()
+        assert np.array_equal(np.asarray(cgdm_codec.decode(data)), want)
+    assert len(list(tmp_path.glob("*.sha256"))) == 3  # condition, features, denoise
