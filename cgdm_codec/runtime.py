@@ -36,6 +36,19 @@ class MissingGraphs(RuntimeError):
     """The weights file has no exported ONNX graphs (or they are not installed)."""
 
 
+def session_options(threads: int, level: Any) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = level
+    return opts
+
+
 @functools.lru_cache(maxsize=16)
 def session(path: Path, threads: int) -> Any:
     """A session of the graph at ``path`` on ``threads`` intra-op threads, its optimised form
@@ -44,12 +57,6 @@ def session(path: Path, threads: int) -> Any:
 
     from . import graph_cache
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
     # an int8 graph (train/quantise.py) runs as fast at the extended level (its QDQ pairs
     # fused into QLinearConv there; "all" adds layout changes it gains nothing from) and its
     # session is built in ~45 ms instead of ~75 ms (docs/quantisation.md)
@@ -59,10 +66,10 @@ def session(path: Path, threads: int) -> Any:
     record = graph_cache.entry(path, f"{int(level)}:{ort.__version__}")
     cached = graph_cache.lookup(record) if record is not None else None
     if cached is not None:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         with contextlib.suppress(Exception):  # unreadable after all: optimised again below
-            return ort.InferenceSession(str(cached), opts, providers=cpu)
-    opts.graph_optimization_level = level
+            return ort.InferenceSession(str(cached), session_options(threads, ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                                        providers=cpu)
+    opts = session_options(threads, level)
     if record is None:
         return ort.InferenceSession(str(path), opts, providers=cpu)
     graph, tensors = graph_cache.destination(record)
@@ -70,7 +77,11 @@ def session(path: Path, threads: int) -> Any:
     opts.add_session_config_entry("session.optimized_model_external_initializers_file_name", tensors)
     opts.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                   str(graph_cache.MIN_EXTERNAL_BYTES))
-    built = ort.InferenceSession(str(path), opts, providers=cpu)
+    try:
+        built = ort.InferenceSession(str(path), opts, providers=cpu)
+    except Exception:  # the optimised graph could not be written (a full disk): no cache this time
+        opts = session_options(threads, level)
+        return ort.InferenceSession(str(path), opts, providers=cpu)
     graph_cache.commit(record, graph, tensors)
     return built
 

@@ -83,3 +83,16 @@ def test_decoding_through_the_cache_gives_the_golden_pixels(monkeypatch, tmp_pat
         runtime.session.cache_clear()
         assert np.array_equal(np.asarray(cgdm_codec.decode(data)), want)
     assert len(list(tmp_path.glob("*.sha256"))) == 3  # condition, features, denoise
+
+
+def test_a_graph_that_cannot_be_written_still_decodes(monkeypatch, tmp_path):
+    """A cache folder that accepts the key but not the files (a full disk, a folder removed
+    meanwhile): the session is built as without a cache, and nothing is recorded."""
+    monkeypatch.setenv("CGDM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(graph_cache, "destination",
+                        lambda record: (record.parent / "gone" / "graph.onnx", "graph.bin"))
+    graphs = newest_graphs()
+    out = run_tile(fresh(graphs["features"]), fresh(graphs["denoise"]))
+    monkeypatch.setenv("CGDM_CACHE_DIR", "")
+    assert all(np.array_equal(a, b) for a, b in zip(out, run_tile(fresh(graphs["features"]), fresh(graphs["denoise"]))))
+    assert not list(tmp_path.glob("*.sha256"))
