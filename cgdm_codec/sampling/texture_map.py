@@ -198,7 +198,8 @@ def _strip_analyses(luma: np.ndarray, seed: int, cfg: TextureConfig) -> Iterator
                              edge_mask(luma[s.lo:s.hi])[s.rows])
 
 
-def _with_block_energies(luma: np.ndarray, seed: int, cfg: TextureConfig) -> Iterator[tuple[_StripAnalysis, np.ndarray, np.ndarray]]:
+def _with_block_energies(luma: np.ndarray, seed: int,
+                         cfg: TextureConfig) -> Iterator[tuple[_StripAnalysis, np.ndarray, np.ndarray]]:
     """Each strip's analysis with what the decode has per block and band: the mean square of
     its band (``have``) and the mean of its texture energy, by which the stage spreads a
     block's lack (``where``). A strip's rows read its own blocks and, through the blend, the

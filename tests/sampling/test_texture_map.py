@@ -243,6 +243,23 @@ def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
         assert np.array_equal(decode_map(record, measured.shape, T.BLOCK_LOG2, T.LEVELS), symbols)
 
 
+def test_the_stage_strip_by_strip_is_the_stage_over_the_whole_image(monkeypatch):
+    """Strips analysed one ahead (each strip's rows read the next strip's first block row
+    through the blend) give the pixels of one pass over the whole image."""
+    h, w = 2 * T.STRIP + 100, 136
+    rng = np.random.default_rng(8)
+    rgb = np.clip(np.stack([half_sky(h, w, c) for c in range(3)]) + rng.uniform(-0.1, 0.1, (3, h, 1)),
+                  0, 1).astype(np.float32)
+    rgb[:, T.STRIP - 40:T.STRIP + 40, w // 2:] *= 0.5  # detail that changes across the strips' border
+    reference = T.block_energies(np.tensordot(T.LUMA, rgb, axes=1))
+    target = T.targets(reference, rng.integers(0, T.LEVELS, reference.shape))
+    strips = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target)
+    monkeypatch.setattr(T, "STRIP", 4 * h)
+    whole = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target)
+    assert np.abs(whole - rgb).max() > 0.01
+    np.testing.assert_array_equal(strips, whole)
+
+
 def test_the_fit_sees_what_the_decoder_would_draw_for_every_move():
     """The fit analyses the decode once for all its moves; each move's output must still be
     the decoder's own (``add_mapped_texture``), across strips and with colour to clip."""
