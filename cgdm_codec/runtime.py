@@ -66,9 +66,9 @@ def session(path: Path, threads: int) -> Any:
     record = graph_cache.entry(path, f"{int(level)}:{ort.__version__}")
     cached = graph_cache.lookup(record) if record is not None else None
     if cached is not None:
+        as_saved = session_options(threads, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
         with contextlib.suppress(Exception):  # unreadable after all: optimised again below
-            return ort.InferenceSession(str(cached), session_options(threads, ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
-                                        providers=cpu)
+            return ort.InferenceSession(str(cached), as_saved, providers=cpu)
     opts = session_options(threads, level)
     if record is None:
         return ort.InferenceSession(str(path), opts, providers=cpu)

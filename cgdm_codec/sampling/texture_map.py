@@ -239,7 +239,8 @@ def _strip_texture(sa: _StripAnalysis, need: np.ndarray, where: np.ndarray, cfg:
     return tex
 
 
-def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureConfig, target: np.ndarray) -> np.ndarray:
+def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureConfig,
+                       target: np.ndarray) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
     brings each block's fine bands to ``target`` (BANDS, By, Bx), strip by strip."""
     if realism <= 0.0:
