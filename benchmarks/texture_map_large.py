@@ -10,6 +10,9 @@ the default effort twice per level: with the measured symbols (what the default 
 above the limit) and with the fit forced on (what ``--effort max`` writes), then decoded at
 realism 1. Per encode: flat-area energy and the two finest bands' energy against the
 original (``artefacts.flat_noise``, ``quality.band_energy_ratios``), bytes and encode seconds.
+``--crops FOLDER``: per photo at the first level, original | measured | fitted on the 192-px
+window where the two decodes' fine bands differ most (where the fit changed the picture),
+enlarged twice.
 """
 
 from __future__ import annotations
@@ -36,7 +39,18 @@ def load(folder: Path, name: str, factor: float) -> Image.Image:
     return im.resize((round(im.width * factor) // 2 * 2, round(im.height * factor) // 2 * 2), Image.LANCZOS)
 
 
-def measure(img: Image.Image, original: np.ndarray, level: int, fit: bool) -> dict:
+def changed_box(a: np.ndarray, b: np.ndarray, size: int = 192) -> tuple[int, int, int, int]:
+    """The size-px window (on a 32-px grid) where two decodes' finest bands differ most."""
+    from cgdm_codec.artefacts import block_means, fine_band, luma
+
+    diff = block_means(np.abs(fine_band(luma(a)) - fine_band(luma(b))), 32)
+    k = size // 32
+    sums = np.lib.stride_tricks.sliding_window_view(diff, (k, k)).sum(axis=(2, 3))
+    y, x = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(x) * 32, int(y) * 32, int(x) * 32 + size, int(y) * 32 + size
+
+
+def measure(img: Image.Image, original: np.ndarray, level: int, fit: bool, keep: dict | None = None) -> dict:
     limit = texture_map.FIT_MAX_PIXELS
     texture_map.FIT_MAX_PIXELS = 1 << 40 if fit else 0
     try:
@@ -46,6 +60,8 @@ def measure(img: Image.Image, original: np.ndarray, level: int, fit: bool) -> di
     finally:
         texture_map.FIT_MAX_PIXELS = limit
     decoded = np.asarray(cgdm_codec.decode(data, realism=1.0, device="cpu"))
+    if keep is not None:
+        keep["fitted" if fit else "measured"] = decoded
     return dict(flat=flat_noise(decoded, original), bands=band_energy_ratios(decoded, original)[:2],
                 bytes=len(data), encode_s=seconds)
 
@@ -55,14 +71,25 @@ def main() -> None:
     ap.add_argument("folder", type=Path, help="train/debian_wallpapers (the held-out originals)")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--crops", type=Path, default=None, help="folder for the crops (one PNG per photo)")
     args = ap.parse_args()
     rows = []
     for name, factor in PHOTOS.items():
         img = load(args.folder, name, factor)
         original = np.asarray(img)
         for level in args.levels:
-            row = dict(image=name, size=img.size, level=level,
-                       measured=measure(img, original, level, fit=False), fitted=measure(img, original, level, fit=True))
+            keep: dict = {} if args.crops is not None and level == args.levels[0] else None
+            row = dict(image=name, size=img.size, level=level, measured=measure(img, original, level, False, keep),
+                       fitted=measure(img, original, level, True, keep))
+            if keep:
+                from cgdm_lab.evaluation.crops import crop_grid
+
+                box = changed_box(keep["measured"], keep["fitted"])
+                panels = [(original, "original"), (keep["measured"], f"measured map, q{level}, realism 1"),
+                          (keep["fitted"], f"fitted map, q{level}, realism 1")]
+                args.crops.mkdir(parents=True, exist_ok=True)
+                crop_grid([panels], boxes=[box], size=192, zoom=2).save(args.crops / f"texture-map-fit-large-{name}.png")
+                row["crop_box"] = box
             rows.append(row)
             print(f"{name[:28]:28s} {img.width}x{img.height} q{level}: flat {row['measured']['flat']:.2f} -> "
                   f"{row['fitted']['flat']:.2f}, band 1 {row['measured']['bands'][0]:.2f} -> {row['fitted']['bands'][0]:.2f}, "
