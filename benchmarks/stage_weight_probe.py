@@ -36,14 +36,17 @@ def _blocks(x: np.ndarray, cell: int) -> np.ndarray:
     return x[:h, :w].reshape(h // cell, cell, w // cell, cell, 3)
 
 
+def _outside(error: np.ndarray, change: np.ndarray, e: np.ndarray, d: np.ndarray) -> float:
+    """The squared error of the file's decode outside the whole cells (edge strips keep w = 1)."""
+    return float(((error - change) ** 2).sum() - ((e - d) ** 2).sum())
+
+
 def chosen(error: np.ndarray, change: np.ndarray, cell: int, weights: tuple[float, ...]) -> tuple[np.ndarray, float]:
     """The weight index per block nearest the original (error = X - B, change = N - B), and
-    the squared error left over the whole image (edge blocks smaller than a cell keep w = 1)."""
+    the squared error left over the whole image."""
     e, d = _blocks(error, cell), _blocks(change, cell)
     cost = np.stack([((e - w * d) ** 2).sum(axis=(1, 3, 4)) for w in weights])
-    pick = cost.argmin(axis=0)
-    covered = ((error - change) ** 2).sum() - ((e - d) ** 2).sum()
-    return pick, float(covered + cost.min(axis=0).sum())
+    return cost.argmin(axis=0), _outside(error, change, e, d) + float(cost.min(axis=0).sum())
 
 
 def side_bits(symbols: np.ndarray, k: int) -> float:
@@ -55,8 +58,7 @@ def free_bound(error: np.ndarray, change: np.ndarray, cell: int) -> float:
     """Squared error with each block's and channel's least-squares weight (0..2), no bytes."""
     e, d = _blocks(error, cell), _blocks(change, cell)
     w = np.clip((d * e).sum(axis=(1, 3), keepdims=True) / ((d * d).sum(axis=(1, 3), keepdims=True) + 1e-9), 0, 2)
-    covered = ((error - change) ** 2).sum() - ((e - d) ** 2).sum()
-    return float(covered + ((e - w * d) ** 2).sum())
+    return _outside(error, change, e, d) + float(((e - w * d) ** 2).sum())
 
 
 def psnr_of(sq: float, n: int) -> float:

@@ -197,10 +197,16 @@ class Analysis(NamedTuple):
     features: np.ndarray  # (H, W, 5), see ``features``
 
 
-def analyse(decode_luma: np.ndarray, qindex: int, cfg: "TextureConfig") -> Analysis:
-    bands = atrous_bands(decode_luma, 3)
+def band_energies(decode_luma: np.ndarray, levels: int,
+                  cfg: "TextureConfig") -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The finest ``levels`` bands, each band's local mean square and its texture energy."""
+    bands = atrous_bands(decode_luma, levels)
     energy = [local_energy(b, cfg) for b in bands]
-    tex = [texture_energy(b, k, cfg, e) for k, (b, e) in enumerate(zip(bands, energy))]
+    return bands, energy, [texture_energy(b, k, cfg, e) for k, (b, e) in enumerate(zip(bands, energy))]
+
+
+def analyse(decode_luma: np.ndarray, qindex: int, cfg: "TextureConfig") -> Analysis:
+    bands, energy, tex = band_energies(decode_luma, 3, cfg)
     q = np.float32(qindex / 255.0)
     return Analysis(bands, energy, np.stack([*tex, tex[0] * q, tex[1] * q], axis=-1))
 

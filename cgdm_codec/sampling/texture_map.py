@@ -26,7 +26,7 @@ original, a block's energy is spread by the decoder over the whole block and, th
 blend, into its neighbours: on a block that is half sky, or beside one, the smooth part
 gets grain. So an encoder that can run the realism network (``Preview``: the realism-1
 decode before its texture stage) closes the loop (``fitted_symbols``, for photos up to
-``FIT_MAX_PIXELS``): it runs the stage with every block's symbols moved by each of
+``FIT_MAX_PIXELS``, at any size with ``--effort max``): it runs the stage with every block's symbols moved by each of
 ``DELTAS``, and keeps per block the move whose output is nearest the original, 16-px cell
 by cell, in fine-band level over the block and its neighbours. The stage is split so that
 each strip of the decode is analysed once (``_with_block_energies``), by the decoder and by
@@ -41,8 +41,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, atrous_bands, band_noise_rms, edge_mask,
-                      local_energy, margin, noise_rows, texture_energy)
+from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, atrous_bands, band_energies, band_noise_rms,
+                      edge_mask, margin, noise_rows)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
 BLOCK_LOG2 = BLOCK.bit_length() - 1
@@ -185,14 +185,12 @@ class _StripAnalysis(NamedTuple):
 
 
 def _strip_analyses(luma: np.ndarray, seed: int, cfg: TextureConfig) -> Iterator[_StripAnalysis]:
-    """The strips' analyses, top down: ``texture.analyse``'s bands, energies and texture
-    energies for the two finest bands only (the same arithmetic on the same rows; the
-    model's coarsest band and its qindex inputs are not read here)."""
+    """The strips' analyses, top down: ``texture.band_energies`` of the two finest bands
+    (``texture.analyse`` also measures a third and the model's qindex inputs, which the
+    mapped stage does not read)."""
     h, w = luma.shape
     for s in _strips(h, cfg):
-        bands = atrous_bands(luma[s.lo:s.hi], BANDS)
-        energy = [local_energy(b, cfg) for b in bands]
-        texture = [texture_energy(b, k, cfg, e) for k, (b, e) in enumerate(zip(bands, energy))]
+        bands, energy, texture = band_energies(luma[s.lo:s.hi], BANDS, cfg)
         noise = atrous_bands(noise_rows(seed, cfg.period, s.lo, s.hi - s.lo, w), BANDS)
         yield _StripAnalysis(s.top, *([x[s.rows] for x in planes] for planes in (bands, energy, texture, noise)),
                              edge_mask(luma[s.lo:s.hi])[s.rows])
