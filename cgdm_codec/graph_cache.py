@@ -14,6 +14,13 @@ none; a damaged one (its hashes differ) is ignored and written again. The folder
 ``CGDM_CACHE_DIR``, else ``$XDG_CACHE_HOME/cgdm/ort`` (``~/.cache/cgdm/ort``); ``CGDM_CACHE_DIR``
 set empty turns the cache off. Any failure to read or write it falls back to optimising
 the graph as without a cache.
+
+Keys change with every new runtime version, CPU and reinstall of the weights, so without
+pruning the folder would only grow (~24 MB for the shipped graphs each time). Writing an
+entry therefore prunes: files no record names (a writer that was killed) go once they are
+an hour old, and while the folder holds more than ``MAX_BYTES`` the least recently used
+entries go, a whole entry at a time. A read marks its entry used (the record's time, at
+most once per ``TOUCH_SECONDS``).
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import threading
+import time
 from pathlib import Path
 
 MIN_EXTERNAL_BYTES = 1024  # smaller tensors stay in the graph (ONNX Runtime's shape inference reads some)
+MAX_BYTES = 256 * 2**20  # ten sets of the shipped graphs
+TOUCH_SECONDS = 3600  # how often a read marks its entry used (a write per decode would be wasteful)
+ORPHAN_SECONDS = 3600  # an unrecorded file younger than this may be a writer's, still at work
+OWN_NAME = re.compile(r"\.[0-9a-f]{24}(\.sha256|\.\d+-\d+\.(onnx|bin|part))$")  # what entry() and destination() name
 
 
 def cache_dir() -> Path | None:
@@ -83,6 +96,10 @@ def lookup(record: Path) -> Path | None:
             return None
     except (OSError, ValueError):
         return None
+    with contextlib.suppress(OSError):  # a read-only cache is still a cache
+        now = time.time()
+        if now - record.stat().st_mtime > TOUCH_SECONDS:
+            os.utime(record, (now, now))
     return next(f for f in files if f.suffix == ".onnx")
 
 
@@ -104,3 +121,50 @@ def commit(record: Path, graph: Path, tensors: str) -> None:
         for name in old:
             if name not in (graph.name, tensors):
                 record.with_name(name).unlink(missing_ok=True)
+        prune(record.parent, keep=record)
+
+
+def _named(record: Path) -> list[Path]:
+    """A record and the files it names."""
+    try:
+        return [record, *(record.with_name(n) for n in record.read_text().split()[1::2])]
+    except OSError:
+        return [record]
+
+
+def prune(folder: Path, keep: Path) -> None:
+    """Bound the folder: unrecorded files an hour old go, then the least recently used
+    entries (never ``keep``) until it holds at most ``MAX_BYTES``."""
+    now = time.time()
+    ours = [f for f in folder.iterdir() if OWN_NAME.search(f.name)]  # the folder may be shared
+    records = sorted((f for f in ours if f.suffix == ".sha256"), key=lambda r: _mtime(r, now))
+    named = {p for r in records for p in _named(r)}
+    for f in ours:
+        if f not in named and now - _mtime(f, now) > ORPHAN_SECONDS:
+            with contextlib.suppress(OSError):
+                f.unlink()
+    size = {r: sum(_size(p) for p in _named(r)) for r in records}
+    total = sum(size.values())
+    for r in records:  # oldest use first
+        if total <= MAX_BYTES:
+            break
+        if r == keep:
+            continue
+        for p in _named(r)[::-1]:  # the record last: a half-removed entry is still refused
+            with contextlib.suppress(OSError):
+                p.unlink()
+        total -= size[r]
+
+
+def _mtime(path: Path, default: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return default
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -98,3 +98,64 @@ def test_a_graph_that_cannot_be_written_still_decodes(monkeypatch, tmp_path):
     monkeypatch.setenv("CGDM_CACHE_DIR", "")
     assert all(np.array_equal(a, b) for a, b in zip(out, run_tile(fresh(graphs["features"]), fresh(graphs["denoise"]))))
     assert not list(tmp_path.glob("*.sha256"))
+
+
+def fake_entry(folder: Path, name: str, size: int, age_s: float) -> Path:
+    """A whole entry of ``size`` bytes, last used ``age_s`` ago (what ``commit`` writes)."""
+    import hashlib
+    import os
+    import time
+
+    stem = f"{name}.{hashlib.sha256(name.encode()).hexdigest()[:24]}"
+    files = [folder / f"{stem}.1-1.onnx", folder / f"{stem}.1-1.bin"]
+    files[0].write_bytes(b"g" * 100)
+    files[1].write_bytes(b"t" * (size - 100))
+    record = folder / f"{stem}.sha256"
+    record.write_text("".join(f"{hashlib.sha256(f.read_bytes()).hexdigest()} {f.name}\n" for f in files))
+    then = time.time() - age_s
+    for f in [*files, record]:
+        os.utime(f, (then, then))
+    return record
+
+
+def test_writing_an_entry_drops_the_least_recently_used_beyond_the_bound(monkeypatch, tmp_path):
+    monkeypatch.setenv("CGDM_CACHE_DIR", str(tmp_path))
+    features = newest_graphs()["features"]
+    fresh(features)  # its own entry, to learn its size
+    own = sum(f.stat().st_size for f in tmp_path.iterdir())
+    for f in list(tmp_path.iterdir()):
+        f.unlink()
+    day = 86400.0
+    oldest = fake_entry(tmp_path, "oldest", 4000, 30 * day)
+    old = fake_entry(tmp_path, "old", 4000, 20 * day)
+    used = fake_entry(tmp_path, "used", 4000, 40 * day)  # the oldest written
+    assert graph_cache.lookup(used) is not None  # a read marks it used now
+    monkeypatch.setattr(graph_cache, "MAX_BYTES", own + 2 * 4000 + 500)
+    fresh(features)  # writes an entry, and prunes
+    left = sorted(r.name.split(".")[0] for r in tmp_path.glob("*.sha256"))
+    assert left == ["cgdm-av1-6", "old", "used"]  # the oldest went, whole
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith("oldest")]
+    assert graph_cache.lookup(old) is not None and graph_cache.lookup(used) is not None
+    monkeypatch.setattr(graph_cache, "MAX_BYTES", 0)
+    fresh(newest_graphs()["condition"])  # a bound below one entry keeps the entry just written
+    assert [r.name.split(".")[1] for r in tmp_path.glob("*.sha256")] == ["condition"]
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_pruning_removes_a_killed_writers_files_and_nothing_that_is_not_ours(monkeypatch, tmp_path):
+    import os
+    import time
+
+    monkeypatch.setenv("CGDM_CACHE_DIR", str(tmp_path))
+    hexa = "0123456789abcdef01234567"
+    stale = [tmp_path / f"x.{hexa}.7-8.onnx", tmp_path / f"x.{hexa}.7-8.bin", tmp_path / f"x.{hexa}.7-8.part"]
+    young = tmp_path / f"y.{hexa}.9-9.onnx"  # a writer still at work
+    foreign = [tmp_path / "notes.txt", tmp_path / "model.onnx", tmp_path / f"z.{hexa}.onnx"]
+    then = time.time() - 2 * 3600
+    for f in [*stale, young, *foreign]:
+        f.write_bytes(b"x")
+        if f is not young:
+            os.utime(f, (then, then))
+    fresh(newest_graphs()["features"])
+    assert not any(f.exists() for f in stale)
+    assert young.exists() and all(f.exists() for f in foreign)
