@@ -114,7 +114,9 @@ def encode_image(img: "imageio.CodecImage", settings: EncodeSettings, *, progres
         preview = None
         if img.width * img.height <= FIT_MAX_PIXELS or effort == "max":  # max: whatever the fit costs
             progress("texture map: the realism decode it is fitted to")
+            engines.release()  # the fidelity network's sessions: no fidelity decode follows
             preview = _texture_preview(f, bundle, decoder, settings)
+            engines.release()  # the realism network's: the fit runs no network
         progress("texture map")
         record = make_map(img.rgb, bundle.base.decode_rgb(enc.streams, img.width, img.height), preview)
         f = dataclasses.replace(f, extensions=((TEXTURE_MAP, record),))
@@ -126,8 +128,6 @@ def _texture_preview(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: En
     (``sampling.texture_map.fitted_symbols`` fits the map to it); None where the file's
     weights have no realism network or it has no texture model (the map is then the
     original's measure alone)."""
-    import numpy as np
-
     from .sampling.texture_map import Preview
 
     try:
@@ -139,8 +139,7 @@ def _texture_preview(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: En
         return None
     rgb = decode_file(f, DecodeSettings(realism=1.0, device=settings.device, threads=settings.threads,
                                         runtime=settings.runtime), texture=False)
-    decode = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-    return Preview(decode, f.seed, cfg)
+    return Preview(rgb, f.seed, cfg)
 
 
 def _lossless_base(base: str | None) -> str:

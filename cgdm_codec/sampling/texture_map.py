@@ -73,6 +73,7 @@ _BAND_MARGIN = 8  # rows a strip needs on each side for two à trous bands (radi
 #: energy only as amplified detail and grain, and JPEG-sourced photos got speckle from it
 #: (docs/realism.md, "The map fitted to the decoder").
 DELTAS = (-3, -2, -1, 0)
+_BAND_REACH = 2  # rows the finest band reads beyond a row (the 5-tap binomial low-pass)
 CELL = 16  # pixels per cell side of the closed loop's comparison (``artefacts.flat_noise``'s blocks)
 #: Added to both cells' mean |fine band| (8-bit levels) before their log ratio: rounding noise,
 #: so that two flat cells compare as equal whatever their faint grain.
@@ -118,8 +119,13 @@ def block_energies(luma: np.ndarray) -> np.ndarray:
 
 
 def luma_of(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma in [0, 1] of an (H, W, 3) uint8 image."""
-    return np.tensordot(rgb.astype(np.float32), LUMA / np.float32(255.0), axes=([2], [0])).astype(np.float32)
+    """Rec. 601 luma in [0, 1] of an (H, W, 3) uint8 image, a strip at a time (a float copy
+    of a 24 MP image would be 288 MB; the values are the same)."""
+    out = np.empty(rgb.shape[:2], dtype=np.float32)
+    for top in range(0, len(rgb), STRIP):
+        out[top:top + STRIP] = np.tensordot(rgb[top:top + STRIP].astype(np.float32), LUMA / np.float32(255.0),
+                                            axes=([2], [0]))
+    return out
 
 
 def map_symbols(original: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -255,17 +261,63 @@ class Preview:
     """What a realism-1 decode of the file has before its texture stage, and what the stage
     runs with: the encoder's closed loop runs the stage on it."""
 
-    decode: np.ndarray  # (3, H, W) float32 in [0, 1]
+    decode: np.ndarray  # (H, W, 3) uint8, as the decoder writes it
     seed: int
     cfg: TextureConfig
+
+    def rows(self, top: int, n: int) -> np.ndarray:
+        """Rows top..top+n as the stage sees a decode: (3, n, W) float32 in [0, 1] (the
+        whole image in float would be 288 MB at 24 MP)."""
+        return self.decode[top:top + n].transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
 
 
 def _cell_levels(y: np.ndarray) -> np.ndarray:
     """Mean |finest Laplacian band| per CELL-px cell (the measure of ``artefacts.flat_noise``)
     of a luma plane in 8-bit levels."""
+    return _band_cells(y, 0, len(y) - len(y) % CELL)
+
+
+class _CellStream:
+    """``_cell_levels`` of a plane given strip by strip, top down, in strips of whole cells
+    (the last may be shorter): a strip is measured once the next one's first rows are in,
+    since its finest band reads ``_BAND_REACH`` rows beyond it, so two strips are held at
+    most and the values are those of the whole plane."""
+
+    def __init__(self) -> None:
+        self._cells: list[np.ndarray] = []
+        self._above: np.ndarray | None = None
+        self._held: np.ndarray | None = None
+
+    def push(self, rows: np.ndarray) -> None:
+        if self._held is not None:
+            self._measure(rows[:_BAND_REACH])
+        self._held = rows
+
+    def levels(self) -> np.ndarray:
+        """The cells of every strip given (the last one measured now)."""
+        if self._held is not None:
+            self._measure(self._held[:0])
+            self._held = None
+        return np.concatenate(self._cells)
+
+    def _measure(self, below: np.ndarray) -> None:
+        rows = self._held
+        above = rows[:0] if self._above is None else self._above
+        n = len(rows) - len(rows) % CELL
+        if n == 0:  # no whole cell (the plane's last rows, or a plane under one cell)
+            self._cells.append(np.zeros((0, rows.shape[1] // CELL), dtype=rows.dtype))
+        else:
+            y = np.concatenate([above, rows, below])
+            self._cells.append(_band_cells(y, len(above), n))
+        self._above = rows[-_BAND_REACH:]
+
+
+def _band_cells(y: np.ndarray, skip: int, n: int) -> np.ndarray:
+    """``_cell_levels`` of rows skip..skip+n of ``y`` (n whole cells), the rows around them
+    read by the band only."""
     from ..artefacts import block_means, fine_band
 
-    return block_means(fine_band(y), CELL)
+    return block_means(fine_band(y)[skip:skip + n], CELL)
 
 
 def _per_block(cells: np.ndarray, blocks: tuple[int, int]) -> np.ndarray:
@@ -279,18 +331,21 @@ def _per_block(cells: np.ndarray, blocks: tuple[int, int]) -> np.ndarray:
     return sum(sums[i:i + by, j:j + bx] for i in range(3) for j in range(3))
 
 
-def _output_lumas(preview: Preview, block_targets: list[np.ndarray]) -> list[np.ndarray]:
-    """The luma (8-bit levels, float32) of the realism-1 output for each of the targets: what
-    ``add_mapped_texture`` gives, with the decode's analysis computed once for all of them."""
-    rgb = preview.decode
-    luma = np.tensordot(LUMA, rgb, axes=1)
-    outs = [np.empty(luma.shape, dtype=np.float32) for _ in block_targets]
+def _output_strips(preview: Preview, block_targets: list[np.ndarray]) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """Strip by strip, top down, the first row and the luma (8-bit levels, float32) of the
+    realism-1 output for each of the targets: what ``add_mapped_texture`` gives, with the
+    decode's analysis computed once for all of them."""
+    h = len(preview.decode)
+    luma = np.empty(preview.decode.shape[:2], dtype=np.float32)
+    for top in range(0, h, STRIP):
+        luma[top:top + STRIP] = np.tensordot(LUMA, preview.rows(top, STRIP), axes=1)
     for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg):
-        span = slice(sa.top, sa.top + len(sa.keep))
-        for target, out in zip(block_targets, outs):
+        rgb = preview.rows(sa.top, len(sa.keep))
+        outs = []
+        for target in block_targets:
             tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, preview.cfg)
-            out[span] = np.tensordot(LUMA, np.clip(rgb[:, span] + tex, 0.0, 1.0), axes=1) * np.float32(255.0)
-    return outs
+            outs.append(np.tensordot(LUMA, np.clip(rgb + tex, 0.0, 1.0), axes=1) * np.float32(255.0))
+        yield sa.top, outs
 
 
 def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndarray, preview: Preview) -> np.ndarray:
@@ -298,16 +353,22 @@ def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndar
     output (``add_mapped_texture`` on ``preview``) is nearest the original in the cells of
     the block and its neighbours: |log| of the ratio of fine-band levels, summed. Every
     block is moved at once per trial, so one stage output per entry serves all blocks, and
-    the stage's analysis of the decode (bands, energies, edges, noise) serves every entry."""
+    the stage's analysis of the decode (bands, energies, edges, noise) serves every entry.
+    The outputs are measured strip by strip and never held whole."""
     from ..artefacts import luma
 
-    want = _cell_levels(luma(original)) + CELL_FLOOR
     order = sorted(DELTAS, key=abs)  # a tie keeps the smaller move (the measure, where nothing differs)
     trials = [targets(reference, np.clip(symbols + d, 0, LEVELS - 1)) for d in order]
+    want, outs = _CellStream(), [_CellStream() for _ in order]
+    for top, ys in _output_strips(preview, trials):
+        want.push(luma(original[top:top + len(ys[0])]))
+        for stream, y in zip(outs, ys):
+            stream.push(y)
+    want_levels = want.levels() + CELL_FLOOR
     best = np.full(symbols.shape[1:], np.inf)
     moves = np.zeros(symbols.shape[1:], dtype=np.int64)
-    for delta, y in zip(order, _output_lumas(preview, trials)):
-        cost = _per_block(np.abs(np.log((_cell_levels(y) + CELL_FLOOR) / want)), symbols.shape[1:])
+    for delta, stream in zip(order, outs):
+        cost = _per_block(np.abs(np.log((stream.levels() + CELL_FLOOR) / want_levels)), symbols.shape[1:])
         better = cost < best
         best[better], moves[better] = cost[better], delta
     return np.clip(symbols + moves[None], 0, LEVELS - 1)
