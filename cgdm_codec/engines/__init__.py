@@ -66,8 +66,9 @@ def _cuda_hint() -> bool:
 def release() -> None:
     """Give back what built networks keep between runs: ONNX Runtime keeps each session's
     largest activations in its arena (~150 MB for the fidelity network and ~330 MB for the
-    realism network after a 3.8 MP decode). For an encode whose remaining work runs none of
-    them; a later run builds its sessions again (from the graph cache, ~10 ms a graph)."""
+    realism network after a 3.8 MP decode). For work that runs none of them afterwards (an
+    encode's texture-map fit, a decode's texture stage); a later run builds its sessions
+    again (from the graph cache, ~10 ms a graph)."""
     from .. import runtime
 
     runtime.session.cache_clear()
