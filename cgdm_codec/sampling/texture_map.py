@@ -107,25 +107,25 @@ def _block_counts(height: int, width: int) -> np.ndarray:
 
 def block_energies(luma: np.ndarray) -> np.ndarray:
     """(BANDS, By, Bx) float64: each block's mean square of each fine band of a luma plane
-    in [0, 1], strip by strip (a 24 MP plane's bands are never held at once)."""
-    h, w = luma.shape
+    in [0, 1], strip by strip (a 24 MP plane's bands are never held at once). The encoder
+    may pass an (H, W, 3) uint8 image instead: its luma is then taken a strip at a time too
+    (``luma_of`` of each strip, equal to the whole image's to float32 rounding)."""
+    h, w = luma.shape[:2]
     sums = np.zeros((BANDS, *grid(h, w)))
     for top in range(0, h, STRIP):
         lo, hi = max(0, top - _BAND_MARGIN), min(h, top + STRIP + _BAND_MARGIN)
         rows = slice(top - lo, top - lo + min(STRIP, h - top))
-        for k, band in enumerate(atrous_bands(luma[lo:hi], BANDS)):
+        strip = luma_of(luma[lo:hi]) if luma.ndim == 3 else luma[lo:hi]
+        for k, band in enumerate(atrous_bands(strip, BANDS)):
             _block_sums(np.square(band[rows]), top, sums[k])
     return sums / _block_counts(h, w)
 
 
 def luma_of(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma in [0, 1] of an (H, W, 3) uint8 image, a strip at a time (a float copy
-    of a 24 MP image would be 288 MB; the values are the same)."""
-    out = np.empty(rgb.shape[:2], dtype=np.float32)
-    for top in range(0, len(rgb), STRIP):
-        out[top:top + STRIP] = np.tensordot(rgb[top:top + STRIP].astype(np.float32), LUMA / np.float32(255.0),
-                                            axes=([2], [0]))
-    return out
+    """Rec. 601 luma in [0, 1] of an (H, W, 3) uint8 image. One product over the whole image,
+    as the decoder has always read a map against: the library's sums round differently with
+    the array's size (an ulp), so a strip-wise luma is the encoder's alone (``block_energies``)."""
+    return np.tensordot(rgb.astype(np.float32), LUMA / np.float32(255.0), axes=([2], [0])).astype(np.float32)
 
 
 def map_symbols(original: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -379,8 +379,8 @@ def make_map(original: np.ndarray, base: np.ndarray, preview: Preview | None = N
     symbols fitted to the decoder's texture stage where a ``preview`` is given."""
     from ..entropy_models.texture_map_coding import encode_map
 
-    reference = block_energies(luma_of(base))
-    symbols = map_symbols(block_energies(luma_of(original)), reference)
+    reference = block_energies(base)
+    symbols = map_symbols(block_energies(original), reference)
     if preview is not None:
         symbols = fitted_symbols(symbols, reference, original, preview)
     return encode_map(symbols, BLOCK_LOG2, LEVELS)

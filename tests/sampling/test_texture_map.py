@@ -345,3 +345,12 @@ def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
     # --effort max fits it at any size (its search left out here: it needs torch and minutes)
     most, measured = symbols(effort="max", finetune=False, seeds=1)
     assert not np.array_equal(most, measured)
+
+
+def test_block_energies_of_an_image_are_those_of_its_luma():
+    """The encoder reads an 8-bit image's luma a strip at a time (with the bands' margins),
+    never the whole plane: the same energies across strip borders, to float32 rounding (the
+    luma's products round with the array's size); the decoder keeps the whole-image luma."""
+    rng = np.random.default_rng(12)
+    rgb = rng.integers(0, 256, (T.STRIP + 77, 150, 3)).astype(np.uint8)
+    np.testing.assert_allclose(T.block_energies(rgb), T.block_energies(T.luma_of(rgb)), rtol=1e-6, atol=0)
