@@ -34,8 +34,9 @@ LIMIT=$((64 * 1024 * 1024))
 size() {
   # tracked files present on disk + untracked files git does not ignore + the carried paths
   local total
+  # (files a sparse checkout left out are listed but absent: stat skips them)
   total=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } \
-           | xargs -0 -r stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+           | { xargs -0 -r stat -c %s 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}')
   for path in "$@"; do
     total=$((total + $(du -sb "$path" | cut -f1)))
   done

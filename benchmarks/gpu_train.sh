@@ -2,15 +2,17 @@
 # A lent accelerator's 10 minutes, prepared: fine-tune the fidelity network (or, MODE=realism,
 # the realism network) on a pack.
 #
-#   On this CPU, once:  python -m cgdm_lab.train.pack --data ../shared/datasets/train --out runs/pack \
+#   On this CPU, once:  python -m cgdm_lab.train.pack --data ../shared/datasets/train --out PACK \
 #                         --av1-speed 6 --sides 2048 1024 512 --exclude /tmp/camera12 \
-#                         --pixels-per-crop 100000 --per-crop 2       (/runs/ is git-ignored)
+#                         --pixels-per-crop 40000 --per-crop 2       (docs/diffusion.md: 4,589 crops, 129 MiB)
+#                       python -m cgdm_lab.train.pack --prefix-of PACK --out runs/pack --max-mib 20
+#                                                                 (its first 702 crops; /runs/ is git-ignored)
 #                       python benchmarks/camera_set.py ../shared/datasets/train/debian_wallpapers runs/val
 #                       benchmarks/device_tree.sh wheels          (.whl/: what the device's image lacks;
 #                                                                  runs/features.safetensors for MODE=realism)
-#                       benchmarks/device_tree.sh slim            (the tree must travel in 64 MiB, pack,
-#                                                                  wheels and all: keep the pack under ~35 MB)
-#                       benchmarks/device_tree.sh size runs/pack runs/val .whl
+#                       benchmarks/device_tree.sh slim            (the tree must travel in 64 MiB, data and all)
+#                       benchmarks/device_tree.sh size runs/pack runs/val .whl runs/features.safetensors
+#                                                                 (59 MiB; `full` afterwards)
 #   dry run here:       OUT=/tmp/gpu-dry LIMIT=30 BATCH=4 CROP=128 benchmarks/gpu_train.sh   (ARCH=restoration: the one-pass network)
 #   distillation:       TEACHER=cgdm_codec/weights/cgdm-av1-6.safetensors WIDTHS="16 48 48" benchmarks/gpu_train.sh
 #                       (train.slim cuts INIT to WIDTHS, then train.cgdm --teacher; without WIDTHS,
@@ -19,7 +21,7 @@
 #                       and the patch critic; LFEAT, LADV their weights; docs/realism.md, "How the realism
 #                       network ... were built")
 #   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val", ".whl"], timeout_s=600)
-#                       (MODE=realism: carry runs/features.safetensors too)
+#                       (MODE=realism: carry runs/features.safetensors too; OUT=$OUT to get the results back)
 #
 # Writes $OUT/run/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
 # ratio, flat-area energy) and $OUT/w.safetensors (+ .json manifest), weights-only, ready to

@@ -134,6 +134,29 @@ def write_index(out: Path, index: dict) -> None:
     return len(index)
 
 
+def prefix(pack_dir: str | Path, out: str | Path, max_bytes: int) -> tuple[int, int]:
+    """The pack's first crops (a fair sample: crops are packed in a seeded random order), as
+    many as fit in ``max_bytes``, copied to ``out``: what a device call can carry beside the
+    checkout. Returns (crops, bytes)."""
+    import shutil
+
+    src, out = Path(pack_dir), Path(out)
+    index = json.loads((src / "index.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    kept, total = [], 0
+    for crop in index["crops"]:
+        files = [crop["original"], *crop["decodes"]]
+        size = sum((src / f).stat().st_size for f in files)
+        if total + size > max_bytes:
+            break
+        for f in files:
+            shutil.copyfile(src / f, out / f)
+        kept.append(crop)
+        total += size
+    write_index(out, {**index, "jobs": len(kept), "crops": kept, "prefix_of": index["jobs"]})
+    return len(kept), total
+
+
 def _decode(path: Path) -> np.ndarray:
     from cgdm_codec.base.av1 import decode_avif
 
@@ -161,8 +184,11 @@ def load_pack(folder: str | Path, workers: int = 8) -> PairPool:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", help="the training photos (required unless --prefix-of)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--prefix-of", metavar="PACK", help="copy the first crops of PACK that fit in --max-mib "
+                    "instead of packing photos (crops are in a seeded random order: any prefix is a fair sample)")
+    ap.add_argument("--max-mib", type=float, default=20.0, help="with --prefix-of [default: 20]")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--per-crop", type=int, default=3)
     ap.add_argument("--pixels-per-crop", type=int, default=4 * 256 * 256)
@@ -177,6 +203,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="leave out the photos whose names (or stems) are in this folder: a held-out "
                          "validation set made from training photos (benchmarks/camera_set.py)")
     args = ap.parse_args(argv)
+    if args.prefix_of:
+        n, total = prefix(args.prefix_of, args.out, int(args.max_mib * 2**20))
+        print(f"copied the first {n} crops of {args.prefix_of} into {args.out}: {total / 2**20:.1f} MiB")
+        return
+    if not args.data:
+        ap.error("--data is required (or --prefix-of)")
     exclude = frozenset()
     if args.exclude:
         exclude = frozenset(p.stem for p in Path(args.exclude).iterdir())
