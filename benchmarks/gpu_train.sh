@@ -22,6 +22,8 @@
 #                       network ... were built")
 #   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val", ".whl"], timeout_s=600)
 #                       (MODE=realism: carry runs/features.safetensors too; OUT=$OUT to get the results back)
+#   both in one start:  run(command='OUT=$OUT/check benchmarks/gpu_check && LIMIT=400 benchmarks/gpu_train.sh',
+#                           carry=[...as above], timeout_s=600)  (a machine's start costs minutes of the 15)
 #
 # Writes $OUT/run/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
 # ratio, flat-area energy) and $OUT/w.safetensors (+ .json manifest), weights-only, ready to
