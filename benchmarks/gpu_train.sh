@@ -21,18 +21,24 @@
 #                       and the patch critic; LFEAT, LADV their weights; docs/realism.md, "How the realism
 #                       network ... were built")
 #   on the device:      run(command="benchmarks/gpu_train.sh", carry=["runs/pack", "runs/val", ".whl"], timeout_s=600)
-#                       (MODE=realism: carry runs/features.safetensors too; OUT=$OUT to get the results back)
-#   both in one start:  run(command='OUT=$OUT/check benchmarks/gpu_check && LIMIT=400 benchmarks/gpu_train.sh',
-#                           carry=[...as above], timeout_s=600)  (a machine's start costs minutes of the 15)
+#                       (MODE=realism: carry runs/features.safetensors too)
+#   both in one start:  run(command='OUT=/tmp/check benchmarks/gpu_check; cp /tmp/check/gpu_check.json $OUT/;
+#                           LIMIT=400 benchmarks/gpu_train.sh', carry=[...as above], timeout_s=600)
+#                       (a machine's start costs minutes of the 15; at most 8 files come back from $OUT,
+#                       so only the results go there)
 #
-# Writes $OUT/run/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
-# ratio, flat-area energy) and $OUT/w.safetensors (+ .json manifest), weights-only, ready to
+# Writes $OUT/log.csv (loss and the validation curve: PSNR, gain over AV1, period-2
+# ratio, flat-area energy), $OUT/train.txt, $OUT/device.txt and $OUT/w.safetensors (+ .json
+# manifest), weights-only, ready to
 # be exported to ONNX and shipped as a generation here. cuDNN benchmark mode and bf16
 # autocast are the trainer's defaults on CUDA. Nothing is fetched: the device has no network
 # (benchmarks/device_env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-out}
+# the trainer's folder (its checkpoints, ~45 MB, too large to come back); a fresh one unless
+# RUN names one to resume
+RUN=${RUN:-$(mktemp -d /tmp/gpu-run.XXXXXX)}
 LIMIT=${LIMIT:-480}          # seconds of training; leaves the rest of 10 minutes for start-up and export
 BATCH=${BATCH:-32}
 CROP=${CROP:-256}
@@ -56,12 +62,13 @@ if [ "${ARCH:-unet}" = restoration ]; then net=(--arch restoration); else net=(-
 if [ "$MODE" = realism ]; then net+=(--realism --lambda-feat "${LFEAT:-1.0}" --lambda-adv "${LADV:-0.15}"); fi
 if [ -n "${TEACHER:-}" ]; then  # docs/diffusion.md, "cgdm-av1-6f"
   if [ -n "${WIDTHS:-}" ]; then
-    "$PY" -m cgdm_lab.train.slim "$INIT" "$OUT/init.safetensors" --widths $WIDTHS
-    net=(--init "$OUT/init.safetensors")
+    "$PY" -m cgdm_lab.train.slim "$INIT" "$RUN/init.safetensors" --widths $WIDTHS
+    net=(--init "$RUN/init.safetensors")
   fi
   net+=(--teacher "$TEACHER" --lambda-teacher 4)
 fi
 "$PY" -m cgdm_lab.train.cgdm --base av1 --pack "$PACK" --stage fine "${net[@]}" \
   --crop "$CROP" --batch "$BATCH" --syntax-bits-target 64 --syntax-proxy noise --sample-steps 1 \
   --lr 2e-4 --lambda-h 0.5 --time-limit "$LIMIT" --ckpt-every 200 "${val[@]}" \
-  --out "$OUT/run" --export "$OUT/w.safetensors" 2>&1 | tee "$OUT/train.txt"
+  --out "$RUN" --export "$OUT/w.safetensors" 2>&1 | tee "$OUT/train.txt"
+cp "$RUN/log.csv" "$OUT/log.csv"
