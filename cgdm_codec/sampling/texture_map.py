@@ -122,9 +122,10 @@ def block_energies(luma: np.ndarray) -> np.ndarray:
 
 
 def luma_of(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma in [0, 1] of an (H, W, 3) uint8 image. One product over the whole image,
-    as the decoder has always read a map against: the library's sums round differently with
-    the array's size (an ulp), so a strip-wise luma is the encoder's alone (``block_energies``)."""
+    """Rec. 601 luma in [0, 1] of an (H, W, 3) uint8 image, one product over the whole image:
+    the decoder reads a map against this luma, and the library's sums round differently with
+    the array's size (by an ulp), so only the encoder takes it a strip at a time
+    (``block_energies`` of the 8-bit image)."""
     return np.tensordot(rgb.astype(np.float32), LUMA / np.float32(255.0), axes=([2], [0])).astype(np.float32)
 
 
