@@ -23,7 +23,7 @@ from cgdm_codec.weights import read_manifest, weights_dir
 from conftest import textured
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-NAMES = ("cgdm-av1-5", "cgdm-av1-6", "cgdm-av1-6f")  # the weights shipped with int8 graphs
+NAMES = ("cgdm-av1-5", "cgdm-av1-6", "cgdm-av1-6f", "cgdm-av1-5r")  # the weights shipped with int8 graphs
 NAME = "cgdm-av1-6"  # the newest generation
 #: int8 against float32 on the same file: 51-58 dB measured on training photos (levels 1-5)
 #: and 54 dB on a 768x512 photo; a broken quantisation (a wrong scale, a float graph) is
@@ -131,6 +131,24 @@ def test_golden_file_decodes_as_stored_in_float32_and_near_it_in_int8(stem):
     assert np.array_equal(np.asarray(cgdm_codec.decode(f, runtime="onnx")), want)
     i8 = np.asarray(cgdm_codec.decode(f, runtime="onnx", precision="int8"))
     assert psnr(i8, want) >= MIN_PSNR_VS_FLOAT32
+
+
+#: The realism network's int8 decode against its float32 one: 42-54 dB on the never-JPEG
+#: photos (the lowest where the picture depends most on the file's noise: another seed moves
+#: those by 25-28 dB), 50 and 53 dB on the golden files.
+MIN_PSNR_REALISM = 40.0
+
+
+@pytest.mark.parametrize("stem", ["av1-cgdm5-q3-map", "av1-cgdm6-q3"])
+def test_the_realism_decode_runs_int8_too(stem):
+    """cgdm-av1-5r decodes both generations' files above realism 0; under int8 its quantised
+    graphs run (the texture stage after it is numpy, the same either way)."""
+    f = (GOLDEN / f"{stem}.cgdm").read_bytes()
+    f32 = np.asarray(cgdm_codec.decode(f, realism=1.0, runtime="onnx"))
+    i8 = np.asarray(cgdm_codec.decode(f, realism=1.0, runtime="onnx", precision="int8"))
+    assert not np.array_equal(i8, f32)  # the int8 graphs ran
+    assert psnr(i8, f32) >= MIN_PSNR_REALISM
+    assert np.array_equal(np.asarray(cgdm_codec.decode(f, realism=1.0, runtime="onnx", precision="float32")), f32)
 
 
 def test_the_scope_is_per_thread():

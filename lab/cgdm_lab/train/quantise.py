@@ -83,13 +83,16 @@ def calibration_crop(path: Path, crop: int) -> Any:
 def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
                    levels_per_photo: int = 2) -> list[dict[str, np.ndarray]]:
     """Every input the ``role`` graph of ``weights`` gets while decoding the photos' crops (a
-    network distilled for ``--fast``, its manifest's ``fast_for``, decodes them so)."""
+    network distilled for ``--fast``, its manifest's ``fast_for``, decodes them so; a realism
+    network, its manifest's ``realism_for``, decodes them at realism 1 and 0.5 in turn, the
+    dial's top and middle)."""
     from cgdm_codec import api
     from cgdm_codec.engines.onnx import denoiser
     from cgdm_codec.runtime import OrtDenoiser
 
     feeds: list[dict[str, np.ndarray]] = []
     fast = bool(read_manifest(weights).get("fast_for"))
+    realism = (1.0, 0.5) if read_manifest(weights).get("realism_for") else (0.0, 0.0)
     original = OrtDenoiser._run
 
     def recording(self: OrtDenoiser, r: str, feed: dict[str, np.ndarray], threads: int,
@@ -105,7 +108,7 @@ def captured_feeds(weights: Path, photos: list[Path], crop: int, role: str,
             for j in range(levels_per_photo):
                 level = (i + 3 * j) % 6 + 1
                 data = api.encode(image, quality=level, diffusion=True, runtime="onnx", threads=1)
-                api.decode(data, runtime="onnx", threads=1, fast=fast)
+                api.decode(data, runtime="onnx", threads=1, fast=fast, realism=realism[j % 2])
     finally:
         OrtDenoiser._run = original  # type: ignore[method-assign]
     denoiser.cache_clear()
@@ -214,7 +217,8 @@ def quantise(weights: str | Path, data: Path, roles: tuple[str, ...] = ("denoise
                          "calibration_batches": str(len(feeds)),
                          "calibration_photos": f"{len(photos)} training photos ({per_folder} per folder of "
                                                f"{', '.join(TRAIN_FOLDERS)}), central {crop}-px crops, "
-                                               "2 AV1 levels each"}
+                                               "2 AV1 levels each"
+                                               + (", decoded at realism 1 and 0.5" if manifest.get("realism_for") else "")}
         print(f"{out.name}: {out.stat().st_size / 1024:.0f} KB, {len(feeds)} calibration batches, {fmt}, {method}")
     if record:
         manifest = read_manifest(weights)
