@@ -5,6 +5,7 @@ speed and rate-distortion, on the same files.
     python benchmarks/quantised.py speed FILE.cgdm --threads 2 --repeat 9
     python benchmarks/quantised.py bd ../shared/datasets/val/sunhays80 --downscale 0.5 [--limit 20] \
         --out results/sunhays80/int8-vs-float32-rd.json
+    python benchmarks/quantised.py realism /tmp/camera12 --out results/camera12/int8-realism.json
 
 ``numerics``: a few TRAINING photos (every 12th of urban100 from the 2nd, every 125th of
 bsds500 from the 8th; each reduced by a whole factor to a shorter side of about 512 px),
@@ -23,6 +24,12 @@ period-2 ratio (``artefacts.period2_ratio``); per image the BD-rate of int8 agai
 over its six levels (same files, so the same rates: the BD-rate is the quality difference
 in rate terms), then the mean over images. Resumable: rows already in ``--out`` are kept.
 One network thread (``--threads``), metrics on one thread.
+
+``realism``: each image (as given: ``--downscale`` 1; the camera set of
+``benchmarks/camera_set.py`` is already downscaled) coded at levels 1, 2, 3 with a texture
+map (default effort), decoded at realism 1 in float32 and in int8 (the realism network's
+graphs): PSNR between the two, and for each its PSNR to the original, the two finest bands'
+energy over the original's and the flat-area energy (``artefacts.flat_noise``); means per level.
 """
 
 from __future__ import annotations
@@ -191,6 +198,32 @@ def summarise(rows: list[dict], args: argparse.Namespace) -> dict:
             "levels": levels, "rows": rows}
 
 
+def realism(args: argparse.Namespace) -> dict:
+    import cgdm_codec
+    from cgdm_codec import artefacts
+    from cgdm_codec.quality import band_energy_ratios, psnr
+
+    rows = []
+    files = sorted(p for p in Path(args.folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    for path in files[:args.limit]:
+        img = load(path, args.downscale)
+        ref = np.asarray(img)
+        for level in (1, 2, 3):
+            data = cgdm_codec.encode(img, level, texture_map=True, threads=args.threads)
+            out = {p: np.asarray(cgdm_codec.decode(data, realism=1.0, precision=p, runtime="onnx", threads=args.threads))
+                   for p in ("float32", "int8")}
+            row = {"image": path.name, "level": level, "int8_vs_float32": psnr(out["int8"], out["float32"])}
+            for p, rgb in out.items():
+                b1, b2 = band_energy_ratios(rgb, ref)
+                row |= {f"psnr {p}": psnr(rgb, ref), f"band 1 {p}": b1, f"band 2 {p}": b2,
+                        f"flat {p}": artefacts.flat_noise(rgb, ref)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    keys = [k for k in rows[0] if k not in ("image", "level")]
+    means = {level: {k: statistics.mean(r[k] for r in rows if r["level"] == level) for k in keys} for level in (1, 2, 3)}
+    return {"rows": rows, "means_by_level": means, "min_int8_vs_float32": min(r["int8_vs_float32"] for r in rows)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -203,14 +236,20 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("folder")
     c.add_argument("--downscale", type=float, default=0.5)
     c.add_argument("--limit", type=int, default=None)
-    for p in (a, b, c):
-        p.add_argument("--threads", type=int, default=2 if p is b else 1)
+    r = sub.add_parser("realism")
+    r.add_argument("folder")
+    r.add_argument("--downscale", type=float, default=1.0)
+    r.add_argument("--limit", type=int, default=12)
+    for p in (a, b, c, r):
+        p.add_argument("--threads", type=int, default=2 if p in (b, r) else 1)
         p.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.what == "numerics":
         result = numerics(args)
     elif args.what == "speed":
         result = speed(args)
+    elif args.what == "realism":
+        result = realism(args)
     else:
         out = Path(args.out) if args.out else None
         result = bd(args, json.loads(out.read_text()) if out and out.is_file() else None)
