@@ -139,6 +139,7 @@ def test_golden_file_decodes_as_stored_in_float32_and_near_it_in_int8(stem):
 MIN_PSNR_REALISM = 40.0
 
 
+@pytest.mark.torch  # the float64 metrics (torch)
 @pytest.mark.parametrize("stem", ["av1-cgdm5-q3-map", "av1-cgdm6-q3"])
 def test_the_realism_decode_runs_int8_too(stem):
     """cgdm-av1-5r decodes both generations' files above realism 0; under int8 its quantised
