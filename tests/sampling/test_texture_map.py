@@ -250,15 +250,18 @@ def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
 def test_the_stage_strip_by_strip_is_the_stage_over_the_whole_image(monkeypatch):
     """Strips analysed one ahead (each strip's rows read the next strip's first block row
     through the blend) give the pixels of one pass over the whole image."""
-    h, w = 2 * T.STRIP + 100, 136
+    h, w = 2 * T.STRIP + 100, 136  # the unguided stage's strips, and several of the mapped stage's
     rng = np.random.default_rng(8)
     rgb = np.clip(np.stack([half_sky(h, w, c) for c in range(3)]) + rng.uniform(-0.1, 0.1, (3, h, 1)),
                   0, 1).astype(np.float32)
     rgb[:, T.STRIP - 40:T.STRIP + 40, w // 2:] *= 0.5  # detail that changes across the strips' border
+    rgb[:, T.STAGE_STRIP - 40:T.STAGE_STRIP + 40, : w // 2] *= 0.5
     reference = T.block_energies(np.tensordot(T.LUMA, rgb, axes=1))
     target = T.targets(reference, rng.integers(0, T.LEVELS, reference.shape))
     strips = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target)
-    monkeypatch.setattr(T, "STRIP", 4 * h)
+    monkeypatch.setattr(T, "STAGE_STRIP", T.STRIP)
+    assert np.array_equal(T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target), strips)
+    monkeypatch.setattr(T, "STAGE_STRIP", 4 * h)
     whole = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target)
     assert np.abs(whole - rgb).max() > 0.01
     np.testing.assert_array_equal(strips, whole)
@@ -267,7 +270,7 @@ def test_the_stage_strip_by_strip_is_the_stage_over_the_whole_image(monkeypatch)
 def test_the_fit_sees_what_the_decoder_would_draw_for_every_move():
     """The fit analyses the decode once for all its moves; each move's output must still be
     the decoder's own (``add_mapped_texture``), across strips and with colour to clip."""
-    h, w = T.STRIP + 90, 136  # two strips, the second shorter than its margin allows
+    h, w = T.STAGE_STRIP + 90, 136  # two strips, the second shorter than its margin allows
     rng = np.random.default_rng(3)
     rgb = np.clip(np.stack([half_sky(h, w, c) for c in range(3)]) + rng.uniform(-0.4, 0.4, (3, 1, 1)), 0, 1)
     preview = T.Preview(np.rint(rgb * 255).astype(np.uint8).transpose(1, 2, 0), 11, CFG)
@@ -276,7 +279,7 @@ def test_the_fit_sees_what_the_decoder_would_draw_for_every_move():
     symbols = rng.integers(0, T.LEVELS, reference.shape)
     trials = [T.targets(reference, np.clip(symbols + d, 0, T.LEVELS - 1)) for d in (0, -2)]
     strips = list(T._output_strips(preview, trials))
-    assert [top for top, _ in strips] == [0, T.STRIP]
+    assert [top for top, _ in strips] == [0, T.STAGE_STRIP]
     outputs = [np.concatenate([ys[i] for _, ys in strips]) for i in range(len(trials))]
     for target, got in zip(trials, outputs):
         want = np.tensordot(T.LUMA, T.add_mapped_texture(rgb.copy(), 11, 1.0, CFG, target), axes=1) * 255
