@@ -234,7 +234,7 @@ class EncodeSettings(RunSettings):
                                "original had per 64-px block): a decode at --realism above 0 then draws "
                                "that much texture, none on smooth areas. Up to 4.2 MP (any size with "
                                "--effort max) the encoder fits it to the realism decode (a third to a half "
-                               "more encode time; 2.5x at 10-24 MP). The fidelity decode (realism 0) never "
+                               "more encode time; 2-3x at 8-24 MP). The fidelity decode (realism 0) never "
                                "reads it.", flag=True, example=True)
     diffusion: bool = option(False, "Always write the diffusion stage, even where the encoder's objective "
                              "scores the base-only decode better.", flag=True, example=True)

@@ -84,8 +84,9 @@ CELL = 16  # pixels per cell side of the closed loop's comparison (``artefacts.f
 CELL_FLOOR = 0.5
 #: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode and
 #: the stage's synthesis per move: a 0.67 MP encode took 1.32-1.36x the time of one without
-#: the map, a 3.8 MP one 1.37-1.50x, a 24 MP one 2.5x (53 s against 21.5 s, 2.2 against
-#: 1.1 GB, most of it the realism decode), so larger photos keep the measured symbols.
+#: the map, a 3.8 MP one 1.37-1.50x, 8-10 MP ones 1.9-3.3x and a 24 MP one about 2x (41 s
+#: against ~21.5 s, most of it the realism decode; docs/realism.md), so larger photos keep
+#: the measured symbols but under --effort max.
 FIT_MAX_PIXELS = 1 << 22
 
 
