@@ -110,17 +110,17 @@ def _block_counts(height: int, width: int) -> np.ndarray:
     return np.outer(rows, cols).astype(np.float64)
 
 
-def block_energies(luma: np.ndarray) -> np.ndarray:
+def block_energies(image: np.ndarray) -> np.ndarray:
     """(BANDS, By, Bx) float64: each block's mean square of each fine band of a luma plane
     in [0, 1], strip by strip (a 24 MP plane's bands are never held at once). The encoder
     may pass an (H, W, 3) uint8 image instead: its luma is then taken a strip at a time too
     (``luma_of`` of each strip, equal to the whole image's to float32 rounding)."""
-    h, w = luma.shape[:2]
+    h, w = image.shape[:2]
     sums = np.zeros((BANDS, *grid(h, w)))
     for top in range(0, h, STRIP):
         lo, hi = max(0, top - _BAND_MARGIN), min(h, top + STRIP + _BAND_MARGIN)
         rows = slice(top - lo, top - lo + min(STRIP, h - top))
-        strip = luma_of(luma[lo:hi]) if luma.ndim == 3 else luma[lo:hi]
+        strip = luma_of(image[lo:hi]) if image.ndim == 3 else image[lo:hi]
         for k, band in enumerate(atrous_bands(strip, BANDS)):
             _block_sums(np.square(band[rows]), top, sums[k])
     return sums / _block_counts(h, w)
