@@ -151,14 +151,30 @@ def _box_mean(x: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
+def _window_min(p: np.ndarray, side: int, n: int, axis: int) -> np.ndarray:
+    """The minimum of every ``side`` consecutive entries along ``axis`` of ``p`` (``n``
+    windows, ``p`` holding n + side - 1): minima of windows doubling in length, then two
+    overlapping ones, so log2(side) + 1 passes instead of side - 1. A minimum is exact in
+    any order, so this gives the same values as a pass per tap."""
+    def part(a: np.ndarray, start: int, length: int) -> np.ndarray:
+        return a[:, start:start + length] if axis == 1 else a[start:start + length]
+
+    span, m = 1, p
+    while 2 * span <= side:
+        length = m.shape[axis] - span
+        m = np.minimum(part(m, 0, length), part(m, span, length))
+        span *= 2
+    if span == side:
+        return part(m, 0, n)
+    return np.minimum(part(m, 0, n), part(m, side - span, n))
+
+
 def _erode(x: np.ndarray, side: int) -> np.ndarray:
     """The minimum over a side x side box centred on each pixel (edges replicated)."""
     r = side // 2
     h, w = x.shape
-    p = np.pad(x, ((0, 0), (r, r)), mode="edge")
-    rows = functools.reduce(np.minimum, (p[:, k:k + w] for k in range(side)))
-    p = np.pad(rows, ((r, r), (0, 0)), mode="edge")
-    return functools.reduce(np.minimum, (p[k:k + h, :] for k in range(side)))
+    rows = _window_min(np.pad(x, ((0, 0), (r, r)), mode="edge"), side, w, 1)
+    return _window_min(np.pad(rows, ((r, r), (0, 0)), mode="edge"), side, h, 0)
 
 
 #: Texture stays this far (px) from strong edges, fading from a luma gradient of EDGE_LOW to

@@ -215,6 +215,20 @@ def test_models_without_a_quantiser_slope_keep_their_gains():
     assert replace(MODEL, gain_q=(-10.0, 0.0)).gains(255)[0] == 0.0  # never negative
 
 
+@pytest.mark.parametrize("side", [1, 2, 3, 7, 9, 16, 19, 27])
+def test_erosion_is_the_box_minimum(side):
+    """The doubling windows of ``_erode`` give, exactly, the minimum over each pixel's
+    side x side box with edges replicated (the definition, taken naively here)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = np.random.default_rng(side).standard_normal((37, 61)).astype(np.float32)
+    r = side // 2
+    padded = np.pad(x, ((r, side - 1 - r), (r, side - 1 - r)), mode="edge")
+    want = sliding_window_view(padded, (side, side)).min(axis=(2, 3))
+    got = texture._erode(x, side)
+    assert got.shape == x.shape and np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("cfg", [MODEL, AMPLIFIED], ids=["noise", "amplified"])
 def test_an_edge_gets_no_fringe(cfg):
     """A thin edge has as much fine energy as texture but no area: its neighbourhood stays
