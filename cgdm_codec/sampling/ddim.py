@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..diffusion_config import SamplerConfig
+from .arrays import clip_
 
 if TYPE_CHECKING:
     import torch
@@ -107,11 +108,11 @@ class DDIMScheduler:
         """
         a_t, a_prev = self.alpha_bar(t), self.alpha_bar(self.previous(t))
         if a_prev == 1.0:  # the last step: 1 * x0 + 0 * eps is x0, so ``sample`` is not read
-            return x0.clip(DATA_MIN, DATA_MAX, out=x0) if isinstance(x0, np.ndarray) else x0.clamp_(DATA_MIN, DATA_MAX)
+            return clip_(x0, DATA_MIN, DATA_MAX) if isinstance(x0, np.ndarray) else x0.clamp_(DATA_MIN, DATA_MAX)
         if isinstance(x0, np.ndarray):
             if x0.dtype != np.float32 or sample.dtype != np.float32:
                 raise TypeError("step_ works on float32 arrays")
-            np.clip(x0, DATA_MIN, DATA_MAX, out=x0)
+            clip_(x0, DATA_MIN, DATA_MAX)
             np.subtract(sample, math.sqrt(a_t) * x0, out=sample)
             np.divide(sample, math.sqrt(1.0 - a_t), out=sample)
             np.multiply(sample, math.sqrt(1.0 - a_prev), out=sample)

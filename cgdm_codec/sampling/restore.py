@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..diffusion_config import SamplerConfig
-from .arrays import ops_for
+from .arrays import clip_, ops_for
 from .ddim import DDIMScheduler
 from .noise import noise_patch, tiled_noise
 from .sample import Denoiser, Steering, sample
@@ -136,7 +136,7 @@ def decode_canvas(denoiser: Denoiser, x_tilde: Any, syntax: Any, condition: int,
     out = out[..., :height, :width]
     out += 1.0
     out /= 2.0
-    return np.clip(out, 0.0, 1.0, out=out) if isinstance(out, np.ndarray) else out.clamp_(0.0, 1.0)
+    return clip_(out, 0.0, 1.0) if isinstance(out, np.ndarray) else out.clamp_(0.0, 1.0)
 
 
 def restore(net: "Cgdm | ConsistencyGuidedUNet", x_tilde: "torch.Tensor", syntax: "torch.Tensor",

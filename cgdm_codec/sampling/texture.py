@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .arrays import clip_
 from .noise import MASK64, noise_patch
 
 #: Rec. 601 luma weights: the noise is luma only, like film grain (chroma noise looks false).
@@ -189,7 +190,7 @@ def edge_mask(luma: np.ndarray) -> np.ndarray:
     or speckle along it, and what a softened edge lacks is sharpness, not grain."""
     gy, gx = np.gradient(luma)
     g = -_erode(-np.hypot(gx, gy).astype(np.float32), 2 * EDGE_RADIUS + 1)  # the local maximum
-    return np.clip((np.float32(EDGE_HIGH) - g) / np.float32(EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
+    return clip_((np.float32(EDGE_HIGH) - g) / np.float32(EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
 
 
 def local_energy(band: np.ndarray, cfg: "TextureConfig") -> np.ndarray:
@@ -326,4 +327,4 @@ def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: Te
         tex = synthesis(luma[lo:hi], noise_rows(seed, cfg.period, lo, hi - lo, w), qindex, cfg)
         rows = slice(top - lo, top - lo + min(STRIP, h - top))
         rgb[:, top:top + STRIP] += np.float32(realism) * tex[rows]
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+    return clip_(rgb, 0.0, 1.0)

@@ -41,6 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .arrays import clip_
 from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, atrous_bands, band_energies, band_noise_rms,
                       edge_mask, margin, noise_rows)
 
@@ -259,7 +260,7 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureC
     for sa, have, where in _with_block_energies(luma, seed, cfg):
         tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, cfg)
         rgb[:, sa.top:sa.top + len(tex)] += np.float32(realism) * tex
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+    return clip_(rgb, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,7 @@ def _output_strips(preview: Preview, block_targets: list[np.ndarray]) -> Iterato
         outs = []
         for target in block_targets:
             tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, preview.cfg)
-            outs.append(np.tensordot(LUMA, np.clip(rgb + tex, 0.0, 1.0), axes=1) * np.float32(255.0))
+            outs.append(np.tensordot(LUMA, clip_(rgb + tex, 0.0, 1.0), axes=1) * np.float32(255.0))
         yield sa.top, outs
 
 
