@@ -34,8 +34,11 @@ def feeds(weights: Path, tile: int, rng: np.random.Generator) -> dict[str, dict[
     graphs.update({f"{role}.int8": p for role, p in quantised_paths(weights, manifest).items()})
     x = rng.uniform(-1, 1, (1, 3, tile, tile)).astype(np.float32)
     length = manifest["config"]["syntax"]["length"]
-    cond = session(graphs["condition"], 1).run(None, {"t": np.array([999]), "syntax": np.zeros((1, length), np.float32),
-                                                       "quality": np.array([100])})[0]
+    condition = session(graphs["condition"], 1)
+    offered_condition = {"t": np.array([999]), "syntax": np.zeros((1, length), np.float32), "quality": np.array([100]),
+                         "realism": np.ones(1, np.float32)}  # a realism network's condition reads the dial (at 1)
+    names = {i.name for i in condition.get_inputs()}
+    cond = condition.run(None, {k: v for k, v in offered_condition.items() if k in names})[0]
     feats = session(graphs["features"], 1).run(None, {"x_tilde": x})
     offered = {"x_t": x, "x_tilde": x, "cond": cond, **{f"e{i}": f for i, f in enumerate(feats)}}
     out = {}
