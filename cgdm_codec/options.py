@@ -164,7 +164,7 @@ class RunSettings:
     runtime: str = option("auto", "What runs the diffusion stage's networks: onnx (ONNX Runtime on the CPU, "
                           "no torch needed), torch, or auto (torch for CUDA and the learned base, else onnx; "
                           "env CGDM_RUNTIME).", choices=RUNTIMES, example="onnx")
-    threads: int | None = option(None, "Threads for the networks (and the AV1 encoder) [default: the cores "
+    threads: int | None = option(None, "Threads for the networks, the texture stage and the AV1 encoder [default: the cores "
                                  "this process may use].", low=1, high=1024, example=1)
     force: bool = option(False, "Overwrite the output file if it exists (never the input).", flag=True,
                          short="-f", example=True, not_on={"api": NO_FILE, "pillow": PILLOW_FILE})

@@ -242,7 +242,8 @@ def _decode_file(f: CgdmFile, settings: DecodeSettings, progress: Progress, step
     symbols = _syntax(engine, decoder, f.syntax)
     out = engine.restore(net, x_tilde, symbols, condition, f.seed, steps, realism, tiles)
     if texture_cfg is not None:
-        _add_texture(engine.canvas(out), texture_cfg, target, f.seed, condition, texture_realism, progress)
+        _add_texture(engine.canvas(out), texture_cfg, target, f.seed, condition, texture_realism, progress,
+                     settings.threads)
     return engine.rgb(out)
 
 
@@ -268,9 +269,10 @@ def _texture_targets(f: CgdmFile, bundle: Bundle, base_rgb: "np.ndarray | None")
 
 
 def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "np.ndarray | None", seed: int,
-                 condition: int, realism: float | None, progress: Progress) -> None:
+                 condition: int, realism: float | None, progress: Progress, threads: int | None = None) -> None:
     """The texture synthesis at ``realism``, in place on a (3, H, W) decode: steered by the
-    file's texture map (``target``) where it has one."""
+    file's texture map (``target``) where it has one; a map-less stage on ``threads`` threads
+    (``--threads``; default the granted cores)."""
     if not realism:
         return
     progress("texture synthesis")
@@ -278,7 +280,7 @@ def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "np.ndarray
     if target is None:
         from .sampling.texture import add_texture
 
-        add_texture(decode, seed, condition, realism, cfg)
+        add_texture(decode, seed, condition, realism, cfg, workers=threads)
     else:
         from .sampling.texture_map import add_mapped_texture
 

@@ -23,11 +23,13 @@ bounded memory and gives the same pixels as a whole-image pass.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..cores import granted_cores
 from .arrays import clip_
 from .noise import MASK64, noise_patch
 
@@ -315,16 +317,40 @@ def margin(cfg: TextureConfig) -> int:
     return sum(2 << k for k in range(3)) + cfg.window // 2 + (3 * cfg.erode | 1) // 2 + 2  # blurs, box, minimum
 
 
-def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig) -> np.ndarray:
-    """Add the synthesised texture to a (3, H, W) float32 decode in [0, 1], in place, strip by strip."""
+def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,
+                workers: int | None = None) -> np.ndarray:
+    """Add the synthesised texture to a (3, H, W) float32 decode in [0, 1], in place, strip by
+    strip. Each strip reads only the luma of the decode before any strip changed it, with
+    ``margin`` rows around it, so strips of any height give the whole-image pass's values:
+    ``workers`` threads (default: the granted cores; numpy releases the interpreter lock in
+    its loops) synthesise strips of ``STRIP // workers`` rows side by side, at most one each
+    in flight (the memory of one thread's strips), and their texture is added in order."""
     if realism <= 0.0:
         return rgb
     _, h, w = rgb.shape
     m = margin(cfg)
     luma = np.tensordot(LUMA, rgb, axes=1)  # of the decode before any strip is changed
-    for top in range(0, h, STRIP):
-        lo, hi = max(0, top - m), min(h, top + STRIP + m)
+    workers = max(1, granted_cores() if workers is None else workers)
+    rows = STRIP if workers == 1 else max(64, STRIP // workers)
+
+    def strip(top: int) -> np.ndarray:
+        lo, hi = max(0, top - m), min(h, top + rows + m)
         tex = synthesis(luma[lo:hi], noise_rows(seed, cfg.period, lo, hi - lo, w), qindex, cfg)
-        rows = slice(top - lo, top - lo + min(STRIP, h - top))
-        rgb[:, top:top + STRIP] += np.float32(realism) * tex[rows]
+        return tex[top - lo:top - lo + min(rows, h - top)]
+
+    def add(top: int, tex: np.ndarray) -> None:
+        rgb[:, top:top + rows] += np.float32(realism) * tex
+
+    tops = list(range(0, h, rows))
+    if workers == 1 or len(tops) == 1:
+        for top in tops:
+            add(top, strip(top))
+        return clip_(rgb, 0.0, 1.0)
+    with ThreadPoolExecutor(workers) as pool:
+        pending = [(top, pool.submit(strip, top)) for top in tops[:workers]]
+        for top in tops[workers:] + [None] * workers:  # at most ``workers`` strips in flight
+            done_top, future = pending.pop(0)
+            add(done_top, future.result())
+            if top is not None:
+                pending.append((top, pool.submit(strip, top)))
     return clip_(rgb, 0.0, 1.0)

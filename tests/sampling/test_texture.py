@@ -42,6 +42,17 @@ def test_strips_give_the_whole_image_pass(monkeypatch, cfg):
     np.testing.assert_allclose(strips, whole, atol=1e-6)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_strips_on_threads_give_the_whole_image_pass_exactly(monkeypatch, workers):
+    """Strips synthesised side by side (several in flight, a short last one) add exactly what
+    one pass over the whole image adds."""
+    whole = add_texture(decode_like(size=(300, 130)), seed=7, qindex=200, realism=1.0, cfg=AMPLIFIED, workers=1)
+    monkeypatch.setattr(texture, "STRIP", 140)  # 64-70 rows a thread: 5 strips of 300 rows
+    threaded = add_texture(decode_like(size=(300, 130)), seed=7, qindex=200, realism=1.0, cfg=AMPLIFIED,
+                           workers=workers)
+    assert np.array_equal(threaded, whole)
+
+
 def test_texture_is_seeded_goes_where_detail_is_and_scales_with_realism():
     base = decode_like()
     full = add_texture(base.copy(), seed=7, qindex=200, realism=1.0, cfg=MODEL)
