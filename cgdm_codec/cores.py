@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def granted_cores() -> int:
@@ -16,3 +23,21 @@ def granted_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def in_order(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, yielded in order, at most ``workers`` items
+    computed ahead of the consumer: for numpy work (which releases the interpreter lock in
+    its loops) over strips of an image, both cores busy in the memory of a few strips."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque(pool.submit(fn, item) for item in items[:workers])
+        for item in items[workers:]:
+            done = pending.popleft().result()
+            pending.append(pool.submit(fn, item))
+            yield done
+        while pending:
+            yield pending.popleft().result()

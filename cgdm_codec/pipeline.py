@@ -271,8 +271,8 @@ def _texture_targets(f: CgdmFile, bundle: Bundle, base_rgb: "np.ndarray | None")
 def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "np.ndarray | None", seed: int,
                  condition: int, realism: float | None, progress: Progress, threads: int | None = None) -> None:
     """The texture synthesis at ``realism``, in place on a (3, H, W) decode: steered by the
-    file's texture map (``target``) where it has one; a map-less stage on ``threads`` threads
-    (``--threads``; default the granted cores)."""
+    file's texture map (``target``) where it has one; on ``threads`` threads (``--threads``;
+    default the granted cores)."""
     if not realism:
         return
     progress("texture synthesis")
@@ -284,7 +284,7 @@ def _add_texture(decode: "np.ndarray", cfg: "TextureConfig", target: "np.ndarray
     else:
         from .sampling.texture_map import add_mapped_texture
 
-        add_mapped_texture(decode, seed, realism, cfg, target)
+        add_mapped_texture(decode, seed, realism, cfg, target, workers=threads)
 
 
 def _weightless_base_only(f: CgdmFile, progress: Progress) -> "Image.Image":

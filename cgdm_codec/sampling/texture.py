@@ -23,13 +23,12 @@ bounded memory and gives the same pixels as a whole-image pass.
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..cores import granted_cores
+from ..cores import granted_cores, in_order
 from .arrays import clip_
 from .noise import MASK64, noise_patch
 
@@ -323,8 +322,8 @@ def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: Te
     strip. Each strip reads only the luma of the decode before any strip changed it, with
     ``margin`` rows around it, so strips of any height give the whole-image pass's values:
     ``workers`` threads (default: the granted cores; numpy releases the interpreter lock in
-    its loops) synthesise strips of ``STRIP // workers`` rows side by side, at most one each
-    in flight (the memory of one thread's strips), and their texture is added in order."""
+    its loops) synthesise strips of ``STRIP // workers`` rows side by side, one each ahead of
+    the one being added (about the memory of one thread's strips), added in order."""
     if realism <= 0.0:
         return rgb
     _, h, w = rgb.shape
@@ -338,19 +337,7 @@ def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: Te
         tex = synthesis(luma[lo:hi], noise_rows(seed, cfg.period, lo, hi - lo, w), qindex, cfg)
         return tex[top - lo:top - lo + min(rows, h - top)]
 
-    def add(top: int, tex: np.ndarray) -> None:
+    tops = range(0, h, rows)
+    for top, tex in zip(tops, in_order(strip, tops, workers)):
         rgb[:, top:top + rows] += np.float32(realism) * tex
-
-    tops = list(range(0, h, rows))
-    if workers == 1 or len(tops) == 1:
-        for top in tops:
-            add(top, strip(top))
-        return clip_(rgb, 0.0, 1.0)
-    with ThreadPoolExecutor(workers) as pool:
-        pending = [(top, pool.submit(strip, top)) for top in tops[:workers]]
-        for top in tops[workers:] + [None] * workers:  # at most ``workers`` strips in flight
-            done_top, future = pending.pop(0)
-            add(done_top, future.result())
-            if top is not None:
-                pending.append((top, pool.submit(strip, top)))
     return clip_(rgb, 0.0, 1.0)

@@ -41,6 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..cores import granted_cores, in_order
 from .arrays import clip_
 from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, atrous_bands, band_energies, band_noise_rms,
                       edge_mask, margin, noise_rows)
@@ -197,20 +198,38 @@ class _StripAnalysis(NamedTuple):
     keep: np.ndarray
 
 
-def _strip_analyses(luma: np.ndarray, seed: int, cfg: TextureConfig) -> Iterator[_StripAnalysis]:
-    """The strips' analyses, top down: ``texture.band_energies`` of the two finest bands
-    (``texture.analyse`` also measures a third and the model's qindex inputs, which the
-    mapped stage does not read)."""
+#: What strips analysed ahead of the drawing may hold (bytes): the map's stage was made to fit
+#: 24 MP realism decodes in about 0.9 GB, and one analysis of a 6000-px-wide strip is ~70 MB.
+AHEAD_BYTES = 64 << 20
+
+
+def _ahead(width: int, cfg: TextureConfig, workers: int) -> int:
+    """How many strips' analyses may be computed ahead of the drawing (each on its thread)
+    within ``AHEAD_BYTES``: two at 2400 px wide, none at 6000 (the strips then run in turn)."""
+    planes = 4 * BANDS + 1  # band, energy, texture and noise per band, the edge mask
+    one = planes * (STAGE_STRIP + 2 * margin(cfg)) * width * 4
+    return max(0, min(workers, AHEAD_BYTES // one))
+
+
+def _strip_analyses(luma: np.ndarray, seed: int, cfg: TextureConfig, workers: int = 1) -> Iterator[_StripAnalysis]:
+    """The strips' analyses, top down, up to ``workers`` of them computed ahead on threads
+    (``cores.in_order``; each strip reads only ``luma``) within ``AHEAD_BYTES``:
+    ``texture.band_energies`` of the two finest bands (``texture.analyse`` also measures a
+    third and the model's qindex inputs, which the mapped stage does not read)."""
     h, w = luma.shape
-    for s in _strips(h, cfg):
+
+    def analyse(s: _Strip) -> _StripAnalysis:
         bands, energy, texture = band_energies(luma[s.lo:s.hi], BANDS, cfg)
         noise = atrous_bands(noise_rows(seed, cfg.period, s.lo, s.hi - s.lo, w), BANDS)
-        yield _StripAnalysis(s.top, *([x[s.rows] for x in planes] for planes in (bands, energy, texture, noise)),
-                             edge_mask(luma[s.lo:s.hi])[s.rows])
+        return _StripAnalysis(s.top, *([x[s.rows] for x in planes] for planes in (bands, energy, texture, noise)),
+                              edge_mask(luma[s.lo:s.hi])[s.rows])
+
+    ahead = _ahead(w, cfg, workers)
+    return in_order(analyse, _strips(h, cfg), ahead) if ahead > 1 else map(analyse, _strips(h, cfg))
 
 
-def _with_block_energies(luma: np.ndarray, seed: int,
-                         cfg: TextureConfig) -> Iterator[tuple[_StripAnalysis, np.ndarray, np.ndarray]]:
+def _with_block_energies(luma: np.ndarray, seed: int, cfg: TextureConfig,
+                         workers: int = 1) -> Iterator[tuple[_StripAnalysis, np.ndarray, np.ndarray]]:
     """Each strip's analysis with what the decode has per block and band: the mean square of
     its band (``have``) and the mean of its texture energy, by which the stage spreads a
     block's lack (``where``). A strip's rows read its own blocks and, through the blend, the
@@ -222,7 +241,7 @@ def _with_block_energies(luma: np.ndarray, seed: int,
     where = np.zeros_like(have)
     counts = _block_counts(h, w)
     held = None
-    for sa in _strip_analyses(luma, seed, cfg):
+    for sa in _strip_analyses(luma, seed, cfg, workers):
         for k in range(BANDS):
             _block_sums(np.square(sa.bands[k]), sa.top, have[k])
             _block_sums(sa.texture[k], sa.top, where[k])
@@ -251,13 +270,15 @@ def _strip_texture(sa: _StripAnalysis, need: np.ndarray, where: np.ndarray, cfg:
 
 
 def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureConfig,
-                       target: np.ndarray) -> np.ndarray:
+                       target: np.ndarray, workers: int | None = None) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
-    brings each block's fine bands to ``target`` (BANDS, By, Bx), strip by strip."""
+    brings each block's fine bands to ``target`` (BANDS, By, Bx), strip by strip, the strips
+    analysed on ``workers`` threads (default: the granted cores) while the drawn ones are added."""
     if realism <= 0.0:
         return rgb
     luma = np.tensordot(LUMA, rgb, axes=1)
-    for sa, have, where in _with_block_energies(luma, seed, cfg):
+    workers = max(1, granted_cores() if workers is None else workers)
+    for sa, have, where in _with_block_energies(luma, seed, cfg, workers):
         tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, cfg)
         rgb[:, sa.top:sa.top + len(tex)] += np.float32(realism) * tex
     return clip_(rgb, 0.0, 1.0)
@@ -346,7 +367,7 @@ def _output_strips(preview: Preview, block_targets: list[np.ndarray]) -> Iterato
     luma = np.empty(preview.decode.shape[:2], dtype=np.float32)
     for top in range(0, h, STRIP):
         luma[top:top + STRIP] = np.tensordot(LUMA, preview.rows(top, STRIP), axes=1)
-    for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg):
+    for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg, granted_cores()):
         rgb = preview.rows(sa.top, len(sa.keep))
         outs = []
         for target in block_targets:

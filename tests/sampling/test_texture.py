@@ -135,7 +135,7 @@ def test_each_generation_gets_its_texture_model(monkeypatch):
     assert shipped["texture_for"]["cgdm-av1-3"] != shipped["texture"]
     used = []
     real = texture.add_texture
-    monkeypatch.setattr(texture, "add_texture", lambda *a: used.append(a[-1]) or real(*a))
+    monkeypatch.setattr(texture, "add_texture", lambda *a, **k: used.append(a[-1]) or real(*a, **k))
     for golden, model in (("av1-cgdm3s1-q3", shipped["texture_for"]["cgdm-av1-3"]),
                           ("av1-cgdm4-q3", shipped["texture"])):
         pipeline.decode_file(parse((GOLDEN / f"{golden}.cgdm").read_bytes()),
