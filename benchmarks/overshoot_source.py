@@ -35,11 +35,11 @@ from cgdm_codec.options import DecodeSettings
 from cgdm_codec.quality.bands import band_energy_ratios
 from cgdm_codec.sampling import texture
 
-WAYS = {
-    "realism 0": dict(settings=DecodeSettings()),
-    "realism 1": dict(settings=DecodeSettings(realism=1.0)),
-    "realism network alone": dict(settings=DecodeSettings(realism=1.0), texture=False),
-    "texture stage on the fidelity decode": dict(settings=DecodeSettings(realism=1.0), realism_network=False),
+WAYS = {  # decode settings and ``pipeline.decode_file``'s keywords
+    "realism 0": (DecodeSettings(), {}),
+    "realism 1": (DecodeSettings(realism=1.0), {}),
+    "realism network alone": (DecodeSettings(realism=1.0), {"texture": False}),
+    "texture stage on the fidelity decode": (DecodeSettings(realism=1.0), {"realism_network": False}),
 }
 
 
@@ -51,9 +51,8 @@ def sources(photos: list[Path], levels: list[int]) -> list[dict]:
         for level in levels:
             f = parse(cgdm_codec.encode(Image.fromarray(original), level, texture_map=True))
             row = {"photo": path.name, "level": level}
-            for way, kw in WAYS.items():
-                extra = {k: v for k, v in kw.items() if k != "settings"}
-                row[way] = round(edge_overshoot(pipeline.decode_file(f, kw["settings"], **extra), original), 4)
+            for way, (settings, keywords) in WAYS.items():
+                row[way] = round(edge_overshoot(pipeline.decode_file(f, settings, **keywords), original), 4)
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows

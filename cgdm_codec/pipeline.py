@@ -139,7 +139,7 @@ def _texture_preview(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: En
         return None
     rgb = decode_file(f, DecodeSettings(realism=1.0, device=settings.device, threads=settings.threads,
                                         runtime=settings.runtime), texture=False)
-    return Preview(rgb, f.seed, cfg)
+    return Preview(rgb, f.seed, cfg, settings.threads)
 
 
 def _lossless_base(base: str | None) -> str:

@@ -205,7 +205,8 @@ AHEAD_BYTES = 64 << 20
 
 def _ahead(width: int, cfg: TextureConfig, workers: int) -> int:
     """How many strips' analyses may be computed ahead of the drawing (each on its thread)
-    within ``AHEAD_BYTES``: two at 2400 px wide, none at 6000 (the strips then run in turn)."""
+    within ``AHEAD_BYTES``: two at 2400 px wide, one at 3000-4000 and none at 6000; under two
+    the strips run in turn on the caller's thread."""
     planes = 4 * BANDS + 1  # band, energy, texture and noise per band, the edge mask
     one = planes * (STAGE_STRIP + 2 * margin(cfg)) * width * 4
     return max(0, min(workers, AHEAD_BYTES // one))
@@ -292,6 +293,7 @@ class Preview:
     decode: np.ndarray  # (H, W, 3) uint8, as the decoder writes it
     seed: int
     cfg: TextureConfig
+    threads: int | None = None  # the stage's threads (``--threads``; None: the granted cores)
 
     def rows(self, top: int, n: int) -> np.ndarray:
         """Rows top..top+n as the stage sees a decode: (3, n, W) float32 in [0, 1] (the
@@ -367,7 +369,8 @@ def _output_strips(preview: Preview, block_targets: list[np.ndarray]) -> Iterato
     luma = np.empty(preview.decode.shape[:2], dtype=np.float32)
     for top in range(0, h, STRIP):
         luma[top:top + STRIP] = np.tensordot(LUMA, preview.rows(top, STRIP), axes=1)
-    for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg, granted_cores()):
+    for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg,
+                                                     preview.threads or granted_cores()):
         rgb = preview.rows(sa.top, len(sa.keep))
         outs = []
         for target in block_targets:
