@@ -16,7 +16,7 @@ The model (``TextureConfig``) is fitted on training photos by ``cgdm_lab/train/t
 in the realism weights' manifest. The noise is part of the format: a periodic luma patch
 drawn from the file's seed by the counter-based generator of ``sampling.noise`` under a
 derived key (``texture_seed``), so every decode of a file at a given realism is the same
-picture. Bands are non-decimated ("à trous") so that the stage runs strip by strip with
+picture. Bands are non-decimated ("à trous") so that the stage runs tile by tile with
 bounded memory and gives the same pixels as a whole-image pass.
 """
 
@@ -37,7 +37,10 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: Mixed into the file's seed so the texture noise is a stream apart from x_T's.
 TEXTURE_KEY = 0x5445585455524531  # "TEXTURE1"
 AMPLIFY_EPS = 1e-6  # a band's mean square below this counts as kept-nothing (8-bit steps are 1.5e-5)
-STRIP = 512
+#: The stages' tiles (rows, columns): the ~20 planes a tile's synthesis makes stay in a core's
+#: caches, where those of a whole strip of a 6000-px-wide photo went to memory at every pass
+#: (the map-less stage at 24 MP in 0.4x the time, the same values: ``docs/realism.md``).
+TILE_ROWS, TILE_COLS = 256, 1024
 
 
 @dataclass(frozen=True)
@@ -245,12 +248,38 @@ def band_noise_rms(levels: int) -> tuple[float, ...]:
     return tuple(float(np.sqrt((b.astype(np.float64) ** 2).sum())) for b in atrous_bands(delta, levels))
 
 
-def noise_rows(seed: int, period: int, top: int, height: int, width: int) -> np.ndarray:
-    """Rows top..top+height of the periodic noise field (anchored at the image's origin)."""
+def noise_rows(seed: int, period: int, top: int, height: int, width: int, left: int = 0) -> np.ndarray:
+    """Rows top..top+height, columns left..left+width of the periodic noise field (anchored
+    at the image's origin)."""
     patch = _patch(seed, period)
     rows = np.arange(top, top + height) % period
-    cols = np.arange(width) % period
+    cols = np.arange(left, left + width) % period
     return patch[np.ix_(rows, cols)]
+
+
+class Span(NamedTuple):
+    """Entries start..start+n of one axis of an image (a tile's rows or columns), computed on
+    lo..hi: with the margin the stage reads around them, cut at the image's ends."""
+    start: int
+    n: int
+    lo: int
+    hi: int
+
+    @property
+    def own(self) -> slice:
+        """The span's entries in the image."""
+        return slice(self.start, self.start + self.n)
+
+    @property
+    def inner(self) -> slice:
+        """The span's entries within lo..hi."""
+        return slice(self.start - self.lo, self.start - self.lo + self.n)
+
+
+def spans(length: int, step: int, margin: int) -> list[Span]:
+    """An axis of ``length`` cut every ``step`` entries, each part with ``margin`` around it."""
+    return [Span(s, min(step, length - s), max(0, s - margin), min(length, s + step + margin))
+            for s in range(0, length, step)]
 
 
 class BandTerm(NamedTuple):
@@ -318,26 +347,25 @@ def margin(cfg: TextureConfig) -> int:
 
 def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: TextureConfig,
                 workers: int | None = None) -> np.ndarray:
-    """Add the synthesised texture to a (3, H, W) float32 decode in [0, 1], in place, strip by
-    strip. Each strip reads only the luma of the decode before any strip changed it, with
-    ``margin`` rows around it, so strips of any height give the whole-image pass's values:
+    """Add the synthesised texture to a (3, H, W) float32 decode in [0, 1], in place, tile by
+    tile. Each tile reads only the luma of the decode before any tile changed it, with
+    ``margin`` around it, so tiles of any size give the whole-image pass's values:
     ``workers`` threads (default: the granted cores; numpy releases the interpreter lock in
-    its loops) synthesise strips of ``STRIP // workers`` rows side by side, one each ahead of
-    the one being added (about the memory of one thread's strips), added in order."""
+    its loops) synthesise tiles side by side, one each ahead of the one being added, which
+    are added in order."""
     if realism <= 0.0:
         return rgb
     _, h, w = rgb.shape
     m = margin(cfg)
-    luma = np.tensordot(LUMA, rgb, axes=1)  # of the decode before any strip is changed
+    luma = np.tensordot(LUMA, rgb, axes=1)  # of the decode before any tile is changed
     workers = max(1, granted_cores() if workers is None else workers)
-    rows = STRIP if workers == 1 else max(64, STRIP // workers)
+    tiles = [(r, c) for r in spans(h, TILE_ROWS, m) for c in spans(w, TILE_COLS, m)]
 
-    def strip(top: int) -> np.ndarray:
-        lo, hi = max(0, top - m), min(h, top + rows + m)
-        tex = synthesis(luma[lo:hi], noise_rows(seed, cfg.period, lo, hi - lo, w), qindex, cfg)
-        return tex[top - lo:top - lo + min(rows, h - top)]
+    def synthesise(tile: tuple[Span, Span]) -> np.ndarray:
+        r, c = tile
+        noise = noise_rows(seed, cfg.period, r.lo, r.hi - r.lo, c.hi - c.lo, left=c.lo)
+        return synthesis(luma[r.lo:r.hi, c.lo:c.hi], noise, qindex, cfg)[r.inner, c.inner]
 
-    tops = range(0, h, rows)
-    for top, tex in zip(tops, in_order(strip, tops, workers)):
-        rgb[:, top:top + rows] += np.float32(realism) * tex
+    for (r, c), tex in zip(tiles, in_order(synthesise, tiles, workers)):
+        rgb[:, r.own, c.own] += np.float32(realism) * tex
     return clip_(rgb, 0.0, 1.0)

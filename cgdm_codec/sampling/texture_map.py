@@ -43,8 +43,8 @@ import numpy as np
 
 from ..cores import granted_cores, in_order
 from .arrays import clip_
-from .texture import (LUMA, STRIP, BandTerm, TextureConfig, amplified, atrous_bands, band_energies, band_noise_rms,
-                      edge_mask, margin, noise_rows)
+from .texture import (LUMA, TILE_COLS, BandTerm, Span, TextureConfig, amplified, atrous_bands, band_energies,
+                      band_noise_rms, edge_mask, margin, noise_rows, spans)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
 BLOCK_LOG2 = BLOCK.bit_length() - 1
@@ -77,9 +77,12 @@ _BAND_MARGIN = 8  # rows a strip needs on each side for two à trous bands (radi
 DELTAS = (-3, -2, -1, 0)
 _BAND_REACH = 2  # rows the finest band reads beyond a row (the 5-tap binomial low-pass)
 #: Rows per strip of the mapped stage, whole rows of blocks. It holds two strips' analyses
-#: (one ahead, nine planes each): ~55 MB each at 6000 px wide, half of what the unguided
-#: stage's STRIP would hold, for ~10 % more analysis (its margins). The pixels do not depend on it.
+#: (one ahead, for the blend; nine planes each, ~55 MB at 6000 px wide) and a strip's tiles
+#: computed ahead. The pixels do not depend on it.
 STAGE_STRIP = 4 * BLOCK
+#: Rows of a plane measured at a time by ``block_energies``, and of the encoder's preview
+#: turned into luma at a time.
+STRIP = 512
 CELL = 16  # pixels per cell side of the closed loop's comparison (``artefacts.flat_noise``'s blocks)
 #: Added to both cells' mean |fine band| (8-bit levels) before their log ratio: rounding noise,
 #: so that two flat cells compare as equal whatever their faint grain.
@@ -97,13 +100,20 @@ def grid(height: int, width: int) -> tuple[int, int]:
     return -(-height // BLOCK), -(-width // BLOCK)
 
 
-def _block_sums(x: np.ndarray, top: int, out: np.ndarray) -> None:
-    """Add the sums of a strip's rows (starting at image row ``top``, a multiple of BLOCK)
-    over each block into ``out`` (By, Bx)."""
+def _block_sums_of(x: np.ndarray) -> np.ndarray:
+    """The sums of a plane whose first pixel is a block's corner over each of its blocks
+    (float64; the blocks at its right and bottom ends may be partial)."""
     h, w = x.shape
     by, bx = -(-h // BLOCK), -(-w // BLOCK)
     pad = np.pad(x.astype(np.float64), ((0, by * BLOCK - h), (0, bx * BLOCK - w)))
-    out[top // BLOCK: top // BLOCK + by] += pad.reshape(by, BLOCK, bx, BLOCK).sum(axis=(1, 3))
+    return pad.reshape(by, BLOCK, bx, BLOCK).sum(axis=(1, 3))
+
+
+def _block_sums(x: np.ndarray, top: int, out: np.ndarray) -> None:
+    """Add the sums of a strip's rows (starting at image row ``top``, a multiple of BLOCK)
+    over each block into ``out`` (By, Bx)."""
+    sums = _block_sums_of(x)
+    out[top // BLOCK: top // BLOCK + len(sums)] += sums
 
 
 def _block_counts(height: int, width: int) -> np.ndarray:
@@ -149,9 +159,9 @@ def targets(base: np.ndarray, symbols: np.ndarray) -> np.ndarray:
     return np.where((symbols > OFFSET) & (energy >= QUIET), energy, 0.0)
 
 
-def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarray:
+def _upsample(values: np.ndarray, top: int, height: int, left: int, width: int) -> np.ndarray:
     """Block values (By, Bx) interpolated bilinearly between block centres to the pixels of
-    rows top..top+height (float32, clamped at the outer centres)."""
+    rows top..top+height, columns left..left+width (float32, clamped at the outer centres)."""
     def axis(n: int, start: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         f = np.clip((np.arange(start, start + size) + 0.5) / BLOCK - 0.5, 0, n - 1)
         i0 = np.floor(f).astype(np.int64)
@@ -159,74 +169,60 @@ def _upsample(values: np.ndarray, top: int, height: int, width: int) -> np.ndarr
         return i0, i1, (f - i0).astype(np.float32)
 
     by, bx = values.shape
-    c0, c1, cw = axis(bx, 0, width)
-    cols = values[:, c0] * (1 - cw) + values[:, c1] * cw  # (By, W)
+    c0, c1, cw = axis(bx, left, width)
+    cols = values[:, c0] * (1 - cw) + values[:, c1] * cw  # (By, width)
     r0, r1, rw = axis(by, top, height)
     return (cols[r0] * (1 - rw)[:, None] + cols[r1] * rw[:, None]).astype(np.float32)
 
 
-class _Strip(NamedTuple):
-    """One strip of the stage: image rows top..top+n, computed on rows lo..hi (with margins)."""
-    top: int
-    lo: int
-    hi: int
-
-    @property
-    def rows(self) -> slice:
-        """The strip's own rows within lo..hi."""
-        return slice(self.top - self.lo, self.top - self.lo + self.n)
-
-    @property
-    def n(self) -> int:
-        return min(STAGE_STRIP, self.hi - self.top)  # hi is the image's end wherever the margin is cut
+def _strips(height: int, cfg: TextureConfig) -> list[Span]:
+    return spans(height, STAGE_STRIP, margin(cfg))
 
 
-def _strips(height: int, cfg: TextureConfig) -> list[_Strip]:
-    m = margin(cfg)
-    return [_Strip(top, max(0, top - m), min(height, top + STAGE_STRIP + m)) for top in range(0, height, STAGE_STRIP)]
-
-
-class _StripAnalysis(NamedTuple):
-    """What the stage reads of one strip of the decode (its own rows only), whatever the target:
-    per fine band, the band, its local mean square, its texture energy, and the band-filtered
-    noise; and the edge mask."""
-    top: int
+class _TileAnalysis(NamedTuple):
+    """What the stage reads of one tile of the decode (its own pixels only), whatever the
+    target: per fine band, the band, its local mean square, its texture energy and the
+    band-filtered noise; the edge mask; and per band, the sums over the tile's blocks of the
+    band's square and of its texture energy (``_with_block_energies``)."""
+    rows: Span
+    cols: Span
     bands: list[np.ndarray]
     energy: list[np.ndarray]
     texture: list[np.ndarray]
     noise: list[np.ndarray]
     keep: np.ndarray
+    squares: list[np.ndarray]
+    textures: list[np.ndarray]
 
 
-#: What strips analysed ahead of the drawing may hold (bytes): the map's stage was made to fit
-#: 24 MP realism decodes in about 0.9 GB, and one analysis of a 6000-px-wide strip is ~70 MB.
-AHEAD_BYTES = 64 << 20
-
-
-def _ahead(width: int, cfg: TextureConfig, workers: int) -> int:
-    """How many strips' analyses may be computed ahead of the drawing (each on its thread)
-    within ``AHEAD_BYTES``: two at 2400 px wide, one at 3000-4000 and none at 6000; under two
-    the strips run in turn on the caller's thread."""
-    planes = 4 * BANDS + 1  # band, energy, texture and noise per band, the edge mask
-    one = planes * (STAGE_STRIP + 2 * margin(cfg)) * width * 4
-    return max(0, min(workers, AHEAD_BYTES // one))
+class _StripAnalysis(NamedTuple):
+    """A strip's tiles, left to right."""
+    top: int
+    n: int
+    tiles: list[_TileAnalysis]
 
 
 def _strip_analyses(luma: np.ndarray, seed: int, cfg: TextureConfig, workers: int = 1) -> Iterator[_StripAnalysis]:
-    """The strips' analyses, top down, up to ``workers`` of them computed ahead on threads
-    (``cores.in_order``; each strip reads only ``luma``) within ``AHEAD_BYTES``:
-    ``texture.band_energies`` of the two finest bands (``texture.analyse`` also measures a
-    third and the model's qindex inputs, which the mapped stage does not read)."""
+    """The strips' analyses, top down: ``texture.band_energies`` of the two finest bands
+    (``texture.analyse`` also measures a third and the model's qindex inputs, which the
+    mapped stage does not read), the band-filtered noise, the edge mask and the block sums.
+    Each strip is computed in tiles of ``TILE_COLS`` columns (rounded to whole blocks), whose planes stay
+    in the caches, on ``workers`` threads (``cores.in_order``: each tile reads only ``luma``)."""
     h, w = luma.shape
+    strips, cols = _strips(h, cfg), spans(w, max(BLOCK, TILE_COLS - TILE_COLS % BLOCK), margin(cfg))
 
-    def analyse(s: _Strip) -> _StripAnalysis:
-        bands, energy, texture = band_energies(luma[s.lo:s.hi], BANDS, cfg)
-        noise = atrous_bands(noise_rows(seed, cfg.period, s.lo, s.hi - s.lo, w), BANDS)
-        return _StripAnalysis(s.top, *([x[s.rows] for x in planes] for planes in (bands, energy, texture, noise)),
-                              edge_mask(luma[s.lo:s.hi])[s.rows])
+    def analyse(tile: tuple[Span, Span]) -> _TileAnalysis:
+        r, c = tile
+        y = luma[r.lo:r.hi, c.lo:c.hi]
+        bands, energy, texture = band_energies(y, BANDS, cfg)
+        noise = atrous_bands(noise_rows(seed, cfg.period, r.lo, r.hi - r.lo, c.hi - c.lo, left=c.lo), BANDS)
+        bands, energy, texture, noise = ([x[r.inner, c.inner] for x in planes] for planes in (bands, energy, texture, noise))
+        return _TileAnalysis(r, c, bands, energy, texture, noise, edge_mask(y)[r.inner, c.inner],
+                             [_block_sums_of(np.square(b)) for b in bands], [_block_sums_of(t) for t in texture])
 
-    ahead = _ahead(w, cfg, workers)
-    return in_order(analyse, _strips(h, cfg), ahead) if ahead > 1 else map(analyse, _strips(h, cfg))
+    tiles = in_order(analyse, [(r, c) for r in strips for c in cols], workers)
+    for r in strips:
+        yield _StripAnalysis(r.start, r.n, [next(tiles) for _ in cols])
 
 
 def _with_block_energies(luma: np.ndarray, seed: int, cfg: TextureConfig,
@@ -243,9 +239,11 @@ def _with_block_energies(luma: np.ndarray, seed: int, cfg: TextureConfig,
     counts = _block_counts(h, w)
     held = None
     for sa in _strip_analyses(luma, seed, cfg, workers):
-        for k in range(BANDS):
-            _block_sums(np.square(sa.bands[k]), sa.top, have[k])
-            _block_sums(sa.texture[k], sa.top, where[k])
+        for t in sa.tiles:
+            blocks = np.s_[t.rows.start // BLOCK:, t.cols.start // BLOCK:]
+            for k in range(BANDS):
+                _add_at(have[k][blocks], t.squares[k])
+                _add_at(where[k][blocks], t.textures[k])
         if held is not None:
             yield held, have / counts, where / counts
         held = sa
@@ -253,19 +251,39 @@ def _with_block_energies(luma: np.ndarray, seed: int, cfg: TextureConfig,
         yield held, have / counts, where / counts
 
 
-def _strip_texture(sa: _StripAnalysis, need: np.ndarray, where: np.ndarray, cfg: TextureConfig) -> np.ndarray:
+def _add_at(out: np.ndarray, sums: np.ndarray) -> None:
+    """Add block sums into the top left corner of ``out``."""
+    out[:sums.shape[0], :sums.shape[1]] += sums
+
+
+def _strip_texture(sa: _StripAnalysis, need: np.ndarray, where: np.ndarray, cfg: TextureConfig,
+                   workers: int = 1) -> np.ndarray:
     """The luma texture at realism 1 of one strip that brings its blocks up by ``need``
-    (BANDS, By, Bx), spread by the decode's texture energy against ``where``."""
-    n, w = sa.keep.shape
+    (BANDS, By, Bx), spread by the decode's texture energy against ``where``: drawn pixel by
+    pixel, its tiles on ``workers`` threads."""
+    w = sa.tiles[-1].cols.start + sa.tiles[-1].cols.n
+    tex = np.empty((sa.n, w), dtype=np.float32)
+
+    def draw(t: _TileAnalysis) -> None:
+        tex[:, t.cols.own] = _tile_texture(t, need, where, cfg)
+
+    for _ in in_order(draw, sa.tiles, workers):
+        pass
+    return tex
+
+
+def _tile_texture(t: _TileAnalysis, need: np.ndarray, where: np.ndarray, cfg: TextureConfig) -> np.ndarray:
+    """``_strip_texture`` of one tile."""
+    r, c = t.rows, t.cols
     unit = band_noise_rms(cfg.bands)
-    tex = np.zeros((n, w), dtype=np.float32)
+    tex = np.zeros((r.n, c.n), dtype=np.float32)
     for k in range(BANDS):
-        lack = _upsample(need[k], sa.top, n, w) * np.float32(ENERGY_GAIN[k])
-        add = sa.texture[k] + np.float32(SPREAD)
-        add *= lack / (_upsample(where[k], sa.top, n, w) + np.float32(SPREAD))
+        lack = _upsample(need[k], r.start, r.n, c.start, c.n) * np.float32(ENERGY_GAIN[k])
+        add = t.texture[k] + np.float32(SPREAD)
+        add *= lack / (_upsample(where[k], r.start, r.n, c.start, c.n) + np.float32(SPREAD))
         np.minimum(add, np.float32(PEAK) * lack, out=add)
-        add *= sa.keep  # the share of pixels near strong edges is dropped, not moved elsewhere
-        term = BandTerm(add, sa.noise[k], unit[k], sa.bands[k], sa.energy[k])
+        add *= t.keep  # the share of pixels near strong edges is dropped, not moved elsewhere
+        term = BandTerm(add, t.noise[k], unit[k], t.bands[k], t.energy[k])
         tex += amplified(term, add, cfg.amplify[k] if cfg.amplify[k] > 0 else 1.0, cfg.max_gain)
     return tex
 
@@ -280,7 +298,7 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureC
     luma = np.tensordot(LUMA, rgb, axes=1)
     workers = max(1, granted_cores() if workers is None else workers)
     for sa, have, where in _with_block_energies(luma, seed, cfg, workers):
-        tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, cfg)
+        tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, cfg, workers)
         rgb[:, sa.top:sa.top + len(tex)] += np.float32(realism) * tex
     return clip_(rgb, 0.0, 1.0)
 
@@ -369,12 +387,12 @@ def _output_strips(preview: Preview, block_targets: list[np.ndarray]) -> Iterato
     luma = np.empty(preview.decode.shape[:2], dtype=np.float32)
     for top in range(0, h, STRIP):
         luma[top:top + STRIP] = np.tensordot(LUMA, preview.rows(top, STRIP), axes=1)
-    for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg,
-                                                     preview.threads or granted_cores()):
-        rgb = preview.rows(sa.top, len(sa.keep))
+    workers = preview.threads or granted_cores()
+    for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg, workers):
+        rgb = preview.rows(sa.top, sa.n)
         outs = []
         for target in block_targets:
-            tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, preview.cfg)
+            tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, preview.cfg, workers)
             outs.append(np.tensordot(LUMA, clip_(rgb + tex, 0.0, 1.0), axes=1) * np.float32(255.0))
         yield sa.top, outs
 

@@ -35,19 +35,26 @@ def decode_like(seed: int = 3, size: tuple[int, int] = (96, 130)) -> np.ndarray:
 
 
 @pytest.mark.parametrize("cfg", [MODEL, AMPLIFIED], ids=["noise", "amplified"])
-def test_strips_give_the_whole_image_pass(monkeypatch, cfg):
-    whole = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=cfg)
-    monkeypatch.setattr(texture, "STRIP", 17)  # many strips, none a multiple of anything
-    strips = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=cfg)
-    np.testing.assert_allclose(strips, whole, atol=1e-6)
+def test_tiles_give_the_whole_image_pass(monkeypatch, cfg):
+    """Tiles of any shape (the noise field read at their offsets, margins cut at the image's
+    ends) add what one pass over the whole image adds."""
+    monkeypatch.setattr(texture, "TILE_ROWS", 10_000)
+    monkeypatch.setattr(texture, "TILE_COLS", 10_000)
+    whole = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=cfg, workers=1)
+    for rows, cols in [(17, 23), (96, 40), (31, 130)]:  # none a multiple of anything; rows, then columns alone
+        monkeypatch.setattr(texture, "TILE_ROWS", rows)
+        monkeypatch.setattr(texture, "TILE_COLS", cols)
+        tiles = add_texture(decode_like(), seed=7, qindex=200, realism=1.0, cfg=cfg, workers=1)
+        assert np.array_equal(tiles, whole), (rows, cols)
 
 
 @pytest.mark.parametrize("workers", [2, 3])
-def test_strips_on_threads_give_the_whole_image_pass_exactly(monkeypatch, workers):
-    """Strips synthesised side by side (several in flight, a short last one) add exactly what
+def test_tiles_on_threads_give_the_whole_image_pass_exactly(monkeypatch, workers):
+    """Tiles synthesised side by side (several in flight, short last ones) add exactly what
     one pass over the whole image adds."""
     whole = add_texture(decode_like(size=(300, 130)), seed=7, qindex=200, realism=1.0, cfg=AMPLIFIED, workers=1)
-    monkeypatch.setattr(texture, "STRIP", 140)  # 64-70 rows a thread: 5 strips of 300 rows
+    monkeypatch.setattr(texture, "TILE_ROWS", 70)  # 5 rows of tiles, 3 tiles each
+    monkeypatch.setattr(texture, "TILE_COLS", 50)
     threaded = add_texture(decode_like(size=(300, 130)), seed=7, qindex=200, realism=1.0, cfg=AMPLIFIED,
                            workers=workers)
     assert np.array_equal(threaded, whole)

@@ -249,8 +249,8 @@ def test_the_fitted_map_brings_the_decode_nearer_the_original_cell_by_cell():
 
 def test_the_stage_strip_by_strip_is_the_stage_over_the_whole_image(monkeypatch):
     """Strips analysed one ahead (each strip's rows read the next strip's first block row
-    through the blend), on one thread or computed ahead on several, give the pixels of one
-    pass over the whole image."""
+    through the blend), in tiles of columns, on one thread or on several, give the pixels
+    of one pass over the whole image."""
     h, w = 2 * T.STRIP + 100, 136  # the unguided stage's strips, and several of the mapped stage's
     rng = np.random.default_rng(8)
     rgb = np.clip(np.stack([half_sky(h, w, c) for c in range(3)]) + rng.uniform(-0.1, 0.1, (3, h, 1)),
@@ -260,12 +260,13 @@ def test_the_stage_strip_by_strip_is_the_stage_over_the_whole_image(monkeypatch)
     reference = T.block_energies(np.tensordot(T.LUMA, rgb, axes=1))
     target = T.targets(reference, rng.integers(0, T.LEVELS, reference.shape))
     strips = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target, workers=1)
-    assert T._ahead(w, CFG, 2) == 2 and T._ahead(6000, CFG, 2) == 0  # within AHEAD_BYTES
-    for workers in (2, 3):  # analyses computed ahead on threads
+    monkeypatch.setattr(T, "TILE_COLS", 100)  # whole blocks: three tiles a strip, the last one short
+    for workers in (1, 2, 3):  # tiles computed ahead on threads
         assert np.array_equal(T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target, workers=workers), strips)
     monkeypatch.setattr(T, "STAGE_STRIP", T.STRIP)
     assert np.array_equal(T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target), strips)
     monkeypatch.setattr(T, "STAGE_STRIP", 4 * h)
+    monkeypatch.setattr(T, "TILE_COLS", 4 * w)
     whole = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target)
     assert np.abs(whole - rgb).max() > 0.01
     np.testing.assert_array_equal(strips, whole)

@@ -1,0 +1,33 @@
+"""``cores.in_order``: the stages' thread map keeps the order and bounds the work ahead."""
+
+import threading
+import time
+
+from cgdm_codec.cores import in_order
+
+
+def test_in_order_yields_in_order_whatever_finishes_first():
+    def slow_first(i: int) -> int:
+        time.sleep(0.02 if i % 3 == 0 else 0.0)
+        return i * i
+
+    assert list(in_order(slow_first, range(10), workers=3)) == [i * i for i in range(10)]
+    assert list(in_order(slow_first, range(10), workers=1)) == [i * i for i in range(10)]
+
+
+def test_in_order_computes_at_most_ahead_items_before_they_are_taken():
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def note(i: int) -> int:
+        with lock:
+            started.append(i)
+        return i
+
+    for ahead in (None, 5):
+        started.clear()
+        it = in_order(note, range(20), workers=2, ahead=ahead)
+        assert next(it) == 0
+        time.sleep(0.05)  # what the pool could start meanwhile
+        assert len(started) <= (2 if ahead is None else ahead) + 1
+        assert list(it) == list(range(1, 20))
