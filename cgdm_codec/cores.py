@@ -25,19 +25,17 @@ def granted_cores() -> int:
         return os.cpu_count() or 1
 
 
-def in_order(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int | None = None) -> Iterator[R]:
-    """``map(fn, items)`` on ``workers`` threads, yielded in order, at most ``ahead`` items
-    (default ``workers``) computed ahead of the consumer: for numpy work (which releases the
-    interpreter lock in its loops) over tiles of an image, both cores busy in the memory of a
-    few tiles."""
+def in_order(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, yielded in order, at most ``workers`` items
+    computed ahead of the consumer: for numpy work (which releases the interpreter lock in
+    its loops) over tiles of an image, both cores busy in the memory of a few tiles."""
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
-    ahead = max(1, workers if ahead is None else ahead)
     with ThreadPoolExecutor(workers) as pool:
-        pending = deque(pool.submit(fn, item) for item in items[:ahead])
-        for item in items[ahead:]:
+        pending = deque(pool.submit(fn, item) for item in items[:workers])
+        for item in items[workers:]:
             done = pending.popleft().result()
             pending.append(pool.submit(fn, item))
             yield done
