@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..cores import granted_cores, in_order
+from ..cores import granted_cores, in_order, return_freed_memory
 from .arrays import clip_
 from .texture import (LUMA, TILE_COLS, BandTerm, Span, TextureConfig, amplified, atrous_bands, band_energies,
                       band_noise_rms, edge_mask, margin, noise_rows, spans)
@@ -246,6 +246,7 @@ def _with_block_energies(luma: np.ndarray, seed: int, cfg: TextureConfig,
                 _add_at(where[k][blocks], t.textures[k])
         if held is not None:
             yield held, have / counts, where / counts
+            return_freed_memory()  # the drawn strip's tiles, freed in their threads' arenas
         held = sa
     if held is not None:
         yield held, have / counts, where / counts
