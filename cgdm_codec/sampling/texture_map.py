@@ -30,7 +30,7 @@ decode before its texture stage) closes the loop (``fitted_symbols``, for photos
 ``DELTAS``, and keeps per block the move whose output is nearest the original, 16-px cell
 by cell, in fine-band level over the block and its neighbours. The stage is split so that
 each strip of the decode is analysed once (``_with_block_energies``), by the decoder and by
-the fit for all its moves; only the synthesis (``_strip_texture``) runs per move.
+the fit for all its moves; only the synthesis (``_strip_textures``) runs per move.
 """
 
 from __future__ import annotations
@@ -257,24 +257,25 @@ def _add_at(out: np.ndarray, sums: np.ndarray) -> None:
     out[:sums.shape[0], :sums.shape[1]] += sums
 
 
-def _strip_texture(sa: _StripAnalysis, need: np.ndarray, where: np.ndarray, cfg: TextureConfig,
-                   workers: int = 1) -> np.ndarray:
-    """The luma texture at realism 1 of one strip that brings its blocks up by ``need``
-    (BANDS, By, Bx), spread by the decode's texture energy against ``where``: drawn pixel by
-    pixel, its tiles on ``workers`` threads."""
+def _strip_textures(sa: _StripAnalysis, needs: list[np.ndarray], where: np.ndarray, cfg: TextureConfig,
+                    workers: int = 1) -> list[np.ndarray]:
+    """The luma texture at realism 1 of one strip that brings its blocks up by each of
+    ``needs`` (BANDS, By, Bx), spread by the decode's texture energy against ``where``: drawn
+    pixel by pixel, the tiles of every need side by side on ``workers`` threads."""
     w = sa.tiles[-1].cols.start + sa.tiles[-1].cols.n
-    tex = np.empty((sa.n, w), dtype=np.float32)
+    texs = [np.empty((sa.n, w), dtype=np.float32) for _ in needs]
 
-    def draw(t: _TileAnalysis) -> None:
-        tex[:, t.cols.own] = _tile_texture(t, need, where, cfg)
+    def draw(job: tuple[int, _TileAnalysis]) -> None:
+        i, t = job
+        texs[i][:, t.cols.own] = _tile_texture(t, needs[i], where, cfg)
 
-    for _ in in_order(draw, sa.tiles, workers):
+    for _ in in_order(draw, [(i, t) for i in range(len(needs)) for t in sa.tiles], workers):
         pass
-    return tex
+    return texs
 
 
 def _tile_texture(t: _TileAnalysis, need: np.ndarray, where: np.ndarray, cfg: TextureConfig) -> np.ndarray:
-    """``_strip_texture`` of one tile."""
+    """``_strip_textures`` of one tile and need."""
     r, c = t.rows, t.cols
     unit = band_noise_rms(cfg.bands)
     tex = np.zeros((r.n, c.n), dtype=np.float32)
@@ -299,7 +300,7 @@ def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureC
     luma = np.tensordot(LUMA, rgb, axes=1)
     workers = max(1, granted_cores() if workers is None else workers)
     for sa, have, where in _with_block_energies(luma, seed, cfg, workers):
-        tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, cfg, workers)
+        tex, = _strip_textures(sa, [np.maximum(target - have, 0.0)], where, cfg, workers)
         rgb[:, sa.top:sa.top + len(tex)] += np.float32(realism) * tex
     return clip_(rgb, 0.0, 1.0)
 
@@ -391,11 +392,9 @@ def _output_strips(preview: Preview, block_targets: list[np.ndarray]) -> Iterato
     workers = preview.threads or granted_cores()
     for sa, have, where in _with_block_energies(luma, preview.seed, preview.cfg, workers):
         rgb = preview.rows(sa.top, sa.n)
-        outs = []
-        for target in block_targets:
-            tex = _strip_texture(sa, np.maximum(target - have, 0.0), where, preview.cfg, workers)
-            outs.append(np.tensordot(LUMA, clip_(rgb + tex, 0.0, 1.0), axes=1) * np.float32(255.0))
-        yield sa.top, outs
+        texs = _strip_textures(sa, [np.maximum(target - have, 0.0) for target in block_targets], where,
+                               preview.cfg, workers)
+        yield sa.top, [np.tensordot(LUMA, clip_(rgb + tex, 0.0, 1.0), axes=1) * np.float32(255.0) for tex in texs]
 
 
 def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndarray, preview: Preview) -> np.ndarray:
