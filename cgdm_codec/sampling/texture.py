@@ -37,8 +37,8 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: Mixed into the file's seed so the texture noise is a stream apart from x_T's.
 TEXTURE_KEY = 0x5445585455524531  # "TEXTURE1"
 AMPLIFY_EPS = 1e-6  # a band's mean square below this counts as kept-nothing (8-bit steps are 1.5e-5)
-#: The stages' tiles (rows, columns): the ~20 planes a tile's synthesis makes stay in a core's
-#: caches, where those of a whole strip of a 6000-px-wide photo went to memory at every pass
+#: The stages' tiles (rows, about as many columns: ``tile_columns``): the ~20 planes a tile's
+#: synthesis makes stay in a core's caches, where those of a whole strip of a 6000-px-wide photo went to memory at every pass
 #: (the map-less stage at 24 MP in 0.4x the time, the same values: ``docs/realism.md``).
 TILE_ROWS, TILE_COLS = 256, 1024
 
@@ -276,6 +276,14 @@ class Span(NamedTuple):
         return slice(self.start - self.lo, self.start - self.lo + self.n)
 
 
+def tile_columns(width: int, multiple: int = 1) -> int:
+    """Columns per tile: the width cut into parts of about ``TILE_COLS`` (as many as are
+    nearest), of equal width rounded up to a ``multiple``: a part much narrower than its
+    margins would cost more than it saves."""
+    parts = max(1, round(width / TILE_COLS))
+    return -(-width // (parts * multiple)) * multiple
+
+
 def spans(length: int, step: int, margin: int) -> list[Span]:
     """An axis of ``length`` cut every ``step`` entries, each part with ``margin`` around it."""
     return [Span(s, min(step, length - s), max(0, s - margin), min(length, s + step + margin))
@@ -359,7 +367,7 @@ def add_texture(rgb: np.ndarray, seed: int, qindex: int, realism: float, cfg: Te
     m = margin(cfg)
     luma = np.tensordot(LUMA, rgb, axes=1)  # of the decode before any tile is changed
     workers = max(1, granted_cores() if workers is None else workers)
-    tiles = [(r, c) for r in spans(h, TILE_ROWS, m) for c in spans(w, TILE_COLS, m)]
+    tiles = [(r, c) for r in spans(h, TILE_ROWS, m) for c in spans(w, tile_columns(w), m)]
 
     def synthesise(tile: tuple[Span, Span]) -> np.ndarray:
         r, c = tile

@@ -43,8 +43,8 @@ import numpy as np
 
 from ..cores import granted_cores, in_order, return_freed_memory
 from .arrays import clip_
-from .texture import (LUMA, TILE_COLS, BandTerm, Span, TextureConfig, amplified, atrous_bands, band_energies,
-                      band_noise_rms, edge_mask, margin, noise_rows, spans)
+from .texture import (LUMA, BandTerm, Span, TextureConfig, amplified, atrous_bands, band_energies,
+                      band_noise_rms, edge_mask, margin, noise_rows, spans, tile_columns)
 
 BLOCK = 64  # pixels per block side; the map codes it as log2 (6)
 BLOCK_LOG2 = BLOCK.bit_length() - 1
@@ -206,10 +206,10 @@ def _strip_analyses(luma: np.ndarray, seed: int, cfg: TextureConfig, workers: in
     """The strips' analyses, top down: ``texture.band_energies`` of the two finest bands
     (``texture.analyse`` also measures a third and the model's qindex inputs, which the
     mapped stage does not read), the band-filtered noise, the edge mask and the block sums.
-    Each strip is computed in tiles of ``TILE_COLS`` columns (rounded to whole blocks), whose planes stay
+    Each strip is computed in tiles of about ``TILE_COLS`` columns (whole blocks), whose planes stay
     in the caches, on ``workers`` threads (``cores.in_order``: each tile reads only ``luma``)."""
     h, w = luma.shape
-    strips, cols = _strips(h, cfg), spans(w, max(BLOCK, TILE_COLS - TILE_COLS % BLOCK), margin(cfg))
+    strips, cols = _strips(h, cfg), spans(w, tile_columns(w, BLOCK), margin(cfg))
 
     def analyse(tile: tuple[Span, Span]) -> _TileAnalysis:
         r, c = tile

@@ -14,6 +14,7 @@ import pytest
 
 import cgdm_codec
 from cgdm_codec import artefacts, pipeline, runtime
+from cgdm_codec.sampling import texture
 from cgdm_codec.container import TEXTURE_MAP, parse, serialize
 from cgdm_codec.entropy_models.texture_map_coding import decode_map, encode_map
 from cgdm_codec.errors import FormatError
@@ -260,13 +261,13 @@ def test_the_stage_strip_by_strip_is_the_stage_over_the_whole_image(monkeypatch)
     reference = T.block_energies(np.tensordot(T.LUMA, rgb, axes=1))
     target = T.targets(reference, rng.integers(0, T.LEVELS, reference.shape))
     strips = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target, workers=1)
-    monkeypatch.setattr(T, "TILE_COLS", 100)  # whole blocks: three tiles a strip, the last one short
+    monkeypatch.setattr(texture, "TILE_COLS", 50)  # tiles of 64 (whole blocks): three a strip, the last one short
     for workers in (1, 2, 3):  # tiles computed ahead on threads
         assert np.array_equal(T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target, workers=workers), strips)
     monkeypatch.setattr(T, "STAGE_STRIP", T.STRIP)
     assert np.array_equal(T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target), strips)
     monkeypatch.setattr(T, "STAGE_STRIP", 4 * h)
-    monkeypatch.setattr(T, "TILE_COLS", 4 * w)
+    monkeypatch.setattr(texture, "TILE_COLS", 4 * w)
     whole = T.add_mapped_texture(rgb.copy(), 5, 1.0, CFG, target)
     assert np.abs(whole - rgb).max() > 0.01
     np.testing.assert_array_equal(strips, whole)
