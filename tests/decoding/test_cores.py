@@ -29,3 +29,23 @@ def test_in_order_computes_at_most_one_item_a_worker_before_they_are_taken():
     time.sleep(0.05)  # what the pool could start meanwhile
     assert len(started) <= 3
     assert list(it) == list(range(1, 20))
+
+
+def test_freed_memory_is_handed_back_where_the_c_library_can_and_quietly_elsewhere(monkeypatch):
+    import ctypes
+
+    from cgdm_codec import cores
+
+    calls = []
+    cores._malloc_trim.cache_clear()
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: type("Libc", (), {"malloc_trim": staticmethod(calls.append)})())
+    cores.return_freed_memory()
+    assert calls == [0]
+    cores._malloc_trim.cache_clear()
+
+    def no_such_library(name):
+        raise OSError("not here")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_such_library)
+    cores.return_freed_memory()  # nothing to call, nothing raised
+    cores._malloc_trim.cache_clear()
