@@ -215,7 +215,7 @@ class Analysis(NamedTuple):
     """What the decode's luma tells the model: its bands, their local and texture energies."""
     bands: list[np.ndarray]
     energy: list[np.ndarray]
-    features: np.ndarray  # (H, W, 5), see ``features``
+    inputs: list[np.ndarray]  # the model's five input planes, see ``features``
 
 
 def band_energies(decode_luma: np.ndarray, levels: int,
@@ -229,14 +229,24 @@ def band_energies(decode_luma: np.ndarray, levels: int,
 def analyse(decode_luma: np.ndarray, qindex: int, cfg: "TextureConfig") -> Analysis:
     bands, energy, tex = band_energies(decode_luma, 3, cfg)
     q = np.float32(qindex / 255.0)
-    return Analysis(bands, energy, np.stack([*tex, tex[0] * q, tex[1] * q], axis=-1))
+    return Analysis(bands, energy, [*tex, tex[0] * q, tex[1] * q])
 
 
 def features(decode_luma: np.ndarray, qindex: int, cfg: "TextureConfig") -> np.ndarray:
     """The model's inputs per pixel (H, W, 5), all energies, so that a flat region (no
     energy) is predicted to lack none: E_1, E_2, E_3, E_1 q, E_2 q with E_k the decode's
     ``texture_energy`` of band k and q = qindex / 255."""
-    return analyse(decode_luma, qindex, cfg).features
+    return np.stack(analyse(decode_luma, qindex, cfg).inputs, axis=-1)
+
+
+def predicted(inputs: list[np.ndarray], coef: tuple[float, ...]) -> np.ndarray:
+    """The model's linear prediction, sum of coef_k x_k, term by term in float32: each pixel
+    gets one value whatever part of the image is computed (a BLAS product's rounding
+    depends on where a pixel falls in its array, so tiles would differ from strips)."""
+    out = inputs[0] * np.float32(coef[0])
+    for x, c in zip(inputs[1:], coef[1:]):
+        out += x * np.float32(c)
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -303,7 +313,7 @@ class BandTerm(NamedTuple):
 def band_terms(decode_luma: np.ndarray, noise: np.ndarray, qindex: int, cfg: TextureConfig) -> list[BandTerm]:
     a = analyse(decode_luma, qindex, cfg)
     unit = band_noise_rms(cfg.bands)
-    return [BandTerm(np.sqrt(np.maximum(a.features @ np.asarray(coef, dtype=np.float32), 0.0)), noise_band,
+    return [BandTerm(np.sqrt(np.maximum(predicted(a.inputs, coef), 0.0)), noise_band,
                      unit[k], a.bands[k], a.energy[k])
             for k, (coef, noise_band) in enumerate(zip(cfg.coef, atrous_bands(noise, cfg.bands)))]
 

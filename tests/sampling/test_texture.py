@@ -272,3 +272,15 @@ def test_a_realism_decode_never_imports_torch(golden):
             "pipeline.decode_file(f, DecodeSettings(realism=1.0)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_model_gives_each_pixel_one_value_wherever_its_tile_starts():
+    """The linear model term by term: a pixel's prediction does not depend on the part of the
+    image it was computed in (a BLAS product's does, at its last bit), and it is the product."""
+    rng = np.random.default_rng(5)
+    inputs = [rng.random((37, 261), dtype=np.float32) * 1e-3 for _ in range(5)]
+    coef = AMPLIFIED.coef[0]
+    whole = texture.predicted(inputs, coef)
+    for r, c in [(slice(3, 30), slice(1, 250)), (slice(0, 37), slice(17, 100)), (slice(5, 6), slice(0, 261))]:
+        assert np.array_equal(texture.predicted([x[r, c] for x in inputs], coef), whole[r, c])
+    np.testing.assert_allclose(whole, np.stack(inputs, axis=-1) @ np.asarray(coef, dtype=np.float32), rtol=1e-5, atol=1e-9)
