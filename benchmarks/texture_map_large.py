@@ -6,9 +6,10 @@
 The photos are three of the never-JPEG set's held-out originals (``benchmarks/camera_set.py``),
 downscaled by less than that set's 4x so that they stay above ``FIT_MAX_PIXELS`` (7.8-10 MP;
 at these factors some JPEG structure may survive). Each is encoded with ``--texture-map`` at
-the default effort twice per level: with the measured symbols (what the default effort writes
-above the limit) and with the fit forced on (what ``--effort max`` writes), then decoded at
-realism 1. Per encode: flat-area energy and the two finest bands' energy against the
+the default effort three times per level: with the measured symbols (what the default effort
+wrote above the limit before 2026-12-08), fitted on windows (``texture_map.fit_windows``,
+what it writes now) and with the fit of the whole photo forced on (what ``--effort max``
+writes), then decoded at realism 1. Per encode: flat-area energy and the two finest bands' energy against the
 original (``artefacts.flat_noise``, ``quality.band_energy_ratios``), bytes and encode seconds.
 ``--crops FOLDER``: per photo at the first level, original | measured | fitted on the 192-px
 window where the two decodes' fine bands differ most (where the fit changed the picture),
@@ -50,18 +51,22 @@ def changed_box(a: np.ndarray, b: np.ndarray, size: int = 192) -> tuple[int, int
     return int(x) * 32, int(y) * 32, int(x) * 32 + size, int(y) * 32 + size
 
 
-def measure(img: Image.Image, original: np.ndarray, level: int, fit: bool, keep: dict | None = None) -> dict:
-    limit = texture_map.FIT_MAX_PIXELS
-    texture_map.FIT_MAX_PIXELS = 1 << 40 if fit else 0
+MODES = ("measured", "windowed", "fitted")
+
+
+def measure(img: Image.Image, original: np.ndarray, level: int, mode: str, keep: dict | None = None) -> dict:
+    limit, share = texture_map.FIT_MAX_PIXELS, texture_map.WINDOW_SHARE
+    texture_map.FIT_MAX_PIXELS = 1 << 40 if mode == "fitted" else 0
+    texture_map.WINDOW_SHARE = share if mode == "windowed" else 0.0
     try:
         t0 = time.perf_counter()
         data = cgdm_codec.encode(img, level, texture_map=True, device="cpu")
         seconds = time.perf_counter() - t0
     finally:
-        texture_map.FIT_MAX_PIXELS = limit
+        texture_map.FIT_MAX_PIXELS, texture_map.WINDOW_SHARE = limit, share
     decoded = np.asarray(cgdm_codec.decode(data, realism=1.0, device="cpu"))
     if keep is not None:
-        keep["fitted" if fit else "measured"] = decoded
+        keep[mode] = decoded
     return dict(flat=flat_noise(decoded, original), bands=band_energy_ratios(decoded, original)[:2],
                 bytes=len(data), encode_s=seconds)
 
@@ -79,8 +84,8 @@ def main() -> None:
         original = np.asarray(img)
         for level in args.levels:
             keep: dict = {} if args.crops is not None and level == args.levels[0] else None
-            row = dict(image=name, size=img.size, level=level, measured=measure(img, original, level, False, keep),
-                       fitted=measure(img, original, level, True, keep))
+            row = dict(image=name, size=img.size, level=level,
+                       **{mode: measure(img, original, level, mode, keep) for mode in MODES})
             if keep:
                 from cgdm_lab.evaluation.crops import crop_grid
 
@@ -91,9 +96,11 @@ def main() -> None:
                 crop_grid([panels], boxes=[box], size=192, zoom=2).save(args.crops / f"texture-map-fit-large-{name}.png")
                 row["crop_box"] = box
             rows.append(row)
-            print(f"{name[:28]:28s} {img.width}x{img.height} q{level}: flat {row['measured']['flat']:.2f} -> "
-                  f"{row['fitted']['flat']:.2f}, band 1 {row['measured']['bands'][0]:.2f} -> {row['fitted']['bands'][0]:.2f}, "
-                  f"encode {row['measured']['encode_s']:.1f} -> {row['fitted']['encode_s']:.1f} s", flush=True)
+            print(f"{name[:28]:28s} {img.width}x{img.height} q{level} (measured / windowed / fitted): flat "
+                  + " / ".join(f"{row[m]['flat']:.2f}" for m in MODES) + ", band 1 "
+                  + " / ".join(f"{row[m]['bands'][0]:.2f}" for m in MODES) + ", band 2 "
+                  + " / ".join(f"{row[m]['bands'][1]:.2f}" for m in MODES) + ", encode "
+                  + " / ".join(f"{row[m]['encode_s']:.1f}" for m in MODES) + " s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(dict(command=f"python benchmarks/texture_map_large.py {args.folder} --levels "
                                                  f"{' '.join(map(str, args.levels))} --out {args.out}", rows=rows), indent=1))

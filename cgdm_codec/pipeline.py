@@ -111,14 +111,20 @@ def encode_image(img: "imageio.CodecImage", settings: EncodeSettings, *, progres
     if settings.texture_map and syntax is not None:
         from .sampling.texture_map import FIT_MAX_PIXELS, make_map
 
-        preview = None
+        preview, windows = None, None
+        base_rgb = bundle.base.decode_rgb(enc.streams, img.width, img.height)
         if img.width * img.height <= FIT_MAX_PIXELS or effort == "max":  # max: whatever the fit costs
             progress("texture map: the realism decode it is fitted to")
             engines.release()  # the fidelity network's sessions: no fidelity decode follows
             preview = _texture_preview(f, bundle, decoder, settings)
             engines.release()  # the realism network's: the fit runs no network
+        elif not backend(bundle.base.record.name).network:
+            progress("texture map: realism decodes of windows to fit it to")
+            engines.release()
+            windows = _texture_window_previews(f, bundle, decoder, settings, base_rgb)
+            engines.release()
         progress("texture map")
-        record = make_map(img.rgb, bundle.base.decode_rgb(enc.streams, img.width, img.height), preview)
+        record = make_map(img.rgb, base_rgb, preview, windows)
         f = dataclasses.replace(f, extensions=((TEXTURE_MAP, record),))
     return serialize(f)
 
@@ -140,6 +146,35 @@ def _texture_preview(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: En
     rgb = decode_file(f, DecodeSettings(realism=1.0, device=settings.device, threads=settings.threads,
                                         runtime=settings.runtime), texture=False)
     return Preview(rgb, f.seed, cfg, settings.threads)
+
+
+def _texture_window_previews(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: EncodeSettings,
+                             base_rgb: "np.ndarray") -> "list[tuple[tuple[int, int, int, int], Preview]] | None":
+    """Realism-1 decodes, before the texture stage, of the windows the windowed fit reads
+    (``sampling.texture_map.fit_windows``), each decoded as a picture of its own from the
+    base-only decode's window (its network tiles and noise start at the window's corner:
+    the fit reads only their statistics); None as for ``_texture_preview``."""
+    import numpy as np
+
+    from .sampling.texture_map import Preview, fit_windows
+
+    try:
+        net, _ = bundle.realism_net(decoder, 1.0)
+    except WeightsError:
+        return None
+    cfg = net.generation.texture_for(decoder.path.stem)
+    if cfg is None or f.syntax is None:
+        return None
+    engine = engines.pick(settings.runtime, settings.device, net.generation, False, settings.threads)
+    condition = bundle.base.condition(f.base_streams, f.quality)
+    symbols = _syntax(engine, decoder, f.syntax)
+    steps = net.sampler["steps"]
+    out = []
+    for top, left, h, w in fit_windows(f.height, f.width):
+        window = np.ascontiguousarray(base_rgb[top:top + h, left:left + w])
+        rgb = engine.rgb(engine.restore(net, window, symbols, condition, f.seed, steps, 1.0, lambda done, total: None))
+        out.append(((top, left, h, w), Preview(rgb, f.seed, cfg, settings.threads)))
+    return out
 
 
 def _lossless_base(base: str | None) -> str:

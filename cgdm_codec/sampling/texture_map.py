@@ -402,13 +402,13 @@ def _output_strips(preview: Preview, block_targets: list[np.ndarray]) -> Iterato
         yield sa.top, [np.tensordot(LUMA, clip_(rgb + tex, 0.0, 1.0), axes=1) * np.float32(255.0) for tex in texs]
 
 
-def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndarray, preview: Preview) -> np.ndarray:
-    """The map's symbols moved, block by block, by the ``DELTAS`` entry whose realism-1
-    output (``add_mapped_texture`` on ``preview``) is nearest the original in the cells of
-    the block and its neighbours: |log| of the ratio of fine-band levels, summed. Every
-    block is moved at once per trial, so one stage output per entry serves all blocks, and
-    the stage's analysis of the decode (bands, energies, edges, noise) serves every entry.
-    The outputs are measured strip by strip and never held whole."""
+def fitted_moves(symbols: np.ndarray, reference: np.ndarray, original: np.ndarray, preview: Preview) -> np.ndarray:
+    """Per block (By, Bx), the ``DELTAS`` entry by which to move the map's symbols: the one
+    whose realism-1 output (``add_mapped_texture`` on ``preview``) is nearest the original in
+    the cells of the block and its neighbours: |log| of the ratio of fine-band levels, summed.
+    Every block is moved at once per trial, so one stage output per entry serves all blocks,
+    and the stage's analysis of the decode (bands, energies, edges, noise) serves every
+    entry. The outputs are measured strip by strip and never held whole."""
     from ..artefacts import luma
 
     order = sorted(DELTAS, key=abs)  # a tie keeps the smaller move (the measure, where nothing differs)
@@ -425,18 +425,100 @@ def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndar
         cost = _per_block(np.abs(np.log((stream.levels() + CELL_FLOOR) / want_levels)), symbols.shape[1:])
         better = cost < best
         best[better], moves[better] = cost[better], delta
-    return np.clip(symbols + moves[None], 0, LEVELS - 1)
+    return moves
 
 
-def make_map(original: np.ndarray, base: np.ndarray, preview: Preview | None = None) -> bytes:
+def fitted_symbols(symbols: np.ndarray, reference: np.ndarray, original: np.ndarray, preview: Preview) -> np.ndarray:
+    """The map's symbols moved by ``fitted_moves``."""
+    return np.clip(symbols + fitted_moves(symbols, reference, original, preview)[None], 0, LEVELS - 1)
+
+
+#: Above ``FIT_MAX_PIXELS`` the default effort fits windows of this many blocks a side...
+WINDOW_BLOCKS = 8
+#: ...spread over the photo to cover about this share of it (``fit_windows``).
+WINDOW_SHARE = 0.25
+
+
+def fit_windows(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """Boxes (top, left, height, width) in pixels, on the block grid, that the windowed fit
+    decodes: ``WINDOW_BLOCKS`` blocks a side (less where the photo is smaller), spread evenly
+    over the photo by rows and columns to cover about ``WINDOW_SHARE`` of it."""
+    from ..windows import spread
+
+    if WINDOW_SHARE <= 0:
+        return []
+    by, bx = grid(height, width)
+    k = min(WINDOW_BLOCKS, by, bx)
+    rows, cols = max(1, by // k), max(1, bx // k)
+    n = max(1, round(WINDOW_SHARE * by * bx / (k * k)))
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    boxes = []
+    for i in spread(len(cells), n):
+        r, c = cells[i]
+        top = round(r * (by - k) / max(1, rows - 1)) if rows > 1 else (by - k) // 2
+        left = round(c * (bx - k) / max(1, cols - 1)) if cols > 1 else (bx - k) // 2
+        boxes.append((top * BLOCK, left * BLOCK, min(k * BLOCK, height - top * BLOCK), min(k * BLOCK, width - left * BLOCK)))
+    return boxes
+
+
+def flat_cells(original: np.ndarray) -> np.ndarray:
+    """Per block (By, Bx), how many of its 16-px cells the original has flat (a mean
+    |finest band| under one 8-bit level): where the fit takes grain away."""
+    from ..artefacts import luma
+
+    h, w = original.shape[:2]
+    by, bx = grid(h, w)
+    k = BLOCK // CELL
+    stream = _CellStream()  # strip by strip: the whole luma in float64 would be 192 MB at 24 MP
+    for top in range(0, h, STRIP):
+        stream.push(luma(original[top:top + STRIP]))
+    levels = stream.levels()
+    full = np.full((by * k, bx * k), np.inf)
+    full[:levels.shape[0], :levels.shape[1]] = levels
+    return (full < 1.0).reshape(by, k, bx, k).sum(axis=(1, 3))
+
+
+def windowed_moves(symbols: np.ndarray, reference: np.ndarray, original: np.ndarray,
+                   previews: list[tuple[tuple[int, int, int, int], Preview]]) -> np.ndarray:
+    """Per block (By, Bx), a move for a photo of which only windows were decoded at realism
+    1 (``previews``: box and its decode): inside a window, away from its edge (whose blocks'
+    neighbours lie outside it), the fit's own move; elsewhere the median move of the fitted
+    blocks with the same finest-band symbol and as many flat cells (``flat_cells``), else
+    with the same symbol, else none."""
+    moves = np.zeros(symbols.shape[1:], dtype=np.int64)
+    known = np.zeros(symbols.shape[1:], dtype=bool)
+    for (top, left, h, w), preview in previews:
+        b = np.s_[top // BLOCK:(top + h + BLOCK - 1) // BLOCK, left // BLOCK:(left + w + BLOCK - 1) // BLOCK]
+        m = fitted_moves(symbols[(slice(None), *b)], reference[(slice(None), *b)],
+                         original[top:top + h, left:left + w], preview)
+        inner = np.zeros(m.shape, dtype=bool)
+        inner[1:-1, 1:-1] = True
+        moves[b][inner], known[b][inner] = m[inner], True
+    flat = flat_cells(original)
+    keys = [symbols[0] * 100 + flat, symbols[0]]
+    for key in keys:
+        todo = ~known
+        for value in np.unique(key[todo]):
+            seen = known & (key == value)
+            if seen.any():
+                where = todo & (key == value)
+                moves[where], known[where] = int(np.median(moves[seen])), True
+    return moves
+
+
+def make_map(original: np.ndarray, base: np.ndarray, preview: Preview | None = None,
+             windows: list[tuple[tuple[int, int, int, int], Preview]] | None = None) -> bytes:
     """The texture map record of an image (H, W, 3 uint8) given its base-only decode, its
-    symbols fitted to the decoder's texture stage where a ``preview`` is given."""
+    symbols fitted to the decoder's texture stage where a ``preview`` of the whole image is
+    given, or from previews of ``windows`` of it (``windowed_moves``)."""
     from ..entropy_models.texture_map_coding import encode_map
 
     reference = block_energies(base)
     symbols = map_symbols(block_energies(original), reference)
     if preview is not None:
         symbols = fitted_symbols(symbols, reference, original, preview)
+    elif windows:
+        symbols = np.clip(symbols + windowed_moves(symbols, reference, original, windows)[None], 0, LEVELS - 1)
     return encode_map(symbols, BLOCK_LOG2, LEVELS)
 
 

@@ -327,7 +327,8 @@ def test_where_no_move_changes_the_distance_the_measured_symbols_stay():
 
 def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
     """``cgdm encode --texture-map`` writes the fitted symbols (its realism decode run through
-    the stage), and above ``FIT_MAX_PIXELS`` the original's measure alone, but for ``--effort max``."""
+    the stage); above ``FIT_MAX_PIXELS`` those fitted on windows (``fit_windows``), or the
+    original's measure alone where no window is read; ``--effort max`` fits the whole photo."""
     from conftest import textured
     from PIL import Image
 
@@ -349,6 +350,10 @@ def test_the_encoder_fits_the_map_of_photos_up_to_its_size_limit(monkeypatch):
     # the fit runs no network, so the encode gave back its sessions' arenas (engines.release)
     assert runtime.session.cache_info().currsize == 0
     monkeypatch.setattr(T, "FIT_MAX_PIXELS", 192 * 256 - 1)
+    windowed, measured = symbols()
+    assert set(np.unique(windowed - measured)) <= set(T.DELTAS)
+    assert runtime.session.cache_info().currsize == 0
+    monkeypatch.setattr(T, "WINDOW_SHARE", 0.0)
     plain, measured = symbols()
     assert np.array_equal(plain, measured)
     # --effort max fits it at any size (its search left out here: it needs torch and minutes)
@@ -363,3 +368,43 @@ def test_block_energies_of_an_image_are_those_of_its_luma():
     rng = np.random.default_rng(12)
     rgb = rng.integers(0, 256, (T.STRIP + 77, 150, 3)).astype(np.uint8)
     np.testing.assert_allclose(T.block_energies(rgb), T.block_energies(T.luma_of(rgb)), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("size", [(2374, 4220), (4000, 6000), (300, 5000), (700, 900)])
+def test_the_windowed_fit_reads_blocks_spread_over_about_a_quarter_of_the_photo(size):
+    h, w = size
+    boxes = T.fit_windows(h, w)
+    assert boxes and len(set(boxes)) == len(boxes)
+    covered = np.zeros((h, w), dtype=bool)
+    for top, left, bh, bw in boxes:
+        assert top % T.BLOCK == 0 and left % T.BLOCK == 0 and 0 < bh <= h - top and 0 < bw <= w - left
+        assert not covered[top:top + bh, left:left + bw].any()  # no pixel decoded twice
+        covered[top:top + bh, left:left + bw] = True
+    if min(h, w) >= T.WINDOW_BLOCKS * T.BLOCK * 2:
+        assert 0.15 < covered.mean() < 0.35
+        assert covered[: h // 2].any() and covered[h // 2:].any() and covered[:, : w // 2].any() and covered[:, w // 2:].any()
+
+
+def test_the_windowed_fit_keeps_the_fit_inside_its_windows_and_spreads_it_by_kind_of_block(monkeypatch):
+    """Inside a window, away from its edge, a block gets the fit's own move (the same as the
+    fit of the whole photo where the window is the photo); elsewhere the median move of the
+    fitted blocks of its kind (finest-band symbol, flat cells)."""
+    original, base = grey_hwc(half_sky(512, 512, 2)), grey_hwc(blur(half_sky(512, 512, 2)))
+    reference = T.block_energies(T.luma_of(base))
+    measured = T.map_symbols(T.block_energies(T.luma_of(original)), reference)
+    preview = T.Preview(base, 7, CFG)
+    whole = T.fitted_moves(measured, reference, original, preview)
+    assert (whole != 0).any()
+    moves = T.windowed_moves(measured, reference, original, [((0, 0, 512, 512), preview)])
+    assert np.array_equal(moves[1:-1, 1:-1], whole[1:-1, 1:-1])
+    flat = T.flat_cells(original)
+    checked = 0
+    for y, x in [(0, y) for y in range(8)] + [(7, y) for y in range(8)]:  # the ring: from the inner blocks of its kind
+        kind = (measured[0][1:-1, 1:-1] == measured[0, y, x]) & (flat[1:-1, 1:-1] == flat[y, x])
+        if kind.any():
+            assert moves[y, x] == int(np.median(whole[1:-1, 1:-1][kind]))
+            checked += 1
+    assert checked >= 4
+    # a window in one corner: the rest of the photo follows what the fit did there
+    corner = T.windowed_moves(measured, reference, original, [((0, 0, 256, 256), T.Preview(base[:256, :256].copy(), 7, CFG))])
+    assert set(np.unique(corner)) <= set(T.DELTAS)
