@@ -26,7 +26,8 @@ original, a block's energy is spread by the decoder over the whole block and, th
 blend, into its neighbours: on a block that is half sky, or beside one, the smooth part
 gets grain. So an encoder that can run the realism network (``Preview``: the realism-1
 decode before its texture stage) closes the loop (``fitted_symbols``, for photos up to
-``FIT_MAX_PIXELS``, at any size with ``--effort max``): it runs the stage with every block's symbols moved by each of
+``FIT_MAX_PIXELS``, on windows above it, ``windowed_moves``, and whole at any size with
+``--effort max``): it runs the stage with every block's symbols moved by each of
 ``DELTAS``, and keeps per block the move whose output is nearest the original, 16-px cell
 by cell, in fine-band level over the block and its neighbours. The stage is split so that
 each strip of the decode is analysed once (``_with_block_energies``), by the decoder and by
@@ -94,8 +95,8 @@ CELL_FLOOR = 0.5
 #: Photos up to this many pixels (4.2 MP) get the closed loop. It costs a realism decode and
 #: the stage's synthesis per move: a 0.67 MP encode took 1.32-1.36x the time of one without
 #: the map, a 3.8 MP one 1.37-1.50x, 8-10 MP ones 1.9-3.3x and a 24 MP one about 2x (41 s
-#: against ~21.5 s, most of it the realism decode; docs/realism.md), so larger photos keep
-#: the measured symbols but under --effort max.
+#: against ~21.5 s, most of it the realism decode; docs/realism.md), so larger photos are
+#: fitted on windows (``fit_windows``: 1.3-1.6x) but under --effort max.
 FIT_MAX_PIXELS = 1 << 22
 
 
