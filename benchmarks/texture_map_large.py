@@ -33,6 +33,17 @@ from cgdm_codec.sampling import texture_map
 
 PHOTOS = {"lomiri2004_Kleiber_by_Lukas_Baubkus": 0.7, "lomiri1604_seeding_by_Clements_Engelhardt": 0.75,
           "lomiri1604_sunset_by_Aitzol_Berasategi": 0.8}
+#: ``--more``: the never-JPEG set's other nine originals, each downscaled by the largest of
+#: 0.7 and what leaves it 4.6 MP (above ``FIT_MAX_PIXELS``).
+MORE = ("lomiri1604_Bridge_by_Sander_Klootwijk", "lomiri1604_Dragonfly_by_Bolly", "lomiri1604_Wine_by_Jakkub_Mede",
+        "lomiri1604_aitzgorri_by_Aitzol_Berasategi", "lomiri1604_free_by_Peter_Nerlich",
+        "lomiri1604_friends_by_Aitzol_Berasategi", "lomiri1604_greentock_by_Peter_Nerlich",
+        "lomiri1604_life_by_Aitzol_Berasategi", "lomiri1604_picosdeeuropa_by_Aitzol_Berasategi")
+
+
+def more_factor(folder: Path, name: str) -> float:
+    with Image.open(folder / f"{name}.jpg") as im:
+        return max(0.7, (4.6e6 / (im.width * im.height)) ** 0.5)
 
 
 def load(folder: Path, name: str, factor: float) -> Image.Image:
@@ -77,33 +88,39 @@ def main() -> None:
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--crops", type=Path, default=None, help="folder for the crops (one PNG per photo)")
+    ap.add_argument("--more", action="store_true", help="the other nine held-out originals instead of the three")
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     args = ap.parse_args()
+    modes = [m for m in MODES if m in args.modes]
+    photos = {name: more_factor(args.folder, name) for name in MORE} if args.more else PHOTOS
     rows = []
-    for name, factor in PHOTOS.items():
+    for name, factor in photos.items():
         img = load(args.folder, name, factor)
         original = np.asarray(img)
         for level in args.levels:
             keep: dict = {} if args.crops is not None and level == args.levels[0] else None
             row = dict(image=name, size=img.size, level=level,
-                       **{mode: measure(img, original, level, mode, keep) for mode in MODES})
+                       **{mode: measure(img, original, level, mode, keep) for mode in modes})
             if keep:
                 from cgdm_lab.evaluation.crops import crop_grid
 
-                box = changed_box(keep["measured"], keep["fitted"])
-                panels = [(original, "original"), (keep["measured"], f"measured map, q{level}, realism 1"),
-                          (keep["fitted"], f"fitted map, q{level}, realism 1")]
+                box = changed_box(keep["measured"], keep[modes[-1]])
+                panels = [(original, "original")] + [(keep[m], f"{m} map, q{level}, realism 1") for m in modes]
                 args.crops.mkdir(parents=True, exist_ok=True)
-                crop_grid([panels], boxes=[box], size=192, zoom=2).save(args.crops / f"texture-map-fit-large-{name}.png")
+                crop_grid([panels], boxes=[box], size=192, zoom=2).save(
+                    args.crops / f"texture-map-fit-large-{'-'.join(modes)}-{name}.png")
                 row["crop_box"] = box
             rows.append(row)
-            print(f"{name[:28]:28s} {img.width}x{img.height} q{level} (measured / windowed / fitted): flat "
-                  + " / ".join(f"{row[m]['flat']:.2f}" for m in MODES) + ", band 1 "
-                  + " / ".join(f"{row[m]['bands'][0]:.2f}" for m in MODES) + ", band 2 "
-                  + " / ".join(f"{row[m]['bands'][1]:.2f}" for m in MODES) + ", encode "
-                  + " / ".join(f"{row[m]['encode_s']:.1f}" for m in MODES) + " s", flush=True)
+            print(f"{name[:28]:28s} {img.width}x{img.height} q{level} ({' / '.join(modes)}): flat "
+                  + " / ".join(f"{row[m]['flat']:.2f}" for m in modes) + ", band 1 "
+                  + " / ".join(f"{row[m]['bands'][0]:.2f}" for m in modes) + ", band 2 "
+                  + " / ".join(f"{row[m]['bands'][1]:.2f}" for m in modes) + ", encode "
+                  + " / ".join(f"{row[m]['encode_s']:.1f}" for m in modes) + " s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(dict(command=f"python benchmarks/texture_map_large.py {args.folder} --levels "
-                                                 f"{' '.join(map(str, args.levels))} --out {args.out}", rows=rows), indent=1))
+                                                 f"{' '.join(map(str, args.levels))} --modes {' '.join(modes)}"
+                                                 + (" --more" if args.more else "") + f" --out {args.out}",
+                                        rows=rows), indent=1))
 
 
 if __name__ == "__main__":
