@@ -31,7 +31,7 @@ def return_freed_memory() -> None:
     nothing on other C libraries). glibc gives each thread that allocates an arena of its
     own and keeps what was freed in it: the mapped texture stage's tile threads, whose
     analyses the drawing frees strip by strip, made a 24 MP realism decode with a texture map
-    peak at 1.01-1.06 GB; trimmed after each strip, 0.90-0.93 GB (docs/realism.md)."""
+    peak at 1.01-1.06 GB; trimmed after each strip, 0.90-0.94 GB (docs/realism.md)."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -136,16 +136,22 @@ def _texture_preview(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: En
     original's measure alone)."""
     from .sampling.texture_map import Preview
 
-    try:
-        net, _ = bundle.realism_net(decoder, 1.0)
-    except WeightsError:
-        return None
-    cfg = net.generation.texture_for(decoder.path.stem)
+    cfg = _realism_texture(bundle, decoder)[1]
     if cfg is None:
         return None
     rgb = decode_file(f, DecodeSettings(realism=1.0, device=settings.device, threads=settings.threads,
                                         runtime=settings.runtime), texture=False)
     return Preview(rgb, f.seed, cfg, settings.threads)
+
+
+def _realism_texture(bundle: Bundle, decoder: Decoder) -> "tuple[Decoder | None, TextureConfig | None]":
+    """The realism network that decodes the file above realism 0 and its texture model for
+    the file's generation; None for what the weights lack."""
+    try:
+        net, _ = bundle.realism_net(decoder, 1.0)
+    except WeightsError:
+        return None, None
+    return net, net.generation.texture_for(decoder.path.stem)
 
 
 def _texture_window_previews(f: CgdmFile, bundle: Bundle, decoder: Decoder, settings: EncodeSettings,
@@ -158,11 +164,7 @@ def _texture_window_previews(f: CgdmFile, bundle: Bundle, decoder: Decoder, sett
 
     from .sampling.texture_map import Preview, fit_windows
 
-    try:
-        net, _ = bundle.realism_net(decoder, 1.0)
-    except WeightsError:
-        return None
-    cfg = net.generation.texture_for(decoder.path.stem)
+    net, cfg = _realism_texture(bundle, decoder)
     if cfg is None or f.syntax is None:
         return None
     engine = engines.pick(settings.runtime, settings.device, net.generation, False, settings.threads)

@@ -114,13 +114,6 @@ def _block_sums_of(x: np.ndarray) -> np.ndarray:
     return pad.reshape(by, BLOCK, bx, BLOCK).sum(axis=(1, 3))
 
 
-def _block_sums(x: np.ndarray, top: int, out: np.ndarray) -> None:
-    """Add the sums of a strip's rows (starting at image row ``top``, a multiple of BLOCK)
-    over each block into ``out`` (By, Bx)."""
-    sums = _block_sums_of(x)
-    out[top // BLOCK: top // BLOCK + len(sums)] += sums
-
-
 def _block_counts(height: int, width: int) -> np.ndarray:
     rows = np.minimum(BLOCK, height - BLOCK * np.arange(grid(height, width)[0]))
     cols = np.minimum(BLOCK, width - BLOCK * np.arange(grid(height, width)[1]))
@@ -139,7 +132,7 @@ def block_energies(image: np.ndarray) -> np.ndarray:
         rows = slice(top - lo, top - lo + min(STRIP, h - top))
         strip = luma_of(image[lo:hi]) if image.ndim == 3 else image[lo:hi]
         for k, band in enumerate(atrous_bands(strip, BANDS)):
-            _block_sums(np.square(band[rows]), top, sums[k])
+            _add_at(sums[k][top // BLOCK:], _block_sums_of(np.square(band[rows])))
     return sums / _block_counts(h, w)
 
 
@@ -299,8 +292,8 @@ def _tile_texture(t: _TileAnalysis, need: np.ndarray, where: np.ndarray, cfg: Te
 def add_mapped_texture(rgb: np.ndarray, seed: int, realism: float, cfg: TextureConfig,
                        target: np.ndarray, workers: int | None = None) -> np.ndarray:
     """Add to a (3, H, W) float32 decode in [0, 1], in place, R times the luma texture that
-    brings each block's fine bands to ``target`` (BANDS, By, Bx), strip by strip, the strips
-    analysed on ``workers`` threads (default: the granted cores) while the drawn ones are added."""
+    brings each block's fine bands to ``target`` (BANDS, By, Bx), strip by strip, each strip's
+    tiles analysed and drawn on ``workers`` threads (default: the granted cores)."""
     if realism <= 0.0:
         return rgb
     luma = np.tensordot(LUMA, rgb, axes=1)
